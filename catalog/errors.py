@@ -1,0 +1,49 @@
+"""Errors a user can fix. The CLI prints their message on one line and exits 1."""
+
+
+class CatalogError(Exception):
+    """Base class for errors a user can fix."""
+
+
+class UnknownFormatError(CatalogError):
+    """The source is not IDX, pickle, npz or an image folder."""
+
+
+class SourceFormatError(CatalogError):
+    """The source is in a known format but its content is malformed."""
+
+
+class UnsafePickleError(SourceFormatError):
+    """A pickle asked for something other than numpy array reconstruction."""
+
+
+class DatasetNotFoundError(CatalogError):
+    """No dataset of that name is in the catalog."""
+
+
+class ImageNotFoundError(CatalogError):
+    """No image at that split and index."""
+
+
+class SelectionError(CatalogError):
+    """A filter names a label, split or range that cannot be selected."""
+
+
+class InvalidNameError(CatalogError):
+    """A dataset or split name is not safe to store or to use in a path."""
+
+
+class DownloadError(CatalogError):
+    """No mirror delivered a file whose checksum matched."""
+
+
+class ExportError(CatalogError):
+    """An export could not write where it was asked to."""
+
+
+class ExportConflictError(ExportError):
+    """A file at an export path differs from what the export would write."""
+
+
+class CatalogLocationError(CatalogError):
+    """The catalog URL or path cannot be opened."""
