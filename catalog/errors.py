@@ -47,3 +47,7 @@ class ExportConflictError(ExportError):
 
 class CatalogLocationError(CatalogError):
     """The catalog URL or path cannot be opened."""
+
+
+class DatasetConflictError(CatalogError):
+    """The dataset already holds different images in a split this source provides."""

@@ -65,6 +65,7 @@ class SourceFile:
     sha256: str  # of the decoded content (decompressed bytes)
     md5: str  # of the decoded content, the digest the MNIST site publishes
     role: str = ""  # e.g. "train images", "test labels"
+    split: str | None = None  # the one split this file holds, None when several
     note: str | None = None  # e.g. how float pixels were scaled back to uint8
 
 
@@ -181,14 +182,19 @@ class HashingReader:
         return data
 
 
-def get_reader(fmt: str) -> Reader:
-    """Return the reader registered for ``fmt``."""
-    from catalog.sources import folder, idx, npz, pickle
+#: Reader modules by format name; imported on first use.
+READERS: dict[str, tuple[str, str]] = {
+    "idx": ("catalog.sources.idx", "read_idx"),
+    "pickle": ("catalog.sources.pickle", "read_pickle"),
+    "npz": ("catalog.sources.npz", "read_npz"),
+    "folder": ("catalog.sources.folder", "read_folder"),
+}
 
-    readers: dict[str, Reader] = {
-        "idx": idx.read_idx,
-        "pickle": pickle.read_pickle,
-        "npz": npz.read_npz,
-        "folder": folder.read_folder,
-    }
-    return readers[fmt]
+
+def get_reader(fmt: str) -> Reader:
+    """Return the reader registered for ``fmt`` (a key of :data:`READERS`)."""
+    import importlib
+
+    module, function = READERS[fmt]
+    reader: Reader = getattr(importlib.import_module(module), function)
+    return reader

@@ -1,0 +1,149 @@
+"""The Python API: :class:`Catalog` and the selections it makes.
+
+>>> from catalog import Catalog
+>>> catalog = Catalog.open(":memory:")  # doctest: +SKIP
+>>> x, y = catalog.select(split="train", labels=[3, 5]).arrays()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image as PILImage
+from sqlalchemy import Engine
+
+from catalog import db, query
+from catalog.export import ExportResult, export_images
+from catalog.pictures import selection_sheet
+from catalog.query import DatasetSummary, ImageRow, Selection
+from catalog.store import IngestResult, ingest
+
+
+class Catalog:
+    """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, location: str | Path | None = None) -> Catalog:
+        """Open (creating or upgrading) the catalog at ``location``.
+
+        ``location`` is a file path or a SQLAlchemy URL; default
+        ``$MNIST_CATALOG_DB`` or ``./catalog.db``.
+        """
+        return cls(db.open_engine(location))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def ingest(
+        self,
+        source: str | Path,
+        *,
+        dataset: str | None = None,
+        replace: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`)."""
+        with db.session_scope(self.engine, write=True) as session:
+            return ingest(session, Path(source), dataset=dataset, replace=replace, progress=progress)
+
+    def datasets(self) -> list[DatasetSummary]:
+        with db.session_scope(self.engine) as session:
+            return query.list_datasets(session)
+
+    def image(
+        self, split: str, index: int, *, dataset: str | None = None
+    ) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
+        """One image's row and pixels."""
+        with db.session_scope(self.engine) as session:
+            return query.get_image(session, dataset, split, index)
+
+    def exports(self) -> list[dict[str, Any]]:
+        with db.session_scope(self.engine) as session:
+            return query.list_exports(session)
+
+    def select(
+        self,
+        *,
+        dataset: str | None = None,
+        split: str | Sequence[str] | None = None,
+        labels: int | Iterable[int] | None = None,
+        index: tuple[int, int] | None = None,
+        sample: int | None = None,
+        per_label: int | None = None,
+        seed: int = 0,
+        order: str = "index",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> CatalogSelection:
+        """A selection of images; nothing is read until you ask for rows, arrays or files."""
+        splits = (split,) if isinstance(split, str) else tuple(split or ())
+        label_tuple = (labels,) if isinstance(labels, int) else tuple(labels or ())
+        selection = Selection(
+            dataset=dataset, splits=splits, labels=label_tuple, index_range=index,
+            sample=sample, per_label=per_label, seed=seed, order=order, limit=limit, offset=offset,
+        )  # fmt: skip
+        return CatalogSelection(self, selection)
+
+
+class CatalogSelection:
+    """Some images of a catalog, to count, list, load or export."""
+
+    def __init__(self, catalog: Catalog, selection: Selection) -> None:
+        self.catalog = catalog
+        self.selection = selection
+
+    def count(self) -> int:
+        with db.session_scope(self.catalog.engine) as session:
+            counts = query.count_images(session, self.selection)
+        return counts[0][1] if counts else 0
+
+    def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
+        with db.session_scope(self.catalog.engine) as session:
+            return dict(query.count_images(session, self.selection, by))
+
+    def rows(self) -> list[ImageRow]:
+        with db.session_scope(self.catalog.engine) as session:
+            return list(query.iter_rows(session, self.selection))
+
+    def ids(self) -> npt.NDArray[np.int64]:
+        with db.session_scope(self.catalog.engine) as session:
+            return query.select_ids(session, self.selection)
+
+    def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Pixels as uint8 ``(N, H, W)`` and labels as int64 ``(N,)``, ready for training."""
+        with db.session_scope(self.catalog.engine) as session:
+            return query.load_arrays(session, self.selection)
+
+    def export(self, out_dir: str | Path, **options: Any) -> ExportResult:
+        """Write the images as files (see :func:`catalog.export.export_images`)."""
+        with db.session_scope(self.catalog.engine) as session:
+            return export_images(session, self.selection, Path(out_dir), **options)
+
+    def sheet(
+        self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
+    ) -> PILImage.Image:
+        """A contact sheet of the selection; written as PNG to ``path`` if given."""
+        with db.session_scope(self.catalog.engine) as session:
+            picture, _ = selection_sheet(session, self.selection, cols=cols, scale=scale)
+        if path is not None:
+            picture.save(Path(path), format="PNG")
+        return picture

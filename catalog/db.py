@@ -1,0 +1,310 @@
+"""The catalog's tables, and how to open a catalog.
+
+A catalog lives in SQLite (the default, one file) or PostgreSQL (shared by a
+team), addressed by a path or a SQLAlchemy URL. Its schema is owned by the
+Alembic migrations in ``migrations/``: :func:`open_engine` upgrades a fresh or
+older catalog to the newest revision before anything else touches it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+)
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from catalog.errors import CatalogLocationError
+
+#: Environment variable naming the catalog when ``--db`` is not given.
+DB_ENV = "MNIST_CATALOG_DB"
+DEFAULT_DB = "catalog.db"
+#: How long a SQLite writer waits for another one before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Dataset(Base):
+    """A named collection of images, split into train/test/... ."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sources: Mapped[list[Source]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Source(Base):
+    """One file (or folder) that images of a dataset were decoded from."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    uri: Mapped[str] = mapped_column(Text)  # path or URL as given
+    split: Mapped[str | None] = mapped_column(String(32))  # None when it holds several splits
+    format: Mapped[str] = mapped_column(String(32))  # idx, pickle, npz, folder/classic, ...
+    role: Mapped[str] = mapped_column(String(32), default="")  # "train images", ...
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes on disk
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # decoded content
+    md5: Mapped[str] = mapped_column(String(32))  # decoded content
+    genuine: Mapped[str | None] = mapped_column(String(96))  # "mnist/train-images-idx3-ubyte.gz"
+    note: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="sources")
+
+
+class Image(Base):
+    """One decoded image: its place in the dataset, its label and its pixels."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "split", "idx", name="uq_images_dataset_split_idx"),
+        Index("ix_images_dataset_split_label", "dataset_id", "split", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(32))
+    index: Mapped[int] = mapped_column("idx", Integer)  # position in its split, source order
+    label: Mapped[int] = mapped_column(SmallInteger)
+    height: Mapped[int] = mapped_column(SmallInteger)
+    width: Mapped[int] = mapped_column(SmallInteger)
+    pixels: Mapped[bytes] = mapped_column(LargeBinary)  # uint8, row-major
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # of ``pixels``
+
+
+class Export(Base):
+    """One run of ``export``: where, what selection, which layout and format."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    root: Mapped[str] = mapped_column(Text)  # absolute path of the export folder
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON)
+    layout: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(8))
+    count: Mapped[int] = mapped_column(Integer, default=0)  # files in the export
+    written: Mapped[int] = mapped_column(Integer, default=0)  # files this run wrote
+
+
+class ExportedFile(Base):
+    """A file on disk written from an image; one row per path, the latest write."""
+
+    __tablename__ = "exported_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)  # absolute
+    format: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file bytes
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def bulk_inserter(
+    connection: Connection, table: Table, columns: Sequence[str]
+) -> Callable[[list[tuple[Any, ...]]], None]:
+    """Return a function that inserts rows of ``columns`` values with one executemany.
+
+    The INSERT is compiled once by SQLAlchemy Core for the connection's dialect;
+    rows go to the driver as tuples (or dicts, for named paramstyles), skipping
+    the per-row parameter processing that costs more than SQLite's insert itself.
+    """
+    statement = insert(table).compile(dialect=connection.dialect, column_keys=list(columns))
+    sql = str(statement)
+    positional = statement.positiontup
+    if positional is not None:
+        order = [list(columns).index(name) for name in positional]
+        identity = order == list(range(len(columns)))
+
+        def insert_positional(rows: list[tuple[Any, ...]]) -> None:
+            params = rows if identity else [tuple(row[i] for i in order) for row in rows]
+            connection.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+
+        return insert_positional
+
+    def insert_named(rows: list[tuple[Any, ...]]) -> None:
+        connection.exec_driver_sql(sql, [dict(zip(columns, row, strict=True)) for row in rows])
+
+    return insert_named
+
+
+def resolve_url(location: str | Path | None = None) -> URL:
+    """Turn a path or SQLAlchemy URL (or ``$MNIST_CATALOG_DB``) into a URL.
+
+    >>> resolve_url("postgresql+psycopg://db.example/team").drivername
+    'postgresql+psycopg'
+    >>> resolve_url("/data/mnist.db").database
+    '/data/mnist.db'
+    """
+    if location is None:
+        location = os.environ.get(DB_ENV) or DEFAULT_DB
+    text = str(location)
+    if "://" in text:
+        try:
+            return make_url(text)
+        except ArgumentError as exc:
+            msg = f"Invalid catalog URL {text!r}: {exc}"
+            raise CatalogLocationError(msg) from None
+    path = Path(text).expanduser()
+    if path.is_dir():
+        msg = f"Catalog path {path} is a folder; expected a file such as {path / DEFAULT_DB}"
+        raise CatalogLocationError(msg)
+    if not path.parent.exists():
+        msg = f"Cannot create catalog {path}: folder {path.parent} does not exist"
+        raise CatalogLocationError(msg)
+    return URL.create("sqlite+pysqlite", database=str(path.resolve()))
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, busy timeout, foreign keys, and BEGIN issued by us (not by pysqlite)."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself, so transactions (and DDL) are real.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Any) -> None:
+        # Writers take the write lock up front: a deferred transaction that
+        # upgrades to writing cannot wait on the busy timeout, and fails.
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(location: str | Path | None = None) -> Engine:
+    """Create an engine for a catalog path or URL, without migrating it."""
+    url = resolve_url(location)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrations_dir() -> Path:
+    """The Alembic script folder: packaged with the wheel, or at the repo root."""
+    packaged = Path(__file__).with_name("migrations")
+    if (packaged / "env.py").exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the catalog's schema to ``revision`` (default: the newest)."""
+    from alembic import command
+
+    cfg = alembic_config(engine)
+    with engine.connect() as connection:
+        connection = connection.execution_options(sqlite_immediate=True)
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+        connection.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the catalog is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def open_engine(location: str | Path | None = None) -> Engine:
+    """Create an engine and upgrade the catalog to the newest schema if needed."""
+    engine = make_engine(location)
+    try:
+        if current_revision(engine) != head_revision(engine):
+            upgrade(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on error.
+
+    ``write=True`` takes SQLite's write lock at BEGIN, so concurrent writers
+    queue on the busy timeout instead of failing.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        if write:
+            session.connection(execution_options={"sqlite_immediate": True})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,397 @@
+"""Selections: one SQL model of "which images" shared by query, count, export,
+audit and the Python API.
+
+Filters combine with AND and are compiled to SQL with bound parameters, so the
+``(dataset, split, label)`` index does the work. Random samples are drawn by
+numpy's PCG64 from the ids SQL selected, in ``(split, index)`` order, so the
+same seed picks the same images in any process, on any machine and backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+
+#: Rows fetched per round trip when streaming a selection.
+CHUNK = 4096
+ORDERS = ("index", "random")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which images: every filter is optional and they combine with AND."""
+
+    dataset: str | None = None
+    splits: tuple[str, ...] = ()
+    labels: tuple[int, ...] = ()
+    index_range: tuple[int, int] | None = None  # half-open [start, stop) within a split
+    sample: int | None = None  # uniform random sample of this many
+    per_label: int | None = None  # this many of each label (stratified)
+    seed: int = 0
+    order: str = "index"  # "index" or "random"
+    limit: int | None = None
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [label for label in self.labels if not 0 <= label <= 9]
+        if bad:
+            msg = f"Label {bad[0]} is outside 0-9"
+            raise SelectionError(msg)
+        if self.index_range is not None:
+            start, stop = self.index_range
+            if start < 0 or stop < start:
+                msg = f"Index range {start}:{stop} is not a half-open range A:B with 0 <= A <= B"
+                raise SelectionError(msg)
+        for name in ("sample", "per_label", "limit"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                msg = f"--{name.replace('_', '-')} must be 0 or more, got {value}"
+                raise SelectionError(msg)
+        if self.offset < 0:
+            msg = f"--offset must be 0 or more, got {self.offset}"
+            raise SelectionError(msg)
+        if self.sample is not None and self.per_label is not None:
+            msg = "--sample and --per-label cannot be combined"
+            raise SelectionError(msg)
+        if self.order not in ORDERS:
+            msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
+            raise SelectionError(msg)
+
+    def to_json(self) -> dict[str, Any]:
+        """The selection as plain JSON values (recorded with each export)."""
+        data = asdict(self)
+        data["splits"] = list(self.splits)
+        data["labels"] = list(self.labels)
+        data["index_range"] = list(self.index_range) if self.index_range else None
+        return data
+
+    @property
+    def is_random(self) -> bool:
+        return self.sample is not None or self.per_label is not None or self.order == "random"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One selected image, without its pixels."""
+
+    id: int
+    dataset: str
+    split: str
+    index: int
+    label: int
+    sha256: str
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PixelBlock:
+    """A chunk of selected images with their pixels, in selection order."""
+
+    ids: npt.NDArray[np.int64]
+    dataset_ids: npt.NDArray[np.int64]
+    splits: list[str]
+    indices: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]
+    sha256: list[str]
+    pixels: npt.NDArray[np.uint8]  # (n, height, width)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class DatasetSummary:
+    name: str
+    created_at: str
+    splits: dict[str, int]
+    label_counts: dict[str, list[int]]
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    genuine: str | None = None  # e.g. "mnist" when every source is a genuine file of it
+
+
+def dataset_id(session: Session, name: str | None) -> int:
+    """The id of dataset ``name``; with None, of the only dataset in the catalog."""
+    if name is None:
+        rows = session.execute(select(Dataset.id, Dataset.name).limit(2)).all()
+        if len(rows) == 1:
+            return int(rows[0].id)
+        if not rows:
+            msg = "The catalog has no datasets yet: run `mnist-catalog ingest SOURCE` first"
+            raise DatasetNotFoundError(msg)
+        names = ", ".join(sorted(session.scalars(select(Dataset.name))))
+        msg = f"The catalog has several datasets ({names}): pass --dataset NAME"
+        raise SelectionError(msg)
+    found = session.scalar(select(Dataset.id).where(Dataset.name == name))
+    if found is None:
+        names = ", ".join(sorted(session.scalars(select(Dataset.name)))) or "none"
+        msg = f"No dataset named {name!r} in the catalog (datasets: {names})"
+        raise DatasetNotFoundError(msg)
+    return int(found)
+
+
+def _filtered(session: Session, selection: Selection) -> tuple[int, Select[Any]]:
+    """The id query for the filters that SQL applies (all but sampling)."""
+    ds = dataset_id(session, selection.dataset)
+    if selection.splits:
+        present = set(session.scalars(select(Image.split).where(Image.dataset_id == ds).distinct()))
+        missing = [split for split in selection.splits if split not in present]
+        if missing:
+            msg = (
+                f"Unknown split {missing[0]!r} in dataset {selection.dataset or ''!r}: "
+                f"expected one of {', '.join(sorted(present)) or 'none'}"
+            ).replace(" in dataset ''", "")
+            raise SelectionError(msg)
+    query = select(Image.id, Image.label).where(Image.dataset_id == ds)
+    if selection.splits:
+        query = query.where(Image.split.in_(selection.splits))
+    if selection.labels:
+        query = query.where(Image.label.in_(selection.labels))
+    if selection.index_range is not None:
+        start, stop = selection.index_range
+        query = query.where(Image.index >= start, Image.index < stop)
+    return ds, query.order_by(Image.split, Image.index)
+
+
+def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
+    """The ids of the selected images, in selection order.
+
+    Filters run in SQL. Samples are drawn with ``numpy.random.Generator(PCG64(seed))``
+    from the filtered ids in (split, index) order, so they are reproducible.
+    """
+    _, query = _filtered(session, selection)
+    if not selection.is_random:
+        if selection.limit is not None:
+            query = query.limit(selection.limit)
+        if selection.offset:
+            query = query.offset(selection.offset)
+        return np.fromiter(session.scalars(query.with_only_columns(Image.id)), dtype=np.int64)
+    rows = session.execute(query).all()
+    ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter((row.label for row in rows), dtype=np.int64, count=len(rows))
+    rng = np.random.Generator(np.random.PCG64(selection.seed))
+    if selection.sample is not None:
+        picked = rng.permutation(len(ids))[: selection.sample]
+    elif selection.per_label is not None:
+        order = rng.permutation(len(ids))
+        parts = [order[labels[order] == label][: selection.per_label] for label in range(10)]
+        picked = np.concatenate(parts)
+        if selection.order == "random":
+            picked = rng.permutation(picked)
+    else:
+        picked = rng.permutation(len(ids))
+    if selection.order == "index":
+        picked = np.sort(picked)
+    stop = None if selection.limit is None else selection.offset + selection.limit
+    return ids[picked][selection.offset : stop]
+
+
+def count_images(
+    session: Session, selection: Selection, by: Sequence[str] = ()
+) -> list[tuple[tuple[Any, ...], int]]:
+    """Count the selected images, grouped by any of ``split``, ``label``.
+
+    Returns ``[((group values...), count), ...]``, sorted by group.
+    """
+    for key in by:
+        if key not in ("split", "label"):
+            msg = f"Cannot count by {key!r}: expected split, label or split,label"
+            raise SelectionError(msg)
+    columns = [Image.split if key == "split" else Image.label for key in by]
+    if _is_contiguous_filter(selection):
+        _, query = _filtered(session, selection)
+        grouped = (
+            query.with_only_columns(*columns, func.count())
+            .group_by(*columns)
+            .order_by(None)
+            .order_by(*columns)
+        )
+        return [(tuple(row[:-1]), int(row[-1])) for row in session.execute(grouped)]
+    ids = select_ids(session, selection)
+    counts: dict[tuple[Any, ...], int] = {}
+    for chunk in _chunks(ids):
+        query = select(*columns, func.count()).where(Image.id.in_(chunk.tolist())).group_by(*columns)
+        for row in session.execute(query):
+            counts[tuple(row[:-1])] = counts.get(tuple(row[:-1]), 0) + int(row[-1])
+    return sorted(counts.items())
+
+
+def _chunks(ids: npt.NDArray[np.int64], size: int = CHUNK) -> Iterator[npt.NDArray[np.int64]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _is_contiguous_filter(selection: Selection) -> bool:
+    return not selection.is_random and selection.limit is None and not selection.offset
+
+
+def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
+    """Stream the selected images as rows (no pixels), with their exported paths."""
+    ids = select_ids(session, selection)
+    for chunk in _chunks(ids):
+        id_list = chunk.tolist()
+        query = (
+            select(Dataset.name, Image.id, Image.split, Image.index, Image.label, Image.sha256)
+            .join(Dataset, Dataset.id == Image.dataset_id)
+            .where(Image.id.in_(id_list))
+        )
+        rows = {row.id: row for row in session.execute(query)}
+        paths: dict[int, list[str]] = {}
+        file_query = (
+            select(ExportedFile.image_id, ExportedFile.path)
+            .where(ExportedFile.image_id.in_(id_list))
+            .order_by(ExportedFile.path)
+        )
+        for image_id, path in session.execute(file_query):
+            paths.setdefault(image_id, []).append(path)
+        for image_id in id_list:
+            row = rows[image_id]
+            yield ImageRow(
+                row.id, row.name, row.split, row.index, row.label, row.sha256,
+                tuple(paths.get(image_id, ())),
+            )  # fmt: skip
+
+
+def iter_pixel_blocks(
+    session: Session, selection: Selection, chunk: int = CHUNK
+) -> Iterator[PixelBlock]:
+    """Stream the selected images with pixels, ``chunk`` at a time, in selection order."""
+    if _is_contiguous_filter(selection):
+        # One streaming query: no id list, the index range scan does it all.
+        _, query = _filtered(session, selection)
+        query = query.with_only_columns(*_PIXEL_COLUMNS)
+        result = session.execute(query.execution_options(yield_per=chunk))
+        for rows in result.partitions(chunk):
+            yield _block(rows)
+        return
+    ids = select_ids(session, selection)
+    for part in _chunks(ids, chunk):
+        query = select(*_PIXEL_COLUMNS).where(Image.id.in_(part.tolist()))
+        by_id = {row.id: row for row in session.execute(query)}
+        yield _block([by_id[i] for i in part.tolist()])
+
+
+_PIXEL_COLUMNS = (
+    Image.id, Image.dataset_id, Image.split, Image.index, Image.label,
+    Image.sha256, Image.height, Image.width, Image.pixels,
+)  # fmt: skip
+
+
+def _block(rows: Sequence[Any]) -> PixelBlock:
+    n = len(rows)
+    shapes = {(row.height, row.width) for row in rows}
+    if len(shapes) > 1:
+        msg = f"Selected images have different sizes {sorted(shapes)}: select one size at a time"
+        raise SelectionError(msg)
+    height, width = shapes.pop() if shapes else (0, 0)
+    pixels = np.frombuffer(b"".join(row.pixels for row in rows), dtype=np.uint8)
+    return PixelBlock(
+        ids=np.fromiter((row.id for row in rows), dtype=np.int64, count=n),
+        dataset_ids=np.fromiter((row.dataset_id for row in rows), dtype=np.int64, count=n),
+        splits=[row.split for row in rows],
+        indices=np.fromiter((row.index for row in rows), dtype=np.int64, count=n),
+        labels=np.fromiter((row.label for row in rows), dtype=np.int64, count=n),
+        sha256=[row.sha256 for row in rows],
+        pixels=pixels.reshape(n, height, width),
+    )
+
+
+def load_arrays(
+    session: Session, selection: Selection
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """All selected pixels as one ``(N, H, W)`` uint8 array, and their int64 labels."""
+    blocks = list(iter_pixel_blocks(session, selection))
+    if not blocks:
+        return np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    return (
+        np.concatenate([block.pixels for block in blocks]),
+        np.concatenate([block.labels for block in blocks]),
+    )
+
+
+def get_image(
+    session: Session, dataset: str | None, split: str, index: int
+) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
+    """One image by its split and index, with its pixels."""
+    ds = dataset_id(session, dataset)
+    row = session.execute(
+        select(Dataset.name, *_PIXEL_COLUMNS)
+        .join(Dataset, Dataset.id == Image.dataset_id)
+        .where(Image.dataset_id == ds, Image.split == split, Image.index == index)
+    ).one_or_none()
+    if row is None:
+        msg = f"No image {split}:{index} in dataset {dataset or 'the catalog'}"
+        raise ImageNotFoundError(msg)
+    pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
+    return ImageRow(row.id, row.name, row.split, row.index, row.label, row.sha256), pixels
+
+
+def list_datasets(session: Session) -> list[DatasetSummary]:
+    """Every dataset with its splits, per-label counts and sources."""
+    summaries: list[DatasetSummary] = []
+    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)):
+        counts = session.execute(
+            select(Image.split, Image.label, func.count())
+            .where(Image.dataset_id == dataset.id)
+            .group_by(Image.split, Image.label)
+            .order_by(Image.split, Image.label)
+        ).all()
+        splits: dict[str, int] = {}
+        labels: dict[str, list[int]] = {}
+        for split, label, n in counts:
+            splits[split] = splits.get(split, 0) + n
+            labels.setdefault(split, [0] * 10)[label] = n
+        sources = session.scalars(
+            select(Source).where(Source.dataset_id == dataset.id).order_by(Source.id)
+        ).all()
+        kinds = {source.genuine.split("/")[0] if source.genuine else None for source in sources}
+        genuine = kinds.pop() if len(kinds) == 1 else None
+        summaries.append(
+            DatasetSummary(
+                name=dataset.name,
+                created_at=dataset.created_at.isoformat(),
+                splits=splits,
+                label_counts=labels,
+                sources=[
+                    {
+                        "uri": s.uri, "format": s.format, "role": s.role, "split": s.split,
+                        "size": s.size, "sha256": s.sha256, "md5": s.md5,
+                        "genuine": s.genuine, "note": s.note,
+                        "ingested_at": s.ingested_at.isoformat(),
+                    }
+                    for s in sources
+                ],  # fmt: skip
+                genuine=genuine,
+            )
+        )
+    return summaries
+
+
+def list_exports(session: Session) -> list[dict[str, Any]]:
+    """Every export, newest first, with the number of files on record for it."""
+    files = (
+        select(ExportedFile.export_id, func.count().label("files"))
+        .group_by(ExportedFile.export_id)
+        .subquery()
+    )
+    query = (
+        select(Export, func.coalesce(files.c.files, 0))
+        .outerjoin(files, files.c.export_id == Export.id)
+        .order_by(Export.id.desc())
+    )
+    return [
+        {
+            "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
+            "layout": export.layout, "format": export.format, "count": export.count,
+            "written": export.written, "files": int(n), "selection": export.selection,
+        }
+        for export, n in session.execute(query)
+    ]  # fmt: skip
