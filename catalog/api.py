@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,7 @@ class Catalog:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> Catalog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -63,7 +63,9 @@ class Catalog:
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`)."""
         with db.session_scope(self.engine, write=True) as session:
-            return ingest(session, Path(source), dataset=dataset, replace=replace, progress=progress)
+            return ingest(
+                session, Path(source), dataset=dataset, replace=replace, progress=progress
+            )
 
     def datasets(self) -> list[DatasetSummary]:
         with db.session_scope(self.engine) as session:

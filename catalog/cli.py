@@ -17,21 +17,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-
 import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from sqlalchemy import Engine
 from typer.core import TyperGroup
 
 from catalog import db, query
+from catalog.download import DownloadProgress, download_dataset
 from catalog.errors import CatalogError
 from catalog.export import FORMATS, LAYOUTS, LISTS, export_images
 from catalog.pictures import render_text, save_png, selection_sheet
@@ -118,6 +121,29 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         yield lambda n: bar.advance(task, n)
 
 
+@contextmanager
+def download_bar() -> Iterator[DownloadProgress]:
+    """A byte-counting bar per downloaded file, on stderr when it is a terminal."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_bytes(file_name: str, done: int, total: int | None) -> None:
+            name = file_name
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield on_bytes
+
+
 def echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
@@ -138,8 +164,12 @@ IndexOpt = Annotated[
     str | None, typer.Option("--index", help="Half-open index range A:B within a split.")
 ]
 SampleOpt = Annotated[int | None, typer.Option("--sample", help="Uniform random sample of N.")]
-PerLabelOpt = Annotated[int | None, typer.Option("--per-label", help="N random images of each label.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --sample, --per-label, --order random.")]
+PerLabelOpt = Annotated[
+    int | None, typer.Option("--per-label", help="N random images of each label.")
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="Seed for --sample, --per-label, --order random.")
+]
 OrderOpt = Annotated[str, typer.Option("--order", help="index or random.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="At most N images.")]
 OffsetOpt = Annotated[int, typer.Option("--offset", help="Skip the first N images.")]
@@ -229,13 +259,11 @@ def ingest(
     from catalog.fingerprints import KNOWN_DATASETS
 
     if not path.exists() and source in KNOWN_DATASETS:
-        from catalog.download import download_dataset
-
-        with progress_bar(f"Downloading {source}", None) as advance:
+        with download_bar() as on_bytes:
             files = download_dataset(
-                source, cache_dir=cache, mirrors=mirror or None,
-                progress=lambda _name, done, _total: advance(0),
-            )  # fmt: skip
+                source, cache_dir=cache, mirrors=mirror or None, progress=on_bytes
+            )
+
         path = files[0].parent
         dataset = dataset or source
     engine = state(ctx).open()
@@ -244,7 +272,9 @@ def ingest(
 
         total = decode_source(path).total
         with progress_bar(f"Ingesting {path.name}", total) as advance:
-            result = ingest_source(session, path, dataset=dataset, replace=replace, progress=advance)
+            result = ingest_source(
+                session, path, dataset=dataset, replace=replace, progress=advance
+            )
     if as_json:
         echo_json(
             {
@@ -283,7 +313,9 @@ def datasets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo("No datasets yet: run `mnist-catalog ingest SOURCE`.")
         return
     for summary in summaries:
-        identity = f"genuine {summary.genuine}" if summary.genuine else "not a known genuine dataset"
+        identity = (
+            f"genuine {summary.genuine}" if summary.genuine else "not a known genuine dataset"
+        )
         typer.echo(f"{summary.name}  ({identity})")
         for split, n in summary.splits.items():
             per_label = " ".join(str(c) for c in summary.label_counts[split])
@@ -358,7 +390,9 @@ def write_rows(rows: Iterator[query.ImageRow], output: str) -> None:
         echo_json([asdict(row) | {"paths": list(row.paths)} for row in rows])
     elif output == "jsonl":
         for row in rows:
-            typer.echo(json.dumps({k: getattr(row, k) for k in fields} | {"paths": list(row.paths)}))
+            typer.echo(
+                json.dumps({k: getattr(row, k) for k in fields} | {"paths": list(row.paths)})
+            )
     elif output == "ids":
         for row in rows:
             typer.echo(f"{row.split}:{row.index}")
@@ -367,10 +401,14 @@ def write_rows(rows: Iterator[query.ImageRow], output: str) -> None:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(fields)
         for row in rows:
-            writer.writerow([row.dataset, row.split, row.index, row.label, row.sha256, ";".join(row.paths)])
+            writer.writerow(
+                [row.dataset, row.split, row.index, row.label, row.sha256, ";".join(row.paths)]
+            )
         out.write(buffer.getvalue())
     else:
-        typer.echo(f"{'dataset':<12} {'split':<6} {'index':>6} {'label':>5}  sha256            paths")
+        typer.echo(
+            f"{'dataset':<12} {'split':<6} {'index':>6} {'label':>5}  sha256            paths"
+        )
         for row in rows:
             paths = " ".join(row.paths)
             typer.echo(
@@ -393,7 +431,9 @@ def count(
     as_json: JsonOpt = False,
 ) -> None:
     """Count the selected images, optionally grouped by split and/or label."""
-    selection = make_selection(dataset, split, label, index, sample, per_label, seed, "index", None, 0)
+    selection = make_selection(
+        dataset, split, label, index, sample, per_label, seed, "index", None, 0
+    )
     keys = [key.strip() for key in by.split(",") if key.strip()]
     engine = state(ctx).open()
     with db.session_scope(engine) as session:
@@ -437,7 +477,8 @@ def export(
         bool, typer.Option("--overwrite", help="Replace files that differ.")
     ] = False,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
 ) -> None:
     """Write the selected images into OUT_DIR and record every file in the catalog."""
@@ -455,8 +496,7 @@ def export(
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
         f"({result.written:,} written, {result.skipped:,} already there); "
-        f"manifest {result.manifest.name}"
-        + "".join(f", {p.name}" for p in result.lists)
+        f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
     )
 
 
@@ -524,7 +564,9 @@ def db_current(ctx: typer.Context) -> None:
     engine = db.make_engine(state(ctx).location)
     current = db.current_revision(engine)
     head = db.head_revision(engine)
-    status = "up to date" if current == head else "needs upgrade (opened catalogs upgrade themselves)"
+    status = (
+        "up to date" if current == head else "needs upgrade (opened catalogs upgrade themselves)"
+    )
     typer.echo(f"{current or 'empty'} (head {head}: {status})")
 
 

@@ -168,7 +168,7 @@ def bulk_inserter(
 
         def insert_positional(rows: list[tuple[Any, ...]]) -> None:
             params = rows if identity else [tuple(row[i] for i in order) for row in rows]
-            connection.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+            connection.exec_driver_sql(sql, params)
 
         return insert_positional
 
@@ -245,12 +245,11 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(engine: Engine) -> Any:
+def alembic_config(engine: Engine | None = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return cfg
 
 

@@ -179,7 +179,9 @@ def write_files(task: WriteTask) -> WriteOutcome:
             outcome = _write_one(target, data, task.overwrite)
         except OSError as exc:
             where = os.path.dirname(target)
-            return WriteOutcome(status, sizes, digests, f"Cannot write into {where}: {exc.strerror}")
+            return WriteOutcome(
+                status, sizes, digests, f"Cannot write into {where}: {exc.strerror}"
+            )
         status.append(outcome)
         sizes.append(len(data))
         digests.append(hashlib.sha256(data).hexdigest())
@@ -215,7 +217,9 @@ def _write_one(target: str, data: bytes, overwrite: bool) -> str:
 class _InlineExecutor:
     """Runs tasks in this process (``jobs=1``), with the executor's ``map`` shape."""
 
-    def map(self, fn: Callable[[WriteTask], WriteOutcome], tasks: list[WriteTask]) -> Iterator[WriteOutcome]:
+    def map(
+        self, fn: Callable[[WriteTask], WriteOutcome], tasks: list[WriteTask]
+    ) -> Iterator[WriteOutcome]:
         return map(fn, tasks)
 
 
@@ -403,7 +407,9 @@ def export_images(
                 )
             ]  # fmt: skip
             _make_folders(root, {os.path.dirname(p) for p in paths} - {""})
-            outcomes = list(pool.map(write_files, _tasks(root, paths, block, fmt, quality, overwrite)))
+            outcomes = list(
+                pool.map(write_files, _tasks(root, paths, block, fmt, quality, overwrite))
+            )
             files = _collect(outcomes, paths, block, names)
             new, same = _record_files(session, upsert, record, root, fmt, files)
             written += new
@@ -412,7 +418,7 @@ def export_images(
             session.commit()
             _raise_on_failure(outcomes, files, root, overwrite)
             for row in files:
-                listing.add(row[:7])  # type: ignore[arg-type]
+                listing.add(row[:7])
             if progress is not None:
                 progress(len(block))
         produced = listing.commit()

@@ -27,7 +27,10 @@ def render_text(pixels: npt.NDArray[np.uint8]) -> str:
     if ink.shape[0] % 2:
         ink = np.vstack([ink, np.zeros((1, ink.shape[1]), dtype=bool)])
     lines = [
-        "".join(_HALF_BLOCKS[(bool(top), bool(bottom))] for top, bottom in zip(upper, lower, strict=True))
+        "".join(
+            _HALF_BLOCKS[(bool(top), bool(bottom))]
+            for top, bottom in zip(upper, lower, strict=True)
+        )
         for upper, lower in zip(ink[0::2], ink[1::2], strict=True)
     ]
     return "\n".join(line.rstrip() for line in lines)
@@ -76,9 +79,7 @@ def contact_sheet(
         y0 = title_h + row * cell_h + 4
         digit = Image.fromarray(255 - enlarge(pixels[i], scale), mode="L")
         sheet.paste(digit, (x0, y0))
-        draw.rectangle(
-            (x0 - 1, y0 - 1, x0 + width * scale, y0 + height * scale), outline=200
-        )
+        draw.rectangle((x0 - 1, y0 - 1, x0 + width * scale, y0 + height * scale), outline=200)
         text = captions[i] if i < len(captions) else ""
         draw.text((col * cell_w + 4, y0 + height * scale + 2), text, fill=0, font=font)
     return sheet
@@ -93,7 +94,8 @@ def selection_sheet(
     for block in iter_pixel_blocks(session, selection):
         pixels.append(block.pixels)
         captions += [
-            f"{i} [{label}]" for i, label in zip(block.indices.tolist(), block.labels.tolist(), strict=True)
+            f"{i} [{label}]"
+            for i, label in zip(block.indices.tolist(), block.labels.tolist(), strict=True)
         ]
     stacked = np.concatenate(pixels) if pixels else np.zeros((0, 28, 28), dtype=np.uint8)
     title = _describe(selection)

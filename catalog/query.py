@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +21,14 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
 
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
+
 #: Rows fetched per round trip when streaming a selection.
 CHUNK = 4096
 ORDERS = ("index", "random")
+#: The index column, labelled so rows expose it as ``row.idx`` (``Row.index`` is
+#: the tuple method).
+POSITION = Image.index.label("idx")
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def dataset_id(session: Session, name: str | None) -> int:
     return int(found)
 
 
-def _filtered(session: Session, selection: Selection) -> tuple[int, Select[Any]]:
+def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
     """The id query for the filters that SQL applies (all but sampling)."""
     ds = dataset_id(session, selection.dataset)
     if selection.splits:
@@ -150,7 +155,7 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, Select[Any]]
                 f"expected one of {', '.join(sorted(present)) or 'none'}"
             ).replace(" in dataset ''", "")
             raise SelectionError(msg)
-    query = select(Image.id, Image.label).where(Image.dataset_id == ds)
+    query: AnySelect = select(Image.id, Image.label).where(Image.dataset_id == ds)
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
     if selection.labels:
@@ -214,11 +219,14 @@ def count_images(
             .order_by(None)
             .order_by(*columns)
         )
-        return [(tuple(row[:-1]), int(row[-1])) for row in session.execute(grouped)]
+        rows: list[Any] = list(session.execute(grouped))
+        return [(tuple(row[:-1]), int(row[-1])) for row in rows]
     ids = select_ids(session, selection)
     counts: dict[tuple[Any, ...], int] = {}
     for chunk in _chunks(ids):
-        query = select(*columns, func.count()).where(Image.id.in_(chunk.tolist())).group_by(*columns)
+        query = (
+            select(*columns, func.count()).where(Image.id.in_(chunk.tolist())).group_by(*columns)
+        )
         for row in session.execute(query):
             counts[tuple(row[:-1])] = counts.get(tuple(row[:-1]), 0) + int(row[-1])
     return sorted(counts.items())
@@ -239,7 +247,7 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
     for chunk in _chunks(ids):
         id_list = chunk.tolist()
         query = (
-            select(Dataset.name, Image.id, Image.split, Image.index, Image.label, Image.sha256)
+            select(Dataset.name, Image.id, Image.split, POSITION, Image.label, Image.sha256)
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))
         )
@@ -255,7 +263,7 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
         for image_id in id_list:
             row = rows[image_id]
             yield ImageRow(
-                row.id, row.name, row.split, row.index, row.label, row.sha256,
+                row.id, row.name, row.split, row.idx, row.label, row.sha256,
                 tuple(paths.get(image_id, ())),
             )  # fmt: skip
 
@@ -280,7 +288,7 @@ def iter_pixel_blocks(
 
 
 _PIXEL_COLUMNS = (
-    Image.id, Image.dataset_id, Image.split, Image.index, Image.label,
+    Image.id, Image.dataset_id, Image.split, POSITION, Image.label,
     Image.sha256, Image.height, Image.width, Image.pixels,
 )  # fmt: skip
 
@@ -297,7 +305,7 @@ def _block(rows: Sequence[Any]) -> PixelBlock:
         ids=np.fromiter((row.id for row in rows), dtype=np.int64, count=n),
         dataset_ids=np.fromiter((row.dataset_id for row in rows), dtype=np.int64, count=n),
         splits=[row.split for row in rows],
-        indices=np.fromiter((row.index for row in rows), dtype=np.int64, count=n),
+        indices=np.fromiter((row.idx for row in rows), dtype=np.int64, count=n),
         labels=np.fromiter((row.label for row in rows), dtype=np.int64, count=n),
         sha256=[row.sha256 for row in rows],
         pixels=pixels.reshape(n, height, width),
@@ -331,7 +339,7 @@ def get_image(
         msg = f"No image {split}:{index} in dataset {dataset or 'the catalog'}"
         raise ImageNotFoundError(msg)
     pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
-    return ImageRow(row.id, row.name, row.split, row.index, row.label, row.sha256), pixels
+    return ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256), pixels
 
 
 def list_datasets(session: Session) -> list[DatasetSummary]:
@@ -362,13 +370,19 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
                 label_counts=labels,
                 sources=[
                     {
-                        "uri": s.uri, "format": s.format, "role": s.role, "split": s.split,
-                        "size": s.size, "sha256": s.sha256, "md5": s.md5,
-                        "genuine": s.genuine, "note": s.note,
+                        "uri": s.uri,
+                        "format": s.format,
+                        "role": s.role,
+                        "split": s.split,
+                        "size": s.size,
+                        "sha256": s.sha256,
+                        "md5": s.md5,
+                        "genuine": s.genuine,
+                        "note": s.note,
                         "ingested_at": s.ingested_at.isoformat(),
                     }
                     for s in sources
-                ],  # fmt: skip
+                ],
                 genuine=genuine,
             )
         )

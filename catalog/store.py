@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Image, Source, bulk_inserter
@@ -164,9 +165,7 @@ def _same_or_conflict(
 
 def _delete_splits(session: Session, dataset_id: int, splits: list[str]) -> None:
     session.execute(delete(Image).where(Image.dataset_id == dataset_id, Image.split.in_(splits)))
-    session.execute(
-        delete(Source).where(Source.dataset_id == dataset_id, Source.split.in_(splits))
-    )
+    session.execute(delete(Source).where(Source.dataset_id == dataset_id, Source.split.in_(splits)))
     # Sources that held several splits go when none of their splits is left.
     remaining = select(func.count()).select_from(Image).where(Image.dataset_id == dataset_id)
     if session.scalar(remaining) == 0:
@@ -179,14 +178,24 @@ IMAGE_COLUMNS = ("dataset_id", "split", "idx", "label", "height", "width", "pixe
 def _insert_images(
     session: Session, dataset_id: int, decoded: Decoded, progress: Progress | None
 ) -> None:
-    insert_rows = bulk_inserter(session.connection(), Image.__table__, IMAGE_COLUMNS)
+    table = cast(Table, Image.__table__)
+    insert_rows = bulk_inserter(session.connection(), table, IMAGE_COLUMNS)
     sha256 = hashlib.sha256
     for batch in decoded.batches:
         n, height, width = batch.pixels.shape
         blobs = [image.tobytes() for image in batch.pixels]
         insert_rows(
             [
-                (dataset_id, batch.split, index, label, height, width, blob, sha256(blob).hexdigest())
+                (
+                    dataset_id,
+                    batch.split,
+                    index,
+                    label,
+                    height,
+                    width,
+                    blob,
+                    sha256(blob).hexdigest(),
+                )
                 for index, label, blob in zip(
                     batch.indices.tolist(), batch.labels.tolist(), blobs, strict=True
                 )

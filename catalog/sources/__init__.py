@@ -107,7 +107,13 @@ def peek(path: Path, size: int = 16) -> bytes:
 
 def is_idx_header(head: bytes) -> bool:
     """True when ``head`` starts with an IDX magic number (0, 0, dtype, ndim)."""
-    return len(head) >= 4 and head[0] == 0 and head[1] == 0 and head[2] in IDX_DTYPES and 1 <= head[3] <= 4
+    return (
+        len(head) >= 4
+        and head[0] == 0
+        and head[1] == 0
+        and head[2] in IDX_DTYPES
+        and 1 <= head[3] <= 4
+    )
 
 
 #: IDX type codes and the numpy dtypes they name (big-endian).
@@ -164,7 +170,7 @@ class HashingReader:
     def __init__(self, stream: object) -> None:
         self._stream = stream
         self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5()  # noqa: S324 - the MNIST site publishes md5
+        self.md5 = hashlib.md5()
         self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:

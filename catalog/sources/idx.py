@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -59,8 +59,8 @@ class IdxHeader:
 def _open(path: Path) -> tuple[BinaryIO, bool]:
     with path.open("rb") as raw:
         gzipped = raw.read(2) == GZIP_MAGIC
-    stream: BinaryIO = gzip.open(path, "rb") if gzipped else path.open("rb")  # type: ignore[assignment]
-    return stream, gzipped
+    opened = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115 - caller closes
+    return cast(BinaryIO, opened), gzipped
 
 
 def _read_exact(stream: BinaryIO | HashingReader, size: int, path: Path, what: str) -> bytes:
@@ -70,7 +70,7 @@ def _read_exact(stream: BinaryIO | HashingReader, size: int, path: Path, what: s
         msg = f"Cannot read {path}: corrupt or truncated gzip data while reading {what} ({exc})"
         raise SourceFormatError(msg) from None
     if len(data) != size:
-        msg = f"{path} is truncated: expected {size} bytes of {what}, found {len(data)}"
+        msg = f"{path} is truncated: expected {size:,} bytes of {what}, found {len(data):,}"
         raise SourceFormatError(msg)
     return data
 
@@ -209,7 +209,9 @@ def read_idx(path: Path) -> Decoded:
     return decoded
 
 
-def _stream(plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]) -> Iterator[Batch]:
+def _stream(
+    plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]
+) -> Iterator[Batch]:
     for split, images, labels in plans:
         all_labels = _read_labels(labels, split, files)
         yield from _stream_images(images, split, all_labels, files)
@@ -241,7 +243,9 @@ def _stream_images(
         _read_exact(hashing, header.header_size, header.path, "the header")
         for start in range(0, header.count, BATCH_SIZE):
             n = min(BATCH_SIZE, header.count - start)
-            data = _read_exact(hashing, n * height * width, header.path, f"images {start}-{start + n - 1}")
+            data = _read_exact(
+                hashing, n * height * width, header.path, f"images {start}-{start + n - 1}"
+            )
             yield Batch(
                 split=split,
                 indices=np.arange(start, start + n, dtype=np.int64),

@@ -1,0 +1,160 @@
+"""Fixtures: catalogs on SQLite files and PostgreSQL schemas, tiny and real data.
+
+Every test that takes ``db_url`` (or a fixture built on it) runs once per
+backend: SQLite in a temporary file, and PostgreSQL in a schema of its own that
+the fixture creates and drops. PostgreSQL is reached at
+``$MNIST_CATALOG_TEST_PG`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``);
+when it is unreachable those tests skip, unless ``MNIST_CATALOG_REQUIRE_PG=1``
+(as in CI), when they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from catalog import Catalog
+
+HERE = Path(__file__).resolve().parent
+TINY = HERE / "data" / "tiny"
+#: The real MNIST files, beside the checkout (``shared/data/mnist``).
+MNIST_DIR = HERE.parents[1] / "shared" / "data" / "mnist"
+PG_URL = os.environ.get(
+    "MNIST_CATALOG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+_pg_status: str | None = None
+
+
+def pg_available() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    global _pg_status
+    if _pg_status is None:
+        try:
+            engine = create_engine(PG_URL)
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            engine.dispose()
+            _pg_status = ""
+        except (OSError, SQLAlchemyError) as exc:
+            _pg_status = f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}"
+    return _pg_status or None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        help="Run database tests on this backend only (repeatable; default both).",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("backend") or BACKENDS
+        metafunc.parametrize("backend", chosen, scope="session")
+
+
+def _skip_without_pg() -> None:
+    reason = pg_available()
+    if reason:
+        if os.environ.get("MNIST_CATALOG_REQUIRE_PG") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[object]:
+    _skip_without_pg()
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+def _pg_schema_url(admin: object) -> tuple[str, str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, url.render_as_string(hide_password=False)
+
+
+def _drop_pg_schema(admin: object, schema: str) -> None:
+    with admin.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty catalog location on ``backend``."""
+    if backend == "sqlite":
+        yield str(tmp_path / "catalog.db")
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema, url = _pg_schema_url(admin)
+    yield url
+    _drop_pg_schema(admin, schema)
+
+
+@pytest.fixture
+def catalog(db_url: str) -> Iterator[Catalog]:
+    """An open, migrated, empty catalog."""
+    with Catalog.open(db_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def tiny_catalog(catalog: Catalog) -> Catalog:
+    """The checked-in 3+2 image IDX dataset, ingested as ``tiny``."""
+    catalog.ingest(TINY, dataset="tiny")
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST files not found at {MNIST_DIR}")
+    return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def mnist_url(
+    backend: str, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[str]:  # fmt: skip
+    """A catalog holding the real MNIST as ``mnist``, shared by the tests that only read it."""
+    if backend == "sqlite":
+        url = str(tmp_path_factory.mktemp("mnist") / "mnist.db")
+        schema = None
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        schema, url = _pg_schema_url(admin)
+    with Catalog.open(url) as opened:
+        opened.ingest(mnist_dir, dataset="mnist")
+    yield url
+    if schema is not None:
+        _drop_pg_schema(request.getfixturevalue("pg_admin"), schema)
+
+
+@pytest.fixture
+def mnist_catalog(mnist_url: str) -> Iterator[Catalog]:
+    with Catalog.open(mnist_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def tiny_copy(tmp_path: Path) -> Path:
+    """A writable copy of the tiny IDX folder."""
+    target = tmp_path / "tiny"
+    shutil.copytree(TINY, target)
+    return target
