@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.sql.dml import Insert
 
 from catalog.errors import CatalogLocationError
 
@@ -150,32 +151,42 @@ class ExportedFile(Base):
     written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-def bulk_inserter(
-    connection: Connection, table: Table, columns: Sequence[str]
+def bulk_executor(
+    connection: Connection, statement: Insert, columns: Sequence[str]
 ) -> Callable[[list[tuple[Any, ...]]], None]:
-    """Return a function that inserts rows of ``columns`` values with one executemany.
+    """Return a function that runs ``statement`` for rows of ``columns`` values,
+    as one driver-level executemany.
 
-    The INSERT is compiled once by SQLAlchemy Core for the connection's dialect;
-    rows go to the driver as tuples (or dicts, for named paramstyles), skipping
-    the per-row parameter processing that costs more than SQLite's insert itself.
+    The statement is compiled once by SQLAlchemy Core for the connection's
+    dialect; rows go to the driver as tuples (or dicts, for named paramstyles),
+    skipping the per-row parameter processing that costs more than SQLite's
+    insert itself. Values must already be what the driver takes (str, int,
+    bytes, datetime).
     """
-    statement = insert(table).compile(dialect=connection.dialect, column_keys=list(columns))
-    sql = str(statement)
-    positional = statement.positiontup
+    compiled = statement.compile(dialect=connection.dialect, column_keys=list(columns))
+    sql = str(compiled)
+    positional = compiled.positiontup
     if positional is not None:
         order = [list(columns).index(name) for name in positional]
         identity = order == list(range(len(columns)))
 
-        def insert_positional(rows: list[tuple[Any, ...]]) -> None:
+        def run_positional(rows: list[tuple[Any, ...]]) -> None:
             params = rows if identity else [tuple(row[i] for i in order) for row in rows]
             connection.exec_driver_sql(sql, params)
 
-        return insert_positional
+        return run_positional
 
-    def insert_named(rows: list[tuple[Any, ...]]) -> None:
+    def run_named(rows: list[tuple[Any, ...]]) -> None:
         connection.exec_driver_sql(sql, [dict(zip(columns, row, strict=True)) for row in rows])
 
-    return insert_named
+    return run_named
+
+
+def bulk_inserter(
+    connection: Connection, table: Table, columns: Sequence[str]
+) -> Callable[[list[tuple[Any, ...]]], None]:
+    """:func:`bulk_executor` for a plain INSERT into ``table``."""
+    return bulk_executor(connection, insert(table), columns)
 
 
 def resolve_url(location: str | Path | None = None) -> URL:

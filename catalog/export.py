@@ -32,16 +32,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Export, ExportedFile
+from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
 from catalog.errors import ExportConflictError, ExportError, SelectionError
 from catalog.query import PixelBlock, Selection, iter_pixel_blocks, select_ids
 
@@ -51,6 +51,8 @@ LISTS = ("caffe", "mxnet", "csv")
 #: Images handed to one worker task.
 TASK_SIZE = 512
 TEMP_MARK = ".mnist-catalog-tmp"
+#: zlib level for PNG: on 28x28 digits 3 is ~1.5x faster than 6 for 2% more bytes.
+PNG_LEVEL = 3
 
 Progress = Callable[[int], None]
 
@@ -97,7 +99,7 @@ def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
         (
             b"\x89PNG\r\n\x1a\n",
             _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)),
             _png_chunk(b"IEND", b""),
         )
     )
@@ -172,46 +174,90 @@ def write_files(task: WriteTask) -> WriteOutcome:
     status: list[str] = []
     sizes: list[int] = []
     digests: list[str] = []
-    for relative, pixels in zip(task.paths, task.pixels, strict=True):
-        data = encode(pixels, task.fmt, task.quality)
-        target = os.path.join(task.root, relative)
-        try:
-            outcome = _write_one(target, data, task.overwrite)
-        except OSError as exc:
-            where = os.path.dirname(target)
-            return WriteOutcome(
-                status, sizes, digests, f"Cannot write into {where}: {exc.strerror}"
-            )
-        status.append(outcome)
-        sizes.append(len(data))
-        digests.append(hashlib.sha256(data).hexdigest())
+    folders: dict[str, int] = {}  # folder -> open directory fd
+    try:
+        for relative, pixels in zip(task.paths, task.pixels, strict=True):
+            data = encode(pixels, task.fmt, task.quality)
+            folder, name = os.path.split(os.path.join(task.root, relative))
+            try:
+                if folder not in folders:
+                    folders[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+                outcome = write_atomically(folders[folder], name, data, task.overwrite)
+            except OSError as exc:
+                msg = f"Cannot write {name} into {folder}: {exc.strerror}"
+                return WriteOutcome(status, sizes, digests, msg)
+            status.append(outcome)
+            sizes.append(len(data))
+            digests.append(hashlib.sha256(data).hexdigest())
+    finally:
+        for fd in folders.values():
+            os.close(fd)
     return WriteOutcome(status, sizes, digests)
 
 
-def _write_one(target: str, data: bytes, overwrite: bool) -> str:
-    try:
-        with open(target, "rb") as existing:
-            current = existing.read(len(data) + 1)
-    except FileNotFoundError:
-        current = None
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_atomically(folder_fd: int, name: str, data: bytes, overwrite: bool) -> str:
+    """Put ``data`` at ``name`` so that it appears whole or not at all.
+
+    Returns ``written``, ``skipped`` (an identical file is there) or
+    ``conflict`` (a different file is there and ``overwrite`` is false).
+
+    On Linux the bytes go into an unnamed file (``O_TMPFILE``) that is linked
+    into place once complete: one directory operation, like a plain create.
+    Elsewhere, and to replace a file, a temporary name is renamed into place.
+    """
+    if _HAS_TMPFILE:
+        try:
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o644, dir_fd=folder_fd)
+        except OSError:
+            pass  # the file system does not support it
+        else:
+            try:
+                _write_all(fd, data)
+                os.link(
+                    f"/proc/self/fd/{fd}", name,
+                    dst_dir_fd=folder_fd, src_dir_fd=folder_fd, follow_symlinks=True,
+                )  # fmt: skip
+                return "written"
+            except FileExistsError:
+                pass  # compare below
+            finally:
+                os.close(fd)
+    current = _read_existing(folder_fd, name, len(data))
     if current == data:
         return "skipped"
     if current is not None and not overwrite:
         return "conflict"
-    folder, name = os.path.split(target)
-    temp = os.path.join(folder, f".{name}{TEMP_MARK}-{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    temp = f".{name}{TEMP_MARK}-{os.getpid()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=folder_fd)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
     except BaseException:
         os.close(fd)
-        os.unlink(temp)
+        os.unlink(temp, dir_fd=folder_fd)
         raise
     os.close(fd)
-    os.replace(temp, target)
+    os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
     return "written"
+
+
+_HAS_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.exists("/proc/self/fd")
+
+
+def _read_existing(folder_fd: int, name: str, size: int) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.read(fd, size + 1)
+    finally:
+        os.close(fd)
 
 
 class _InlineExecutor:
@@ -387,13 +433,16 @@ def export_images(
         raise SelectionError(msg)
     root = _prepare_root(out_dir)
     total = len(select_ids(session, selection))
-    names = dict(session.execute(select(Dataset.id, Dataset.name)).tuples().all())
+    names: dict[int, str] = {
+        row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
+    }
     record = Export(
         root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
     )
     session.add(record)
     session.commit()
-    upsert = _upserter(session)
+    recorder = _FileRecorder(session, record.id, root, fmt)
+    made: set[str] = set()
     written = skipped = 0
     with ExitStack() as stack, _executor(jobs or default_jobs()) as pool:
         listing = _Lists(root, lists)
@@ -406,12 +455,14 @@ def export_images(
                     block.labels.tolist(), strict=True,
                 )
             ]  # fmt: skip
-            _make_folders(root, {os.path.dirname(p) for p in paths} - {""})
+            folders = {os.path.dirname(p) for p in paths} - {""} - made
+            _make_folders(root, folders)
+            made |= folders
             outcomes = list(
                 pool.map(write_files, _tasks(root, paths, block, fmt, quality, overwrite))
             )
             files = _collect(outcomes, paths, block, names)
-            new, same = _record_files(session, upsert, record, root, fmt, files)
+            new, same = recorder.record(files)
             written += new
             skipped += same
             record.written = written
@@ -474,51 +525,54 @@ def _raise_on_failure(
         raise ExportConflictError(msg)
 
 
-def _upserter(session: Session) -> Callable[..., Any]:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    msg = f"Exports need SQLite or PostgreSQL, not {dialect}"
-    raise ExportError(msg)
+FILE_COLUMNS = ("export_id", "image_id", "path", "format", "size", "sha256", "written_at")
 
 
-def _record_files(
-    session: Session,
-    insert: Callable[..., Any],
-    record: Export,
-    root: Path,
-    fmt: str,
-    files: list[Any],
-) -> tuple[int, int]:
-    """Upsert one row per file: new writes replace the row, kept files keep theirs."""
-    rows_written = []
-    rows_kept = []
-    for path, *_, digest, image_id, size, status in files:
-        row = {
-            "export_id": record.id, "image_id": image_id, "path": str(root / path),
-            "format": fmt, "size": size, "sha256": digest,
-        }  # fmt: skip
-        if status == "written":
-            rows_written.append(row)
-        elif status == "skipped":
-            rows_kept.append(row)
-    table = ExportedFile.__table__
-    if rows_written:
-        statement = insert(table)
-        statement = statement.on_conflict_do_update(
+class _FileRecorder:
+    """Upserts file rows: a new write replaces a path's row, a kept file keeps its own."""
+
+    def __init__(self, session: Session, export_id: int, root: Path, fmt: str) -> None:
+        dialect = session.get_bind().dialect.name
+        insert: Callable[..., Any]
+        if dialect == "postgresql":
+            insert = postgresql.insert
+        elif dialect == "sqlite":
+            insert = sqlite.insert
+        else:
+            msg = f"Exports need SQLite or PostgreSQL, not {dialect}"
+            raise ExportError(msg)
+        self.session = session
+        self.export_id = export_id
+        self.root = root
+        self.fmt = fmt
+        table = cast(Table, ExportedFile.__table__)
+        replace = insert(table)
+        replace = replace.on_conflict_do_update(
             index_elements=["path"],
-            set_={
-                "export_id": statement.excluded.export_id,
-                "image_id": statement.excluded.image_id,
-                "format": statement.excluded.format,
-                "size": statement.excluded.size,
-                "sha256": statement.excluded.sha256,
-                "written_at": statement.excluded.written_at,
-            },
+            set_={name: replace.excluded[name] for name in FILE_COLUMNS if name != "path"},
         )
-        session.execute(statement, rows_written)
-    if rows_kept:
-        session.execute(insert(table).on_conflict_do_nothing(index_elements=["path"]), rows_kept)
-    return len(rows_written), len(rows_kept)
+        keep = insert(table).on_conflict_do_nothing(index_elements=["path"])
+        self.statements = (replace, keep)
+        # Rows go to the driver as they are: convert the timestamp as Core would.
+        written_at = table.c.written_at.type.bind_processor(session.get_bind().dialect)
+        self.to_driver: Callable[[Any], Any] = written_at or (lambda value: value)
+
+    def record(self, files: list[Any]) -> tuple[int, int]:
+        """Record one chunk's files; returns (written, kept) counts."""
+        now = self.to_driver(utcnow())
+        root = str(self.root)
+        written: list[tuple[Any, ...]] = []
+        kept: list[tuple[Any, ...]] = []
+        for path, *_, digest, image_id, size, status in files:
+            row = (self.export_id, image_id, f"{root}/{path}", self.fmt, size, digest, now)
+            if status == "written":
+                written.append(row)
+            elif status == "skipped":
+                kept.append(row)
+        connection = self.session.connection()
+        replace, keep = self.statements
+        if written:
+            bulk_executor(connection, replace, FILE_COLUMNS)(written)
+        if kept:
+            bulk_executor(connection, keep, FILE_COLUMNS)(kept)
+        return len(written), len(kept)
