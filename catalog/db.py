@@ -35,7 +35,7 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.dml import Insert
 
@@ -296,7 +296,12 @@ def open_engine(location: str | Path | None = None) -> Engine:
     try:
         if current_revision(engine) != head_revision(engine):
             upgrade(engine)
-    except Exception:
+    except DatabaseError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        msg = f"Cannot open catalog {engine.url.render_as_string(hide_password=True)}: {reason}"
+        raise CatalogLocationError(msg) from None
+    except BaseException:
         engine.dispose()
         raise
     return engine

@@ -336,7 +336,8 @@ def get_image(
         .where(Image.dataset_id == ds, Image.split == split, Image.index == index)
     ).one_or_none()
     if row is None:
-        msg = f"No image {split}:{index} in dataset {dataset or 'the catalog'}"
+        name = session.scalar(select(Dataset.name).where(Dataset.id == ds))
+        msg = f"No image {split}:{index} in dataset {name}"
         raise ImageNotFoundError(msg)
     pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
     return ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256), pixels
