@@ -194,8 +194,8 @@ def resolve_url(location: str | Path | None = None) -> URL:
 
     >>> resolve_url("postgresql+psycopg://db.example/team").drivername
     'postgresql+psycopg'
-    >>> resolve_url("/data/mnist.db").database
-    '/data/mnist.db'
+    >>> resolve_url("/tmp/mnist.db").database
+    '/tmp/mnist.db'
     """
     if location is None:
         location = os.environ.get(DB_ENV) or DEFAULT_DB

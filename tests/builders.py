@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -145,9 +145,10 @@ def write_npz(
     **extra: npt.NDArray[np.generic],
 ) -> Path:
     """Write keras' ``mnist.npz`` layout; ``extra`` adds arrays such as ``x_val``."""
-    save = np.savez_compressed if compressed else np.savez
+    save: Callable[..., None] = np.savez_compressed if compressed else np.savez
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     with path.open("wb") as out:
-        save(out, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+        save(out, **arrays, **extra)
     return path
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from catalog.errors import SourceFormatError
 from catalog.sources import (
@@ -276,7 +276,7 @@ class _Decoder:
                 gray = image if image.mode == "L" else image.convert("L")
                 pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8)
         except _BAD_IMAGE as exc:
-            if isinstance(exc, Image.UnidentifiedImageError):
+            if isinstance(exc, UnidentifiedImageError):
                 text = "not a png, jpeg, bmp or pgm image"
             else:
                 text = " ".join(str(exc).split()) or type(exc).__name__

@@ -8,7 +8,7 @@ Unpickling runs code from the file. A pickle names any importable callable
 (``os.system``, ``builtins.eval``, ``subprocess.Popen``) and the arguments to
 call it with, and :func:`pickle.load` calls it while loading, before anyone can
 look at the result. This reader never does that. Its :class:`RestrictedUnpickler`
-is a :class:`pickle.Unpickler` whose ``find_class`` answers only the names numpy
+is a (pure-Python) pickle unpickler whose ``find_class`` answers only the names numpy
 writes when it pickles an array (:data:`ALLOWED_GLOBALS`) and raises
 :class:`~catalog.errors.UnsafePickleError` naming any other, before anything is
 imported or called. Even the allowed names do not reach numpy's own functions:
@@ -30,10 +30,11 @@ from __future__ import annotations
 import gzip
 import math
 import pickle
+import struct
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +58,7 @@ _PLAIN_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 #: What a malformed opcode stream can raise from the unpickler or a stand-in's call.
 _MALFORMED = (
     pickle.UnpicklingError,
+    struct.error,
     EOFError,
     ValueError,
     TypeError,
@@ -224,7 +226,12 @@ def _array_from(
         except UnicodeEncodeError:
             msg = f"Invalid pickle {path}: array data is text with characters above 255"
             raise SourceFormatError(msg) from None
-    if not isinstance(data, bytes | bytearray):
+    if isinstance(data, bytearray):
+        # Protocol 5 sends data as a bytearray that stays in the unpickler's memo;
+        # an array viewing it would pin a buffer export that the memo's teardown
+        # does not expect. Own a copy instead.
+        data = bytes(data)
+    if not isinstance(data, bytes):
         msg = f"Invalid pickle {path}: expected bytes of array data, found {type(data).__name__}"
         raise SourceFormatError(msg)
     needed = math.prod(shape) * dtype.dtype.itemsize
@@ -321,8 +328,24 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Callable[..., object]] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+def _load_bytearray8(unpickler: Any) -> None:
+    # The stock loader allocates (and zeroes) as many bytes as the opcode claims
+    # before reading them; read first, so a claim costs only what the file holds.
+    read: Callable[[int], bytes] = unpickler.read
+    (size,) = struct.unpack("<Q", read(8))
+    data = read(size)
+    if len(data) != size:
+        msg = "pickle data was truncated"
+        raise pickle.UnpicklingError(msg)
+    unpickler.append(data)
+
+
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that can only rebuild plain numpy arrays, tuples, lists and scalars.
+
+    It is Python's own pure-Python :class:`pickle.Unpickler`: the C one grows its
+    memo to the largest index a ``LONG_BINPUT`` names, so nine bytes of pickle can
+    make it zero gigabytes of memory; this one keeps the memo in a dict.
 
     Parameters
     ----------
@@ -332,12 +355,17 @@ class RestrictedUnpickler(pickle.Unpickler):
         The file it comes from, named in error messages.
     """
 
+    dispatch: ClassVar[dict[int, Callable[[pickle.Unpickler], None]]] = dict(
+        pickle._Unpickler.dispatch
+    )
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
+
     def __init__(self, file: HashingReader, path: Path) -> None:
         # latin1 reads Python 2 byte strings (numpy's array data) back byte for byte.
         super().__init__(file, encoding="latin1")
         self.path = path
 
-    def find_class(self, module: str, name: str, /) -> Any:
+    def find_class(self, module: str, name: str) -> Any:
         """Return the checked stand-in for an allowed global; refuse any other."""
         func = ALLOWED_GLOBALS.get((module, name))
         if func is None:
