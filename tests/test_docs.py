@@ -1,0 +1,34 @@
+"""The README documents every command, and every command has help."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from catalog.cli import app
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+COMMAND = get_command(app)
+NAMES = sorted(COMMAND.commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_command_has_help(name: str) -> None:
+    command = COMMAND.commands[name]  # type: ignore[attr-defined]
+    assert (command.help or "").strip(), f"{name} has no help"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_command_is_in_the_readme(name: str) -> None:
+    assert re.search(rf"mnist-catalog (--db \S+ )?{re.escape(name)}\b", README), name
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    assert "pip install" in blocks[0] and "mnist-catalog ingest" in blocks[0]
+    assert "pytest" in blocks[1]
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
+    assert blocks[1].strip() in ci
