@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine
 
 from catalog import db, query
+from catalog.audit import AuditReport
 from catalog.export import ExportResult, export_images
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
@@ -81,6 +82,29 @@ class Catalog:
     def exports(self) -> list[dict[str, Any]]:
         with db.session_scope(self.engine) as session:
             return query.list_exports(session)
+
+    def audit(
+        self,
+        *,
+        dataset: str | None = None,
+        splits: Sequence[str] = (),
+        checks: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> AuditReport:
+        """Audit one dataset or all (see :mod:`catalog.audit`)."""
+        from catalog.audit import CHECKS, audit
+
+        with db.session_scope(self.engine) as session:
+            return audit(
+                session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed
+            )
+
+    def audit_html(self, report: AuditReport) -> str:
+        """The HTML page for ``report``, with its contact sheets."""
+        from catalog.report import render_html
+
+        with db.session_scope(self.engine) as session:
+            return render_html(report, session)
 
     def select(
         self,

@@ -548,6 +548,74 @@ def sheet(
     typer.echo(f"Wrote {n} digits to {output}")
 
 
+@app.command("audit")
+def audit_command(
+    ctx: typer.Context,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset to audit (default: all).")
+    ] = None,
+    split: SplitOpt = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Run only these checks; repeatable.")
+    ] = None,
+    as_json: JsonOpt = False,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
+    ] = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
+
+    Exits 1 when a finding is an error (with --strict: a warning or an error).
+    """
+    from catalog.audit import CHECKS, audit
+    from catalog.report import render_html
+    from catalog.report import render_text as render_report
+
+    engine = state(ctx).open()
+    with db.session_scope(engine) as session, audit_bar() as on_progress:
+        report = audit(
+            session, dataset=dataset, splits=tuple(split or ()),
+            checks=tuple(check or CHECKS), seed=seed, progress=on_progress,
+        )  # fmt: skip
+        if html_path is not None:
+            html_path.write_text(render_html(report, session), encoding="utf-8")
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        typer.echo(render_report(report))
+        if html_path is not None:
+            typer.echo(f"\nWrote {html_path}")
+    worst = report.worst
+    if worst == "error" or (strict and worst == "warning"):
+        raise typer.Exit(code=1)
+
+
+@contextmanager
+def audit_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """One bar per audit check, on stderr when it is a terminal."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(check: str, done: int, total: int) -> None:
+            if check not in tasks:
+                tasks[check] = bar.add_task(check, total=total)
+            bar.update(tasks[check], completed=done, total=total)
+
+        yield on_progress
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Upgrade the catalog's schema to the newest revision."""

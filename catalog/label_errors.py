@@ -1,0 +1,362 @@
+"""Rank images whose label is likely wrong, from out-of-sample class probabilities.
+
+In the spirit of confident learning (Northcutt, Jiang and Chuang, 2021, "Confident Learning:
+Estimating Uncertainty in Dataset Labels"), every image is judged by a model that never saw
+its label: test images by a model fitted on all train images, train images by 5-fold
+cross-fitting (folds drawn from ``seed``). Each model gives out-of-sample probabilities
+``p(label | image)``; the score of an image is the *normalized margin*
+
+    ``score = p(suggested) - p(given)``,  ``suggested = argmax over labels other than given``
+
+(cleanlab's ``rank_by="normalized_margin"``), in ``[-1, 1]``: positive when the model prefers
+another label, higher when it prefers it more. Images are described by their first 50
+principal components on the 0-1 pixel scale; the PCA sees pixels only, never labels.
+
+Scorers (``method=``):
+
+``"mlp"`` (default)
+    A one-hidden-layer network (256 ReLU units) trained by Adam with weight decay on the PCA
+    features, in numpy.
+``"knn"``
+    Distance-weighted vote of the 10 nearest neighbours in PCA space (weights ``1/d``).
+``"softmax"``
+    Multinomial logistic regression on the PCA features.
+
+``benchmarks/evaluate_audit.py`` plants 1% label flips in real MNIST images and measures how
+many land in the top of the ranking; ``docs/audit-methods.md`` has the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "METHODS",
+    "LabelErrorScores",
+    "Method",
+    "out_of_sample_probabilities",
+    "rank_label_errors",
+]
+
+Method = Literal["mlp", "knn", "softmax"]
+METHODS: tuple[Method, ...] = ("mlp", "knn", "softmax")
+
+_COMPONENTS = 50
+_FOLDS = 5
+_NEIGHBOURS = 10
+_HIDDEN = 256
+_EPOCHS = 8
+_MIN_STEPS = 1200
+_BATCH = 512
+_LEARNING_RATE = 3e-3
+_WEIGHT_DECAY = 1e-4
+_KNN_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class LabelErrorScores:
+    """Per-image result of :func:`rank_label_errors`, aligned with its input.
+
+    Attributes
+    ----------
+    given
+        ``(N,)`` int64 labels as given.
+    suggested
+        ``(N,)`` int64 most probable label other than the given one.
+    score
+        ``(N,)`` float64 ``p(suggested) - p(given)``; higher means more likely mislabelled.
+    probabilities
+        ``(N, C)`` float64 out-of-sample class probabilities.
+    """
+
+    given: npt.NDArray[np.int64]
+    suggested: npt.NDArray[np.int64]
+    score: npt.NDArray[np.float64]
+    probabilities: npt.NDArray[np.float64]
+
+    def ranked(self, k: int | None = None) -> npt.NDArray[np.int64]:
+        """Return positions by decreasing score, ties broken by position.
+
+        Parameters
+        ----------
+        k
+            Number of positions to return; all when ``None``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(min(k, N),)`` int64 positions, most suspicious first.
+        """
+        order = np.lexsort((np.arange(len(self.score)), -self.score)).astype(np.int64)
+        return order if k is None else order[:k]
+
+
+def rank_label_errors(
+    pixels: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    is_test: npt.NDArray[np.bool_],
+    *,
+    method: Method = "mlp",
+    seed: int = 0,
+    n_classes: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LabelErrorScores:
+    """Score every image by how likely its label is wrong.
+
+    Parameters
+    ----------
+    pixels
+        ``(N, H, W)`` uint8 images.
+    labels
+        ``(N,)`` integer labels in ``0 .. n_classes - 1``.
+    is_test
+        ``(N,)`` bool; test images are judged by a model fitted on all train images, train
+        images by 5-fold cross-fitting among the train images.
+    method
+        Scorer, one of :data:`METHODS` (see the module docstring).
+    seed
+        Seed of the fold split and of model initialisation; the same seed gives the same
+        result (up to floating-point noise from threaded BLAS).
+    n_classes
+        Number of classes; ``labels.max() + 1`` when ``None``.
+    progress
+        Called with the number of images scored, as they are done.
+
+    Returns
+    -------
+    LabelErrorScores
+        Given and suggested labels, scores and probabilities, aligned with ``pixels``.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree, a label is out of range, ``method`` is unknown, or there are
+        fewer than ``2 * 5`` train images.
+    """
+    pixels = np.asarray(pixels)
+    given = np.asarray(labels).astype(np.int64)
+    test = np.asarray(is_test).astype(bool)
+    if pixels.ndim != 3 or given.shape != (len(pixels),) or test.shape != (len(pixels),):
+        msg = (
+            "expected pixels (N, H, W), labels (N,) and is_test (N,), "
+            f"got {pixels.shape}, {given.shape} and {test.shape}"
+        )
+        raise ValueError(msg)
+    classes = int(given.max()) + 1 if n_classes is None and len(given) else int(n_classes or 1)
+    if len(given) and (given.min() < 0 or given.max() >= classes):
+        msg = f"labels must be in 0..{classes - 1}, got {given.min()}..{given.max()}"
+        raise ValueError(msg)
+    if method not in METHODS:
+        msg = f"method must be one of {', '.join(METHODS)}, got {method!r}"
+        raise ValueError(msg)
+    probabilities = out_of_sample_probabilities(
+        _pca_features(pixels), given, test, classes, method=method, seed=seed, progress=progress
+    )
+    rows = np.arange(len(given))
+    p_given = probabilities[rows, given]
+    others = probabilities.copy()
+    others[rows, given] = -np.inf
+    suggested = others.argmax(axis=1).astype(np.int64)
+    score = probabilities[rows, suggested] - p_given
+    return LabelErrorScores(given, suggested, score.astype(np.float64), probabilities)
+
+
+def out_of_sample_probabilities(
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    is_test: npt.NDArray[np.bool_],
+    n_classes: int,
+    *,
+    method: Method = "mlp",
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Cross-fit class probabilities: train by 5 folds, test by a model of all train images.
+
+    Parameters
+    ----------
+    features
+        ``(N, D)`` float32 features.
+    labels
+        ``(N,)`` int64 labels.
+    is_test
+        ``(N,)`` bool test mask.
+    n_classes
+        Number of classes.
+    method
+        Scorer, one of :data:`METHODS`.
+    seed
+        Seed of the fold split and of model initialisation.
+    progress
+        Called with the number of images scored, as they are done.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, n_classes)`` float64 probabilities, rows summing to 1.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than ``2 * 5`` train images.
+    """
+    train = np.flatnonzero(~is_test)
+    if len(train) < 2 * _FOLDS:
+        msg = f"need at least {2 * _FOLDS} train images for {_FOLDS}-fold scoring, got {len(train)}"
+        raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(train), np.int64)
+    fold[rng.permutation(len(train))] = np.arange(len(train)) % _FOLDS
+    jobs = [(train[fold != f], train[fold == f]) for f in range(_FOLDS)]
+    test = np.flatnonzero(is_test)
+    if len(test):
+        jobs.append((train, test))
+    out = np.zeros((len(labels), n_classes), np.float64)
+    for number, (fit, judge) in enumerate(jobs):
+        job_seed = (seed, number)
+        out[judge] = _predict(
+            method, features[fit], labels[fit], features[judge], n_classes, job_seed
+        )
+        if progress is not None:
+            progress(len(judge))
+    return out
+
+
+def _pca_features(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """First principal components of the pixels on the 0-1 scale, scaled to unit mean variance."""
+    n = len(pixels)
+    flat = pixels.reshape(n, -1)
+    mean = flat.mean(axis=0, dtype=np.float64).astype(np.float32) / 255
+    cov = np.zeros((flat.shape[1], flat.shape[1]), np.float64)
+    chunk = 8192
+    for start in range(0, n, chunk):
+        block = flat[start : start + chunk].astype(np.float32) / 255 - mean
+        cov += block.T @ block
+    values, vectors = np.linalg.eigh(cov)
+    k = min(_COMPONENTS, flat.shape[1], max(n - 1, 1))
+    basis = np.ascontiguousarray(vectors[:, ::-1][:, :k]).astype(np.float32)
+    signs = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(k)])
+    basis *= np.where(signs == 0, 1, signs).astype(np.float32)
+    features = np.empty((n, k), np.float32)
+    for start in range(0, n, chunk):
+        block = flat[start : start + chunk].astype(np.float32) / 255 - mean
+        features[start : start + chunk] = block @ basis
+    scale = float(np.sqrt(max(values[::-1][:k].sum() / max(n, 1) / k, 1e-12)))
+    features /= np.float32(scale)
+    return features
+
+
+def _predict(
+    method: Method,
+    fit_x: npt.NDArray[np.float32],
+    fit_y: npt.NDArray[np.int64],
+    x: npt.NDArray[np.float32],
+    n_classes: int,
+    seed: tuple[int, int],
+) -> npt.NDArray[np.float64]:
+    if method == "knn":
+        return _knn(fit_x, fit_y, x, n_classes)
+    hidden = _HIDDEN if method == "mlp" else 0
+    return _train_network(fit_x, fit_y, x, n_classes, hidden, seed)
+
+
+def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    shifted: npt.NDArray[np.float32] = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+def _train_network(
+    fit_x: npt.NDArray[np.float32],
+    fit_y: npt.NDArray[np.int64],
+    x: npt.NDArray[np.float32],
+    n_classes: int,
+    hidden: int,
+    seed: tuple[int, int],
+) -> npt.NDArray[np.float64]:
+    """Fit softmax regression (``hidden == 0``) or a one-hidden-layer ReLU network by Adam."""
+    rng = np.random.default_rng(seed)
+    d = fit_x.shape[1]
+    shapes = (
+        [(d, hidden), (hidden,), (hidden, n_classes), (n_classes,)]
+        if hidden
+        else [
+            (d, n_classes),
+            (n_classes,),
+        ]
+    )
+    params = [
+        (rng.standard_normal(s) * np.sqrt(2.0 / s[0])).astype(np.float32)
+        if len(s) == 2
+        else np.zeros(s, np.float32)
+        for s in shapes
+    ]
+    first = [np.zeros_like(p) for p in params]
+    second = [np.zeros_like(p) for p in params]
+    onehot = np.eye(n_classes, dtype=np.float32)
+    n = len(fit_x)
+    # Small sets get smaller batches and more epochs, so every fit takes enough steps.
+    size = min(_BATCH, max(32, n // 20))
+    per_epoch = -(-n // size)
+    epochs = max(_EPOCHS, -(-_MIN_STEPS // per_epoch))
+    step = 0
+    beta1, beta2 = 0.9, 0.999
+    for epoch in range(epochs):
+        rate = _LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+        order = rng.permutation(n)
+        for start in range(0, n, size):
+            batch = order[start : start + size]
+            xb, yb = fit_x[batch], onehot[fit_y[batch]]
+            if hidden:
+                pre = xb @ params[0] + params[1]
+                act = np.maximum(pre, 0)
+                delta = (_softmax(act @ params[2] + params[3]) - yb) / np.float32(len(batch))
+                back = (delta @ params[2].T) * (pre > 0)
+                grads = [xb.T @ back, back.sum(axis=0), act.T @ delta, delta.sum(axis=0)]
+            else:
+                delta = (_softmax(xb @ params[0] + params[1]) - yb) / np.float32(len(batch))
+                grads = [xb.T @ delta, delta.sum(axis=0)]
+            step += 1
+            correction = np.sqrt(1 - beta2**step) / (1 - beta1**step)
+            for p, g, m, v in zip(params, grads, first, second, strict=True):
+                if p.ndim == 2:
+                    g = g + np.float32(_WEIGHT_DECAY) * p
+                m *= beta1
+                m += (1 - beta1) * g
+                v *= beta2
+                v += (1 - beta2) * g * g
+                p -= np.float32(rate * correction) * m / (np.sqrt(v) + np.float32(1e-8))
+    if hidden:
+        logits = np.maximum(x @ params[0] + params[1], 0) @ params[2] + params[3]
+    else:
+        logits = x @ params[0] + params[1]
+    return _softmax(logits.astype(np.float32)).astype(np.float64)
+
+
+def _knn(
+    fit_x: npt.NDArray[np.float32],
+    fit_y: npt.NDArray[np.int64],
+    x: npt.NDArray[np.float32],
+    n_classes: int,
+) -> npt.NDArray[np.float64]:
+    """Distance-weighted vote of the nearest fitted images, smoothed so no class has p = 0."""
+    k = min(_NEIGHBOURS, len(fit_x))
+    fit_sq = np.einsum("ij,ij->i", fit_x, fit_x)
+    out = np.empty((len(x), n_classes), np.float64)
+    for start in range(0, len(x), _KNN_BLOCK):
+        xb = x[start : start + _KNN_BLOCK]
+        dist = fit_sq[None, :] - 2 * (xb @ fit_x.T)
+        near = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        d = np.take_along_axis(dist, near, axis=1) + np.einsum("ij,ij->i", xb, xb)[:, None]
+        weight = 1.0 / (np.sqrt(np.maximum(d, 0)).astype(np.float64) + 1e-3)
+        votes = np.zeros((len(xb), n_classes), np.float64)
+        np.add.at(votes, (np.arange(len(xb))[:, None], fit_y[near]), weight)
+        votes += 1e-3 * weight.sum(axis=1, keepdims=True) / n_classes
+        out[start : start + _KNN_BLOCK] = votes / votes.sum(axis=1, keepdims=True)
+    return out

@@ -1,0 +1,130 @@
+"""Label-error ranking: planted flips rank first, results are deterministic."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from test_near_duplicates import synthetic_digits
+
+from catalog.label_errors import LabelErrorScores, rank_label_errors
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def flipped(
+    labels: npt.NDArray[np.int64], count: int, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Return labels with ``count`` of them changed to another label, and their positions."""
+    rng = np.random.default_rng(seed)
+    where = np.sort(rng.choice(len(labels), count, replace=False))
+    noisy = labels.copy()
+    noisy[where] = (noisy[where] + rng.integers(1, 10, count)) % 10
+    return noisy, where
+
+
+@pytest.fixture(scope="module")
+def noisy_digits() -> tuple[
+    npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+]:
+    pixels, labels = synthetic_digits(400, seed=5)
+    noisy, where = flipped(labels, 8, seed=6)
+    return pixels, noisy, np.arange(400) >= 300, where
+
+
+@pytest.mark.parametrize("method", ["mlp", "knn"])
+def test_planted_flips_rank_first(
+    noisy_digits: tuple[
+        npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+    ],
+    method: str,
+) -> None:
+    pixels, noisy, is_test, where = noisy_digits
+    scores = rank_label_errors(pixels, noisy, is_test, method=method)  # type: ignore[arg-type]
+    assert np.isin(scores.ranked(16), where).sum() >= 7
+    assert (scores.score[where] > 0).sum() >= 7
+
+
+def test_result_shapes_and_meaning(
+    noisy_digits: tuple[
+        npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+    ],
+) -> None:
+    pixels, noisy, is_test, _ = noisy_digits
+    scores = rank_label_errors(pixels, noisy, is_test, method="knn")
+    n = len(noisy)
+    assert scores.given.dtype == np.int64
+    assert scores.suggested.dtype == np.int64
+    assert scores.score.dtype == np.float64
+    assert scores.probabilities.shape == (n, 10)
+    np.testing.assert_array_equal(scores.given, noisy)
+    assert (scores.suggested != scores.given).all()
+    np.testing.assert_allclose(scores.probabilities.sum(axis=1), 1.0)
+    rows = np.arange(n)
+    expected = (
+        scores.probabilities[rows, scores.suggested] - scores.probabilities[rows, scores.given]
+    )
+    np.testing.assert_allclose(scores.score, expected)
+    assert sorted(scores.ranked().tolist()) == list(range(n))
+
+
+def test_same_seed_same_result(
+    noisy_digits: tuple[
+        npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+    ],
+) -> None:
+    pixels, noisy, is_test, _ = noisy_digits
+    first = rank_label_errors(pixels[:200], noisy[:200], is_test[:200], seed=3)
+    second = rank_label_errors(pixels[:200], noisy[:200], is_test[:200], seed=3)
+    np.testing.assert_allclose(first.score, second.score, atol=1e-6)
+    np.testing.assert_array_equal(first.suggested, second.suggested)
+
+
+def test_ties_broken_by_position() -> None:
+    scores = LabelErrorScores(
+        given=np.zeros(4, np.int64),
+        suggested=np.ones(4, np.int64),
+        score=np.array([0.5, 0.9, 0.5, 0.9]),
+        probabilities=np.full((4, 2), 0.5),
+    )
+    assert scores.ranked().tolist() == [1, 3, 0, 2]
+    assert scores.ranked(3).tolist() == [1, 3, 0]
+
+
+def test_progress_counts_every_image() -> None:
+    pixels, labels = synthetic_digits(60, seed=7)
+    done: list[int] = []
+    rank_label_errors(pixels, labels, np.arange(60) >= 50, method="knn", progress=done.append)
+    assert sum(done) == 60
+
+
+def test_bad_inputs_raise() -> None:
+    pixels, labels = synthetic_digits(30, seed=8)
+    is_test = np.zeros(30, bool)
+    msg = "method must be one of mlp, knn, softmax, got 'forest'"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        rank_label_errors(pixels, labels, is_test, method="forest")  # type: ignore[arg-type]
+    msg = (
+        "expected pixels (N, H, W), labels (N,) and is_test (N,), got (30, 28, 28), (29,) and (30,)"
+    )
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        rank_label_errors(pixels, labels[:29], is_test)
+    with pytest.raises(ValueError, match="need at least 10 train images"):
+        rank_label_errors(pixels, labels, np.ones(30, bool))
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="real MNIST files not beside the checkout")
+def test_real_mnist_planted_flips() -> None:
+    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as f:
+        pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(MNIST_DIR / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    noisy, where = flipped(labels, 100, seed=0)
+    is_test = np.arange(len(labels)) >= 8_000
+    scores = rank_label_errors(pixels, noisy, is_test, method="knn")
+    assert np.isin(scores.ranked(200), where).sum() >= 80
