@@ -28,7 +28,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -290,6 +290,8 @@ def _prepare_root(out_dir: Path) -> Path:
     if not os.access(out_dir, os.W_OK | os.X_OK):
         msg = f"Cannot write into export folder {out_dir}: permission denied"
         raise ExportError(msg)
+    for stale in out_dir.glob(f".*{TEMP_MARK}-*"):
+        stale.unlink(missing_ok=True)  # lists left by an interrupted export
     return out_dir.resolve()
 
 
@@ -360,13 +362,18 @@ class _Lists:
 
     def abort(self) -> None:
         for handle in self.handles:
-            handle.close()
+            with suppress(OSError):  # a full disk fails the last flush; the file goes anyway
+                handle.close()
         for temp, _ in self.final:
             temp.unlink(missing_ok=True)
 
     def commit(self) -> list[Path]:
-        for handle in self.handles:
-            handle.close()
+        try:
+            for handle in self.handles:
+                handle.close()
+        except OSError as exc:
+            msg = f"Cannot write the lists into export folder {self.root}: {exc.strerror}"
+            raise ExportError(msg) from None
         for temp, target in self.final:
             os.replace(temp, target)
         return [target for _, target in self.final]
@@ -436,18 +443,23 @@ def export_images(
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
+    session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
         root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
     )
+    _begin_write(session)
     session.add(record)
     session.commit()
     recorder = _FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
     written = skipped = 0
     with ExitStack() as stack, _executor(jobs or default_jobs()) as pool:
+        # Pixels stream through a session of their own: the writes below commit chunk
+        # by chunk, which would end the stream's cursor on PostgreSQL.
+        reader = stack.enter_context(Session(session.get_bind()))
         listing = _Lists(root, lists)
         stack.callback(listing.abort)  # removes the temporary lists unless committed
-        for block in iter_pixel_blocks(session, selection):
+        for block in iter_pixel_blocks(reader, selection):
             paths = [
                 relative_path(layout, fmt, names[ds], split, index, label)
                 for ds, split, index, label in zip(
@@ -462,6 +474,7 @@ def export_images(
                 pool.map(write_files, _tasks(root, paths, block, fmt, quality, overwrite))
             )
             files = _collect(outcomes, paths, block, names)
+            _begin_write(session)
             new, same = recorder.record(files)
             written += new
             skipped += same
@@ -474,6 +487,12 @@ def export_images(
                 progress(len(block))
         produced = listing.commit()
     return ExportResult(record.id, root, total, written, skipped, produced[0], produced[1:])
+
+
+def _begin_write(session: Session) -> None:
+    """Start the session's next transaction as a writer (SQLite: BEGIN IMMEDIATE), so
+    that it waits for other writers on the busy timeout instead of failing."""
+    session.connection(execution_options={"sqlite_immediate": True})
 
 
 def _tasks(

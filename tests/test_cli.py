@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import idx_bytes, random_digits, write_idx_pair
 from typer.testing import CliRunner
 
-from builders import idx_bytes, random_digits, write_idx_pair
 from catalog import Catalog
 from catalog.cli import app
 
@@ -104,7 +104,9 @@ def test_bad_sources_exit_1_with_one_line_and_leave_the_catalog_unchanged(
     code, out, err = run(db_url, "ingest", str(source), "--dataset", "bad")
     assert code == 1
     assert out == ""
-    assert err.startswith("Error: ") and err.endswith("\n") and err.count("\n") == 1
+    assert err.startswith("Error: ")
+    assert err.endswith("\n")
+    assert err.count("\n") == 1
     assert message in err
     assert "Traceback" not in err
     assert run(db_url, "datasets", "--json")[1] == before
@@ -177,7 +179,8 @@ def test_bad_filters(db_url: str) -> None:
     run(db_url, "ingest", str(TINY), "--dataset", "tiny")
     assert run(db_url, "count", "--label", "11") == (1, "", "Error: Label 11 is outside 0-9\n")
     code, _, err = run(db_url, "count", "--label", "three")
-    assert code == 2 and "label 'three' is not a number 0-9" in err
+    assert code == 2
+    assert "label 'three' is not a number 0-9" in err
     code, _, err = run(db_url, "count", "--split", "val")
     assert (code, err) == (1, "Error: Unknown split 'val': expected one of test, train\n")
 
@@ -244,5 +247,7 @@ def test_unreachable_postgresql_is_a_one_line_error() -> None:
     url = "postgresql+psycopg://nobody@127.0.0.1:9/none"
     result = runner.invoke(app, ["--db", url, "datasets"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: Cannot open catalog postgresql+psycopg://nobody@127.0.0.1:9/none: ")
+    assert result.stderr.startswith(
+        "Error: Cannot open catalog postgresql+psycopg://nobody@127.0.0.1:9/none: "
+    )
     assert result.stderr.count("\n") == 1

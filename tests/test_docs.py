@@ -27,8 +27,9 @@ def test_every_command_is_in_the_readme(name: str) -> None:
 
 
 def test_readme_starts_with_the_two_commands() -> None:
-    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    assert "pip install" in blocks[0] and "mnist-catalog ingest" in blocks[0]
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.DOTALL)
+    assert "pip install" in blocks[0]
+    assert "mnist-catalog ingest" in blocks[0]
     assert "pytest" in blocks[1]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
     assert blocks[1].strip() in ci

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import random_digits, write_idx_pair
 from PIL import Image
 from sqlalchemy import func, select
 
-from builders import random_digits, write_idx_pair
 from catalog import Catalog, db
 from catalog.db import ExportedFile
 from catalog.errors import ExportConflictError, ExportError
@@ -78,7 +78,8 @@ def test_every_file_is_recorded_with_its_digest(digits: Catalog, tmp_path: Path)
         data = Path(path).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest)
     [record] = digits.exports()
-    assert record["count"] == 60 and record["files"] == 60
+    assert record["count"] == 60
+    assert record["files"] == 60
     assert record["selection"]["dataset"] is None
     assert all(len(r.paths) == 1 for r in digits.select().rows())
 
@@ -174,4 +175,4 @@ def test_test_set_threes_and_fives_in_the_classic_layout(
             session.scalars(select(ExportedFile.path).where(ExportedFile.path.like(f"{out}%")))
         )
         assert paths == {str(f) for f in files}
-        assert session.scalar(select(func.count()).select_from(ExportedFile)) >= 1902
+        assert (session.scalar(select(func.count()).select_from(ExportedFile)) or 0) >= 1902

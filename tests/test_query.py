@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from builders import random_digits, write_idx_pair
+
 from catalog import Catalog
 from catalog.errors import DatasetNotFoundError, SelectionError
 
@@ -87,7 +87,8 @@ def test_random_order_limit_and_offset(digits: tuple[Catalog, np.ndarray, np.nda
     ordered = [r.index for r in catalog.select(split="train", limit=5, offset=10).rows()]
     assert ordered == list(range(10, 15))
     shuffled = [r.index for r in catalog.select(split="train", order="random", seed=2).rows()]
-    assert sorted(shuffled) == list(range(200)) and shuffled != list(range(200))
+    assert sorted(shuffled) == list(range(200))
+    assert shuffled != list(range(200))
 
 
 @pytest.mark.parametrize(
@@ -122,5 +123,6 @@ def test_several_datasets_need_a_name(digits: tuple[Catalog, np.ndarray, np.ndar
 @pytest.mark.mnist
 def test_one_label_of_one_split_on_real_mnist(mnist_catalog: Catalog) -> None:
     x, y = mnist_catalog.select(split="test", labels=[1]).arrays()
-    assert x.shape == (1135, 28, 28) and x.dtype == np.uint8
+    assert x.shape == (1135, 28, 28)
+    assert x.dtype == np.uint8
     assert set(y.tolist()) == {1}
