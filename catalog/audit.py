@@ -75,7 +75,7 @@ BLANK_INK_FRACTION = 0.005
 INVERTED_BORDER_MEAN = 128.0
 #: Label-error suspects reported as warnings: score, p(suggested) - p(given), at
 #: or above this.
-LABEL_ERROR_SCORE = 0.5
+LABEL_ERROR_SCORE = 0.8
 #: The scorer that found the most planted flips (docs/audit-methods.md).
 LABEL_ERROR_METHOD: Method = "mlp"
 #: How many suspects the report lists for review, whatever their score.

@@ -216,6 +216,26 @@ def resolve_url(location: str | Path | None = None) -> URL:
     return URL.create("sqlite+pysqlite", database=str(path.resolve()))
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a new database to WAL (it persists in the file). Switching takes an
+    exclusive lock that SQLite may refuse at once while another process opens the
+    same new file, so a refusal is retried for up to the busy timeout."""
+    import sqlite3
+    import time
+
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, busy timeout, foreign keys, and BEGIN issued by us (not by pysqlite)."""
 
@@ -226,7 +246,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 

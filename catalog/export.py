@@ -299,15 +299,15 @@ def _make_folders(root: Path, relative_dirs: set[str]) -> None:
     """Create the sub-folders, refusing any that resolve outside ``root``."""
     for relative in sorted(relative_dirs):
         folder = root / relative
+        resolved = folder.resolve()  # before mkdir, which would follow links out of root
+        if resolved != root and root not in resolved.parents:
+            msg = f"Refusing to write to {folder}: it resolves to {resolved}, outside {root}"
+            raise ExportError(msg)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"Cannot create folder {folder} in export folder {root}: {exc.strerror}"
             raise ExportError(msg) from None
-        resolved = folder.resolve()
-        if resolved != root and root not in resolved.parents:
-            msg = f"Refusing to write to {folder}: it resolves to {resolved}, outside {root}"
-            raise ExportError(msg)
         for stale in folder.glob(f".*{TEMP_MARK}-*"):
             stale.unlink(missing_ok=True)  # left by an interrupted export
 

@@ -50,7 +50,7 @@ def check_dataset_name(name: str) -> str:
     >>> check_dataset_name("fashion-mnist")
     'fashion-mnist'
     """
-    if not DATASET_NAME.match(name) or ".." in name:
+    if not DATASET_NAME.fullmatch(name) or ".." in name:
         msg = (
             f"Invalid dataset name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

@@ -36,7 +36,7 @@ def check_split_name(split: str, where: str) -> str:
         When the name has characters other than lower-case letters, digits,
         ``_`` and ``-``, or does not start with a letter.
     """
-    if not SPLIT_NAME.match(split):
+    if not SPLIT_NAME.fullmatch(split):
         msg = (
             f"Invalid split name {split!r} in {where}: expected lower-case letters, "
             "digits, '_' or '-', starting with a letter"
