@@ -146,15 +146,21 @@ def dataset_id(session: Session, name: str | None) -> int:
 def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
     """The id query for the filters that SQL applies (all but sampling)."""
     ds = dataset_id(session, selection.dataset)
-    if selection.splits:
+    missing = [
+        split
+        for split in selection.splits
+        if session.scalar(
+            select(Image.id).where(Image.dataset_id == ds, Image.split == split).limit(1)
+        )
+        is None
+    ]  # one index probe per split, not a scan of the dataset
+    if missing:
         present = set(session.scalars(select(Image.split).where(Image.dataset_id == ds).distinct()))
-        missing = [split for split in selection.splits if split not in present]
-        if missing:
-            msg = (
-                f"Unknown split {missing[0]!r} in dataset {selection.dataset or ''!r}: "
-                f"expected one of {', '.join(sorted(present)) or 'none'}"
-            ).replace(" in dataset ''", "")
-            raise SelectionError(msg)
+        msg = (
+            f"Unknown split {missing[0]!r} in dataset {selection.dataset or ''!r}: "
+            f"expected one of {', '.join(sorted(present)) or 'none'}"
+        ).replace(" in dataset ''", "")
+        raise SelectionError(msg)
     query: AnySelect = select(Image.id, Image.label).where(Image.dataset_id == ds)
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
