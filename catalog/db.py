@@ -107,7 +107,8 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         UniqueConstraint("dataset_id", "split", "idx", name="uq_images_dataset_split_idx"),
-        Index("ix_images_dataset_split_label", "dataset_id", "split", "label"),
+        # With idx last, one label of one split is read in index order, no sort.
+        Index("ix_images_dataset_split_label_idx", "dataset_id", "split", "label", "idx"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

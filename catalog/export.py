@@ -27,7 +27,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
-from catalog.errors import ExportConflictError, ExportError, SelectionError
+from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
 from catalog.query import PixelBlock, Selection, iter_pixel_blocks, select_ids
 
 LAYOUTS = ("classic", "by-label", "flat")
@@ -51,7 +51,8 @@ LISTS = ("caffe", "mxnet", "csv")
 #: Images handed to one worker task.
 TASK_SIZE = 512
 TEMP_MARK = ".mnist-catalog-tmp"
-#: zlib level for PNG: on 28x28 digits 3 is ~1.5x faster than 6 for 2% more bytes.
+#: zlib level for PNG: on 28x28 digits 3 was the fastest level here (26 us, against
+#: 30 at level 1 and 37 at 6) for 2% more bytes than 6.
 PNG_LEVEL = 3
 
 Progress = Callable[[int], None]
@@ -85,24 +86,41 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
-    """An 8-bit grayscale PNG of ``pixels``, byte for byte deterministic.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = _png_chunk(b"IEND", b"")
+_IDAT_CRC = zlib.crc32(b"IDAT")
 
-    PNG is simple enough to write directly (signature, IHDR, one zlib IDAT,
-    IEND); doing so is about 3x faster than going through Pillow for 28x28.
+
+def encode_pngs(pixels: npt.NDArray[np.uint8]) -> list[bytes]:
+    """8-bit grayscale PNGs of a block of same-size images, byte for byte deterministic.
+
+    PNG is simple enough to write directly: signature, IHDR, one zlib IDAT of
+    the rows (each led by filter byte 0), IEND. The header is built once per
+    block and the filter bytes added to the whole block at once, leaving one
+    ``zlib.compress`` per image; about 4x faster than Pillow for 28x28.
     """
-    height, width = pixels.shape
-    rows = np.zeros((height, width + 1), dtype=np.uint8)  # filter byte 0 per row
-    rows[:, 1:] = pixels
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"".join(
-        (
-            b"\x89PNG\r\n\x1a\n",
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)),
-            _png_chunk(b"IEND", b""),
-        )
+    n, height, width = pixels.shape
+    head = _PNG_SIGNATURE + _png_chunk(
+        b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     )
+    rows = np.zeros((n, height, width + 1), dtype=np.uint8)
+    rows[:, :, 1:] = pixels
+    out = []
+    pack, crc32, compress = struct.pack, zlib.crc32, zlib.compress
+    for raw in rows.reshape(n, -1):
+        idat = compress(raw.tobytes(), PNG_LEVEL)
+        out.append(
+            b"".join(
+                (head, pack(">I", len(idat)), b"IDAT", idat, pack(">I", crc32(idat, _IDAT_CRC)),
+                 _PNG_END)
+            )
+        )  # fmt: skip
+    return out
+
+
+def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """An 8-bit grayscale PNG of one image (see :func:`encode_pngs`)."""
+    return encode_pngs(pixels[np.newaxis])[0]
 
 
 def encode_pgm(pixels: npt.NDArray[np.uint8]) -> bytes:
@@ -123,11 +141,16 @@ def encode_with_pillow(pixels: npt.NDArray[np.uint8], fmt: str, quality: int) ->
 
 def encode(pixels: npt.NDArray[np.uint8], fmt: str, quality: int = 95) -> bytes:
     """Encode one image as ``fmt`` (png, jpg, bmp or pgm)."""
+    return encode_many(pixels[np.newaxis], fmt, quality)[0]
+
+
+def encode_many(pixels: npt.NDArray[np.uint8], fmt: str, quality: int = 95) -> list[bytes]:
+    """Encode a block of same-size images as ``fmt`` (png, jpg, bmp or pgm)."""
     if fmt == "png":
-        return encode_png(pixels)
+        return encode_pngs(pixels)
     if fmt == "pgm":
-        return encode_pgm(pixels)
-    return encode_with_pillow(pixels, fmt, quality)
+        return [encode_pgm(image) for image in pixels]
+    return [encode_with_pillow(image, fmt, quality) for image in pixels]
 
 
 # --- paths ------------------------------------------------------------------
@@ -175,10 +198,13 @@ def write_files(task: WriteTask) -> WriteOutcome:
     sizes: list[int] = []
     digests: list[str] = []
     folders: dict[str, int] = {}  # folder -> open directory fd
+    sha256 = hashlib.sha256
     try:
-        for relative, pixels in zip(task.paths, task.pixels, strict=True):
-            data = encode(pixels, task.fmt, task.quality)
-            folder, name = os.path.split(os.path.join(task.root, relative))
+        for relative, data in zip(
+            task.paths, encode_many(task.pixels, task.fmt, task.quality), strict=True
+        ):
+            where, _, name = relative.rpartition("/")
+            folder = f"{task.root}/{where}" if where else task.root
             try:
                 if folder not in folders:
                     folders[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -188,7 +214,7 @@ def write_files(task: WriteTask) -> WriteOutcome:
                 return WriteOutcome(status, sizes, digests, msg)
             status.append(outcome)
             sizes.append(len(data))
-            digests.append(hashlib.sha256(data).hexdigest())
+            digests.append(sha256(data).hexdigest())
     finally:
         for fd in folders.values():
             os.close(fd)
@@ -261,12 +287,14 @@ def _read_existing(folder_fd: int, name: str, size: int) -> bytes | None:
 
 
 class _InlineExecutor:
-    """Runs tasks in this process (``jobs=1``), with the executor's ``map`` shape."""
+    """Runs each task in this process (``jobs=1``) as it is submitted."""
 
-    def map(
-        self, fn: Callable[[WriteTask], WriteOutcome], tasks: list[WriteTask]
-    ) -> Iterator[WriteOutcome]:
-        return map(fn, tasks)
+    def submit(
+        self, fn: Callable[[WriteTask], WriteOutcome], task: WriteTask
+    ) -> Future[WriteOutcome]:
+        future: Future[WriteOutcome] = Future()
+        future.set_result(fn(task))
+        return future
 
 
 @contextmanager
@@ -341,24 +369,28 @@ class _Lists:
             name = {"caffe": f"{split}.txt", "mxnet": f"{split}.lst", "csv": f"{split}.csv"}[kind]
             handle = self._open(name)
             if kind == "csv":
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(["path", "label"])
-                self.per_split[key] = writer
-            else:
-                self.per_split[key] = handle
+                handle.write("path,label\n")
+            self.per_split[key] = handle
         return self.per_split[key]
 
-    def add(self, row: tuple[str, str, str, int, int, str, str]) -> None:
-        path, _dataset, split, index, label, _sha, _file_sha = row
-        self.manifest_csv.writerow(row)
+    def add(self, files: list[Any]) -> None:
+        """Append one block's files (rows from :func:`_collect`) to every list."""
+        # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
+        self.manifest.write(
+            "".join(f"{p},{d},{s},{i},{lb},{h},{fh}\n" for p, d, s, i, lb, h, fh, *_ in files)
+        )
         for kind in self.kinds:
-            target = self._list(kind, split)
-            if kind == "caffe":
-                target.write(f"{path} {label}\n")
-            elif kind == "mxnet":
-                target.write(f"{index}\t{label}\t{path}\n")
-            else:
-                target.writerow([path, label])
+            by_split: dict[str, list[str]] = {}
+            for path, _dataset, split, index, label, *_ in files:
+                if kind == "caffe":
+                    line = f"{path} {label}\n"
+                elif kind == "mxnet":
+                    line = f"{index}\t{label}\t{path}\n"
+                else:
+                    line = f"{path},{label}\n"  # paths are built from checked names: no quoting
+                by_split.setdefault(split, []).append(line)
+            for split, lines in by_split.items():
+                self._list(kind, split).write("".join(lines))
 
     def abort(self) -> None:
         for handle in self.handles:
@@ -452,13 +484,31 @@ def export_images(
     session.commit()
     recorder = _FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
-    written = skipped = 0
+    counts = [0, 0]  # written, skipped
+
+    def finish(block: PixelBlock, paths: list[str], futures: list[Future[WriteOutcome]]) -> None:
+        """Wait for a block's files, record them, then fail if any could not be written."""
+        outcomes = [future.result() for future in futures]
+        files = _collect(outcomes, paths, block, names)
+        _begin_write(session)
+        new, same = recorder.record(files)
+        counts[0] += new
+        counts[1] += same
+        record.written = counts[0]
+        session.commit()
+        _raise_on_failure(outcomes, files, root, overwrite)
+        listing.add(files)
+        if progress is not None:
+            progress(len(block))
+
     with ExitStack() as stack, _executor(jobs or default_jobs()) as pool:
         # Pixels stream through a session of their own: the writes below commit chunk
         # by chunk, which would end the stream's cursor on PostgreSQL.
         reader = stack.enter_context(Session(session.get_bind()))
         listing = _Lists(root, lists)
         stack.callback(listing.abort)  # removes the temporary lists unless committed
+        # One block in flight while the previous one is recorded.
+        pending: tuple[PixelBlock, list[str], list[Future[WriteOutcome]]] | None = None
         for block in iter_pixel_blocks(reader, selection):
             paths = [
                 relative_path(layout, fmt, names[ds], split, index, label)
@@ -467,26 +517,33 @@ def export_images(
                     block.labels.tolist(), strict=True,
                 )
             ]  # fmt: skip
-            folders = {os.path.dirname(p) for p in paths} - {""} - made
+            folders = {p.rpartition("/")[0] for p in paths} - {""} - made
             _make_folders(root, folders)
             made |= folders
-            outcomes = list(
-                pool.map(write_files, _tasks(root, paths, block, fmt, quality, overwrite))
-            )
-            files = _collect(outcomes, paths, block, names)
-            _begin_write(session)
-            new, same = recorder.record(files)
-            written += new
-            skipped += same
-            record.written = written
-            session.commit()
-            _raise_on_failure(outcomes, files, root, overwrite)
-            for row in files:
-                listing.add(row[:7])
-            if progress is not None:
-                progress(len(block))
+            tasks = _tasks(root, paths, block, fmt, quality, overwrite)
+            submitted = (block, paths, [pool.submit(write_files, task) for task in tasks])
+            if pending is not None:
+                _finish_or_drain(finish, pending, submitted)
+            pending = submitted
+        if pending is not None:
+            finish(*pending)
         produced = listing.commit()
+    written, skipped = counts
     return ExportResult(record.id, root, total, written, skipped, produced[0], produced[1:])
+
+
+def _finish_or_drain(
+    finish: Callable[[PixelBlock, list[str], list[Future[WriteOutcome]]], None],
+    current: tuple[PixelBlock, list[str], list[Future[WriteOutcome]]],
+    following: tuple[PixelBlock, list[str], list[Future[WriteOutcome]]],
+) -> None:
+    """Finish ``current``; if that fails, still record what ``following`` wrote."""
+    try:
+        finish(*current)
+    except CatalogError:
+        with suppress(CatalogError):
+            finish(*following)
+        raise
 
 
 def _begin_write(session: Session) -> None:
@@ -513,6 +570,8 @@ def _collect(
     """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status)
     for each image a task got to (a task stopped by an OS error reports fewer)."""
     files = []
+    datasets = [names[ds] for ds in block.dataset_ids.tolist()]
+    indices, labels, ids = block.indices.tolist(), block.labels.tolist(), block.ids.tolist()
     for task, outcome in enumerate(outcomes):
         for j, (status, size, digest) in enumerate(
             zip(outcome.status, outcome.sizes, outcome.sha256, strict=True)
@@ -520,9 +579,8 @@ def _collect(
             i = task * TASK_SIZE + j
             files.append(
                 (
-                    paths[i], names[int(block.dataset_ids[i])], block.splits[i],
-                    int(block.indices[i]), int(block.labels[i]), block.sha256[i], digest,
-                    int(block.ids[i]), size, status,
+                    paths[i], datasets[i], block.splits[i], indices[i], labels[i],
+                    block.sha256[i], digest, ids[i], size, status,
                 )
             )  # fmt: skip
     return files
@@ -573,7 +631,8 @@ class _FileRecorder:
         keep = insert(table).on_conflict_do_nothing(index_elements=["path"])
         self.statements = (replace, keep)
         # Rows go to the driver as they are: convert the timestamp as Core would.
-        written_at = table.c.written_at.type.bind_processor(session.get_bind().dialect)
+        bound = session.get_bind().dialect
+        written_at = table.c.written_at.type.dialect_impl(bound).bind_processor(bound)
         self.to_driver: Callable[[Any], Any] = written_at or (lambda value: value)
 
     def record(self, files: list[Any]) -> tuple[int, int]:

@@ -185,7 +185,7 @@ def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
         if selection.offset:
             query = query.offset(selection.offset)
         return np.fromiter(session.scalars(query.with_only_columns(Image.id)), dtype=np.int64)
-    rows = session.execute(query).all()
+    rows = session.connection().execute(query).all()
     ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
     labels = np.fromiter((row.label for row in rows), dtype=np.int64, count=len(rows))
     rng = np.random.Generator(np.random.PCG64(selection.seed))
@@ -282,14 +282,16 @@ def iter_pixel_blocks(
         # One streaming query: no id list, the index range scan does it all.
         _, query = _filtered(session, selection)
         query = query.with_only_columns(*_PIXEL_COLUMNS)
-        result = session.execute(query.execution_options(yield_per=chunk))
+        # Core rows (through the session's connection): the ORM's per-row
+        # bookkeeping costs more than SQLite's read for plain column selects.
+        result = session.connection().execute(query.execution_options(yield_per=chunk))
         for rows in result.partitions(chunk):
             yield _block(rows)
         return
     ids = select_ids(session, selection)
     for part in _chunks(ids, chunk):
         query = select(*_PIXEL_COLUMNS).where(Image.id.in_(part.tolist()))
-        by_id = {row.id: row for row in session.execute(query)}
+        by_id = {row.id: row for row in session.connection().execute(query)}
         yield _block([by_id[i] for i in part.tolist()])
 
 

@@ -219,10 +219,10 @@ def test_db_current_and_upgrade(db_url: str) -> None:
     code, out, _ = run(db_url, "db", "current")
     assert (code, out) == (
         0,
-        "empty (head 0002: needs upgrade (opened catalogs upgrade themselves))\n",
+        "empty (head 0003: needs upgrade (opened catalogs upgrade themselves))\n",
     )
-    assert run(db_url, "db", "upgrade") == (0, "Catalog at revision 0002 (was None)\n", "")
-    assert run(db_url, "db", "current")[1] == "0002 (head 0002: up to date)\n"
+    assert run(db_url, "db", "upgrade") == (0, "Catalog at revision 0003 (was None)\n", "")
+    assert run(db_url, "db", "current")[1] == "0003 (head 0003: up to date)\n"
 
 
 def test_catalog_location_from_the_environment(
