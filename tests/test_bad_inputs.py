@@ -1,0 +1,167 @@
+"""Every kind of bad input, through the command line: one `Error:` line on stderr,
+exit code 1, no traceback, and the catalog exactly as it was."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import idx_bytes, random_digits, write_image_folder
+from PIL import Image
+from typer.testing import CliRunner
+
+from catalog.cli import app
+
+TINY = Path(__file__).parent / "data" / "tiny"
+IMAGES = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))
+LABELS = idx_bytes(np.array([1, 2, 3], dtype=np.uint8))
+
+
+def idx_folder(root: Path, images: bytes, labels: bytes = LABELS, gz: bool = True) -> Path:
+    root.mkdir()
+    suffix = ".gz" if gz else ""
+    pack = gzip.compress if gz else bytes
+    (root / f"train-images-idx3-ubyte{suffix}").write_bytes(pack(images))
+    (root / f"train-labels-idx1-ubyte{suffix}").write_bytes(pack(labels))
+    return root
+
+
+def hostile(target: str) -> Callable[[Path], Path]:
+    module, name = target.rsplit(".", 1)
+
+    def build(tmp: Path) -> Path:
+        # GLOBAL module name, a string argument, REDUCE: what a pickle calling target does
+        payload = (
+            b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n"
+            b"X\x10\x00\x00\x00touch /tmp/pwnedq\x00\x85R."
+        )
+        path = tmp / "mnist.pkl.gz"
+        path.write_bytes(gzip.compress(payload))
+        return path
+
+    return build
+
+
+def classic_pickle(content: object) -> Callable[[Path], Path]:
+    def build(tmp: Path) -> Path:
+        path = tmp / "mnist.pkl.gz"
+        path.write_bytes(gzip.compress(pickle.dumps(content, protocol=2)))
+        return path
+
+    return build
+
+
+def npz(**arrays: np.ndarray) -> Callable[[Path], Path]:
+    def build(tmp: Path) -> Path:
+        path = tmp / "mnist.npz"
+        with path.open("wb") as out:
+            save: Callable[..., None] = np.savez
+            save(out, **arrays)
+        return path
+
+    return build
+
+
+def folder(mutate: Callable[[Path], None]) -> Callable[[Path], Path]:
+    def build(tmp: Path) -> Path:
+        x, y = random_digits(6, seed=3)
+        root = write_image_folder(tmp / "pngs", {"train": (x, y)})
+        mutate(root)
+        return root
+
+    return build
+
+
+def _truncate_first_png(root: Path) -> None:
+    first = min((root / "train").iterdir())
+    first.write_bytes(first.read_bytes()[:60])
+
+
+def _bad_name(root: Path) -> None:
+    min((root / "train").iterdir()).rename(root / "train" / "seven.png")
+
+
+def _mixed_sizes(root: Path) -> None:
+    first = min((root / "train").iterdir())
+    Image.new("L", (32, 32)).save(first)
+
+
+def _link_outside(root: Path) -> None:
+    outside = root.parent / "outside.png"
+    Image.new("L", (28, 28)).save(outside)
+    (root / "train" / "000099_1.png").symlink_to(outside)
+
+
+x6, y6 = random_digits(6, seed=4)
+xf = x6.reshape(6, -1).astype(np.float32) / 256
+CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    # IDX
+    "idx wrong magic": (lambda t: idx_folder(t / "s", b"\x00\x01\x08\x03" + IMAGES[4:]), "magic number 00010803"),
+    "idx unknown dtype code": (lambda t: idx_folder(t / "s", b"\x00\x00\x07\x03" + IMAGES[4:], gz=False), "unknown IDX type code 0x07"),
+    "idx dims do not match the length": (lambda t: idx_folder(t / "s", IMAGES[:-10], gz=False), "implies 2,368"),
+    "idx image and label counts disagree": (lambda t: idx_folder(t / "s", IMAGES, idx_bytes(np.array([1], np.uint8))), "has 3 images but"),
+    "idx header claims 2^31 images": (lambda t: idx_folder(t / "s", b"\x00\x00\x08\x03" + struct.pack(">III", 2**31, 28, 28)), "claims 2,147,483,648 items"),
+    "idx truncated gzip": (lambda t: _truncated_gz(t), "train-images-idx3-ubyte.gz"),
+    "idx .gz that is not gzip": (lambda t: _garbage_gz(t), "train-images-idx3-ubyte.gz"),
+    "empty file": (lambda t: _empty(t), "is empty"),
+    # pickle
+    "pickle calling os.system": (hostile("os.system"), "os.system"),
+    "pickle calling builtins.eval": (hostile("builtins.eval"), "builtins.eval"),
+    "pickle calling subprocess.Popen": (hostile("subprocess.Popen"), "subprocess.Popen"),
+    "pickle of the wrong shape": (classic_pickle(((xf[:, :100], y6), (xf, y6))), "mnist.pkl.gz"),
+    "pickle with labels outside 0-9": (classic_pickle(((xf, y6 + 10), (xf, y6))), "mnist.pkl.gz"),
+    "pickle of the wrong dtype": (classic_pickle(((xf.astype(np.complex64), y6), (xf, y6))), "mnist.pkl.gz"),
+    # npz
+    "npz with an object array": (npz(x_train=np.array([object()] * 2, dtype=object), y_train=y6, x_test=x6, y_test=y6), "mnist.npz"),
+    "npz missing keys": (npz(x_train=x6, y_train=y6), "mnist.npz"),
+    "npz lengths disagree": (npz(x_train=x6, y_train=y6[:4], x_test=x6, y_test=y6), "mnist.npz"),
+    # image folders
+    "folder with a truncated image": (folder(_truncate_first_png), "000000_"),
+    "folder with a name that does not parse": (folder(_bad_name), "seven.png"),
+    "folder with mixed image sizes": (folder(_mixed_sizes), "expected 32x32"),
+    "folder with a symlink outside": (folder(_link_outside), "000099_1.png"),
+}  # fmt: skip
+
+
+def _truncated_gz(tmp: Path) -> Path:
+    root = idx_folder(tmp / "s", IMAGES)
+    gz = root / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:-15])
+    return root
+
+
+def _garbage_gz(tmp: Path) -> Path:
+    root = idx_folder(tmp / "s", IMAGES)
+    (root / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + b"not really gzip" * 8)
+    return root
+
+
+def _empty(tmp: Path) -> Path:
+    path = tmp / "empty.npz"
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_one_line_exit_1_and_the_catalog_is_unchanged(
+    db_url: str, tmp_path: Path, case: str
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db_url, "ingest", str(TINY), "-d", "tiny"]).exit_code == 0
+    before = runner.invoke(app, ["--db", db_url, "datasets", "--json"]).stdout
+    build, fragment = CASES[case]
+    source = build(tmp_path)
+    result = runner.invoke(app, ["--db", db_url, "ingest", str(source), "-d", "bad"])
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("\n") == 1
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runner.invoke(app, ["--db", db_url, "datasets", "--json"]).stdout == before
+    assert not Path("/tmp/pwned").exists()
