@@ -33,3 +33,17 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "pytest" in blocks[1]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
     assert blocks[1].strip() in ci
+
+
+def test_every_test_the_readme_cites_exists() -> None:
+    section = README.split("## What it survives", 1)[1].split("\n## ", 1)[0]
+    cited = re.findall(r"`(test_\w+\.py)::(test_\w+)", section)
+    assert len(cited) >= 20
+    tests = Path(__file__).resolve().parent
+    for filename, name in cited:
+        source = (tests / filename).read_text(encoding="utf-8")
+        assert f"def {name}(" in source, f"{filename}::{name}"
+    for case in re.findall(r"`(?:test_bad_inputs\.py::)?…\[([^\]]+)\]`", section):
+        bad_inputs = (tests / "test_bad_inputs.py").read_text(encoding="utf-8")
+        if not case.endswith("…"):
+            assert f'"{case}"' in bad_inputs or case.rstrip(" …") in bad_inputs, case
