@@ -24,6 +24,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -34,9 +35,10 @@ from sqlalchemy import Engine
 from typer.core import TyperGroup
 
 from catalog import db, query
-from catalog.download import DownloadProgress, download_dataset
+from catalog.download import download_dataset
 from catalog.errors import CatalogError
 from catalog.export import FORMATS, LAYOUTS, LISTS, export_images
+from catalog.fingerprints import KNOWN_DATASETS
 from catalog.pictures import render_text, save_png, selection_sheet
 from catalog.query import Selection
 from catalog.store import ingest as ingest_source
@@ -105,43 +107,40 @@ def main(
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+def named_bars(*columns: ProgressColumn) -> Iterator[Callable[[str, int, int | None], None]]:
+    """Rich bars on stderr, one per name, set as ``update(name, done, total)``;
+    silent when stderr is not a terminal (pipes, CI, tests)."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-        disable=not stderr.is_terminal,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-@contextmanager
-def download_bar() -> Iterator[DownloadProgress]:
-    """A byte-counting bar per downloaded file, on stderr when it is a terminal."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *columns,
         console=stderr,
         transient=True,
         disable=not stderr.is_terminal,
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
-        def on_bytes(file_name: str, done: int, total: int | None) -> None:
-            name = file_name
+        def update(name: str, done: int, total: int | None) -> None:
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)
 
-        yield on_bytes
+        yield update
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """One bar, advanced by a count of items done."""
+    columns = (MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with named_bars(*columns) as update:
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            update(description, done, total)
+
+        yield advance
 
 
 def echo_json(data: Any) -> None:
@@ -255,15 +254,13 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Decode SOURCE into the catalog, in one transaction: all of it or nothing."""
-    path = Path(source)
-    from catalog.fingerprints import KNOWN_DATASETS
-
+    path = Path(source).expanduser()
     if not path.exists() and source in KNOWN_DATASETS:
-        with download_bar() as on_bytes:
+        with named_bars(DownloadColumn(), TransferSpeedColumn()) as on_bytes:
             files = download_dataset(
-                source, cache_dir=cache, mirrors=mirror or None, progress=on_bytes
-            )
-
+                source, cache_dir=cache, mirrors=mirror or None,
+                progress=lambda file_name, done, total: on_bytes(file_name, done, total),
+            )  # fmt: skip
         path = files[0].parent
         dataset = dataset or source
     engine = state(ctx).open()
@@ -576,7 +573,8 @@ def audit_command(
     from catalog.report import render_text as render_report
 
     engine = state(ctx).open()
-    with db.session_scope(engine) as session, audit_bar() as on_progress:
+    bars = named_bars(MofNCompleteColumn(), TimeElapsedColumn())
+    with db.session_scope(engine) as session, bars as on_progress:
         report = audit(
             session, dataset=dataset, splits=tuple(split or ()),
             checks=tuple(check or CHECKS), seed=seed, progress=on_progress,
@@ -592,28 +590,6 @@ def audit_command(
     worst = report.worst
     if worst == "error" or (strict and worst == "warning"):
         raise typer.Exit(code=1)
-
-
-@contextmanager
-def audit_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """One bar per audit check, on stderr when it is a terminal."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=not stderr.is_terminal,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(check: str, done: int, total: int) -> None:
-            if check not in tasks:
-                tasks[check] = bar.add_task(check, total=total)
-            bar.update(tasks[check], completed=done, total=total)
-
-        yield on_progress
 
 
 @db_app.command("upgrade")

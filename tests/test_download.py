@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import random
 import re
 import socket
@@ -587,3 +588,30 @@ def test_identify_local_file(tmp_path: Path, tiny: Tiny) -> None:
     assert identify_local_file(recompressed) == big
     assert identify_local_file(plain) == big
     assert identify_local_file(junk) is None
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_cli_ingest_mnist_downloads_then_ingests_genuine_mnist(
+    tmp_path: Path, serve: Serve, db_url: str
+) -> None:
+    """The README's first command, with a mirror on 127.0.0.1 serving the real files."""
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"real MNIST files not found at {MNIST_DIR}")
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+
+    site = Site({p.name: p.read_bytes() for p in MNIST_DIR.glob("*.gz")})
+    url = serve(site)
+    args = ["--db", db_url, "ingest", "mnist", "--mirror", url, "--cache", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["dataset"], report["counts"]) == ("mnist", {"test": 10_000, "train": 60_000})
+    assert {f["genuine"] for f in report["files"]} == {f"mnist/{k.name}" for k in MNIST_FILES}
+    assert len(site.seen) == 4
+    again = CliRunner().invoke(app, args[:-1])
+    assert again.stdout.startswith("Already in the catalog: mnist")
+    assert len(site.seen) == 4  # served from the cache
