@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +191,29 @@ def test_real_mnist_duplicates_match_an_independent_count(
     assert {f.code for f in identity} == {"genuine-sources", "matches-known"}
     assert all(f.details.get("content_identical", True) for f in identity)
     assert report.problems("warning") == []
+
+
+def test_html_report_renders_its_contact_sheets_in_headless_chromium(
+    planted: tuple[Catalog, Path], tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine")
+    catalog, _ = planted
+    page = tmp_path / "report.html"
+    page.write_text(catalog.audit_html(catalog.audit()), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000",
+            f"--screenshot={shot}", page.as_uri(),
+        ],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    with Image.open(shot) as picture:
+        gray = np.asarray(picture.convert("L"))
+    # The digits are dark ink on light paper: a page of text alone has far fewer
+    # near-black pixels than one showing the sheets of digits.
+    assert (gray < 60).mean() > 0.01
