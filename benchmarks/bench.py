@@ -38,7 +38,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DEFAULT_MNIST = HERE.parents[1] / "shared" / "data" / "mnist"
 SUBSET = 5000
-REPEATS = 3
+REPEATS = 4
 
 
 def load_idx(mnist: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
