@@ -477,6 +477,7 @@ def export(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the selected images into OUT_DIR and record every file in the catalog."""
     selection = make_selection(
@@ -490,6 +491,15 @@ def export(
                 session, selection, out_dir, layout=layout, fmt=fmt, quality=quality,
                 lists=lists or (), overwrite=overwrite, jobs=jobs, progress=advance,
             )  # fmt: skip
+    if as_json:
+        echo_json(
+            {
+                "export_id": result.export_id, "root": str(result.root), "count": result.count,
+                "written": result.written, "skipped": result.skipped,
+                "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+            }
+        )  # fmt: skip
+        return
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
         f"({result.written:,} written, {result.skipped:,} already there); "

@@ -251,3 +251,14 @@ def test_unreachable_postgresql_is_a_one_line_error() -> None:
         "Error: Cannot open catalog postgresql+psycopg://nobody@127.0.0.1:9/none: "
     )
     assert result.stderr.count("\n") == 1
+
+
+def test_export_json(db_url: str, tmp_path: Path) -> None:
+    run(db_url, "ingest", str(TINY), "--dataset", "tiny")
+    code, out, _ = run(
+        db_url, "export", str(tmp_path / "o"), "--split", "test", "--json", "-j", "1"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert (data["count"], data["written"], data["skipped"]) == (2, 2, 0)
+    assert data["manifest"] == str(tmp_path / "o" / "manifest.csv")
