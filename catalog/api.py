@@ -139,8 +139,7 @@ class CatalogSelection:
 
     def count(self) -> int:
         with db.session_scope(self.catalog.engine) as session:
-            counts = query.count_images(session, self.selection)
-        return counts[0][1] if counts else 0
+            return query.count_selected(session, self.selection)
 
     def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
         with db.session_scope(self.catalog.engine) as session:

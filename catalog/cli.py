@@ -41,6 +41,7 @@ from catalog.export import FORMATS, LAYOUTS, LISTS, export_images
 from catalog.fingerprints import KNOWN_DATASETS
 from catalog.pictures import render_text, save_png, selection_sheet
 from catalog.query import Selection
+from catalog.store import decode_source
 from catalog.store import ingest as ingest_source
 
 
@@ -264,14 +265,14 @@ def ingest(
         path = files[0].parent
         dataset = dataset or source
     engine = state(ctx).open()
-    with db.session_scope(engine, write=True) as session:
-        from catalog.store import decode_source
-
-        total = decode_source(path).total
-        with progress_bar(f"Ingesting {path.name}", total) as advance:
-            result = ingest_source(
-                session, path, dataset=dataset, replace=replace, progress=advance
-            )
+    decoded = decode_source(path)  # once: it sizes the bar and feeds the ingest
+    with (
+        db.session_scope(engine, write=True) as session,
+        progress_bar(f"Ingesting {path.name}", decoded.total) as advance,
+    ):
+        result = ingest_source(
+            session, path, dataset=dataset, replace=replace, progress=advance, decoded=decoded
+        )
     if as_json:
         echo_json(
             {
@@ -485,7 +486,7 @@ def export(
     )
     engine = state(ctx).open()
     with db.session_scope(engine) as session:
-        total = len(query.select_ids(session, selection))
+        total = query.count_selected(session, selection)
         with progress_bar(f"Exporting to {out_dir}", total) as advance:
             result = export_images(
                 session, selection, out_dir, layout=layout, fmt=fmt, quality=quality,

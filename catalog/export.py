@@ -20,7 +20,6 @@ export has recorded what it wrote and a re-run finishes the job.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
@@ -43,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
 from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
-from catalog.query import PixelBlock, Selection, iter_pixel_blocks, select_ids
+from catalog.query import PixelBlock, Selection, count_selected, iter_pixel_blocks
 
 LAYOUTS = ("classic", "by-label", "flat")
 FORMATS = ("png", "jpg", "bmp", "pgm")
@@ -349,11 +348,8 @@ class _Lists:
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
-        self.manifest_csv = csv.writer(self.manifest, lineterminator="\n")
-        self.manifest_csv.writerow(
-            ["path", "dataset", "split", "index", "label", "sha256", "file_sha256"]
-        )
-        self.per_split: dict[tuple[str, str], Any] = {}
+        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256\n")
+        self.per_split: dict[tuple[str, str], TextIO] = {}
 
     def _open(self, name: str) -> TextIO:
         target = self.root / name
@@ -363,7 +359,7 @@ class _Lists:
         self.handles.append(handle)
         return handle
 
-    def _list(self, kind: str, split: str) -> Any:
+    def _list(self, kind: str, split: str) -> TextIO:
         key = (kind, split)
         if key not in self.per_split:
             name = {"caffe": f"{split}.txt", "mxnet": f"{split}.lst", "csv": f"{split}.csv"}[kind]
@@ -471,7 +467,7 @@ def export_images(
         msg = f"JPG quality must be 1-100, got {quality}"
         raise SelectionError(msg)
     root = _prepare_root(out_dir)
-    total = len(select_ids(session, selection))
+    total = count_selected(session, selection)
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }

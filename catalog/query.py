@@ -238,6 +238,12 @@ def count_images(
     return sorted(counts.items())
 
 
+def count_selected(session: Session, selection: Selection) -> int:
+    """How many images the selection holds (one COUNT for plain filters)."""
+    counts = count_images(session, selection)
+    return counts[0][1] if counts else 0
+
+
 def _chunks(ids: npt.NDArray[np.int64], size: int = CHUNK) -> Iterator[npt.NDArray[np.int64]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]

@@ -87,6 +87,7 @@ def ingest(
     dataset: str | None = None,
     replace: bool = False,
     progress: Progress | None = None,
+    decoded: Decoded | None = None,
 ) -> IngestResult:
     """Decode ``path`` and add its images to ``dataset``, in the session's transaction.
 
@@ -105,6 +106,9 @@ def ingest(
         Delete the dataset's images in the splits this source provides first.
     progress
         Called with the number of images written after each batch.
+    decoded
+        ``path`` as :func:`decode_source` already opened it (say, to size a
+        progress bar), so that its headers are not read twice.
 
     Returns
     -------
@@ -117,7 +121,8 @@ def ingest(
         For a source that cannot be read, or that conflicts with the catalog.
     """
     name = check_dataset_name(dataset if dataset is not None else default_dataset_name(path))
-    decoded = decode_source(path)
+    if decoded is None:
+        decoded = decode_source(path)
     result = IngestResult(name, decoded.format, dict(decoded.counts), decoded.files)
     row = session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
     if row is None:

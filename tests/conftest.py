@@ -11,9 +11,9 @@ when it is unreachable those tests skip, unless ``MNIST_CATALOG_REQUIRE_PG=1``
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,13 +97,23 @@ def _drop_pg_schema(admin: object, schema: str) -> None:
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty catalog location on ``backend``."""
+    with _location(backend, tmp_path / "catalog.db", request) as url:
+        yield url
+
+
+@contextmanager
+def _location(backend: str, sqlite_file: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A catalog URL on ``backend``: ``sqlite_file``, or a PostgreSQL schema of its own
+    that is dropped afterwards."""
     if backend == "sqlite":
-        yield str(tmp_path / "catalog.db")
+        yield str(sqlite_file)
         return
     admin = request.getfixturevalue("pg_admin")
     schema, url = _pg_schema_url(admin)
-    yield url
-    _drop_pg_schema(admin, schema)
+    try:
+        yield url
+    finally:
+        _drop_pg_schema(admin, schema)
 
 
 @pytest.fixture
@@ -133,28 +143,13 @@ def mnist_url(
     request: pytest.FixtureRequest,
 ) -> Iterator[str]:  # fmt: skip
     """A catalog holding the real MNIST as ``mnist``, shared by the tests that only read it."""
-    if backend == "sqlite":
-        url = str(tmp_path_factory.mktemp("mnist") / "mnist.db")
-        schema = None
-    else:
-        admin = request.getfixturevalue("pg_admin")
-        schema, url = _pg_schema_url(admin)
-    with Catalog.open(url) as opened:
-        opened.ingest(mnist_dir, dataset="mnist")
-    yield url
-    if schema is not None:
-        _drop_pg_schema(request.getfixturevalue("pg_admin"), schema)
+    with _location(backend, tmp_path_factory.mktemp("mnist") / "mnist.db", request) as url:
+        with Catalog.open(url) as opened:
+            opened.ingest(mnist_dir, dataset="mnist")
+        yield url
 
 
 @pytest.fixture
 def mnist_catalog(mnist_url: str) -> Iterator[Catalog]:
     with Catalog.open(mnist_url) as opened:
         yield opened
-
-
-@pytest.fixture
-def tiny_copy(tmp_path: Path) -> Path:
-    """A writable copy of the tiny IDX folder."""
-    target = tmp_path / "tiny"
-    shutil.copytree(TINY, target)
-    return target

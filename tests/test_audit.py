@@ -217,3 +217,17 @@ def test_html_report_renders_its_contact_sheets_in_headless_chromium(
     # The digits are dark ink on light paper: a page of text alone has far fewer
     # near-black pixels than one showing the sheets of digits.
     assert (gray < 60).mean() > 0.01
+
+
+def test_audit_of_one_split_reports_only_that_split(planted: tuple[Catalog, Path]) -> None:
+    catalog, _ = planted
+    report = catalog.audit(
+        splits=["test"], checks=["exact-duplicates", "odd-images", "label-errors"]
+    )
+    assert {ref.split for f in report.findings for ref in f.images} == {"test"}
+    found = problems_by_code(report)
+    assert keys(found["blank"][0]) == {("test", 3)}
+    assert "inverted" not in found  # train:10 is outside the audit
+    assert "leak-across-splits" not in found  # its train half is outside too
+    ranking = report.summary["label-errors"]["planted"]["ranking"]
+    assert list(ranking) == ["test"]

@@ -96,6 +96,8 @@ def test_manifest_and_lists_match_the_files(digits: Catalog, tmp_path: Path) -> 
     assert caffe == [f"{m['path']} {m['label']}" for m in test_rows]
     mxnet = (out / "test.lst").read_text().splitlines()
     assert mxnet == [f"{m['index']}\t{m['label']}\t{m['path']}" for m in test_rows]
+    listed = (out / "test.csv").read_text().splitlines()
+    assert listed == ["path,label"] + [f"{m['path']},{m['label']}" for m in test_rows]
     for m in manifest:
         assert hashlib.sha256((out / m["path"]).read_bytes()).hexdigest() == m["file_sha256"]
     assert not list(out.rglob(f"*{TEMP_MARK}*"))
