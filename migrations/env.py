@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import catalog.models  # noqa: F401  (registers every feature's tables)
 from catalog.db import Base, make_engine
 
 config = context.config

@@ -1,0 +1,7 @@
+"""ORM models of the catalog's features, one module per feature.
+
+The core tables (datasets, sources, images, exports, exported_files) live in
+:mod:`catalog.db`; each feature that adds tables adds a module here and one
+import below, so ``Base.metadata`` (and so Alembic's ``check``) sees every table
+once this package is imported.
+"""

@@ -1,0 +1,21 @@
+"""Label sets with class names, unlabeled images, per-image metadata
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass  # reserved: filled in by the feature that owns this revision
+
+
+def downgrade() -> None:
+    pass

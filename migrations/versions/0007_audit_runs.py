@@ -1,0 +1,21 @@
+"""Audit runs and their findings, stored so the web view and audit agree
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass  # reserved: filled in by the feature that owns this revision
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,21 @@
+"""Export records: output format, chosen ids, decision state
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass  # reserved: filled in by the feature that owns this revision
+
+
+def downgrade() -> None:
+    pass
