@@ -10,7 +10,7 @@ same seed picks the same images in any process, on any machine and backend.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -21,67 +21,16 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
 
+# Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
+from catalog.selection import Selection as Selection  # noqa: PLC0414
+
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 #: Rows fetched per round trip when streaming a selection.
 CHUNK = 4096
-ORDERS = ("index", "random")
 #: The index column, labelled so rows expose it as ``row.idx`` (``Row.index`` is
 #: the tuple method).
 POSITION = Image.index.label("idx")
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which images: every filter is optional and they combine with AND."""
-
-    dataset: str | None = None
-    splits: tuple[str, ...] = ()
-    labels: tuple[int, ...] = ()
-    index_range: tuple[int, int] | None = None  # half-open [start, stop) within a split
-    sample: int | None = None  # uniform random sample of this many
-    per_label: int | None = None  # this many of each label (stratified)
-    seed: int = 0
-    order: str = "index"  # "index" or "random"
-    limit: int | None = None
-    offset: int = 0
-
-    def __post_init__(self) -> None:
-        bad = [label for label in self.labels if not 0 <= label <= 9]
-        if bad:
-            msg = f"Label {bad[0]} is outside 0-9"
-            raise SelectionError(msg)
-        if self.index_range is not None:
-            start, stop = self.index_range
-            if start < 0 or stop < start:
-                msg = f"Index range {start}:{stop} is not a half-open range A:B with 0 <= A <= B"
-                raise SelectionError(msg)
-        for name in ("sample", "per_label", "limit"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                msg = f"--{name.replace('_', '-')} must be 0 or more, got {value}"
-                raise SelectionError(msg)
-        if self.offset < 0:
-            msg = f"--offset must be 0 or more, got {self.offset}"
-            raise SelectionError(msg)
-        if self.sample is not None and self.per_label is not None:
-            msg = "--sample and --per-label cannot be combined"
-            raise SelectionError(msg)
-        if self.order not in ORDERS:
-            msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
-            raise SelectionError(msg)
-
-    def to_json(self) -> dict[str, Any]:
-        """The selection as plain JSON values (recorded with each export)."""
-        data = asdict(self)
-        data["splits"] = list(self.splits)
-        data["labels"] = list(self.labels)
-        data["index_range"] = list(self.index_range) if self.index_range else None
-        return data
-
-    @property
-    def is_random(self) -> bool:
-        return self.sample is not None or self.per_label is not None or self.order == "random"
 
 
 @dataclass(frozen=True)
