@@ -99,7 +99,7 @@ def test_object_array_refused_without_unpickling(tmp_path: Path) -> None:
         ),
         (
             {"x_train": X, "y_train": Y[:-1], "x_test": X, "y_test": Y},
-            "expected 30 labels in y_train (one per image in x_train), found 29",
+            "expected 30 y_train labels (one per image in x_train), found 29",
         ),
         (
             {"x_train": X[:, :, :27].reshape(30, -1), "y_train": Y, "x_test": X, "y_test": Y},
@@ -115,7 +115,7 @@ def test_object_array_refused_without_unpickling(tmp_path: Path) -> None:
         ),
         (
             {"x_train": X, "y_train": Y.astype(np.float32), "x_test": X, "y_test": Y},
-            "expected y_train as integers of shape (n,), found float32 (30,)",
+            "expected y_train labels as integers of shape (n,), found float32 (30,)",
         ),
         (
             {"x_train": X, "y_train": Y, "x_test": X, "y_test": np.where(Y[3] == Y, 11, Y)[:30]},

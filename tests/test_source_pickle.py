@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from catalog.errors import CatalogError, SourceFormatError, UnsafePickleError
 from catalog.sources import BATCH_SIZE, Decoded
-from catalog.sources import pickle as pickle_source
-from catalog.sources.pickle import NOTE_255, NOTE_256, read_pickle
+from catalog.sources import classic_pickle as pickle_source
+from catalog.sources.classic_pickle import NOTE_255, NOTE_256, read_pickle
 
 X, Y = random_digits(40, seed=7)
 SPLITS = {"train": (X[:20], Y[:20]), "val": (X[20:28], Y[20:28]), "test": (X[28:], Y[28:])}
@@ -303,7 +303,7 @@ LABELS = Y[:4]
         ),
         (
             ((FLOATS, LABELS[:3]), (FLOATS, LABELS)),
-            "expected as many train labels as images (4), found 3",
+            "expected 4 train labels (one per image in train images), found 3",
         ),
         (
             ((FLOATS, LABELS.astype(np.float64)), (FLOATS, LABELS)),
