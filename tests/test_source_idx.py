@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.errors import CatalogError, SourceFormatError
-from catalog.sources import detect_format
+from catalog.sources import BATCH_SIZE, detect_format
 from catalog.sources.idx import read_idx
 
 TINY = Path(__file__).parent / "data" / "tiny"
@@ -103,7 +103,6 @@ GOOD_LABELS = idx_bytes(np.array([1, 2, 3], dtype=np.uint8))
         (b"\x00\x00\x07\x03" + GOOD_IMAGES[4:], GOOD_LABELS, "unknown IDX type code 0x07"),
         (GOOD_IMAGES[:-10], GOOD_LABELS, "has 2,358 bytes but its header (3x28x28) implies 2,368"),
         (GOOD_IMAGES, idx_bytes(np.array([1, 2], dtype=np.uint8)), "has 3 images but train-labels-idx1-ubyte has 2 labels"),
-        (GOOD_IMAGES, idx_bytes(np.array([1, 2, 12], dtype=np.uint8)), "has label 12 at index 2: labels must be 0-9"),
         (b"\x00\x00\x08\x03" + struct.pack(">III", 2**31, 28, 28), GOOD_LABELS, "claims 2,147,483,648 items"),
         (b"\x00\x00\x08\x03" + struct.pack(">III", 3, 0, 28), GOOD_LABELS, "claims images of 0x28"),
         (b"", GOOD_LABELS, "is truncated: expected 4 bytes of the IDX magic number, found 0"),
@@ -114,8 +113,22 @@ def test_bad_raw_headers_are_refused_before_any_batch(
     tmp_path: Path, images: bytes, labels: bytes, message: str
 ) -> None:
     folder = _pair(tmp_path, images, labels)
+    # read_idx itself refuses: no Decoded, so no batch can ever be yielded.
     with pytest.raises(SourceFormatError, match=re.escape(message)):
-        read_all(folder)
+        read_idx(folder)
+
+
+def test_labels_out_of_range_are_refused_before_the_first_batch(tmp_path: Path) -> None:
+    # Labels are read when streaming starts, before the first batch of images.
+    labels = idx_bytes(np.array([1, 2, 12] * (BATCH_SIZE // 3 + 1), dtype=np.uint8))
+    count = len(labels) - 8
+    images = idx_bytes(np.zeros((count, 28, 28), dtype=np.uint8))
+    decoded = read_idx(_pair(tmp_path, images, labels))
+    assert decoded.counts == {"train": count}
+    with pytest.raises(
+        SourceFormatError, match=re.escape("has label 12 at index 2: labels must be 0-9")
+    ):
+        next(decoded.batches)
 
 
 def test_gzip_length_mismatch_found_while_streaming(tmp_path: Path) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -249,18 +253,58 @@ def test_array_data_must_match_its_shape(tmp_path: Path) -> None:
         read_pickle(path)
 
 
+#: Reads a pickle under an address-space limit 256 MiB above what the process
+#: already maps, so an allocation the size of a claim fails instead of swapping;
+#: prints the error and the peak of traced allocations as JSON.
+CLAIM_PROBE = """
+import json, resource, sys, tracemalloc
+from pathlib import Path
+from catalog.errors import CatalogError
+from catalog.sources.classic_pickle import read_pickle
+with open("/proc/self/statm") as statm:
+    mapped = int(statm.read().split()[0]) * resource.getpagesize()
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 256 * 2**20, hard))
+tracemalloc.start()
+try:
+    read_pickle(Path(sys.argv[1]))
+    result = {"error": None}
+except CatalogError as exc:
+    result = {"error": type(exc).__name__, "message": str(exc)}
+result["peak"] = tracemalloc.get_traced_memory()[1]
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(
-    "content",
+    ("content", "claim"),
     [
-        b"\x80\x02Nr\xff\xff\xff\x7f.",  # LONG_BINPUT 2**31: the C unpickler zeroes a 16 GB memo
-        b"\x80\x05\x96\x00\x00\x00\x00\x10\x00\x00\x00abc.",  # BYTEARRAY8 claiming 64 TB
+        # LONG_BINPUT 2**31 - 1: the C unpickler would grow its memo to 16 GB for it.
+        (b"\x80\x02Nr\xff\xff\xff\x7f.", "expected a memo index of at most 0 at byte 3, found 2147483647"),
+        # BYTEARRAY8 claiming 64 GiB with 4 bytes behind it: the unpickler allocates before reading.
+        (b"\x80\x05\x96\x00\x00\x00\x00\x10\x00\x00\x00abc.", "expected 68719476736 bytes in a bytearray8, but only 4 remain"),
     ],
-)
-def test_claims_cost_only_what_the_file_holds(tmp_path: Path, content: bytes) -> None:
+)  # fmt: skip
+def test_claims_cost_only_what_the_file_holds(tmp_path: Path, content: bytes, claim: str) -> None:
     path = tmp_path / "claim.pkl"
     path.write_bytes(content)
-    with pytest.raises(SourceFormatError, match=re.escape(str(path))):
-        read_pickle(path)
+    root = Path(__file__).parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", CLAIM_PROBE, str(path)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr  # a MemoryError escaping would fail here
+    result = json.loads(run.stdout)
+    # The refusal names the claim, so it came from the check, not from a failed allocation.
+    assert result["error"] == "SourceFormatError"
+    assert str(path) in result["message"]
+    assert claim in result["message"]
+    assert result["peak"] < 8 * 2**20
 
 
 def test_decompressed_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
