@@ -144,7 +144,8 @@ def test_truncated_gzip_is_a_format_error(tmp_path: Path) -> None:
     folder = _pair(tmp_path, GOOD_IMAGES, GOOD_LABELS, gz=True)
     path = folder / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-12])
-    with pytest.raises(SourceFormatError, match="truncated"):
+    expected = f"Cannot read {path}: corrupt or truncated gzip data while reading images 0-2"
+    with pytest.raises(SourceFormatError, match=re.escape(expected)):
         list(read_idx(folder).batches)
 
 
@@ -157,13 +158,21 @@ def test_gz_name_that_is_not_gzip_is_read_by_content(tmp_path: Path) -> None:
 def test_gz_that_is_garbage_after_the_magic_is_a_format_error(tmp_path: Path) -> None:
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(GOOD_LABELS))
-    with pytest.raises(SourceFormatError, match=re.escape("train-images-idx3-ubyte.gz")):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    expected = (
+        f"Cannot read {path}: corrupt or truncated gzip data while reading the IDX magic number"
+    )
+    with pytest.raises(SourceFormatError, match=re.escape(expected)):
         list(read_idx(tmp_path).batches)
 
 
 def test_missing_labels_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "train-images-idx3-ubyte").write_bytes(GOOD_IMAGES)
-    with pytest.raises(SourceFormatError, match="No labels file found beside"):
+    expected = (
+        f"No labels file found beside {tmp_path / 'train-images-idx3-ubyte'} "
+        "(looked for train-labels-idx1-ubyte)"
+    )
+    with pytest.raises(SourceFormatError, match=re.escape(expected)):
         read_idx(tmp_path)
 
 

@@ -387,15 +387,21 @@ def test_pixel_values_outside_unit_range(tmp_path: Path, value: float, shown: st
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "Cannot unpickle"),
-        (b"\x80\x02K\x01", "Cannot unpickle"),
-        (pickle.dumps(((FLOATS, LABELS), (FLOATS, LABELS))) + b"extra", "expected the file to end"),
+        (b"", "Cannot unpickle {path}: ValueError: pickle exhausted before seeing STOP"),
+        (
+            b"\x80\x02K\x01",
+            "Cannot unpickle {path}: ValueError: pickle exhausted before seeing STOP",
+        ),
+        (
+            pickle.dumps(((FLOATS, LABELS), (FLOATS, LABELS))) + b"extra",
+            "Invalid pickle {path}: expected the file to end after the pickle, found more data",
+        ),
     ],
 )
 def test_truncated_or_trailing_data(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.pkl"
     path.write_bytes(content)
-    with pytest.raises(SourceFormatError, match=re.escape(message)):
+    with pytest.raises(SourceFormatError, match=re.escape(message.format(path=path))):
         read_pickle(path)
 
 
@@ -403,13 +409,19 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     good = write_pickle_gz(tmp_path / "good.pkl.gz", SPLITS)
     path = tmp_path / "cut.pkl.gz"
     path.write_bytes(good.read_bytes()[:-100])
-    with pytest.raises(SourceFormatError, match=re.escape(f"Cannot decompress {path}")):
+    with pytest.raises(
+        SourceFormatError,
+        match=re.escape(f"Cannot decompress {path}: corrupt or truncated gzip data"),
+    ):
         read_pickle(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SourceFormatError, match="Cannot read"):
-        read_pickle(tmp_path / "nope.pkl")
+    path = tmp_path / "nope.pkl"
+    with pytest.raises(
+        SourceFormatError, match=re.escape(f"Cannot read {path}: FileNotFoundError")
+    ):
+        read_pickle(path)
 
 
 # Properties ---------------------------------------------------------------------
