@@ -75,14 +75,27 @@ def test_val_split_flat_images_and_fortran_order(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got["test"][2], X[10:20])
 
 
+class Touch:
+    """Pickles as a call that creates ``path``, as a hostile object array would hold."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return Path.touch, (self.path,)
+
+
 def test_object_array_refused_without_unpickling(tmp_path: Path) -> None:
     sentinel = tmp_path / "pwned"
     path = tmp_path / "mnist.npz"
-    hostile = np.array([X[0], str(sentinel)], dtype=object)
+    hostile = np.array([X[0], Touch(sentinel)], dtype=object)  # unpickling it creates sentinel
     np.savez(path, x_train=hostile, y_train=Y[:2], x_test=X[:2], y_test=Y[:2])
     expected = f"Refusing to read x_train from {path}: it is an array of dtype object"
     with pytest.raises(SourceFormatError, match=re.escape(expected)):
         read_npz(path)
+    assert not sentinel.exists()
+    np.load(path, allow_pickle=True)["x_train"]  # the test's own check: loading would run it
+    assert sentinel.exists()
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from builders import random_digits, write_pickle_gz, write_py2_pickle_gz
+from builders import random_digits, traced_peak, write_pickle_gz, write_py2_pickle_gz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -431,15 +431,19 @@ SMALL_5 = pickle.dumps(((FLOATS[:2], LABELS[:2]), (FLOATS[2:], LABELS[2:])), pro
 
 
 def read_fully(path: Path) -> None:
-    """Read ``path``; only a full Decoded or a CatalogError may come out."""
-    try:
-        decoded = read_pickle(path)
-        for batch in decoded.batches:
-            assert batch.pixels.dtype == np.uint8
-            assert batch.labels.min(initial=0) >= 0
-            assert batch.labels.max(initial=0) <= 9
-    except CatalogError:
-        pass
+    """Read ``path``; only a full Decoded or a CatalogError may come out, with no large allocation."""
+    error = ""
+    with traced_peak() as peak:
+        try:
+            decoded = read_pickle(path)
+            for batch in decoded.batches:
+                assert batch.pixels.dtype == np.uint8
+                assert batch.labels.min(initial=0) >= 0
+                assert batch.labels.max(initial=0) <= 9
+        except CatalogError as exc:
+            error = str(exc)
+    assert "MemoryError" not in error  # a large allocation that failed
+    assert peak[0] < 16 * 2**20
 
 
 PROPERTY = settings(
