@@ -26,7 +26,9 @@ import gzip
 import pickle
 import pickletools
 import struct
+import sys
 import zlib
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -143,43 +145,84 @@ class _BoundedStream:
 
 
 class _Recorder:
-    """Keep everything read through it, for the unpickler's pass after the scan."""
+    """Keep everything read through it, for the unpickler's pass after the scan.
+
+    Large reads (array data) are kept as the very objects read, small ones are
+    gathered into shared blocks, so keeping costs about what the file holds.
+    """
 
     def __init__(self, stream: HashingReader) -> None:
         self._stream = stream
-        self.data = bytearray()
+        self.chunks: deque[bytes | bytearray] = deque()
+        self._small = bytearray()
+        self.total = 0
+
+    def _keep(self, chunk: bytes) -> bytes:
+        self.total += len(chunk)
+        if len(chunk) >= _CHUNK:
+            self._flush()
+            self.chunks.append(chunk)
+        else:
+            self._small += chunk
+            if len(self._small) >= _CHUNK:
+                self._flush()
+        return chunk
+
+    def _flush(self) -> None:
+        if self._small:
+            self.chunks.append(self._small)
+            self._small = bytearray()
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self.data += chunk
-        return chunk
+        return self._keep(self._stream.read(size))
 
     def readline(self) -> bytes:
-        chunk = self._stream.readline()
-        self.data += chunk
-        return chunk
+        return self._keep(self._stream.readline())
 
     def tell(self) -> int:
-        return len(self.data)
+        return self.total
+
+    def replay(self) -> _Replay:
+        """A reader over what was kept; it lets go of each chunk once read."""
+        self._flush()
+        chunks, self.chunks = self.chunks, deque()
+        return _Replay(chunks)
 
 
-class _Buffer:
-    """A read-only file over bytes already in memory (what the unpickler reads)."""
+class _Replay:
+    """A read-only file over kept chunks, freeing each one as soon as it is read."""
 
-    def __init__(self, data: bytearray) -> None:
-        self._data = data
-        self._pos = 0
+    def __init__(self, chunks: deque[bytes | bytearray]) -> None:
+        self._chunks = chunks
+        self._offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size < 0 else min(len(self._data), self._pos + size)
-        with memoryview(self._data) as view:
-            chunk = bytes(view[self._pos : end])
-        self._pos = end
-        return chunk
+        parts: list[bytes] = []
+        want = size if size >= 0 else sys.maxsize
+        while want > 0 and self._chunks:
+            head = self._chunks[0]
+            if self._offset == 0 and isinstance(head, bytes) and len(head) <= want:
+                piece = head  # a whole large chunk: hand over the object itself
+            else:
+                with memoryview(head) as view:
+                    piece = bytes(view[self._offset : self._offset + want])
+            parts.append(piece)
+            want -= len(piece)
+            self._offset += len(piece)
+            if self._offset == len(head):
+                self._chunks.popleft()
+                self._offset = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readline(self) -> bytes:
-        end = self._data.find(b"\n", self._pos)
-        return self.read(-1 if end < 0 else end + 1 - self._pos)
+        parts: list[bytes] = []
+        while self._chunks:
+            head = self._chunks[0]
+            end = head.find(b"\n", self._offset)
+            parts.append(self.read((len(head) if end < 0 else end + 1) - self._offset))
+            if end >= 0:
+                break
+        return b"".join(parts)
 
 
 def scan(path: Path, stream: _Pickled) -> None:
@@ -284,7 +327,7 @@ def load(path: Path, limit: int) -> tuple[object, HashingReader, bool]:
             )
             raise SourceFormatError(msg)
     try:
-        result = RestrictedUnpickler(_Buffer(recorder.data), path).load()
+        result = RestrictedUnpickler(recorder.replay(), path).load()
     except CatalogError:
         raise
     except MALFORMED as exc:
