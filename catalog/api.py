@@ -101,7 +101,7 @@ class Catalog:
 
     def audit_html(self, report: AuditReport) -> str:
         """The HTML page for ``report``, with its contact sheets."""
-        from catalog.report import render_html
+        from catalog.audit.html_report import render_html
 
         with db.session_scope(self.engine) as session:
             return render_html(report, session)

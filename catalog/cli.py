@@ -580,8 +580,8 @@ def audit_command(
     Exits 1 when a finding is an error (with --strict: a warning or an error).
     """
     from catalog.audit import CHECKS, audit
-    from catalog.report import render_html
-    from catalog.report import render_text as render_report
+    from catalog.audit.html_report import render_html
+    from catalog.audit.report import render_text as render_report
 
     engine = state(ctx).open()
     bars = named_bars(MofNCompleteColumn(), TimeElapsedColumn())
