@@ -145,6 +145,7 @@ class PairFit:
     max_error: Floats  # max |residual| in reference levels
     blurred_max: Floats  # the same after a 3x3 box blur of both (JPEG noise removed)
     blurred_rms: Floats
+    stretched: npt.NDArray[np.bool_]  # the gain is the reference's own min/max stretch, not 1
 
 
 def fit_pairs(query: Pixels, reference: Pixels) -> PairFit:
@@ -166,5 +167,13 @@ def fit_pairs(query: Pixels, reference: Pixels) -> PairFit:
         offset=offset.ravel(),
         max_error=np.abs(residual).max(axis=1, initial=0.0),
         blurred_max=np.abs(blurred).max(axis=1, initial=0.0),
-        blurred_rms=np.sqrt((blurred * blurred).mean(axis=1)) if blurred.size else np.zeros(n, np.float32),
+        blurred_rms=np.sqrt((blurred * blurred).mean(axis=1)),
+        stretched=_stretched(rf, gain.ravel()),
     )
+
+
+def _stretched(reference: Floats, gain: Floats) -> npt.NDArray[np.bool_]:
+    """Whether each gain is nearer the reference's min/max stretch than 1 (and they differ)."""
+    span = reference.max(axis=1, initial=0.0) - reference.min(axis=1, initial=255.0)
+    stretch = np.float32(255.0) / np.maximum(span, 1.0)
+    return (np.abs(stretch - 1) > 0.02) & (np.abs(gain - stretch) < np.abs(gain - 1))
