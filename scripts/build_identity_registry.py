@@ -42,9 +42,11 @@ def main() -> None:
     for name, (pixels, labels) in splits.items():
         known = known_split("mnist", name)
         if known is None or hashlib.sha256(pixels.tobytes()).hexdigest() != known.pixels_sha256:
-            raise SystemExit(f"{args.folder}: the {name} pixels are not genuine MNIST's")
+            msg = f"{args.folder}: the {name} pixels are not genuine MNIST's"
+            raise SystemExit(msg)
         if hashlib.sha256(labels.astype(np.uint8).tobytes()).hexdigest() != known.labels_sha256:
-            raise SystemExit(f"{args.folder}: the {name} labels are not genuine MNIST's")
+            msg = f"{args.folder}: the {name} labels are not genuine MNIST's"
+            raise SystemExit(msg)
 
     class Blocks:
         def __iter__(self) -> Iterator[RefBlock]:

@@ -22,7 +22,7 @@ closest distinct MNIST digits differ by 17 (signatures: 0.033 against 0.040).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,14 @@ from catalog.db import Image, Source
 from catalog.identity import result as res
 from catalog.identity.registry import SHIPPED, Registry, load_shipped, registry_from_dataset
 from catalog.identity.search import nearest
-from catalog.identity.signature import MAX_SHIFT, Pixels, digests_from_hex, fit_pairs, shifted
+from catalog.identity.signature import (
+    MAX_SHIFT,
+    Pixels,
+    digests_from_hex,
+    fit_pairs,
+    shift_order,
+    shifted,
+)
 from catalog.query import POSITION, dataset_id
 
 #: Most blurred difference (levels) a confirmed pixel match may have.
@@ -63,7 +70,9 @@ class Reference:
     @classmethod
     def of(cls, registry: Registry, image_ids: npt.NDArray[np.int64]) -> Reference:
         mean = np.maximum(registry.projection.mean.reshape(registry.shape), 0)
-        return cls(registry, image_ids, registry.signatures.astype(np.float32), _centroid(mean[None])[0])
+        return cls(
+            registry, image_ids, registry.signatures.astype(np.float32), _centroid(mean[None])[0]
+        )
 
 
 def resolve_reference(session: Session, against: str) -> Reference:
@@ -143,21 +152,34 @@ def identify_session(
         .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     ).all()  # fmt: skip
+    n = len(rows)
+    # One transposition of the rows into columns (attribute access per row costs more).
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    ids = np.asarray(columns[0], dtype=np.int64).reshape(n)
+    splits = np.asarray(columns[1], dtype=np.str_).reshape(n)
+    indices = np.asarray(columns[2], dtype=np.int64).reshape(n)
+    labels = np.asarray(columns[3], dtype=np.int64).reshape(n)
+    digests = digests_from_hex(list(columns[4]))
+    heights = np.asarray(columns[5], dtype=np.int64).reshape(n)
+    widths = np.asarray(columns[6], dtype=np.int64).reshape(n)
+    del rows, columns
     name = dataset if dataset is not None else _name(session, ds)
     reference = resolve_reference(session, against)
     registry = reference.registry
-    n = len(rows)
     cols = Columns.empty(n)
-    at = registry.lookup(digests_from_hex([r.sha256 for r in rows]))
+    at = registry.lookup(digests)
     exact = at >= 0
-    cols.kinds[exact], cols.confirmed[exact], cols.positions[exact] = res.EXACT, res.BY_DIGEST, at[exact]
+    cols.kinds[exact], cols.confirmed[exact], cols.positions[exact] = (
+        res.EXACT,
+        res.BY_DIGEST,
+        at[exact],
+    )
     cols.errors[exact], cols.gains[exact] = 0.0, 1.0
     cols.shifts[exact] = 0
     if progress is not None:
         progress(int(exact.sum()))
-    same_shape = np.array([(r.height, r.width) == registry.shape for r in rows], dtype=bool)
+    same_shape = (heights == registry.shape[0]) & (widths == registry.shape[1])
     pending = np.flatnonzero(~exact & same_shape)
-    ids = np.fromiter((r.id for r in rows), np.int64, n)
     for start in range(0, len(pending), BLOCK):
         part = pending[start : start + BLOCK]
         pixels = _pixels(session, ids[part], registry.shape)
@@ -167,8 +189,8 @@ def identify_session(
     if progress is not None:
         progress(int((~exact & ~same_shape).sum()))
     matched = cols.positions >= 0
-    canonical_splits = np.full(n, "", dtype=object)
-    canonical_splits[matched] = registry.split_of(cols.positions[matched])
+    names = np.asarray(("", *registry.split_names), dtype=np.str_)
+    canonical_splits = names[np.where(matched, registry.split_codes[cols.positions] + 1, 0)]
     notes = []
     confirmed = cols.confirmed[cols.kinds == res.LOSSY]
     if (confirmed == res.BY_SIGNATURE).any():
@@ -180,12 +202,12 @@ def identify_session(
         dataset=name,
         reference=registry.name,
         image_ids=ids,
-        splits=np.asarray([r.split for r in rows], dtype=np.str_).reshape(n),
-        indices=np.fromiter((r.idx for r in rows), np.int64, n),
-        labels=np.fromiter((r.label for r in rows), np.int64, n),
+        splits=splits,
+        indices=indices,
+        labels=labels,
         kinds=cols.kinds,
         confirmed_by=cols.confirmed,
-        canonical_splits=canonical_splits.astype(np.str_).reshape(n),
+        canonical_splits=canonical_splits,
         canonical_indices=np.where(matched, registry.indices[cols.positions], -1),
         canonical_labels=np.where(matched, registry.labels[cols.positions], -1),
         max_errors=cols.errors,
@@ -228,9 +250,13 @@ def _match_block(
         return
     centre = np.asarray(reference.centre)
     offsets = centre - _centroid(pixels[todo])
-    for shift in _likely_shifts(offsets):
-        dy, dx = shift
-        wants = np.array([(dy, dx) in _around(o) for o in offsets], dtype=bool)
+    likely = _likely_shifts(offsets)
+    # First the shifts each image's centre of mass suggests (right when the
+    # reference is centred by mass, as MNIST is), then every other one.
+    rounds = [(s, True) for s in likely] + [(s, False) for s in shift_order()]
+    for shift, suggested in rounds:
+        # Each image tries each shift once: its suggested ones, then the rest.
+        wants = np.array([(shift in _around(o)) == suggested for o in offsets], dtype=bool)
         if not wants.any():
             continue
         done = _try_shift(session, reference, rows, pixels, todo[wants], shift, cols)
@@ -251,11 +277,12 @@ def _around(offset: npt.NDArray[np.float64]) -> set[tuple[int, int]]:
     }  # fmt: skip
 
 
-def _likely_shifts(offsets: npt.NDArray[np.float64]) -> Iterator[tuple[int, int]]:
+def _likely_shifts(offsets: npt.NDArray[np.float64]) -> list[tuple[int, int]]:
+    """Shifts next to any image's centre-of-mass offset, smallest first."""
     seen: set[tuple[int, int]] = set()
     for offset in offsets:
         seen |= _around(offset)
-    yield from sorted(seen, key=lambda s: (s[0] ** 2 + s[1] ** 2, s))
+    return sorted(seen, key=lambda s: (s[0] ** 2 + s[1] ** 2, s))
 
 
 def _try_shift(
@@ -271,7 +298,9 @@ def _try_shift(
     distances /= np.float32(registry.projection.scale)
     ok = np.zeros(len(which), dtype=bool)
     best = candidates[:, 0].copy()
-    by_pixels = (reference.image_ids[np.maximum(candidates[:, 0], 0)] >= 0) & (candidates[:, 0] >= 0)
+    by_pixels = (reference.image_ids[np.maximum(candidates[:, 0], 0)] >= 0) & (
+        candidates[:, 0] >= 0
+    )
     fit_error = np.full(len(which), np.nan, dtype=np.float32)
     gains = np.full(len(which), np.nan, dtype=np.float32)
     stretched = np.zeros(len(which), dtype=bool)
@@ -280,7 +309,13 @@ def _try_shift(
         conf, pick, err, gain, stretch = _confirm_by_pixels(
             session, reference, moved[sub], candidates[sub]
         )
-        ok[sub], best[sub], fit_error[sub], gains[sub], stretched[sub] = conf, pick, err, gain, stretch
+        ok[sub], best[sub], fit_error[sub], gains[sub], stretched[sub] = (
+            conf,
+            pick,
+            err,
+            gain,
+            stretch,
+        )
     sig = np.flatnonzero(~by_pixels)
     second = np.where(np.isfinite(distances[:, 1]), distances[:, 1], np.inf)
     ok[sig] = (distances[sig, 0] <= SIGNATURE_TOLERANCE) & (

@@ -9,7 +9,7 @@ dataset in a catalog (:func:`registry_from_dataset`), streamed in blocks.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,9 @@ def build_registry(name: str, blocks: Iterable[RefBlock]) -> Registry:
 def save_registry(registry: Registry, folder: Path) -> list[Path]:
     """Write ``registry`` as ``<name>-index.npz`` plus ``<name>-signatures-<k>.npy`` files."""
     sizes = [int((registry.split_codes == k).sum()) for k in range(len(registry.split_names))]
-    expected = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes] or [np.zeros(0, np.int64)])
+    expected = np.concatenate(
+        [np.arange(n, dtype=np.int64) for n in sizes] or [np.zeros(0, np.int64)]
+    )
     if not np.array_equal(registry.indices, expected):
         msg = f"Registry {registry.name}: each split must hold indices 0..n-1 in order to be saved"
         raise CatalogError(msg)
@@ -206,9 +208,10 @@ def load_registry(folder: Path, name: str) -> Registry:
         digests=parts["digests"].astype(np.uint64),
         signatures=signatures.astype(np.int8),
         projection=Projection(
-            parts["mean"].astype(np.float32), parts["basis"].astype(np.float32),
+            parts["mean"].astype(np.float32),
+            parts["basis"].astype(np.float32),
             float(parts["scale"]),
-        ),  # fmt: skip
+        ),
         shape=(shape[0], shape[1]),
     )
 
@@ -254,7 +257,7 @@ class DatasetBlocks:
                 start = stop
 
 
-def _ref_block(rows: list[Any]) -> RefBlock:
+def _ref_block(rows: Sequence[Any]) -> RefBlock:
     shapes = {(r[5], r[6]) for r in rows}
     if len(shapes) > 1:
         msg = f"Reference images have sizes {sorted(shapes)}: identify needs one size"

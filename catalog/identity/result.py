@@ -76,7 +76,8 @@ class IdentityResult:
         return {kind: self.count(kind) for kind in KINDS}
 
     def matched(self) -> npt.NDArray[np.bool_]:
-        return self.kinds != NONE
+        matched: npt.NDArray[np.bool_] = self.kinds != NONE
+        return matched
 
     def record(self, i: int) -> ImageIdentity:
         matched = bool(self.kinds[i] != NONE)
@@ -204,8 +205,8 @@ def find_leakage(results: list[IdentityResult], examples: int = 5) -> list[Leak]
                                   tuple((int(r.indices[i]), int(r.canonical_indices[i]))
                                         for i in hit[:examples])))  # fmt: skip
             for other, other_keys in keyed:
-                if other.reference != r.reference:
-                    continue
+                if other.reference != r.reference or other.dataset == r.reference:
+                    continue  # the reference's own test split is covered above
                 for test_split in sorted({s for s in other.splits.tolist() if is_test(s)}):
                     leaks += _shared(r, keys, split, other, other_keys, test_split, examples)
     return [leak for leak in leaks if leak.count]

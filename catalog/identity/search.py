@@ -58,8 +58,10 @@ def _numpy_nearest(
     for start in range(0, len(queries), NUMPY_BLOCK):
         block = queries[start : start + NUMPY_BLOCK].astype(np.float32)
         squared = ref_norms[None, :] - 2 * (block @ ref.T) + (block * block).sum(axis=1)[:, None]
-        part = np.argpartition(squared, k - 1, axis=1)[:, :k] if k < len(ref) else np.tile(
-            np.arange(len(ref)), (len(block), 1)
+        part = (
+            np.argpartition(squared, k - 1, axis=1)[:, :k]
+            if k < len(ref)
+            else np.tile(np.arange(len(ref)), (len(block), 1))
         )
         values = np.take_along_axis(squared, part, axis=1)
         order = np.argsort(values, axis=1, kind="stable")

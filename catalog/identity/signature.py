@@ -63,7 +63,8 @@ class Projection:
 
     def signatures(self, pixels: Pixels) -> Floats:
         """Signatures of a block of images, on the quantised scale (as stored)."""
-        return (unit_rows(pixels) - self.mean) @ self.basis * np.float32(self.scale)
+        projected = np.matmul(unit_rows(pixels) - self.mean, self.basis, dtype=np.float32)
+        return (projected * np.float32(self.scale)).astype(np.float32)
 
     def quantise(self, signatures: Floats) -> npt.NDArray[np.int8]:
         return np.clip(np.rint(signatures), -127, 127).astype(np.int8)
@@ -157,7 +158,9 @@ def fit_pairs(query: Pixels, reference: Pixels) -> PairFit:
     qf, rf = q.reshape(n, -1), r.reshape(n, -1)
     qm, rm = qf.mean(axis=1, keepdims=True), rf.mean(axis=1, keepdims=True)
     rc, qc = rf - rm, qf - qm
-    gain = (rc * qc).sum(axis=1, keepdims=True) / np.maximum((rc * rc).sum(axis=1, keepdims=True), 1e-6)
+    gain = (rc * qc).sum(axis=1, keepdims=True) / np.maximum(
+        (rc * rc).sum(axis=1, keepdims=True), 1e-6
+    )
     gain = np.maximum(gain, np.float32(1e-3))
     offset = qm - gain * rm
     residual = (qc - gain * rc) / gain
@@ -176,4 +179,7 @@ def _stretched(reference: Floats, gain: Floats) -> npt.NDArray[np.bool_]:
     """Whether each gain is nearer the reference's min/max stretch than 1 (and they differ)."""
     span = reference.max(axis=1, initial=0.0) - reference.min(axis=1, initial=255.0)
     stretch = np.float32(255.0) / np.maximum(span, 1.0)
-    return (np.abs(stretch - 1) > 0.02) & (np.abs(gain - stretch) < np.abs(gain - 1))
+    flags: npt.NDArray[np.bool_] = (np.abs(stretch - 1) > 0.02) & (
+        np.abs(gain - stretch) < np.abs(gain - 1)
+    )
+    return flags

@@ -40,7 +40,7 @@ def span(first: int, last: int) -> str:
 
 def describe_split(r: res.IdentityResult, split: str, whole: dict[str, int]) -> list[str]:
     """How one split maps: ``"val 0-9,999 = mnist train 50,000-59,999 (exact)"``."""
-    parts: list[str] = []
+    parts: list[tuple[int, str]] = []  # (first index, text), listed by first index
     mask = r.splits == split
     size = int(mask.sum())
     for kind in (res.EXACT, res.LOSSY):
@@ -48,24 +48,33 @@ def describe_split(r: res.IdentityResult, split: str, whole: dict[str, int]) -> 
             sel = mask & (r.kinds == kind) & (r.canonical_splits == target)
             found = runs(r.indices[sel], r.canonical_indices[sel])
             name = res.KINDS[kind]
-            if len(found) == 1 and found[0][0] == 0 and found[0][2] == 0 and (
-                found[0][1] + 1 == size and found[0][3] + 1 == whole.get(target, -1)
+            if (
+                len(found) == 1
+                and found[0][0] == 0
+                and found[0][2] == 0
+                and (found[0][1] + 1 == size and found[0][3] + 1 == whole.get(target, -1))
             ):
-                parts.append(f"{split} = {r.reference} {target} ({name})")
+                parts.append((0, f"{split} = {r.reference} {target} ({name})"))
             elif len(found) <= MAX_RUNS:
                 parts += [
-                    f"{split} {span(a, b)} = {r.reference} {target} {span(c, d)} ({name})"
+                    (a, f"{split} {span(a, b)} = {r.reference} {target} {span(c, d)} ({name})")
                     for a, b, c, d in found
                 ]
             else:
-                parts.append(
+                text = (
                     f"{split}: {int(sel.sum()):,} images = {r.reference} {target} "
                     f"({name}, in another order)"
                 )
+                parts.append((int(r.indices[sel][0]), text))
     unmatched = mask & (r.kinds == res.NONE)
     if unmatched.any():
-        parts.append(f"{split}: {int(unmatched.sum()):,} images not in {r.reference} (none)")
-    return parts
+        parts.append(
+            (
+                int(r.indices[unmatched][0]),
+                f"{split}: {int(unmatched.sum()):,} images not in {r.reference} (none)",
+            )
+        )
+    return [text for _, text in sorted(parts)]
 
 
 def summarize(r: res.IdentityResult, whole: dict[str, int] | None = None) -> list[str]:
