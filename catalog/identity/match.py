@@ -70,9 +70,8 @@ class Reference:
     @classmethod
     def of(cls, registry: Registry, image_ids: npt.NDArray[np.int64]) -> Reference:
         mean = np.maximum(registry.projection.mean.reshape(registry.shape), 0)
-        return cls(
-            registry, image_ids, registry.signatures.astype(np.float32), _centroid(mean[None])[0]
-        )
+        centre = _centroid(mean[None])[0]
+        return cls(registry, image_ids, registry.search_signatures(), (centre[0], centre[1]))
 
 
 def resolve_reference(session: Session, against: str) -> Reference:
@@ -289,12 +288,29 @@ def _try_shift(
     session: Session, reference: Reference, rows: npt.NDArray[np.int64], pixels: Pixels,
     which: npt.NDArray[np.int64], shift: tuple[int, int], cols: Columns,
 ) -> npt.NDArray[np.bool_]:  # fmt: skip
-    """Search and confirm ``pixels[which]`` moved by ``shift``; record matches; return which matched."""
+    """Search and confirm ``pixels[which]`` moved by ``shift``; record matches; return which matched.
+
+    The search is approximate; unshifted images it leaves unconfirmed are searched
+    again exactly (shifted ones are not: a foreign image would cost 24 exact searches).
+    """
+    ok = _search_and_confirm(session, reference, rows, pixels, which, shift, cols, exact=False)
+    if shift == (0, 0) and not ok.all():
+        again = np.flatnonzero(~ok)
+        ok[again] = _search_and_confirm(
+            session, reference, rows, pixels, which[again], shift, cols, exact=True
+        )
+    return ok
+
+
+def _search_and_confirm(
+    session: Session, reference: Reference, rows: npt.NDArray[np.int64], pixels: Pixels,
+    which: npt.NDArray[np.int64], shift: tuple[int, int], cols: Columns, *, exact: bool,
+) -> npt.NDArray[np.bool_]:  # fmt: skip
     registry = reference.registry
     moved = shifted(pixels[which], *shift) if shift != (0, 0) else pixels[which]
     # The image moved by ``shift`` lines up with the reference; the image itself is moved by -shift.
     query = registry.projection.signatures(moved)
-    distances, candidates = nearest(reference.signatures, query, CANDIDATES)
+    distances, candidates = nearest(reference.signatures, query, CANDIDATES, exact=exact)
     distances /= np.float32(registry.projection.scale)
     ok = np.zeros(len(which), dtype=bool)
     best = candidates[:, 0].copy()

@@ -59,6 +59,7 @@ class Registry:
     #: Catalog ids of the images, when the registry was built from a catalog dataset.
     image_ids: npt.NDArray[np.int64] | None = None
     _order: npt.NDArray[np.int64] | None = field(default=None, repr=False)
+    _floats: npt.NDArray[np.float32] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -82,6 +83,12 @@ class Registry:
         at = np.minimum(at, len(ordered) - 1)
         found = ordered[at] == digests
         return np.where(found, self._order[at], -1).astype(np.int64)
+
+    def search_signatures(self) -> npt.NDArray[np.float32]:
+        """The signatures as float32, one array per registry (search indexes key on it)."""
+        if self._floats is None:
+            self._floats = self.signatures.astype(np.float32)
+        return self._floats
 
     def duplicated_positions(self) -> int:
         """How many reference images repeat an earlier one's pixels."""

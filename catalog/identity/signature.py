@@ -63,8 +63,9 @@ class Projection:
 
     def signatures(self, pixels: Pixels) -> Floats:
         """Signatures of a block of images, on the quantised scale (as stored)."""
-        projected = np.matmul(unit_rows(pixels) - self.mean, self.basis, dtype=np.float32)
-        return (projected * np.float32(self.scale)).astype(np.float32)
+        projected: Floats = np.matmul(unit_rows(pixels) - self.mean, self.basis, dtype=np.float32)
+        scaled: Floats = projected * np.float32(self.scale)
+        return scaled
 
     def quantise(self, signatures: Floats) -> npt.NDArray[np.int8]:
         return np.clip(np.rint(signatures), -127, 127).astype(np.int8)
