@@ -54,6 +54,10 @@ SIGNATURE_TOLERANCE = 0.05
 SIGNATURE_MARGIN = 0.6
 #: Candidates examined per image.
 CANDIDATES = 3
+#: Runners-up farther than this (signature distance) are not read: a signature is a
+#: projection of the unit-length image, so such a runner-up differs from the image
+#: by at least this much, several times what a lossy copy differs by.
+RUNNER_UP_RADIUS = 0.2
 #: Images read per block.
 BLOCK = 4096
 
@@ -322,8 +326,9 @@ def _search_and_confirm(
     stretched = np.zeros(len(which), dtype=bool)
     if by_pixels.any():
         sub = np.flatnonzero(by_pixels)
+        near = (distances[sub] <= RUNNER_UP_RADIUS) | (np.arange(CANDIDATES) == 0)
         conf, pick, err, gain, stretch = _confirm_by_pixels(
-            session, reference, moved[sub], candidates[sub]
+            session, reference, moved[sub], np.where(near, candidates[sub], -1)
         )
         ok[sub], best[sub], fit_error[sub], gains[sub], stretched[sub] = (
             conf,
