@@ -33,7 +33,6 @@ import gzip
 import importlib.metadata
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -108,7 +107,11 @@ def make_vectors(mnist: Path, scale: int | None) -> tuple[np.ndarray, str]:
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set of this process since its exec (``VmHWM``; ``ru_maxrss`` would
+    carry over the parent's peak across fork and exec)."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def current_rss_mb() -> float:

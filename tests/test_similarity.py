@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from builders import write_idx_pair
 from PIL import Image
 from sqlalchemy import delete, func, insert, select
 
-from builders import write_idx_pair
 from catalog import Catalog, Selection
 from catalog.db import Dataset, session_scope
 from catalog.db import Image as ImageRow

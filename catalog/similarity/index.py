@@ -38,7 +38,7 @@ __all__ = [
 
 Method = Literal["auto", "exact", "faiss"]
 
-EXACT_LIMIT = 20_000
+EXACT_LIMIT = 10_000
 """Largest number of points ``method="auto"`` searches exactly."""
 
 Neighbours = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
@@ -48,7 +48,7 @@ HNSW_M = 32  # graph degree of the faiss HNSW index
 HNSW_EF_CONSTRUCTION = 80  # candidate list while building
 HNSW_EF_SEARCH = 64  # candidate list while searching (at least k)
 _QUERY_BLOCK = 1024  # exact search: query rows per block
-_POINT_BLOCK = 16384  # exact search: indexed rows per block (64 MB of float32 distances)
+_POINT_BLOCK = 8192  # exact search: indexed rows per block (32 MB of float32 distances)
 
 
 class MissingExtraError(CatalogError):
@@ -111,7 +111,7 @@ def build_index(
 class ExactIndex:
     """Exact Euclidean search by blocked float32 matrix products.
 
-    Memory is bounded by the blocks (about 64 MB of distances at a time), not by ``n``;
+    Memory is bounded by the blocks (about 100 MB at a time), not by ``n``;
     time grows as ``n * m``.
     """
 
@@ -151,7 +151,12 @@ class ExactIndex:
                     mine = self_positions[row : row + _QUERY_BLOCK]
                     inside = (mine >= col) & (mine < col + half.shape[1])
                     half[np.flatnonzero(inside), mine[inside] - col] = np.inf
-                cols = np.broadcast_to(np.arange(col, col + half.shape[1]), half.shape)
+                if half.shape[1] > k:
+                    part = np.argpartition(half, k - 1, axis=1)[:, :k]
+                    half = np.take_along_axis(half, part, axis=1)
+                    cols = part + col
+                else:
+                    cols = np.broadcast_to(np.arange(col, col + half.shape[1]), half.shape)
                 best_d, best_p = _keep_smallest(
                     np.concatenate([best_d, half], axis=1),
                     np.concatenate([best_p, cols], axis=1),
@@ -210,7 +215,7 @@ def _import_faiss() -> Any:
         import faiss  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         msg = (
-            "Nearest-neighbour search of more than 20,000 images needs faiss-cpu: "
+            f"Nearest-neighbour search of more than {EXACT_LIMIT:,} images needs faiss-cpu: "
             'pip install "mnist-catalog[ann]"'
         )
         raise MissingExtraError(msg) from None
