@@ -42,10 +42,10 @@ __all__ = [
     "nearest",
 ]
 
-CANDIDATE_K = 10
+CANDIDATE_K = 15
 """Neighbours of each image considered as near-duplicate candidates."""
 
-CANDIDATE_RADIUS = 0.5
+CANDIDATE_RADIUS = 0.25
 """Largest embedding distance of a candidate pair (planted copies are within 0.28)."""
 
 _PAIR_BLOCK = 65536  # candidate pairs yielded at a time
