@@ -12,8 +12,8 @@ its own:
 - ``exact``: the blocked float32 numpy search of :mod:`catalog.similarity.index` (the
   fallback; run only where it finishes in reasonable time);
 - ``faiss-hnsw``: faiss ``IndexHNSWFlat`` (M=32, efConstruction=80, efSearch=64);
-- ``faiss-ivf``: faiss ``IndexIVFFlat`` (4 sqrt(N) lists, trained on up to 100,000 points,
-  nprobe=12);
+- ``faiss-ivf``: faiss ``IndexIVFFlat`` as :class:`catalog.similarity.index.FaissIndex`
+  builds it (2 sqrt(N) lists, k-means on 50 points per list, nprobe=16);
 - ``hnswlib``: ``hnswlib.Index`` (M=16, ef_construction=100, ef=64);
 - ``pynndescent``: ``NNDescent(n_neighbors=11)``, whose graph is the all-points answer
   (its first run also pays numba's compilation, reported as part of build).
@@ -140,14 +140,9 @@ def worker(library: str, vectors_path: Path, out: Path) -> None:
             fi.add(data)
             fi.hnsw.efSearch = 64
         else:
-            lists = int(4 * np.sqrt(n))
-            quantizer = faiss.IndexFlatL2(d)
-            fi = faiss.IndexIVFFlat(quantizer, d, lists)
-            rng = np.random.default_rng(0)
-            train = data[rng.permutation(n)[:100_000]]
-            fi.train(train)
-            fi.add(data)
-            fi.nprobe = 12
+            from catalog.similarity.index import FaissIndex
+
+            fi = FaissIndex(data, threads=THREADS).index  # the product's own settings
         built = time.perf_counter()
         _, found = fi.search(data, K + 1)
         positions = drop_self(found)

@@ -154,7 +154,8 @@ def _window(size: int) -> npt.NDArray[np.float32]:
     """Weights rising linearly from the frame's edge to 1 over ``MARGIN_PER_28`` pixels."""
     margin = MARGIN_PER_28 * size / 28
     middle = np.arange(size) + 0.5
-    return np.minimum(1, np.minimum(middle, size - middle) / margin).astype(np.float32)
+    weights: npt.NDArray[np.float32] = np.minimum(1, np.minimum(middle, size - middle) / margin)
+    return weights.astype(np.float32)
 
 
 def _centroid(mass: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
