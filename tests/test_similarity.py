@@ -304,3 +304,31 @@ def test_nearest_of_an_unknown_image_is_an_error(tiny_catalog: Catalog) -> None:
         missing = int(session.scalar(select(func.max(ImageRow.id))) or 0) + 1
         with pytest.raises(ImageNotFoundError, match=f"No image with id \\[{missing}\\]"):
             nearest(session, [missing])
+
+
+@pytest.mark.mnist
+def test_planted_copies_of_real_digits_are_candidates(mnist_dir: Path) -> None:
+    pytest.importorskip("faiss")
+    import gzip
+
+    raw = gzip.decompress((mnist_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
+    real = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
+    rng = np.random.default_rng(11)
+    edits = [
+        lambda a: np.roll(a, 1, axis=0),
+        lambda a: np.roll(a, (-1, 1), axis=(0, 1)),
+        jpeg,
+        lambda a: repainted(a, 3, int(rng.integers(1 << 30))),
+        lambda a: repainted(a, 10, int(rng.integers(1 << 30))),
+    ]
+    sources = rng.choice(len(real), 40 * len(edits), replace=False)
+    copies = [edits[k % len(edits)](real[s]) for k, s in enumerate(sources)]
+    images = np.concatenate([real, np.stack(copies)])
+    vectors = embed_pixels(images)
+    index = NeighbourIndex(np.arange(len(images)), vectors, build_index(vectors, threads=2))
+    found: set[tuple[int, int]] = set()
+    for block in candidate_pairs(index):
+        found.update(zip(block.first.tolist(), block.second.tolist(), strict=True))
+    planted = {(int(s), len(real) + k) for k, s in enumerate(sources)}
+    assert planted <= found, sorted(planted - found)
+    assert len(found) < 3 * len(images)
