@@ -183,9 +183,18 @@ def _axis_operator(size: int, centre: npt.NDArray[np.float64]) -> npt.NDArray[np
     gain *= np.where(freqs == 0, np.sqrt(1 / size), np.sqrt(2 / size))
     gain[min(size, FREQUENCIES) :] = 0
     offset = np.asarray(centre, np.float64) - (size - 1) / 2
-    positions = np.arange(size, dtype=np.float64)[None, :] - offset[:, None]  # (N, size)
-    phase = np.pi * (positions[:, None, :] + 0.5) * freqs[None, :, None] / size
-    return (np.cos(phase) * gain[None, :, None]).astype(np.float32)
+    cos, sin = _basis(size)
+    # cos(a - t) = cos a cos t + sin a sin t, with t = pi f offset / size: no trig per pixel.
+    turn = np.pi * offset[:, None] * freqs[None, :] / size  # (N, F)
+    rows = cos[None] * np.cos(turn)[:, :, None] + sin[None] * np.sin(turn)[:, :, None]
+    return (rows * gain[None, :, None]).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _basis(size: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``cos`` and ``sin`` of ``pi (i + 0.5) f / size``, shape ``(F, size)``."""
+    angle = np.pi * (np.arange(size) + 0.5)[None, :] * np.arange(FREQUENCIES)[:, None] / size
+    return np.cos(angle), np.sin(angle)
 
 
 def _despeckle(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -134,12 +134,13 @@ def load_embeddings_of(
     found_vectors: list[npt.NDArray[np.float32]] = []
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
-        rows = session.connection().execute(
-            select(Embedding.image_id, Embedding.vector).where(
-                Embedding.image_id.in_(part.tolist()), Embedding.kind == kind
+        columns = (Embedding.image_id, Embedding.vector)
+        by_id = {
+            int(row.image_id): row.vector
+            for row in _rows_by_id(
+                session, columns, Embedding.image_id, part, Embedding.kind == kind
             )
-        )
-        by_id = {int(row.image_id): row.vector for row in rows}
+        }
         present = part[np.fromiter((i in by_id for i in part.tolist()), bool, len(part))]
         found_ids.append(present)
         found_vectors.append(from_bytes([by_id[i] for i in present.tolist()]))
@@ -162,11 +163,9 @@ def _embed_blocks(
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
     """Yield ``(ids, embeddings)`` for ``ids``, ``chunk`` images read at a time."""
     columns = (Image.id, Image.height, Image.width, Image.pixels)
+    ids = np.sort(ids)  # order does not matter here, and sorted chunks are ranges
     for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk].tolist()
-        rows: list[Any] = list(
-            session.connection().execute(select(*columns).where(Image.id.in_(part)))
-        )
+        rows = list(_rows_by_id(session, columns, Image.id, ids[start : start + chunk]))
         by_shape: dict[tuple[int, int], list[Any]] = {}
         for row in rows:
             by_shape.setdefault((row.height, row.width), []).append(row)
@@ -174,3 +173,30 @@ def _embed_blocks(
             pixels = np.frombuffer(b"".join(row.pixels for row in group), np.uint8)
             vectors = embed_pixels(pixels.reshape(len(group), height, width))
             yield np.fromiter((row.id for row in group), np.int64, len(group)), vectors
+
+
+def _rows_by_id(
+    session: Session,
+    columns: tuple[Any, ...],
+    id_column: Any,
+    ids: npt.NDArray[np.int64],
+    *where: Any,
+) -> Iterator[Any]:
+    """Rows whose ``id_column`` (the first of ``columns``) is in ``ids`` (any order, each once).
+
+    Ids that fill most of their range (the usual case: images are numbered as ingested)
+    are read as one range scan, which SQL compiles and runs faster than a long IN list;
+    rows in the range but not in ``ids`` are skipped.
+    """
+    if not len(ids):
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if high - low + 1 <= 2 * len(ids):
+        wanted = set(ids.tolist())
+        statement = select(*columns).where(id_column >= low, id_column <= high, *where)
+        for row in session.connection().execute(statement):
+            if row[0] in wanted:
+                yield row
+        return
+    statement = select(*columns).where(id_column.in_(ids.tolist()), *where)
+    yield from session.connection().execute(statement)
