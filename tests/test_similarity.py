@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -314,7 +315,7 @@ def test_planted_copies_of_real_digits_are_candidates(mnist_dir: Path) -> None:
     raw = gzip.decompress((mnist_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
     real = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
     rng = np.random.default_rng(11)
-    edits = [
+    edits: list[Callable[[Pixels], Pixels]] = [
         lambda a: np.roll(a, 1, axis=0),
         lambda a: np.roll(a, (-1, 1), axis=(0, 1)),
         jpeg,

@@ -24,7 +24,13 @@ from catalog.models.embeddings import Embedding
 from catalog.query import Selection
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels, from_bytes, to_bytes
 
-__all__ = ["StoredEmbeddings", "compute_embeddings", "load_embeddings", "missing_ids"]
+__all__ = [
+    "StoredEmbeddings",
+    "compute_embeddings",
+    "load_embeddings",
+    "load_embeddings_of",
+    "missing_ids",
+]
 
 CHUNK = 4096
 """Images read, embedded and written at a time."""
