@@ -13,7 +13,7 @@ its own:
   fallback; run only where it finishes in reasonable time);
 - ``faiss-hnsw``: faiss ``IndexHNSWFlat`` (M=32, efConstruction=80, efSearch=64);
 - ``faiss-ivf``: faiss ``IndexIVFFlat`` as :class:`catalog.similarity.index.FaissIndex`
-  builds it (2 sqrt(N) lists, k-means on 50 points per list, nprobe=16);
+  builds it (4 sqrt(N) lists, k-means on 40 points per list, nprobe=8);
 - ``hnswlib``: ``hnswlib.Index`` (M=16, ef_construction=100, ef=64);
 - ``pynndescent``: ``NNDescent(n_neighbors=11)``, whose graph is the all-points answer
   (its first run also pays numba's compilation, reported as part of build).
