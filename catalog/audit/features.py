@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,14 +106,30 @@ def fit_pca(pixels: npt.NDArray[np.uint8]) -> PcaFit:
 
     The scale makes the projected features' mean variance 1 on the fitted images.
     """
-    n = len(pixels)
-    flat = pixels.reshape(n, -1)
-    mean = flat.mean(axis=0, dtype=np.float64).astype(np.float32) / 255
-    cov = np.zeros((flat.shape[1], flat.shape[1]), np.float64)
-    for start in range(0, n, _CHUNK):
-        block = flat[start : start + _CHUNK].astype(np.float32) / 255 - mean
-        cov += block.T @ block
-    k = min(_LABEL_COMPONENTS, flat.shape[1], max(n - 1, 1))
+    return fit_pca_blocks(lambda: (pixels[s : s + _CHUNK] for s in range(0, len(pixels), _CHUNK)))
+
+
+def fit_pca_blocks(read: Callable[[], Iterable[npt.NDArray[np.uint8]]]) -> PcaFit:
+    """:func:`fit_pca` of images read in blocks: ``read()`` yields them, and is called twice
+    (the mean, then the covariance about it), so they are never held whole."""
+    total: npt.NDArray[np.float64] | None = None
+    n = 0
+    for block in read():
+        flat = block.reshape(len(block), -1)
+        part = flat.sum(axis=0, dtype=np.float64)
+        total = part if total is None else total + part
+        n += len(block)
+    if total is None or not n:
+        msg = "cannot fit principal components to no images"
+        raise ValueError(msg)
+    mean = (total / n / 255).astype(np.float32)
+    cov = np.zeros((len(mean), len(mean)), np.float64)
+    for block in read():
+        flat = block.reshape(len(block), -1)
+        for start in range(0, len(flat), _CHUNK):
+            centred = flat[start : start + _CHUNK].astype(np.float32) / 255 - mean
+            cov += centred.T @ centred
+    k = min(_LABEL_COMPONENTS, len(mean), max(n - 1, 1))
     values, basis = principal_basis(cov, k)
     scale = float(np.sqrt(max(values.sum() / max(n, 1) / k, 1e-12)))
     return PcaFit(mean, basis, scale)

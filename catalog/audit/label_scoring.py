@@ -9,9 +9,9 @@ is no train split), drawn per label in proportion from ``seed``:
 * every other image is judged by the model fitted on the whole sample, its pixels streamed
   from the catalog block by block, so it never saw them either.
 
-So every image is judged out of sample, and memory is the sample's (60,000 images of
-28 x 28: 47 MB of pixels, 12 MB of features) plus a few numbers per image, whatever the
-size of the dataset. On MNIST (60,000 train images) this is exactly cross-fitting on all
+So every image is judged out of sample, and memory is the sample's features (60,000 x 50
+float32: 12 MB) and a block of pixels at a time, plus a few numbers per image, whatever
+the size of the dataset. On MNIST (60,000 train images) this is exactly cross-fitting on all
 of train and a model of all of train for test, as before.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from catalog.audit.features import fit_pca, project
+from catalog.audit.features import fit_pca_blocks, project
 from catalog.audit.images import DatasetImages
 from catalog.audit.label_model import FOLDS, Method, fit_predictor, out_of_sample_probabilities
 
@@ -96,10 +96,9 @@ def score_label_errors(
     train = np.flatnonzero(data.splits == "train")
     pool = train if len(train) else np.arange(len(labels))
     fitted = stratified_sample(labels, pool, sample, seed)
-    pixels = np.concatenate([block for _, block in data.blocks(fitted)])
-    pca = fit_pca(pixels)
-    features = project(pca, pixels)
-    del pixels
+    # The sample's pixels are read in blocks (three times) rather than held.
+    pca = fit_pca_blocks(lambda: (block for _, block in data.blocks(fitted)))
+    features = np.concatenate([project(pca, block) for _, block in data.blocks(fitted)])
     fit_y = labels[fitted]
     probabilities = out_of_sample_probabilities(
         features, fit_y, np.zeros(len(fitted), bool), classes, method=method, seed=seed,
