@@ -10,20 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image as PILImage
 from sqlalchemy import Engine
 
 from catalog import db, query
-from catalog.audit import AuditReport
-from catalog.export import ExportResult, export_images
-from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
-from catalog.sources import Decoded
-from catalog.store import IngestResult, ingest
+
+if TYPE_CHECKING:  # imported where used, so a short command (count) does not pay for them
+    from PIL import Image as PILImage
+
+    from catalog.audit import AuditReport
+    from catalog.export import ExportResult
+    from catalog.sources import Decoded
+    from catalog.store import IngestResult
 
 
 class Catalog:
@@ -69,6 +71,8 @@ class Catalog:
         ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
         (whose ``total`` can size a progress bar), so it is not decoded twice.
         """
+        from catalog.store import ingest
+
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
@@ -184,6 +188,8 @@ class CatalogSelection:
 
     def export(self, out_dir: str | Path, **options: Any) -> ExportResult:
         """Write the images as files (see :func:`catalog.export.export_images`)."""
+        from catalog.export import export_images
+
         with db.session_scope(self.catalog.engine) as session:
             return export_images(session, self.selection, Path(out_dir), **options)
 
@@ -198,5 +204,7 @@ class CatalogSelection:
 
     def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
         """The contact sheet and how many digits it shows."""
+        from catalog.pictures import selection_sheet
+
         with db.session_scope(self.catalog.engine) as session:
             return selection_sheet(session, self.selection, cols=cols, scale=scale)

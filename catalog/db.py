@@ -9,6 +9,7 @@ older catalog to the newest revision before anything else touches it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,6 +34,10 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
+)
+from sqlalchemy import (
+    text as sql_text,
 )
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError
@@ -298,14 +303,36 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision the catalog is at, or None for an empty database."""
-    from alembic.runtime.migration import MigrationContext
+    """The schema revision the catalog is at, or None for an empty database.
 
+    Read with one query rather than through Alembic, whose import a short command
+    (``count``) would otherwise pay for.
+    """
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(sql_text("SELECT version_num FROM alembic_version")).scalar()
+
+
+_REVISION = re.compile(r"^revision\b[^=\n]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\b[^=\n]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 
 
 def head_revision(engine: Engine) -> str | None:
+    """The newest revision of the migrations.
+
+    Read from the scripts' ``revision`` and ``down_revision`` lines (no imports); when they
+    do not give exactly one head, Alembic's script directory decides.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        revisions.update(_REVISION.findall(source))
+        parents.update(_DOWN.findall(source))
+    heads = revisions - parents
+    if len(heads) == 1:
+        return heads.pop()
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()

@@ -34,6 +34,7 @@ __all__ = [
     "Selection",
     "count_images",
     "count_selected",
+    "count_statement",
     "dataset_id",
     "get_image",
     "iter_pixel_blocks",
@@ -153,14 +154,7 @@ def count_images(
             raise SelectionError(msg)
     columns = [Image.split if key == "split" else Image.label for key in by]
     if _is_contiguous_filter(selection):
-        _, query = _filtered(session, selection)
-        grouped = (
-            query.with_only_columns(*columns, func.count())
-            .group_by(*columns)
-            .order_by(None)
-            .order_by(*columns)
-        )
-        rows: list[Any] = list(session.execute(grouped))
+        rows: list[Any] = list(session.execute(count_statement(session, selection, by)))
         return [(tuple(row[:-1]), int(row[-1])) for row in rows]
     ids = select_ids(session, selection)
     counts: dict[tuple[Any, ...], int] = {}
@@ -168,9 +162,26 @@ def count_images(
         query = (
             select(*columns, func.count()).where(Image.id.in_(chunk.tolist())).group_by(*columns)
         )
-        for row in session.execute(query):
+        part: list[Any] = list(session.execute(query))
+        for row in part:
             counts[tuple(row[:-1])] = counts.get(tuple(row[:-1]), 0) + int(row[-1])
     return sorted(counts.items())
+
+
+def count_statement(session: Session, selection: Selection, by: Sequence[str] = ()) -> AnySelect:
+    """The one ``GROUP BY`` query that counts a plain (unsampled) selection.
+
+    It reads only the ``(dataset_id, split, label, idx)`` index, never the table: a
+    covering index scan in group order (tests check the plan on both backends).
+    """
+    columns = [Image.split if key == "split" else Image.label for key in by]
+    _, query = _filtered(session, selection)
+    return (
+        query.with_only_columns(*columns, func.count())
+        .group_by(*columns)
+        .order_by(None)
+        .order_by(*columns)
+    )
 
 
 def count_selected(session: Session, selection: Selection) -> int:
