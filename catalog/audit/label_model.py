@@ -29,7 +29,8 @@ many land in the top of the ranking; ``docs/audit-methods.md`` has the figures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -247,8 +248,26 @@ def fit_predictor(
     if method == "knn":
         return lambda x: _knn(fit_x, fit_y, x, n_classes)
     hidden = _HIDDEN if method == "mlp" else 0
-    params = _train_network(fit_x, fit_y, n_classes, hidden, seed)
+    with _one_blas_thread():
+        params = _train_network(fit_x, fit_y, n_classes, hidden, seed)
     return lambda x: _apply_network(params, x)
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run BLAS on one thread while training: its mini-batch products are too small to gain
+    from more, and on a busy machine threads that wait for each other by spinning made a
+    fit hundreds of times slower. Uses threadpoolctl when installed (the ``ann`` extra
+    brings it); without it, BLAS keeps its own setting."""
+    try:
+        from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
+            threadpool_limits,
+        )
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _predict(
