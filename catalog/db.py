@@ -135,6 +135,8 @@ class Export(Base):
     format: Mapped[str] = mapped_column(String(8))
     count: Mapped[int] = mapped_column(Integer, default=0)  # files in the export
     written: Mapped[int] = mapped_column(Integer, default=0)  # files this run wrote
+    # The latest curation decision when the export ran (None: there were none).
+    decision_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExportedFile(Base):

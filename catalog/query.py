@@ -10,16 +10,17 @@ same seed picks the same images in any process, on any machine and backend.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+from catalog.models.decisions import ImageState, ImageTag
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
@@ -29,6 +30,12 @@ ORDERS = ("index", "random")
 #: The index column, labelled so rows expose it as ``row.idx`` (``Row.index`` is
 #: the tuple method).
 POSITION = Image.index.label("idx")
+#: The current label: the latest relabel decision, else the source's label. The
+#: one place that knows it; every query that reads or filters labels outer-joins
+#: ``image_state`` (see :func:`with_state`) and uses this expression.
+CURRENT_LABEL: ColumnElement[int] = func.coalesce(ImageState.label, Image.label)
+#: Which excluded images a selection keeps: none (the default), all, or only them.
+EXCLUDED = ("omit", "include", "only")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,11 @@ class Selection:
     order: str = "index"  # "index" or "random"
     limit: int | None = None
     offset: int = 0
+    tags: tuple[str, ...] = ()  # carries every one of these tags
+    without_tags: tuple[str, ...] = ()  # carries none of these
+    relabelled: bool = False  # only images whose current label differs from the source's
+    excluded: str = "omit"  # one of EXCLUDED
+    original_labels: bool = False  # select and label by the source's labels
 
     def __post_init__(self) -> None:
         bad = [label for label in self.labels if not 0 <= label <= 9]
@@ -67,6 +79,9 @@ class Selection:
         if self.sample is not None and self.per_label is not None:
             msg = "--sample and --per-label cannot be combined"
             raise SelectionError(msg)
+        if self.excluded not in EXCLUDED:
+            msg = f"Unknown excluded mode {self.excluded!r}: expected one of {', '.join(EXCLUDED)}"
+            raise SelectionError(msg)
         if self.order not in ORDERS:
             msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
             raise SelectionError(msg)
@@ -77,7 +92,22 @@ class Selection:
         data["splits"] = list(self.splits)
         data["labels"] = list(self.labels)
         data["index_range"] = list(self.index_range) if self.index_range else None
+        data["tags"], data["without_tags"] = list(self.tags), list(self.without_tags)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Selection:
+        """The selection :meth:`to_json` recorded (keys it does not know are ignored)."""
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
+        for name in ("splits", "labels", "tags", "without_tags", "index_range"):
+            if known.get(name) is not None:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
+    @property
+    def label_column(self) -> ColumnElement[int]:
+        """The label this selection filters and reports: current, or the source's."""
+        return Image.label.expression if self.original_labels else CURRENT_LABEL
 
     @property
     def is_random(self) -> bool:
@@ -92,9 +122,13 @@ class ImageRow:
     dataset: str
     split: str
     index: int
-    label: int
+    label: int  # the current label (the source's with ``original_labels``)
     sha256: str
     paths: tuple[str, ...] = ()
+    original_label: int | None = None  # the source's label
+    excluded: bool = False
+    tags: tuple[str, ...] = ()
+    decision: int | None = None  # the latest decision about the image
 
 
 @dataclass(frozen=True)
@@ -105,9 +139,11 @@ class PixelBlock:
     dataset_ids: npt.NDArray[np.int64]
     splits: list[str]
     indices: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]  # current (the source's with ``original_labels``)
     sha256: list[str]
     pixels: npt.NDArray[np.uint8]  # (n, height, width)
+    original_labels: npt.NDArray[np.int64]
+    decisions: npt.NDArray[np.int64]  # the latest decision per image, 0 for none
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -161,15 +197,47 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
             f"expected one of {', '.join(sorted(present)) or 'none'}"
         ).replace(" in dataset ''", "")
         raise SelectionError(msg)
-    query: AnySelect = select(Image.id, Image.label).where(Image.dataset_id == ds)
+    label = selection.label_column
+    query: AnySelect = with_state(select(Image.id, label.label("label"))).where(
+        Image.dataset_id == ds
+    )
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
     if selection.labels:
-        query = query.where(Image.label.in_(selection.labels))
+        query = query.where(label.in_(selection.labels))
+    query = decision_filters(query, selection)
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
     return ds, query.order_by(Image.split, Image.index)
+
+
+def with_state(query: AnySelect) -> AnySelect:
+    """``query`` with each image's decision state outer-joined (NULLs: no decisions)."""
+    return query.join_from(Image, ImageState, ImageState.image_id == Image.id, isouter=True)
+
+
+def decision_filters(query: AnySelect, selection: Selection) -> AnySelect:
+    """The curation filters: exclusion, tags, relabelled (``query`` joins the state)."""
+    if selection.excluded == "omit":
+        query = query.where(or_(ImageState.excluded.is_(None), ImageState.excluded.is_(False)))
+    elif selection.excluded == "only":
+        query = query.where(ImageState.excluded.is_(True))
+    for tag in selection.tags:
+        query = query.where(Image.id.in_(select(ImageTag.image_id).where(ImageTag.tag == tag)))
+    for tag in selection.without_tags:
+        query = query.where(Image.id.not_in(select(ImageTag.image_id).where(ImageTag.tag == tag)))
+    if selection.relabelled:
+        query = query.where(ImageState.label.is_not(None))
+    return query
+
+
+def count_left_out(session: Session, selection: Selection) -> int:
+    """How many images the filters match that the selection leaves out as excluded."""
+    if selection.excluded != "omit":
+        return 0
+    _, query = _filtered(session, replace(selection, excluded="only"))
+    return int(session.scalar(query.with_only_columns(func.count()).order_by(None)) or 0)
 
 
 def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
@@ -216,7 +284,7 @@ def count_images(
         if key not in ("split", "label"):
             msg = f"Cannot count by {key!r}: expected split, label or split,label"
             raise SelectionError(msg)
-    columns = [Image.split if key == "split" else Image.label for key in by]
+    columns = [Image.split if key == "split" else selection.label_column for key in by]
     if _is_contiguous_filter(selection):
         _, query = _filtered(session, selection)
         grouped = (
@@ -231,7 +299,9 @@ def count_images(
     counts: dict[tuple[Any, ...], int] = {}
     for chunk in _chunks(ids):
         query = (
-            select(*columns, func.count()).where(Image.id.in_(chunk.tolist())).group_by(*columns)
+            with_state(select(*columns, func.count()))
+            .where(Image.id.in_(chunk.tolist()))
+            .group_by(*columns)
         )
         for row in session.execute(query):
             counts[tuple(row[:-1])] = counts.get(tuple(row[:-1]), 0) + int(row[-1])
@@ -259,11 +329,24 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
     for chunk in _chunks(ids):
         id_list = chunk.tolist()
         query = (
-            select(Dataset.name, Image.id, Image.split, POSITION, Image.label, Image.sha256)
+            with_state(
+                select(
+                    Dataset.name,
+                    Image.id,
+                    Image.split,
+                    POSITION,
+                    *_state_columns(selection),
+                    Image.sha256,
+                )
+            )
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))
         )
         rows = {row.id: row for row in session.execute(query)}
+        tags: dict[int, list[str]] = {}
+        tag_query = select(ImageTag.image_id, ImageTag.tag).where(ImageTag.image_id.in_(id_list))
+        for image_id, tag in session.execute(tag_query.order_by(ImageTag.tag)):
+            tags.setdefault(image_id, []).append(tag)
         paths: dict[int, list[str]] = {}
         file_query = (
             select(ExportedFile.image_id, ExportedFile.path)
@@ -276,7 +359,8 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
             row = rows[image_id]
             yield ImageRow(
                 row.id, row.name, row.split, row.idx, row.label, row.sha256,
-                tuple(paths.get(image_id, ())),
+                tuple(paths.get(image_id, ())), row.original_label, bool(row.excluded),
+                tuple(tags.get(image_id, ())), row.decision,
             )  # fmt: skip
 
 
@@ -287,7 +371,7 @@ def iter_pixel_blocks(
     if _is_contiguous_filter(selection):
         # One streaming query: no id list, the index range scan does it all.
         _, query = _filtered(session, selection)
-        query = query.with_only_columns(*_PIXEL_COLUMNS)
+        query = query.with_only_columns(*_pixel_columns(selection))
         # Core rows (through the session's connection): the ORM's per-row
         # bookkeeping costs more than SQLite's read for plain column selects.
         result = session.connection().execute(query.execution_options(yield_per=chunk))
@@ -296,15 +380,24 @@ def iter_pixel_blocks(
         return
     ids = select_ids(session, selection)
     for part in _chunks(ids, chunk):
-        query = select(*_PIXEL_COLUMNS).where(Image.id.in_(part.tolist()))
+        query = with_state(select(*_pixel_columns(selection))).where(Image.id.in_(part.tolist()))
         by_id = {row.id: row for row in session.connection().execute(query)}
         yield _block([by_id[i] for i in part.tolist()])
 
 
-_PIXEL_COLUMNS = (
-    Image.id, Image.dataset_id, Image.split, POSITION, Image.label,
-    Image.sha256, Image.height, Image.width, Image.pixels,
-)  # fmt: skip
+def _state_columns(selection: Selection) -> tuple[Any, ...]:
+    """The label, the source's label, excluded and latest decision (state joined)."""
+    return (
+        selection.label_column.label("label"), Image.label.label("original_label"),
+        ImageState.excluded, ImageState.decision_id.label("decision"),
+    )  # fmt: skip
+
+
+def _pixel_columns(selection: Selection) -> tuple[Any, ...]:
+    return (
+        Image.id, Image.dataset_id, Image.split, POSITION, *_state_columns(selection),
+        Image.sha256, Image.height, Image.width, Image.pixels,
+    )  # fmt: skip
 
 
 def _block(rows: Sequence[Any]) -> PixelBlock:
@@ -323,6 +416,8 @@ def _block(rows: Sequence[Any]) -> PixelBlock:
         labels=np.fromiter((row.label for row in rows), dtype=np.int64, count=n),
         sha256=[row.sha256 for row in rows],
         pixels=pixels.reshape(n, height, width),
+        original_labels=np.fromiter((row.original_label for row in rows), np.int64, count=n),
+        decisions=np.fromiter((row.decision or 0 for row in rows), dtype=np.int64, count=n),
     )
 
 
@@ -345,7 +440,7 @@ def get_image(
     """One image by its split and index, with its pixels."""
     ds = dataset_id(session, dataset)
     row = session.execute(
-        select(Dataset.name, *_PIXEL_COLUMNS)
+        with_state(select(Dataset.name, *_pixel_columns(Selection())))
         .join(Dataset, Dataset.id == Image.dataset_id)
         .where(Image.dataset_id == ds, Image.split == split, Image.index == index)
     ).one_or_none()
@@ -354,7 +449,14 @@ def get_image(
         msg = f"No image {split}:{index} in dataset {name}"
         raise ImageNotFoundError(msg)
     pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
-    return ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256), pixels
+    tags = session.scalars(
+        select(ImageTag.tag).where(ImageTag.image_id == row.id).order_by(ImageTag.tag)
+    )
+    image = ImageRow(
+        row.id, row.name, row.split, row.idx, row.label, row.sha256, (), row.original_label,
+        bool(row.excluded), tuple(tags), row.decision,
+    )  # fmt: skip
+    return image, pixels
 
 
 def list_datasets(session: Session) -> list[DatasetSummary]:
