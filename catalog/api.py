@@ -232,6 +232,21 @@ class Catalog:
             changes = decision_log.read_decisions(session, Path(path).expanduser(), dataset)
             return decisions.record(session, changes, author=by, dry_run=dry_run)
 
+    def tag_findings(
+        self, report: AuditReport, name: str, *, note: str | None = None, by: str | None = None
+    ) -> Summary:
+        """Tag every image named in a finding of ``report``, to review them later."""
+        decisions.check_tag(name)
+        refs = sorted({(r.dataset, r.split, r.index) for f in report.findings for r in f.images})
+        with db.session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            changes: list[Change] = []
+            for dataset in sorted({ref[0] for ref in refs}):
+                mine = [(split, index) for ds, split, index in refs if ds == dataset]
+                ids = decisions.resolve(session, dataset, mine)
+                changes += [Change(i, "tag", tag=name, note=note or "audit finding") for i in ids]
+            return decisions.record(session, changes, author=by)
+
     def history(self, image: str, *, dataset: str | None = None) -> list[DecisionRecord]:
         """Every decision about image ``SPLIT:INDEX``, oldest first."""
         split, index = decisions.parse_ref(image)

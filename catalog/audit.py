@@ -46,10 +46,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.decision_log import reviewed_ids
 from catalog.errors import SelectionError
 from catalog.fingerprints import KNOWN_DATASETS, known_split
 from catalog.label_errors import Method
-from catalog.query import Selection, dataset_id
+from catalog.query import CURRENT_LABEL, Selection, dataset_id, with_state
 
 CHECKS = (
     "identity",
@@ -163,6 +164,9 @@ class DatasetImages:
     sha256: npt.NDArray[np.str_]
     pixels: npt.NDArray[np.uint8] | None  # None when sizes differ (see odd-images)
     shapes: npt.NDArray[np.int64]  # (n, 2)
+    # ``labels`` are the current ones (after decisions); identity checks the source's.
+    original_labels: npt.NDArray[np.int64]
+    reviewed: npt.NDArray[np.bool_]  # relabelled, tagged "reviewed" or excluded: not judged
 
     def ref(self, i: int) -> ImageRef:
         return ImageRef(
@@ -176,11 +180,11 @@ class DatasetImages:
 
 def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetImages:
     """Read one dataset's images (all, or of ``splits``) into numpy blocks."""
-    ids, split_names, indices, labels, digests, shapes = [], [], [], [], [], []
+    ids, split_names, indices, labels, digests, shapes, originals = [], [], [], [], [], [], []
     blocks: list[npt.NDArray[np.uint8]] = []
     query = (
-        select(Image.id, Image.split, Image.index, Image.label, Image.sha256, Image.height,
-               Image.width, Image.pixels)
+        with_state(select(Image.id, Image.split, Image.index, CURRENT_LABEL, Image.sha256,
+                          Image.height, Image.width, Image.pixels, Image.label))
         .where(Image.dataset_id == dataset_id(session, name))
         .order_by(Image.split, Image.index)
     )  # fmt: skip
@@ -195,6 +199,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
             indices.append(row[2])
             labels.append(row[3])
             digests.append(row[4])
+            originals.append(row[8])
             shapes.append((row[5], row[6]))
             first_shape = first_shape or (row[5], row[6])
             if (row[5], row[6]) != first_shape or len(row[7]) != row[5] * row[6]:
@@ -209,15 +214,18 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         pixels = np.concatenate(blocks)
     else:
         pixels = np.zeros((0, 28, 28), dtype=np.uint8)
+    id_array = np.asarray(ids, dtype=np.int64)
     return DatasetImages(
         name=name,
-        ids=np.asarray(ids, dtype=np.int64),
+        ids=id_array,
         splits=np.asarray(split_names, dtype=np.str_),
         indices=np.asarray(indices, dtype=np.int64),
         labels=np.asarray(labels, dtype=np.int64),
         sha256=np.asarray(digests, dtype=np.str_),
         pixels=pixels,
         shapes=np.asarray(shapes, dtype=np.int64).reshape(-1, 2),
+        original_labels=np.asarray(originals, dtype=np.int64),
+        reviewed=np.isin(id_array, reviewed_ids(session)),
     )
 
 
@@ -261,7 +269,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.labels[mask], minlength=10)[:10].tolist()
+        counts = np.bincount(data.original_labels[mask], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")
@@ -272,7 +280,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             order = np.argsort(data.indices[mask], kind="stable")
             block = np.ascontiguousarray(data.pixels[mask][order])
             pixels_ok = hashlib.sha256(block.tobytes()).hexdigest() == known.pixels_sha256
-            labels_bytes = data.labels[mask][order].astype(np.uint8).tobytes()
+            labels_bytes = data.original_labels[mask][order].astype(np.uint8).tobytes()
             labels_ok = hashlib.sha256(labels_bytes).hexdigest() == known.labels_sha256
             content = pixels_ok and labels_ok
             if not pixels_ok:
@@ -549,6 +557,8 @@ def check_label_errors(
     if splits:
         judged &= np.isin(data.splits, list(splits))
     order = order[judged[order]]
+    reviewed = data.reviewed[order] & (scores.score[order] >= LABEL_ERROR_SCORE)
+    order = order[~data.reviewed[order]]
     suspects = order[scores.score[order] >= LABEL_ERROR_SCORE]
     findings = [
         Finding("label-errors", "likely-label-error", "warning",
@@ -571,6 +581,7 @@ def check_label_errors(
         "method": LABEL_ERROR_METHOD,
         "threshold": LABEL_ERROR_SCORE,
         "suspects": len(suspects),
+        "skipped_reviewed": int(reviewed.sum()),
         "ranking": ranking,
     }
     return findings, summary

@@ -173,6 +173,22 @@ SeedOpt = Annotated[
 OrderOpt = Annotated[str, typer.Option("--order", help="index or random.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="At most N images.")]
 OffsetOpt = Annotated[int, typer.Option("--offset", help="Skip the first N images.")]
+TagOpt = Annotated[
+    list[str] | None, typer.Option("--tag", help="Only images with this tag; repeatable.")
+]
+WithoutTagOpt = Annotated[
+    list[str] | None, typer.Option("--without-tag", help="Only images without this tag.")
+]
+RelabelledOpt = Annotated[
+    bool, typer.Option("--relabelled", help="Only images whose label was changed.")
+]
+ExcludedOpt = Annotated[bool, typer.Option("--excluded", help="Only excluded images.")]
+IncludeExcludedOpt = Annotated[
+    bool, typer.Option("--include-excluded", help="Keep excluded images in.")
+]
+OriginalLabelsOpt = Annotated[
+    bool, typer.Option("--original-labels", help="Use the source's labels, not decisions.")
+]
 
 
 def parse_labels(values: list[str] | None) -> tuple[int, ...]:
@@ -211,7 +227,16 @@ def make_selection(
     order: str,
     limit: int | None,
     offset: int,
+    tag: list[str] | None = None,
+    without_tag: list[str] | None = None,
+    relabelled: bool = False,
+    excluded: bool = False,
+    include_excluded: bool = False,
+    original_labels: bool = False,
 ) -> Selection:
+    if excluded and include_excluded:
+        msg = "--excluded selects only excluded images; --include-excluded adds them: pick one"
+        raise typer.BadParameter(msg, param_hint="--excluded")
     return Selection(
         dataset=dataset,
         splits=tuple(split or ()),
@@ -223,7 +248,20 @@ def make_selection(
         order=order,
         limit=limit,
         offset=offset,
+        tags=tuple(tag or ()),
+        without_tags=tuple(without_tag or ()),
+        relabelled=relabelled,
+        excluded="only" if excluded else "include" if include_excluded else "omit",
+        original_labels=original_labels,
     )
+
+
+def say_left_out(session: Any, selection: Selection) -> int:
+    """Tell stderr how many excluded images the selection left out; returns the number."""
+    n = query.count_left_out(session, selection)
+    if n:
+        typer.echo(f"Left out {n:,} excluded images (--include-excluded keeps them)", err=True)
+    return n
 
 
 # --- commands ---------------------------------------------------------------------
@@ -364,33 +402,43 @@ def query_command(
     order: OrderOpt = "index",
     limit: LimitOpt = None,
     offset: OffsetOpt = 0,
+    tag: TagOpt = None,
+    without_tag: WithoutTagOpt = None,
+    relabelled: RelabelledOpt = False,
+    excluded: ExcludedOpt = False,
+    include_excluded: IncludeExcludedOpt = False,
+    original_labels: OriginalLabelsOpt = False,
     output: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json, jsonl or ids.")
     ] = "table",
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print the selected images, one row each (with exported file paths)."""
+    """Print the selected images, one row each (current label, the source's where it
+    differs, tags, exported file paths)."""
+    output = "json" if as_json else output
     if output not in ("table", "csv", "json", "jsonl", "ids"):
         msg = f"{output!r} is not one of table, csv, json, jsonl, ids"
         raise typer.BadParameter(msg, param_hint="--format")
     selection = make_selection(
-        dataset, split, label, index, sample, per_label, seed, order, limit, offset
-    )
+        dataset, split, label, index, sample, per_label, seed, order, limit, offset,
+        tag, without_tag, relabelled, excluded, include_excluded, original_labels,
+    )  # fmt: skip
     engine = state(ctx).open()
     with db.session_scope(engine) as session:
         rows = query.iter_rows(session, selection)
         write_rows(rows, output)
+        say_left_out(session, selection)
 
 
 def write_rows(rows: Iterator[query.ImageRow], output: str) -> None:
     out = sys.stdout
-    fields = ["dataset", "split", "index", "label", "sha256", "paths"]
+    fields = ["dataset", "split", "index", "label", "original_label", "excluded", "tags",
+              "decision", "sha256", "paths"]  # fmt: skip
     if output == "json":
-        echo_json([asdict(row) | {"paths": list(row.paths)} for row in rows])
+        echo_json([asdict(row) for row in rows])
     elif output == "jsonl":
         for row in rows:
-            typer.echo(
-                json.dumps({k: getattr(row, k) for k in fields} | {"paths": list(row.paths)})
-            )
+            typer.echo(json.dumps({k: getattr(row, k) for k in fields}))
     elif output == "ids":
         for row in rows:
             typer.echo(f"{row.split}:{row.index}")
@@ -400,18 +448,24 @@ def write_rows(rows: Iterator[query.ImageRow], output: str) -> None:
         writer.writerow(fields)
         for row in rows:
             writer.writerow(
-                [row.dataset, row.split, row.index, row.label, row.sha256, ";".join(row.paths)]
-            )
+                [row.dataset, row.split, row.index, row.label, row.original_label,
+                 int(row.excluded), ";".join(row.tags), row.decision or "", row.sha256,
+                 ";".join(row.paths)]
+            )  # fmt: skip
         out.write(buffer.getvalue())
     else:
         typer.echo(
             f"{'dataset':<12} {'split':<6} {'index':>6} {'label':>5}  sha256            paths"
         )
         for row in rows:
-            paths = " ".join(row.paths)
+            was = f" (was {row.original_label})" if row.original_label != row.label else ""
+            notes = [*row.tags, *(["excluded"] if row.excluded else [])]
+            tags = f"  [{', '.join(notes)}]" if notes else ""
             typer.echo(
                 f"{row.dataset:<12} {row.split:<6} {row.index:>6} {row.label:>5}  "
-                f"{row.sha256[:16]}  {paths}".rstrip()
+                f"{row.sha256[:16]}  {' '.join(row.paths)}".rstrip()
+                + was
+                + tags
             )
 
 
@@ -425,22 +479,30 @@ def count(
     sample: SampleOpt = None,
     per_label: PerLabelOpt = None,
     seed: SeedOpt = 0,
+    tag: TagOpt = None,
+    without_tag: WithoutTagOpt = None,
+    relabelled: RelabelledOpt = False,
+    excluded: ExcludedOpt = False,
+    include_excluded: IncludeExcludedOpt = False,
+    original_labels: OriginalLabelsOpt = False,
     by: Annotated[str, typer.Option("--by", help="split, label or split,label.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Count the selected images, optionally grouped by split and/or label."""
+    """Count the selected images (current labels), optionally grouped by split and/or label."""
     selection = make_selection(
-        dataset, split, label, index, sample, per_label, seed, "index", None, 0
-    )
+        dataset, split, label, index, sample, per_label, seed, "index", None, 0,
+        tag, without_tag, relabelled, excluded, include_excluded, original_labels,
+    )  # fmt: skip
     keys = [key.strip() for key in by.split(",") if key.strip()]
     engine = state(ctx).open()
     with db.session_scope(engine) as session:
         counts = query.count_images(session, selection, keys)
+        left_out = say_left_out(session, selection)
     if as_json:
         if keys:
             echo_json([dict(zip(keys, group, strict=True)) | {"count": n} for group, n in counts])
         else:
-            echo_json({"count": counts[0][1] if counts else 0})
+            echo_json({"count": counts[0][1] if counts else 0, "left_out": left_out})
         return
     if not keys:
         typer.echo(str(counts[0][1] if counts else 0))
@@ -465,6 +527,12 @@ def export(
     order: OrderOpt = "index",
     limit: LimitOpt = None,
     offset: OffsetOpt = 0,
+    tag: TagOpt = None,
+    without_tag: WithoutTagOpt = None,
+    relabelled: RelabelledOpt = False,
+    excluded: ExcludedOpt = False,
+    include_excluded: IncludeExcludedOpt = False,
+    original_labels: OriginalLabelsOpt = False,
     layout: Annotated[str, typer.Option("--layout", help=", ".join(LAYOUTS) + ".")] = "classic",
     fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(FORMATS) + ".")] = "png",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPG quality.")] = 95,
@@ -480,10 +548,15 @@ def export(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the selected images into OUT_DIR and record every file in the catalog."""
+    """Write the selected images into OUT_DIR and record every file in the catalog.
+
+    Names, label folders and lists use the current labels; a re-run after
+    decisions moves relabelled images' files and removes excluded ones.
+    """
     selection = make_selection(
-        dataset, split, label, index, sample, per_label, seed, order, limit, offset
-    )
+        dataset, split, label, index, sample, per_label, seed, order, limit, offset,
+        tag, without_tag, relabelled, excluded, include_excluded, original_labels,
+    )  # fmt: skip
     engine = state(ctx).open()
     with db.session_scope(engine) as session:
         total = query.count_selected(session, selection)
@@ -498,14 +571,23 @@ def export(
                 "export_id": result.export_id, "root": str(result.root), "count": result.count,
                 "written": result.written, "skipped": result.skipped,
                 "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+                "renamed": result.renamed, "removed": result.removed,
+                "left_out": result.left_out,
             }
         )  # fmt: skip
         return
+    changes = "".join(
+        f", {n:,} {what}"
+        for n, what in ((result.renamed, "moved to a new label"), (result.removed, "removed"))
+        if n
+    )
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
-        f"({result.written:,} written, {result.skipped:,} already there); "
+        f"({result.written:,} written, {result.skipped:,} already there{changes}); "
         f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
     )
+    if result.left_out:
+        typer.echo(f"Left out {result.left_out:,} excluded images", err=True)
 
 
 @app.command()
@@ -525,7 +607,15 @@ def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             f"#{record['id']}  {record['created_at']}  {record['root']}  "
             f"{record['layout']}/{record['format']}  {record['count']:,} images "
             f"({record['written']:,} written)  files on record: {record['files']:,}"
+            + _staleness(record)
         )
+
+
+def _staleness(record: dict[str, Any]) -> str:
+    since = record.get("decisions_since")
+    if not since:
+        return "  up to date"
+    return f"  OUT OF DATE: {since:,} decisions since (re-run the export)"
 
 
 @app.command()
@@ -574,10 +664,16 @@ def audit_command(
         bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
     ] = False,
     seed: SeedOpt = 0,
+    tag_name: Annotated[
+        str | None,
+        typer.Option("--tag", help="Tag every image named in a finding, to review later."),
+    ] = None,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
     Exits 1 when a finding is an error (with --strict: a warning or an error).
+    The label-error check skips images already relabelled, tagged reviewed or
+    excluded, and says how many.
     """
     from catalog.audit import CHECKS, audit
     from catalog.report import render_html
@@ -592,6 +688,11 @@ def audit_command(
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(render_html(report, session), encoding="utf-8")
+    if tag_name is not None:
+        from catalog.api import Catalog
+
+        tagged = Catalog(engine).tag_findings(report, tag_name)
+        typer.echo(f"{tagged.describe()} (tag {tag_name})", err=as_json)
     if as_json:
         echo_json(report.to_json())
     else:
@@ -601,6 +702,9 @@ def audit_command(
     worst = report.worst
     if worst == "error" or (strict and worst == "warning"):
         raise typer.Exit(code=1)
+
+
+from catalog import cli_curation  # noqa: F401  (registers its commands)
 
 
 @db_app.command("upgrade")

@@ -16,19 +16,30 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Image
-from catalog.decisions import Change, check_tag, lookup, missing_image, resolve
+from catalog.decisions import (
+    Change,
+    State,
+    check_tag,
+    fold,
+    load_states,
+    lock,
+    lookup,
+    missing_image,
+    resolve,
+    write_states,
+)
 from catalog.errors import CatalogError, DecisionError
 from catalog.labelsets import LabelSet, label_set
-from catalog.models.decisions import ACTIONS, Decision, ImageTag
+from catalog.models.decisions import ACTIONS, Decision, ImageState, ImageTag
 from catalog.query import dataset_id
 
 CSV_COLUMNS = ("dataset", "split", "index", "action", "label", "tag", "note", "by", "at", "id",
@@ -242,7 +253,56 @@ def _parse_row(
 
 def latest_decision(session: Session) -> int | None:
     """The id of the newest decision (the catalog's decision state), None before any."""
-    from sqlalchemy import func
-
     value = session.scalar(select(func.max(Decision.id)))
     return None if value is None else int(value)
+
+
+# --- the state is derived from the log ---------------------------------------
+
+
+def replay(session: Session) -> dict[int, State]:
+    """The state of every decided image, computed from the log alone."""
+    states: dict[int, State] = {}
+    query = (
+        select(Decision.id, Decision.image_id, Decision.action, Decision.label, Decision.tag,
+               Image.label.label("original"))
+        .join(Image, Image.id == Decision.image_id)
+        .order_by(Decision.id)
+    )  # fmt: skip
+    for row in session.execute(query):
+        state = states.setdefault(row.image_id, State(row.original))
+        fold(state, Change(row.image_id, row.action, label=row.label, tag=row.tag))
+        state.decision_id = row.id
+    return states
+
+
+def rebuild_state(session: Session) -> int:
+    """Rewrite ``image_state`` and ``image_tags`` from the log; returns images with state."""
+    lock(session)
+    states = replay(session)
+    session.execute(delete(ImageTag))
+    session.execute(delete(ImageState))
+    write_states(session, states)
+    return len(states)
+
+
+def stored_state(session: Session) -> dict[int, State]:
+    """The state as the tables hold it (to compare with :func:`replay`)."""
+    ids = session.scalars(select(ImageState.image_id)).all()
+    return {image: replace(state) for image, state in load_states(session, ids).items()}
+
+
+def reviewed_ids(session: Session) -> list[int]:
+    """Images a person has looked at: relabelled, tagged ``reviewed``, or excluded.
+
+    The label-error check does not flag these again.
+    """
+    query = (
+        select(Decision.image_id)
+        .where(Decision.action == "relabel")
+        .union(
+            select(ImageTag.image_id).where(ImageTag.tag == "reviewed"),
+            select(ImageState.image_id).where(ImageState.excluded.is_(True)),
+        )
+    )
+    return list(session.scalars(query))

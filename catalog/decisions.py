@@ -18,7 +18,7 @@ from __future__ import annotations
 import getpass
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -88,10 +88,14 @@ class Summary:
             if n
         ]  # fmt: skip
         verb = "Would record" if self.dry_run else "Recorded"
-        ids = f" (#{self.first_id}-#{self.last_id})" if self.first_id and not self.dry_run else ""
+        ids = ""
+        if self.first_id and not self.dry_run:
+            last = f"-#{self.last_id}" if self.last_id != self.first_id else ""
+            ids = f" (#{self.first_id}{last})"
         what = ", ".join(parts) or "no changes"
         same = f"; {self.unchanged} unchanged" if self.unchanged else ""
-        return f"{verb} {self.recorded} decisions{ids}: {what}{same}"
+        plural = "" if self.recorded == 1 else "s"
+        return f"{verb} {self.recorded} decision{plural}{ids}: {what}{same}"
 
 
 def default_author() -> str:
@@ -361,38 +365,3 @@ def undo_change(session: Session, decision_id: int, note: str | None = None) -> 
     return Change(
         target.image_id, opposite[target.action], tag=target.tag, note=why, undoes=decision_id
     )
-
-
-# --- the state is derived from the log ---------------------------------------
-
-
-def replay(session: Session) -> dict[int, State]:
-    """The state of every decided image, computed from the log alone."""
-    states: dict[int, State] = {}
-    query = (
-        select(Decision.id, Decision.image_id, Decision.action, Decision.label, Decision.tag,
-               Image.label.label("original"))
-        .join(Image, Image.id == Decision.image_id)
-        .order_by(Decision.id)
-    )  # fmt: skip
-    for row in session.execute(query):
-        state = states.setdefault(row.image_id, State(row.original))
-        fold(state, Change(row.image_id, row.action, label=row.label, tag=row.tag))
-        state.decision_id = row.id
-    return states
-
-
-def rebuild_state(session: Session) -> int:
-    """Rewrite ``image_state`` and ``image_tags`` from the log; returns images with state."""
-    lock(session)
-    states = replay(session)
-    session.execute(delete(ImageTag))
-    session.execute(delete(ImageState))
-    write_states(session, states)
-    return len(states)
-
-
-def stored_state(session: Session) -> dict[int, State]:
-    """The state as the tables hold it (to compare with :func:`replay`)."""
-    ids = session.scalars(select(ImageState.image_id)).all()
-    return {image: replace(state) for image, state in load_states(session, ids).items()}

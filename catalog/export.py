@@ -41,8 +41,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
+from catalog.decision_log import latest_decision
 from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
-from catalog.query import PixelBlock, Selection, count_selected, iter_pixel_blocks
+from catalog.export_sync import remove_stale
+from catalog.query import (
+    PixelBlock,
+    Selection,
+    count_left_out,
+    count_selected,
+    iter_pixel_blocks,
+)
 
 LAYOUTS = ("classic", "by-label", "flat")
 FORMATS = ("png", "jpg", "bmp", "pgm")
@@ -68,6 +76,9 @@ class ExportResult:
     skipped: int  # files already there and identical
     manifest: Path
     lists: list[Path] = field(default_factory=list)
+    renamed: int = 0  # files of relabelled images removed from their old names
+    removed: int = 0  # files of now-excluded images removed from the folder
+    left_out: int = 0  # images the filters match that are excluded
 
 
 def default_jobs() -> int:
@@ -348,7 +359,9 @@ class _Lists:
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
-        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256\n")
+        self.manifest.write(
+            "path,dataset,split,index,label,sha256,file_sha256,original_label,decision\n"
+        )
         self.per_split: dict[tuple[str, str], TextIO] = {}
 
     def _open(self, name: str) -> TextIO:
@@ -373,7 +386,10 @@ class _Lists:
         """Append one block's files (rows from :func:`_collect`) to every list."""
         # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
         self.manifest.write(
-            "".join(f"{p},{d},{s},{i},{lb},{h},{fh}\n" for p, d, s, i, lb, h, fh, *_ in files)
+            "".join(
+                f"{p},{d},{s},{i},{lb},{h},{fh},{ol},{dc or ''}\n"
+                for p, d, s, i, lb, h, fh, _, _, _, ol, dc in files
+            )
         )
         for kind in self.kinds:
             by_split: dict[str, list[str]] = {}
@@ -471,16 +487,19 @@ def export_images(
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
+    state = latest_decision(session)
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
-        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
-    )
+        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total,
+        decision_id=state,
+    )  # fmt: skip
     _begin_write(session)
     session.add(record)
     session.commit()
     recorder = _FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
     counts = [0, 0]  # written, skipped
+    exported: dict[int, str] = {}  # image id -> relative path this run
 
     def finish(block: PixelBlock, paths: list[str], futures: list[Future[WriteOutcome]]) -> None:
         """Wait for a block's files, record them, then fail if any could not be written."""
@@ -494,6 +513,7 @@ def export_images(
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
         listing.add(files)
+        exported.update((row[7], row[0]) for row in files)
         if progress is not None:
             progress(len(block))
 
@@ -525,7 +545,13 @@ def export_images(
             finish(*pending)
         produced = listing.commit()
     written, skipped = counts
-    return ExportResult(record.id, root, total, written, skipped, produced[0], produced[1:])
+    _begin_write(session)
+    renamed, removed = remove_stale(session, record, selection, exported)
+    session.commit()
+    return ExportResult(
+        record.id, root, total, written, skipped, produced[0], produced[1:], renamed, removed,
+        count_left_out(session, selection),
+    )  # fmt: skip
 
 
 def _finish_or_drain(
@@ -562,12 +588,14 @@ def _tasks(
 
 def _collect(
     outcomes: list[WriteOutcome], paths: list[str], block: PixelBlock, names: dict[int, str]
-) -> list[tuple[str, str, str, int, int, str, str, int, int, str]]:
-    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status)
-    for each image a task got to (a task stopped by an OS error reports fewer)."""
+) -> list[tuple[str, str, str, int, int, str, str, int, int, str, int, int]]:
+    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status,
+    original label, latest decision) for each image a task got to (a task stopped by an
+    OS error reports fewer)."""
     files = []
     datasets = [names[ds] for ds in block.dataset_ids.tolist()]
     indices, labels, ids = block.indices.tolist(), block.labels.tolist(), block.ids.tolist()
+    originals, decisions = block.original_labels.tolist(), block.decisions.tolist()
     for task, outcome in enumerate(outcomes):
         for j, (status, size, digest) in enumerate(
             zip(outcome.status, outcome.sizes, outcome.sha256, strict=True)
@@ -576,7 +604,7 @@ def _collect(
             files.append(
                 (
                     paths[i], datasets[i], block.splits[i], indices[i], labels[i],
-                    block.sha256[i], digest, ids[i], size, status,
+                    block.sha256[i], digest, ids[i], size, status, originals[i], decisions[i],
                 )
             )  # fmt: skip
     return files
@@ -588,7 +616,7 @@ def _raise_on_failure(
     for outcome in outcomes:
         if outcome.error:
             raise ExportError(outcome.error)
-    conflicts = [row[0] for row in files if row[-1] == "conflict"]
+    conflicts = [row[0] for row in files if row[9] == "conflict"]
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         msg = (
@@ -637,7 +665,7 @@ class _FileRecorder:
         root = str(self.root)
         written: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
-        for path, *_, digest, image_id, size, status in files:
+        for path, _, _, _, _, _, digest, image_id, size, status, *_ in files:
             row = (self.export_id, image_id, f"{root}/{path}", self.fmt, size, digest, now)
             if status == "written":
                 written.append(row)

@@ -506,6 +506,26 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
     return summaries
 
 
+def decisions_since(session: Session, export: Export) -> int:
+    """Decisions recorded after ``export`` ran about images its selection matches
+    (excluded ones too): non-zero means the export is out of date."""
+    from catalog.models.decisions import Decision
+
+    whole = replace(
+        Selection.from_json(export.selection), excluded="include", sample=None,
+        per_label=None, limit=None, offset=0, order="index",
+    )  # fmt: skip
+    try:
+        _, ids = _filtered(session, whole)
+    except (SelectionError, DatasetNotFoundError):
+        return 0  # the dataset or split is gone
+    newer = select(func.count(Decision.id)).where(
+        Decision.id > (export.decision_id or 0),
+        Decision.image_id.in_(ids.with_only_columns(Image.id).order_by(None)),
+    )
+    return int(session.scalar(newer) or 0)
+
+
 def list_exports(session: Session) -> list[dict[str, Any]]:
     """Every export, newest first, with the number of files on record for it."""
     files = (
@@ -523,6 +543,8 @@ def list_exports(session: Session) -> list[dict[str, Any]]:
             "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
             "layout": export.layout, "format": export.format, "count": export.count,
             "written": export.written, "files": int(n), "selection": export.selection,
+            "decision_id": export.decision_id,
+            "decisions_since": decisions_since(session, export),
         }
         for export, n in session.execute(query)
     ]  # fmt: skip

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from catalog import Catalog, db
 from catalog.db import Image
-from catalog.decisions import rebuild_state, replay, stored_state
+from catalog.decision_log import rebuild_state, replay, stored_state
 from catalog.errors import CatalogError, DecisionError, ImageNotFoundError, UnknownTagError
 from catalog.models.decisions import Decision
 
