@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +25,7 @@ from catalog.decisions import Change, Summary
 from catalog.export import ExportResult, export_images
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
+from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
 
 
@@ -64,12 +65,18 @@ class Catalog:
         dataset: str | None = None,
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
+        decoded: Decoded | None = None,
     ) -> IngestResult:
-        """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`)."""
+        """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
+
+        ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
+        (whose ``total`` can size a progress bar), so it is not decoded twice.
+        """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
-                session, Path(source), dataset=dataset, replace=replace, progress=progress
-            )
+                session, Path(source), dataset=dataset, replace=replace, progress=progress,
+                decoded=decoded,
+            )  # fmt: skip
 
     def datasets(self) -> list[DatasetSummary]:
         with db.session_scope(self.engine) as session:
@@ -93,14 +100,25 @@ class Catalog:
         splits: Sequence[str] = (),
         checks: Sequence[str] | None = None,
         seed: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> AuditReport:
-        """Audit one dataset or all (see :mod:`catalog.audit`)."""
+        """Audit one dataset or all (see :mod:`catalog.audit`).
+
+        ``progress(check, done, total)`` is called as each check advances.
+        """
         from catalog.audit import CHECKS, audit
 
         with db.session_scope(self.engine) as session:
             return audit(
-                session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed
-            )
+                session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
+                progress=progress,
+            )  # fmt: skip
+
+    def audit_text(self, report: AuditReport) -> str:
+        """``report`` as the plain text ``mnist-catalog audit`` prints."""
+        from catalog.report import render_text
+
+        return render_text(report)
 
     def audit_html(self, report: AuditReport) -> str:
         """The HTML page for ``report``, with its contact sheets."""
@@ -315,8 +333,12 @@ class CatalogSelection:
             return dict(query.count_images(session, self.selection, by))
 
     def rows(self) -> list[ImageRow]:
+        return list(self.iter_rows())
+
+    def iter_rows(self) -> Iterator[ImageRow]:
+        """Stream the rows a chunk at a time; the read stays open while you iterate."""
         with db.session_scope(self.catalog.engine) as session:
-            return list(query.iter_rows(session, self.selection))
+            yield from query.iter_rows(session, self.selection)
 
     def ids(self) -> npt.NDArray[np.int64]:
         with db.session_scope(self.catalog.engine) as session:
@@ -336,8 +358,12 @@ class CatalogSelection:
         self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
     ) -> PILImage.Image:
         """A contact sheet of the selection; written as PNG to ``path`` if given."""
-        with db.session_scope(self.catalog.engine) as session:
-            picture, _ = selection_sheet(session, self.selection, cols=cols, scale=scale)
+        picture, _ = self.contact_sheet(cols=cols, scale=scale)
         if path is not None:
             picture.save(Path(path), format="PNG")
         return picture
+
+    def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
+        """The contact sheet and how many digits it shows."""
+        with db.session_scope(self.catalog.engine) as session:
+            return selection_sheet(session, self.selection, cols=cols, scale=scale)

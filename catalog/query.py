@@ -10,7 +10,7 @@ same seed picks the same images in any process, on any machine and backend.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -22,11 +22,13 @@ from catalog.db import Dataset, Export, ExportedFile, Image, Source
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
 from catalog.models.decisions import ImageState, ImageTag
 
+# Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
+from catalog.selection import Selection as Selection  # noqa: PLC0414
+
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 #: Rows fetched per round trip when streaming a selection.
 CHUNK = 4096
-ORDERS = ("index", "random")
 #: The index column, labelled so rows expose it as ``row.idx`` (``Row.index`` is
 #: the tuple method).
 POSITION = Image.index.label("idx")
@@ -34,84 +36,6 @@ POSITION = Image.index.label("idx")
 #: one place that knows it; every query that reads or filters labels outer-joins
 #: ``image_state`` (see :func:`with_state`) and uses this expression.
 CURRENT_LABEL: ColumnElement[int] = func.coalesce(ImageState.label, Image.label)
-#: Which excluded images a selection keeps: none (the default), all, or only them.
-EXCLUDED = ("omit", "include", "only")
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which images: every filter is optional and they combine with AND."""
-
-    dataset: str | None = None
-    splits: tuple[str, ...] = ()
-    labels: tuple[int, ...] = ()
-    index_range: tuple[int, int] | None = None  # half-open [start, stop) within a split
-    sample: int | None = None  # uniform random sample of this many
-    per_label: int | None = None  # this many of each label (stratified)
-    seed: int = 0
-    order: str = "index"  # "index" or "random"
-    limit: int | None = None
-    offset: int = 0
-    tags: tuple[str, ...] = ()  # carries every one of these tags
-    without_tags: tuple[str, ...] = ()  # carries none of these
-    relabelled: bool = False  # only images whose current label differs from the source's
-    excluded: str = "omit"  # one of EXCLUDED
-    original_labels: bool = False  # select and label by the source's labels
-
-    def __post_init__(self) -> None:
-        bad = [label for label in self.labels if not 0 <= label <= 9]
-        if bad:
-            msg = f"Label {bad[0]} is outside 0-9"
-            raise SelectionError(msg)
-        if self.index_range is not None:
-            start, stop = self.index_range
-            if start < 0 or stop < start:
-                msg = f"Index range {start}:{stop} is not a half-open range A:B with 0 <= A <= B"
-                raise SelectionError(msg)
-        for name in ("sample", "per_label", "limit"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                msg = f"--{name.replace('_', '-')} must be 0 or more, got {value}"
-                raise SelectionError(msg)
-        if self.offset < 0:
-            msg = f"--offset must be 0 or more, got {self.offset}"
-            raise SelectionError(msg)
-        if self.sample is not None and self.per_label is not None:
-            msg = "--sample and --per-label cannot be combined"
-            raise SelectionError(msg)
-        if self.excluded not in EXCLUDED:
-            msg = f"Unknown excluded mode {self.excluded!r}: expected one of {', '.join(EXCLUDED)}"
-            raise SelectionError(msg)
-        if self.order not in ORDERS:
-            msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
-            raise SelectionError(msg)
-
-    def to_json(self) -> dict[str, Any]:
-        """The selection as plain JSON values (recorded with each export)."""
-        data = asdict(self)
-        data["splits"] = list(self.splits)
-        data["labels"] = list(self.labels)
-        data["index_range"] = list(self.index_range) if self.index_range else None
-        data["tags"], data["without_tags"] = list(self.tags), list(self.without_tags)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Selection:
-        """The selection :meth:`to_json` recorded (keys it does not know are ignored)."""
-        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
-        for name in ("splits", "labels", "tags", "without_tags", "index_range"):
-            if known.get(name) is not None:
-                known[name] = tuple(known[name])
-        return cls(**known)
-
-    @property
-    def label_column(self) -> ColumnElement[int]:
-        """The label this selection filters and reports: current, or the source's."""
-        return Image.label.expression if self.original_labels else CURRENT_LABEL
-
-    @property
-    def is_random(self) -> bool:
-        return self.sample is not None or self.per_label is not None or self.order == "random"
 
 
 @dataclass(frozen=True)
@@ -197,7 +121,7 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
             f"expected one of {', '.join(sorted(present)) or 'none'}"
         ).replace(" in dataset ''", "")
         raise SelectionError(msg)
-    label = selection.label_column
+    label = label_column(selection)
     query: AnySelect = with_state(select(Image.id, label.label("label"))).where(
         Image.dataset_id == ds
     )
@@ -210,6 +134,11 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
     return ds, query.order_by(Image.split, Image.index)
+
+
+def label_column(selection: Selection) -> ColumnElement[int]:
+    """The label ``selection`` filters and reports: the current one, or the source's."""
+    return Image.label.expression if selection.original_labels else CURRENT_LABEL
 
 
 def with_state(query: AnySelect) -> AnySelect:
@@ -284,7 +213,7 @@ def count_images(
         if key not in ("split", "label"):
             msg = f"Cannot count by {key!r}: expected split, label or split,label"
             raise SelectionError(msg)
-    columns = [Image.split if key == "split" else selection.label_column for key in by]
+    columns = [Image.split if key == "split" else label_column(selection) for key in by]
     if _is_contiguous_filter(selection):
         _, query = _filtered(session, selection)
         grouped = (
@@ -388,7 +317,7 @@ def iter_pixel_blocks(
 def _state_columns(selection: Selection) -> tuple[Any, ...]:
     """The label, the source's label, excluded and latest decision (state joined)."""
     return (
-        selection.label_column.label("label"), Image.label.label("original_label"),
+        label_column(selection).label("label"), Image.label.label("original_label"),
         ImageState.excluded, ImageState.decision_id.label("decision"),
     )  # fmt: skip
 

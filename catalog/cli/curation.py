@@ -1,47 +1,27 @@
 """Curation commands: relabel, exclude, include, tag, untag, undo, history,
 decisions, apply. Each turns its arguments into one call of the Python API
-(:class:`catalog.Catalog`) and its result into a line of text or JSON."""
+(:class:`catalog.Catalog`) and its result into a line of text or JSON; the
+library loads inside the commands, so ``--help`` stays light."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from catalog.api import Catalog
-from catalog.cli import (
-    DatasetOpt,
-    ExcludedOpt,
-    IncludeExcludedOpt,
-    IndexOpt,
-    JsonOpt,
-    LabelOpt,
-    LimitOpt,
-    OffsetOpt,
-    PerLabelOpt,
-    RelabelledOpt,
-    SampleOpt,
-    SeedOpt,
-    SplitOpt,
-    TagOpt,
-    WithoutTagOpt,
-    app,
-    echo_json,
-    make_selection,
-    state,
-)
-from catalog.decision_log import DecisionRecord, decisions_csv
-from catalog.decisions import Summary
-from catalog.query import Selection
+from catalog.cli.options import DatasetOpt, JsonOpt, with_selection
+from catalog.cli.output import echo_json
+from catalog.cli.state import open_catalog
+from catalog.selection import Selection
+
+if TYPE_CHECKING:
+    from catalog.decision_log import DecisionRecord
+    from catalog.decisions import Summary
 
 ImagesArg = Annotated[list[str], typer.Argument(help="Images as SPLIT:INDEX.", show_default=False)]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Why (kept in the history).")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="Who decides (default: your login name).")]
-
-
-def open_catalog(ctx: typer.Context) -> Catalog:
-    return Catalog(state(ctx).open())
 
 
 def report(summary: Summary, as_json: bool = False) -> None:
@@ -51,7 +31,6 @@ def report(summary: Summary, as_json: bool = False) -> None:
         typer.echo(summary.describe())
 
 
-@app.command()
 def relabel(
     ctx: typer.Context,
     image: Annotated[str, typer.Argument(help="The image, SPLIT:INDEX.", show_default=False)],
@@ -64,7 +43,6 @@ def relabel(
     report(open_catalog(ctx).relabel(image, label, dataset=dataset, note=note, by=by))
 
 
-@app.command()
 def exclude(
     ctx: typer.Context,
     images: ImagesArg,
@@ -76,7 +54,6 @@ def exclude(
     report(open_catalog(ctx).exclude(images, reason=reason, dataset=dataset, by=by))
 
 
-@app.command()
 def include(
     ctx: typer.Context,
     images: ImagesArg,
@@ -104,67 +81,38 @@ def _tag_command(
     if not filtered:
         msg = "name images by SPLIT:INDEX or select them (--split, --label, --tag ...)"
         raise typer.BadParameter(msg, param_hint="IMAGES")
-    chosen = catalog.select(dataset=selection.dataset)
-    chosen.selection = selection
+    from catalog.api import CatalogSelection
+
+    chosen = CatalogSelection(catalog, selection)
     report(chosen.tag(name, note=note, by=by) if action == "tag" else chosen.untag(name, by=by))
 
 
-@app.command()
+@with_selection(omit=("order",))
 def tag(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The tag, e.g. reviewed, ambiguous, suspect.")],
     images: Annotated[list[str] | None, typer.Argument(help="Images as SPLIT:INDEX.")] = None,
-    dataset: DatasetOpt = None,
-    split: SplitOpt = None,
-    label: LabelOpt = None,
-    index: IndexOpt = None,
-    sample: SampleOpt = None,
-    per_label: PerLabelOpt = None,
-    seed: SeedOpt = 0,
-    limit: LimitOpt = None,
-    offset: OffsetOpt = 0,
-    with_tag: TagOpt = None,
-    without_tag: WithoutTagOpt = None,
-    relabelled: RelabelledOpt = False,
-    excluded: ExcludedOpt = False,
-    include_excluded: IncludeExcludedOpt = False,
+    selection: Selection = Selection(),  # noqa: B008 - replaced by the selection options
     note: NoteOpt = None,
     by: ByOpt = None,
 ) -> None:
     """Put tag NAME on images named SPLIT:INDEX, or on every image a selection holds."""
-    selection = make_selection(
-        dataset, split, label, index, sample, per_label, seed, "index", limit, offset,
-        with_tag, without_tag, relabelled, excluded, include_excluded,
-    )  # fmt: skip
     _tag_command(ctx, "tag", name, images, selection, note, by)
 
 
-@app.command()
+@with_selection(omit=("order", "sample", "per_label", "seed", "limit", "offset"))
 def untag(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The tag to take off.")],
     images: Annotated[list[str] | None, typer.Argument(help="Images as SPLIT:INDEX.")] = None,
-    dataset: DatasetOpt = None,
-    split: SplitOpt = None,
-    label: LabelOpt = None,
-    index: IndexOpt = None,
-    with_tag: TagOpt = None,
-    without_tag: WithoutTagOpt = None,
-    relabelled: RelabelledOpt = False,
-    excluded: ExcludedOpt = False,
-    include_excluded: IncludeExcludedOpt = False,
+    selection: Selection = Selection(),  # noqa: B008 - replaced by the selection options
     note: NoteOpt = None,
     by: ByOpt = None,
 ) -> None:
     """Take tag NAME off images named SPLIT:INDEX, or off a selection's images."""
-    selection = make_selection(
-        dataset, split, label, index, None, None, 0, "index", None, 0,
-        with_tag, without_tag, relabelled, excluded, include_excluded,
-    )  # fmt: skip
     _tag_command(ctx, "untag", name, images, selection, note, by)
 
 
-@app.command()
 def undo(
     ctx: typer.Context,
     decision: Annotated[int, typer.Argument(help="The decision's number (#N in history).")],
@@ -191,7 +139,6 @@ def _line(record: DecisionRecord, image: bool) -> str:
     return f"#{record.id}  {record.at:%Y-%m-%d %H:%M:%S}  {record.by}  {where}{_what(record)}{note}"
 
 
-@app.command()
 def history(
     ctx: typer.Context,
     image: Annotated[str, typer.Argument(help="The image, SPLIT:INDEX.", show_default=False)],
@@ -204,7 +151,9 @@ def history(
     if as_json:
         echo_json([r.to_json() for r in records])
         return
-    (row, _) = catalog.image(*_split_index(image), dataset=dataset)
+    from catalog.decisions import parse_ref
+
+    (row, _) = catalog.image(*parse_ref(image), dataset=dataset)
     was = f" (source: {row.original_label})" if row.original_label != row.label else ""
     flags = "".join(f", {t}" for t in row.tags) + (", excluded" if row.excluded else "")
     typer.echo(f"{row.dataset} {image}: label {row.label}{was}{flags}")
@@ -214,13 +163,6 @@ def history(
         typer.echo("No decisions yet.")
 
 
-def _split_index(image: str) -> tuple[str, int]:
-    from catalog.decisions import parse_ref
-
-    return parse_ref(image)
-
-
-@app.command()
 def decisions(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option("--since", help="From this date on.")] = None,
@@ -239,6 +181,8 @@ def decisions(
     if as_json or output == "json":
         echo_json([r.to_json() for r in records])
     elif output == "csv":
+        from catalog.decision_log import decisions_csv
+
         typer.echo(decisions_csv(records), nl=False)
     else:
         for record in records:
@@ -247,7 +191,6 @@ def decisions(
             typer.echo("No decisions.")
 
 
-@app.command()
 def apply(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV: split,index,label[,action,tag,note,by].")],

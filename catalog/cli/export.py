@@ -1,0 +1,104 @@
+"""``mnist-catalog export`` and ``exports``: write a selection as files, list past exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from catalog.cli.options import JsonOpt, with_selection
+from catalog.cli.output import echo_json, progress_bar, say_left_out
+from catalog.cli.state import open_catalog
+from catalog.selection import Selection
+
+#: :mod:`catalog.export`'s LAYOUTS, FORMATS and LISTS, spelled out here so that
+#: ``--help`` does not import numpy and Pillow (a test keeps them equal).
+LAYOUTS = ("classic", "by-label", "flat")
+FORMATS = ("png", "jpg", "bmp", "pgm")
+LISTS = ("caffe", "mxnet", "csv")
+
+
+@with_selection()
+def export(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Argument(help="Export folder.", show_default=False)],
+    selection: Selection,
+    layout: Annotated[str, typer.Option("--layout", help=", ".join(LAYOUTS) + ".")] = "classic",
+    fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(FORMATS) + ".")] = "png",
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPG quality.")] = 95,
+    lists: Annotated[
+        list[str] | None, typer.Option("--list", help=", ".join(LISTS) + "; repeatable.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace files that differ.")
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the selected images into OUT_DIR and record every file in the catalog.
+
+    Names, label folders and lists use the current labels; a re-run after
+    decisions moves relabelled images' files and removes excluded ones.
+    """
+    from catalog.api import CatalogSelection
+
+    selected = CatalogSelection(open_catalog(ctx), selection)
+    with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
+        result = selected.export(
+            out_dir, layout=layout, fmt=fmt, quality=quality, lists=lists or (),
+            overwrite=overwrite, jobs=jobs, progress=advance,
+        )  # fmt: skip
+    if as_json:
+        echo_json(
+            {
+                "export_id": result.export_id, "root": str(result.root), "count": result.count,
+                "written": result.written, "skipped": result.skipped,
+                "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+                "renamed": result.renamed, "removed": result.removed,
+                "left_out": result.left_out,
+            }
+        )  # fmt: skip
+        return
+    changes = "".join(
+        f", {n:,} {what}"
+        for n, what in ((result.renamed, "moved to a new label"), (result.removed, "removed"))
+        if n
+    )
+    typer.echo(
+        f"Exported {result.count:,} images to {result.root} "
+        f"({result.written:,} written, {result.skipped:,} already there{changes}); "
+        f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
+    )
+    say_left_out(result.left_out)
+
+
+def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List past exports: when, where, how many files, and whether out of date.
+
+    An export is out of date when decisions were made since about its images.
+    """
+    records = open_catalog(ctx).exports()
+    if as_json:
+        echo_json(records)
+        return
+    if not records:
+        typer.echo("No exports yet.")
+        return
+    for record in records:
+        typer.echo(
+            f"#{record['id']}  {record['created_at']}  {record['root']}  "
+            f"{record['layout']}/{record['format']}  {record['count']:,} images "
+            f"({record['written']:,} written)  files on record: {record['files']:,}"
+            + _staleness(record)
+        )
+
+
+def _staleness(record: dict[str, Any]) -> str:
+    since = record.get("decisions_since")
+    if not since:
+        return "  up to date"
+    return f"  OUT OF DATE: {since:,} decisions since (re-run the export)"
