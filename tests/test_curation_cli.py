@@ -134,9 +134,9 @@ def test_apply_dry_run_then_apply_then_round_trip(db_url: str, tmp_path: Path) -
 def test_audit_tag_names_findings_and_label_errors_skip_reviewed(
     db_url: str, tmp_path: Path
 ) -> None:
-    pixels, labels = random_digits(400, seed=3)
-    write_idx_pair(tmp_path / "src", "train", pixels[:300], labels[:300])
-    write_idx_pair(tmp_path / "src", "t10k", pixels[300:], labels[300:])
+    pixels, labels = random_digits(200, seed=3)
+    write_idx_pair(tmp_path / "src", "train", pixels[:150], labels[:150])
+    write_idx_pair(tmp_path / "src", "t10k", pixels[150:], labels[150:])
     run(db_url, "ingest", str(tmp_path / "src"), "--dataset", "digits")
     base = ["audit", "--check", "label-errors", "--split", "test", "--json"]
     _, out, err = run(db_url, *base, "--tag", "suspect")
