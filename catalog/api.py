@@ -230,14 +230,14 @@ class Catalog:
         with db.session_scope(self.engine, write=True) as session:
             decisions.lock(session)
             ids = decisions.resolve(session, dataset, refs)
-            changes = decisions.untag_changes(session, ids, name, note)
+            changes = decision_log.untag_changes(session, ids, name, note)
             return decisions.record(session, changes, author=by)
 
     def undo(self, decision: int, *, note: str | None = None, by: str | None = None) -> Summary:
         """Revert decision ``decision`` with a new decision (nothing is deleted)."""
         with db.session_scope(self.engine, write=True) as session:
             decisions.lock(session)
-            change = decisions.undo_change(session, decision, note)
+            change = decision_log.undo_change(session, decision, note)
             return decisions.record(session, [change], author=by)
 
     def apply(
@@ -307,7 +307,7 @@ class CatalogSelection:
             ids = query.select_ids(session, self.selection).tolist()
             if action == "untag":
                 assert tag is not None
-                changes = decisions.untag_changes(session, ids, tag, note)
+                changes = decision_log.untag_changes(session, ids, tag, note)
             else:
                 changes = [Change(image, action, tag=tag, note=note) for image in ids]
             return decisions.record(session, changes, author=by)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Image
 from catalog.decisions import (
+    CHUNK,
     Change,
     State,
     check_tag,
@@ -37,7 +38,7 @@ from catalog.decisions import (
     resolve,
     write_states,
 )
-from catalog.errors import CatalogError, DecisionError
+from catalog.errors import CatalogError, DecisionError, UnknownTagError
 from catalog.labelsets import LabelSet, label_set
 from catalog.models.decisions import ACTIONS, Decision, ImageState, ImageTag
 from catalog.query import dataset_id
@@ -251,6 +252,57 @@ def _parse_row(
                 value("note") or None, value("by") or None)  # fmt: skip
 
 
+def untag_changes(
+    session: Session, image_ids: Sequence[int], tag: str, note: str | None = None
+) -> list[Change]:
+    """Untag changes for those of ``image_ids`` that carry ``tag``.
+
+    Raises :class:`UnknownTagError` when no image carries it, or none of these.
+    """
+    if session.scalar(select(ImageTag.image_id).where(ImageTag.tag == tag).limit(1)) is None:
+        used = sorted(set(session.scalars(select(ImageTag.tag).distinct())))
+        msg = f"Unknown tag {tag!r}: no image carries it (tags in use: {', '.join(used) or 'none'})"
+        raise UnknownTagError(msg)
+    carrying: set[int] = set()
+    ids = sorted(set(image_ids))
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        carrying.update(
+            session.scalars(
+                select(ImageTag.image_id).where(ImageTag.tag == tag, ImageTag.image_id.in_(part))
+            )
+        )
+    if not carrying:
+        msg = f"Tag {tag!r} is not on any of the {len(ids)} images named"
+        raise UnknownTagError(msg)
+    return [Change(image, "untag", tag=tag, note=note) for image in image_ids if image in carrying]
+
+
+def undo_change(session: Session, decision_id: int, note: str | None = None) -> Change:
+    """The decision that reverts decision ``decision_id`` (relabel back, include, untag ...)."""
+    target = session.get(Decision, decision_id)
+    if target is None:
+        last = session.scalar(select(func.max(Decision.id)))
+        msg = f"No decision #{decision_id} in the catalog (decisions: #1-#{last or 0})"
+        raise DecisionError(msg)
+    why = note or f"undo #{decision_id}"
+    if target.action == "relabel":
+        before = session.scalar(
+            select(Decision.label)
+            .where(Decision.image_id == target.image_id, Decision.action == "relabel",
+                   Decision.id < decision_id)
+            .order_by(Decision.id.desc())
+            .limit(1)
+        )  # fmt: skip
+        if before is None:
+            before = session.scalar(select(Image.label).where(Image.id == target.image_id))
+        return Change(target.image_id, "relabel", label=before, note=why, undoes=decision_id)
+    opposite = {"exclude": "include", "include": "exclude", "tag": "untag", "untag": "tag"}
+    return Change(
+        target.image_id, opposite[target.action], tag=target.tag, note=why, undoes=decision_id
+    )
+
+
 def latest_decision(session: Session) -> int | None:
     """The id of the newest decision (the catalog's decision state), None before any."""
     value = session.scalar(select(func.max(Decision.id)))
@@ -265,12 +317,14 @@ def replay(session: Session) -> dict[int, State]:
     states: dict[int, State] = {}
     query = (
         select(Decision.id, Decision.image_id, Decision.action, Decision.label, Decision.tag,
-               Image.label.label("original"))
+               Image.label.label("original"), Image.dataset_id, Image.split,
+               Image.index.label("idx"))
         .join(Image, Image.id == Decision.image_id)
         .order_by(Decision.id)
     )  # fmt: skip
     for row in session.execute(query):
-        state = states.setdefault(row.image_id, State(row.original))
+        place = (row.dataset_id, row.split, row.idx)
+        state = states.setdefault(row.image_id, State(row.original, place=place))
         fold(state, Change(row.image_id, row.action, label=row.label, tag=row.tag))
         state.decision_id = row.id
     return states

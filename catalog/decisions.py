@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import getpass
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Image, utcnow
-from catalog.errors import DecisionError, ImageNotFoundError, UnknownTagError
+from catalog.db import Dataset, Image, bulk_executor, bulk_inserter, utcnow
+from catalog.errors import DecisionError, ImageNotFoundError
 from catalog.labelsets import label_set
 from catalog.models.decisions import ACTIONS, Decision, ImageState, ImageTag
 from catalog.query import dataset_id
 
 #: Images per IN (...) list when reading or writing state.
 CHUNK = 4000
+#: Above this many images, images and state are read by one scan, not IN (...) lists.
+MANY = 500
+#: ``session.info`` key: image facts :func:`lookup` read, for :func:`load_states`.
+FACTS = "catalog.decisions.facts"
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
@@ -56,6 +61,7 @@ class State:
     excluded: bool = False
     tags: set[str] = field(default_factory=set)
     decision_id: int | None = None
+    place: tuple[int, str, int] = (0, "", 0)  # dataset id, split, index
 
     @property
     def current(self) -> int:
@@ -140,13 +146,25 @@ def lookup(
         by_split.setdefault(split, set()).add(index)
     for split, indices in by_split.items():
         wanted = sorted(indices)
+        if len(wanted) > MANY:  # one scan of the split beats long IN lists
+            query = select(Image.id, Image.index, Image.label).where(
+                Image.dataset_id == ds, Image.split == split
+            )
+            rows = session.connection().execute(query).fetchall()
+            # Keep what load_states needs, so it need not scan again (same transaction).
+            facts = session.info.setdefault(FACTS, {})
+            for image, index, label in rows:
+                if index in indices:
+                    found[split, index] = image
+                    facts[image] = (label, (ds, split, index))
+            continue
         for start in range(0, len(wanted), CHUNK):
-            query = select(Image.id, Image.index).where(
+            listed = select(Image.id, Image.index).where(
                 Image.dataset_id == ds,
                 Image.split == split,
                 Image.index.in_(wanted[start : start + CHUNK]),
             )
-            found.update({(split, index): image for image, index in session.execute(query)})
+            found.update({(split, index): image for image, index in session.execute(listed)})
     return found
 
 
@@ -198,22 +216,37 @@ def lock(session: Session) -> None:
 
 def load_states(session: Session, image_ids: Iterable[int]) -> dict[int, State]:
     """The current state of each image (from ``image_state`` and ``image_tags``)."""
-    ids = sorted(set(image_ids))
-    states: dict[int, State] = {}
-    for start in range(0, len(ids), CHUNK):
-        part = ids[start : start + CHUNK]
-        rows = session.execute(
-            select(Image.id, Image.label, ImageState.label, ImageState.excluded,
-                   ImageState.decision_id)
-            .outerjoin(ImageState, ImageState.image_id == Image.id)
-            .where(Image.id.in_(part))
-        )  # fmt: skip
-        for image, original, label, excluded, decision in rows:
-            states[image] = State(original, label, bool(excluded), set(), decision)
-        tags = session.execute(
-            select(ImageTag.image_id, ImageTag.tag).where(ImageTag.image_id.in_(part))
+    ids = set(image_ids)
+    connection = session.connection()
+    known: dict[int, tuple[int, tuple[int, str, int]]] = session.info.pop(FACTS, {})
+    states = {image: State(known[image][0], place=known[image][1]) for image in ids & known.keys()}
+    if len(ids) > MANY:  # one scan of the (covering) label index beats long IN lists
+        originals = select(Image.id, Image.label, Image.dataset_id, Image.split, Image.index)
+        state_query = select(ImageState.image_id, ImageState.label, ImageState.excluded,
+                             ImageState.decision_id)  # fmt: skip
+        tag_query = select(ImageTag.image_id, ImageTag.tag)
+    else:
+        listed = sorted(ids)
+        originals = select(Image.id, Image.label, Image.dataset_id, Image.split, Image.index).where(
+            Image.id.in_(listed)
         )
-        for image, tag in tags:
+        state_query = select(ImageState.image_id, ImageState.label, ImageState.excluded,
+                             ImageState.decision_id).where(ImageState.image_id.in_(listed))  # fmt: skip
+        tag_query = select(ImageTag.image_id, ImageTag.tag).where(ImageTag.image_id.in_(listed))
+    if len(states) < len(ids):
+        states.update(
+            {
+                image: State(original, place=(ds, split, index))
+                for image, original, ds, split, index in connection.execute(originals).fetchall()
+                if image in ids
+            }
+        )
+    for image, label, excluded, decision in connection.execute(state_query):
+        if image in states:
+            state = states[image]
+            state.label, state.excluded, state.decision_id = label, bool(excluded), decision
+    for image, tag in connection.execute(tag_query):
+        if image in states:
             states[image].tags.add(tag)
     return states
 
@@ -261,6 +294,7 @@ def record(
     lock(session)
     who = author or default_author()
     states = load_states(session, (change.image_id for change in changes))
+    fresh = {image for image, state in states.items() if state.decision_id is None}
     next_id = int(session.scalar(select(func.coalesce(func.max(Decision.id), 0))) or 0) + 1
     summary = Summary(dry_run=dry_run)
     rows: list[dict[str, object]] = []
@@ -289,79 +323,40 @@ def record(
         summary.first_id, summary.last_id = next_id, next_id + len(rows) - 1
     if dry_run or not rows:
         return summary
-    session.execute(insert(Decision), rows)
-    write_states(session, {image: states[image] for image in touched})
+    connection = session.connection()
+    table = cast(Table, Decision.__table__)
+    stamp = table.c.created_at.type.dialect_impl(connection.dialect).bind_processor(
+        connection.dialect
+    )
+    columns = tuple(rows[0])
+    if stamp is not None:
+        for row in rows:
+            row["created_at"] = stamp(row["created_at"])
+    bulk_inserter(connection, table, columns)([tuple(row.values()) for row in rows])
+    write_states(session, {image: states[image] for image in touched}, fresh)
     session.flush()
     return summary
 
 
-def write_states(session: Session, states: dict[int, State]) -> None:
-    """Replace the state rows of these images with ``states``."""
-    ids = sorted(states)
-    for start in range(0, len(ids), CHUNK):
-        part = ids[start : start + CHUNK]
-        session.execute(delete(ImageTag).where(ImageTag.image_id.in_(part)))
-        session.execute(delete(ImageState).where(ImageState.image_id.in_(part)))
+def write_states(session: Session, states: dict[int, State], fresh: Collection[int] = ()) -> None:
+    """Replace the state rows of these images with ``states`` (driver-level
+    executemany); images in ``fresh`` had none."""
+    connection = session.connection()
+    keys = [(image,) for image in sorted(states) if image not in fresh]
+    for table in (cast(Table, ImageTag.__table__), cast(Table, ImageState.__table__)):
+        gone = delete(table).where(table.c.image_id == bindparam("image_id"))
+        if keys:
+            bulk_executor(connection, gone, ["image_id"])(keys)
     state_rows = [
-        {"image_id": image, "label": s.label, "excluded": s.excluded, "decision_id": s.decision_id}
+        (image, s.label, s.excluded, s.decision_id, *s.place, s.original)
         for image, s in states.items()
         if s.decision_id is not None
     ]
-    tag_rows = [
-        {"image_id": image, "tag": tag} for image, s in states.items() for tag in sorted(s.tags)
-    ]
+    tag_rows = [(image, tag) for image, s in states.items() for tag in sorted(s.tags)]
     if state_rows:
-        session.execute(insert(ImageState), state_rows)
+        columns = ("image_id", "label", "excluded", "decision_id", "dataset_id", "split", "idx",
+                   "source_label")  # fmt: skip
+        bulk_inserter(connection, cast(Table, ImageState.__table__), columns)(state_rows)
     if tag_rows:
-        session.execute(insert(ImageTag), tag_rows)
-
-
-def untag_changes(
-    session: Session, image_ids: Sequence[int], tag: str, note: str | None = None
-) -> list[Change]:
-    """Untag changes for those of ``image_ids`` that carry ``tag``.
-
-    Raises :class:`UnknownTagError` when no image carries it, or none of these.
-    """
-    if session.scalar(select(ImageTag.image_id).where(ImageTag.tag == tag).limit(1)) is None:
-        used = sorted(set(session.scalars(select(ImageTag.tag).distinct())))
-        msg = f"Unknown tag {tag!r}: no image carries it (tags in use: {', '.join(used) or 'none'})"
-        raise UnknownTagError(msg)
-    carrying: set[int] = set()
-    ids = sorted(set(image_ids))
-    for start in range(0, len(ids), CHUNK):
-        part = ids[start : start + CHUNK]
-        carrying.update(
-            session.scalars(
-                select(ImageTag.image_id).where(ImageTag.tag == tag, ImageTag.image_id.in_(part))
-            )
-        )
-    if not carrying:
-        msg = f"Tag {tag!r} is not on any of the {len(ids)} images named"
-        raise UnknownTagError(msg)
-    return [Change(image, "untag", tag=tag, note=note) for image in image_ids if image in carrying]
-
-
-def undo_change(session: Session, decision_id: int, note: str | None = None) -> Change:
-    """The decision that reverts decision ``decision_id`` (relabel back, include, untag ...)."""
-    target = session.get(Decision, decision_id)
-    if target is None:
-        last = session.scalar(select(func.max(Decision.id)))
-        msg = f"No decision #{decision_id} in the catalog (decisions: #1-#{last or 0})"
-        raise DecisionError(msg)
-    why = note or f"undo #{decision_id}"
-    if target.action == "relabel":
-        before = session.scalar(
-            select(Decision.label)
-            .where(Decision.image_id == target.image_id, Decision.action == "relabel",
-                   Decision.id < decision_id)
-            .order_by(Decision.id.desc())
-            .limit(1)
-        )  # fmt: skip
-        if before is None:
-            before = session.scalar(select(Image.label).where(Image.id == target.image_id))
-        return Change(target.image_id, "relabel", label=before, note=why, undoes=decision_id)
-    opposite = {"exclude": "include", "include": "exclude", "tag": "untag", "untag": "tag"}
-    return Change(
-        target.image_id, opposite[target.action], tag=target.tag, note=why, undoes=decision_id
-    )
+        tags = cast(Table, ImageTag.__table__)
+        bulk_inserter(connection, tags, ("image_id", "tag"))(tag_rows)

@@ -103,8 +103,12 @@ def dataset_id(session: Session, name: str | None) -> int:
     return int(found)
 
 
-def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
-    """The id query for the filters that SQL applies (all but sampling)."""
+def _filtered(session: Session, selection: Selection, part: str = "all") -> tuple[int, AnySelect]:
+    """The id query for the filters that SQL applies (all but sampling).
+
+    ``part="plain"`` ignores decisions: the source's labels, no curation
+    filters, no join (see :mod:`catalog.counting`).
+    """
     ds = dataset_id(session, selection.dataset)
     missing = [
         split
@@ -121,15 +125,18 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
             f"expected one of {', '.join(sorted(present)) or 'none'}"
         ).replace(" in dataset ''", "")
         raise SelectionError(msg)
-    label = label_column(selection)
-    query: AnySelect = with_state(select(Image.id, label.label("label"))).where(
-        Image.dataset_id == ds
-    )
+    plain = part == "plain"
+    label = Image.label.expression if plain else label_column(selection)
+    query: AnySelect = select(Image.id, label.label("label"))
+    if not plain:
+        query = with_state(query)
+    query = query.where(Image.dataset_id == ds)
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
     if selection.labels:
         query = query.where(label.in_(selection.labels))
-    query = decision_filters(query, selection)
+    if not plain:
+        query = decision_filters(query, selection)
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
@@ -146,16 +153,17 @@ def with_state(query: AnySelect) -> AnySelect:
     return query.join_from(Image, ImageState, ImageState.image_id == Image.id, isouter=True)
 
 
-def decision_filters(query: AnySelect, selection: Selection) -> AnySelect:
-    """The curation filters: exclusion, tags, relabelled (``query`` joins the state)."""
+def decision_filters(query: AnySelect, selection: Selection, image_id: Any = Image.id) -> AnySelect:
+    """The curation filters: exclusion, tags, relabelled (``query`` joins the state;
+    ``image_id`` is the column naming the image)."""
     if selection.excluded == "omit":
         query = query.where(or_(ImageState.excluded.is_(None), ImageState.excluded.is_(False)))
     elif selection.excluded == "only":
         query = query.where(ImageState.excluded.is_(True))
     for tag in selection.tags:
-        query = query.where(Image.id.in_(select(ImageTag.image_id).where(ImageTag.tag == tag)))
+        query = query.where(image_id.in_(select(ImageTag.image_id).where(ImageTag.tag == tag)))
     for tag in selection.without_tags:
-        query = query.where(Image.id.not_in(select(ImageTag.image_id).where(ImageTag.tag == tag)))
+        query = query.where(image_id.not_in(select(ImageTag.image_id).where(ImageTag.tag == tag)))
     if selection.relabelled:
         query = query.where(ImageState.label.is_not(None))
     return query
@@ -165,8 +173,7 @@ def count_left_out(session: Session, selection: Selection) -> int:
     """How many images the filters match that the selection leaves out as excluded."""
     if selection.excluded != "omit":
         return 0
-    _, query = _filtered(session, replace(selection, excluded="only"))
-    return int(session.scalar(query.with_only_columns(func.count()).order_by(None)) or 0)
+    return count_selected(session, replace(selection, excluded="only"))
 
 
 def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
@@ -215,15 +222,9 @@ def count_images(
             raise SelectionError(msg)
     columns = [Image.split if key == "split" else label_column(selection) for key in by]
     if _is_contiguous_filter(selection):
-        _, query = _filtered(session, selection)
-        grouped = (
-            query.with_only_columns(*columns, func.count())
-            .group_by(*columns)
-            .order_by(None)
-            .order_by(*columns)
-        )
-        rows: list[Any] = list(session.execute(grouped))
-        return [(tuple(row[:-1]), int(row[-1])) for row in rows]
+        from catalog.counting import count_filtered
+
+        return count_filtered(session, selection, by)
     ids = select_ids(session, selection)
     counts: dict[tuple[Any, ...], int] = {}
     for chunk in _chunks(ids):

@@ -54,9 +54,14 @@ class Decision(Base):
 
 
 class ImageState(Base):
-    """What the decisions about one image add up to (only images with decisions)."""
+    """What the decisions about one image add up to (only images with decisions).
+
+    It repeats where the image is and the source's label (which never change),
+    so that counts correct for decisions from this small table alone.
+    """
 
     __tablename__ = "image_state"
+    __table_args__ = (Index("ix_image_state_dataset_id_split", "dataset_id", "split"),)
 
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
@@ -64,6 +69,10 @@ class ImageState(Base):
     label: Mapped[int | None] = mapped_column(SmallInteger)  # None: the source's label stands
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     decision_id: Mapped[int] = mapped_column(Integer)  # the latest decision about the image
+    dataset_id: Mapped[int] = mapped_column(Integer)  # = images.dataset_id
+    split: Mapped[str] = mapped_column(String(32))  # = images.split
+    index: Mapped[int] = mapped_column("idx", Integer)  # = images.idx
+    source_label: Mapped[int] = mapped_column(SmallInteger)  # = images.label
 
 
 class ImageTag(Base):

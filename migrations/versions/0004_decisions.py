@@ -45,6 +45,10 @@ def upgrade() -> None:
         sa.Column("label", sa.SmallInteger(), nullable=True),
         sa.Column("excluded", sa.Boolean(), nullable=False),
         sa.Column("decision_id", sa.Integer(), nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=False),
+        sa.Column("split", sa.String(length=32), nullable=False),
+        sa.Column("idx", sa.Integer(), nullable=False),
+        sa.Column("source_label", sa.SmallInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["image_id"],
             ["images.id"],
@@ -53,6 +57,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("image_id", name=op.f("pk_image_state")),
     )
+    with op.batch_alter_table("image_state", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_image_state_dataset_id_split", ["dataset_id", "split"], unique=False
+        )
     op.create_table(
         "image_tags",
         sa.Column("image_id", sa.Integer(), nullable=False),
@@ -77,6 +85,8 @@ def downgrade() -> None:
     with op.batch_alter_table("image_tags", schema=None) as batch_op:
         batch_op.drop_index("ix_image_tags_tag_image_id")
     op.drop_table("image_tags")
+    with op.batch_alter_table("image_state", schema=None) as batch_op:
+        batch_op.drop_index("ix_image_state_dataset_id_split")
     op.drop_table("image_state")
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.drop_index("ix_decisions_image_id_id")
