@@ -101,4 +101,4 @@ def _staleness(record: dict[str, Any]) -> str:
     since = record.get("decisions_since")
     if not since:
         return "  up to date"
-    return f"  OUT OF DATE: {since:,} decisions since (re-run the export)"
+    return f"  OUT OF DATE: {since:,} decision{'' if since == 1 else 's'} since (re-run the export)"
