@@ -7,3 +7,4 @@ once this package is imported.
 """
 
 from catalog.models import decisions as decisions
+from catalog.models.embeddings import Embedding as Embedding
