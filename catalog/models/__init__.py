@@ -6,4 +6,5 @@ import below, so ``Base.metadata`` (and so Alembic's ``check``) sees every table
 once this package is imported.
 """
 
+from catalog.models import decisions as decisions
 from catalog.models.embeddings import Embedding as Embedding
