@@ -47,7 +47,9 @@ class LabelSet:
         if value in self.names:
             return self.numbers[self.names.index(value)]
         # One of a name's '/'-separated forms: "a" for EMNIST letters' "A/a".
-        forms = [n for n, name in zip(self.numbers, self.names, strict=True) if value in name.split("/")]
+        forms = [
+            n for n, name in zip(self.numbers, self.names, strict=True) if value in name.split("/")
+        ]
         if len(forms) == 1:
             return forms[0]
         try:
@@ -87,7 +89,9 @@ FASHION_MNIST = (
 #: KMNIST's classes (kmnist_classmap.csv): お き す つ な は ま や れ を.
 KMNIST = ("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を")
 #: Kuzushiji-49's classes (k49_classmap.csv): the 48 hiragana in gojūon order and ゝ.
-K49 = tuple("あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわゐゑをんゝ")
+K49 = tuple(
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわゐゑをんゝ"
+)
 BUILT_IN: dict[str, tuple[str, ...]] = {
     "mnist": DIGITS.names,
     "qmnist": DIGITS.names,

@@ -34,16 +34,13 @@ def check_key(key: str, where: str) -> str:
 def insert_metadata(session: Session, dataset_id: int, batch: Batch) -> int:
     """Store ``batch.meta`` for the batch's images (already inserted); return rows written."""
     indices = batch.indices.tolist()
-    ids = dict(
-        session.execute(
-            select(Image.index, Image.id).where(
-                Image.dataset_id == dataset_id,
-                Image.split == batch.split,
-                Image.index >= min(indices),
-                Image.index <= max(indices),
-            )
-        ).tuples()
+    query = select(Image.index, Image.id).where(
+        Image.dataset_id == dataset_id,
+        Image.split == batch.split,
+        Image.index >= min(indices),
+        Image.index <= max(indices),
     )
+    ids: dict[int, int] = dict(session.execute(query).all())
     table = cast(Table, ImageMetadata.__table__)
     insert_rows = bulk_inserter(session.connection(), table, ("image_id", "key", "value"))
     rows: list[tuple[Any, ...]] = []

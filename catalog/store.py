@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
-
-import numpy as np
 
 from catalog.db import Dataset, Image, Source, bulk_inserter
 from catalog.errors import DatasetConflictError, InvalidNameError, SourceFormatError

@@ -154,19 +154,30 @@ QMNIST_NAME = re.compile(
 KMNIST_NPZ_NAME = re.compile(r"^[a-z0-9]+-(?:train|test)-imgs\.npz$")
 
 
+def _named(fmt: str, folder: Path, name: str) -> bool:
+    """True when a file called ``name`` in ``folder`` marks the folder as ``fmt``."""
+    if fmt == "emnist":
+        return EMNIST_NAME.match(name) is not None
+    if fmt == "qmnist":
+        return QMNIST_NAME.match(name) is not None
+    if fmt == "idx":
+        return "idx" in name and is_idx_header(peek(folder / name, 4))
+    if fmt == "parquet":
+        return name.endswith(".parquet")
+    if fmt == "kmnist-npz":
+        return KMNIST_NPZ_NAME.match(name) is not None
+    return name.endswith((".csv", ".csv.gz")) and "classmap" not in name
+
+
 def _detect_folder(path: Path) -> str:
     names = sorted(child.name for child in path.iterdir() if child.is_file())
-    checks = (
-        ("emnist", lambda name: EMNIST_NAME.match(name) is not None),
-        ("qmnist", lambda name: QMNIST_NAME.match(name) is not None),
-        ("idx", lambda name: "idx" in name and is_idx_header(peek(path / name, 4))),
-        ("parquet", lambda name: name.endswith(".parquet")),
-        ("kmnist-npz", lambda name: KMNIST_NPZ_NAME.match(name) is not None),
-        ("csv", lambda name: name.endswith(".csv") and not name.endswith("classmap.csv")),
-    )
-    for fmt, matches in checks:
-        if any(matches(name) for name in names):
+    for fmt in ("emnist", "qmnist", "idx", "parquet", "kmnist-npz", "csv"):
+        if any(_named(fmt, path, name) for name in names):
             return fmt
+    # The Hugging Face layout keeps its shards one level down (data/, mnist/).
+    for child in sorted(path.iterdir()):
+        if child.is_dir() and any(p.suffix == ".parquet" for p in child.iterdir()):
+            return "parquet"
     return "folder"
 
 

@@ -97,7 +97,9 @@ def _layout(path: Path) -> _Layout:
                 f"(784 = 28x28), found {len(names) - 1} values after the label"
             )
             raise SourceFormatError(msg)
-        return _Layout(path, _split_of(path), False, len(names), 0, (1, len(names)), side, (), count)
+        return _Layout(
+            path, _split_of(path), False, len(names), 0, (1, len(names)), side, (), count
+        )
     pixel_columns = [i for i, name in enumerate(names) if PIXEL_NAME.match(name)]
     if not pixel_columns or pixel_columns != list(range(pixel_columns[0], pixel_columns[-1] + 1)):
         msg = f"{path} line 1: expected pixel columns pixel0..pixelN or 1x1..RxC side by side"
@@ -112,9 +114,7 @@ def _layout(path: Path) -> _Layout:
     lowered = [name.lower() for name in names]
     label = lowered.index("label") if "label" in lowered else None
     extra = tuple(
-        (i, name)
-        for i, name in enumerate(names)
-        if i != label and i not in pixel_columns
+        (i, name) for i, name in enumerate(names) if i != label and i not in pixel_columns
     )
     return _Layout(
         path, _split_of(path), True, len(names), label,
@@ -182,7 +182,8 @@ def _stream(layouts: list[_Layout], files: list[SourceFile]) -> Iterator[Batch]:
                 size=layout.path.stat().st_size,
                 sha256=hashing.sha256.hexdigest(),
                 md5=hashing.md5.hexdigest(),
-                role=f"{layout.split} images" + ("" if layout.label is not None else " (unlabeled)"),
+                role=f"{layout.split} images"
+                + ("" if layout.label is not None else " (unlabeled)"),
                 split=layout.split,
             )
         )

@@ -38,7 +38,6 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from catalog.errors import SourceFormatError
-from catalog.sources.pixels import to_gray
 from catalog.sources import (
     BATCH_SIZE,
     IMAGE_SUFFIXES,
@@ -48,6 +47,7 @@ from catalog.sources import (
     SourceFile,
     check_split_name,
 )
+from catalog.sources.pixels import to_gray
 
 CLASSIC = "classic"
 #: The by-label folder of images without a label (what export writes for them).
@@ -143,7 +143,12 @@ def _image_suffix(root: Path, rel: str, suffix: str) -> None:
 def _label(root: Path, rel: str, text: str) -> int:
     if text == UNLABELED_FOLDER:
         return UNLABELED
-    if not text.isdigit() or not text.isascii() or len(text) > 5 or (len(text) > 1 and text[0] == "0"):
+    if (
+        not text.isdigit()
+        or not text.isascii()
+        or len(text) > 5
+        or (len(text) > 1 and text[0] == "0")
+    ):
         msg = f"Invalid label in {rel} in {root}: expected a number such as 0-9, found {text}"
         raise SourceFormatError(msg)
     return int(text)
@@ -171,7 +176,7 @@ def _list_by_label(
 ) -> None:
     for rel, path, is_dir in folders:
         name = rel.rsplit("/", 1)[1]
-        if not is_dir or not (name.isdigit() and name.isascii() or name == UNLABELED_FOLDER):
+        if not is_dir or not ((name.isdigit() and name.isascii()) or name == UNLABELED_FOLDER):
             msg = (
                 f"Unexpected {'folder' if is_dir else 'file'} {rel} in {root}: expected only "
                 f"label folders 0-9 (or other numbers, or {UNLABELED_FOLDER}) in a by-label split"
@@ -293,7 +298,9 @@ class _Decoder:
             raise SourceFormatError(msg) from None
         self.shape = (height, width)
         if converted.conversion:
-            self.conversions[converted.conversion] = self.conversions.get(converted.conversion, 0) + 1
+            self.conversions[converted.conversion] = (
+                self.conversions.get(converted.conversion, 0) + 1
+            )
             if converted.lossy:
                 self.lossy += 1
                 self.first_lossy = self.first_lossy or f"{rel} ({converted.conversion})"

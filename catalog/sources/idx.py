@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Self, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -83,7 +83,7 @@ class _Opened:
         for item in self.owned:
             item.close()
 
-    def __enter__(self) -> _Opened:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -104,16 +104,16 @@ def open_stream(path: Path, member: str | None = None) -> tuple[BinaryIO, bool]:
     head = _head(path, member)
     owned: list[Any] = []
     if member is None:
-        raw: BinaryIO = path.open("rb")  # noqa: SIM115 - closed by _Opened
+        raw: BinaryIO = path.open("rb")
     else:
-        archive = zipfile.ZipFile(path)  # noqa: SIM115 - closed by _Opened
+        archive = zipfile.ZipFile(path)
         owned.append(archive)
         raw = cast(BinaryIO, archive.open(member))
     owned.append(raw)
     if head[:2] == GZIP_MAGIC:
-        stream: BinaryIO = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+        stream: BinaryIO = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))  # noqa: SIM115
     elif head == XZ_MAGIC:
-        stream = cast(BinaryIO, lzma.LZMAFile(raw, "rb"))
+        stream = cast(BinaryIO, lzma.LZMAFile(raw, "rb"))  # noqa: SIM115 - closed by _Opened
     else:
         return cast(BinaryIO, _Opened(raw, *owned[:-1])), False
     return cast(BinaryIO, _Opened(stream, *reversed(owned))), True
@@ -124,7 +124,9 @@ def read_exact(stream: BinaryIO | HashingReader, size: int, path: str | Path, wh
     try:
         data = stream.read(size)
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        msg = f"Cannot read {path}: corrupt or truncated compressed data while reading {what} ({exc})"
+        msg = (
+            f"Cannot read {path}: corrupt or truncated compressed data while reading {what} ({exc})"
+        )
         raise SourceFormatError(msg) from None
     if len(data) != size:
         msg = f"{path} is truncated: expected {size:,} bytes of {what}, found {len(data):,}"

@@ -48,7 +48,8 @@ def _load(path: Path) -> npt.NDArray[Any]:
             if archive.files != ["arr_0"]:
                 msg = f"Invalid {path}: expected one array arr_0, found {', '.join(archive.files) or 'none'}"
                 raise SourceFormatError(msg)
-            return archive["arr_0"]
+            array: npt.NDArray[Any] = archive["arr_0"]
+            return array
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         text = " ".join(str(exc).split())
         msg = f"Cannot read {path} as npz: {text}"

@@ -93,7 +93,17 @@ def _check_schema(path: Path, schema: Any) -> list[str]:
     for field in schema:
         if field.name in ("image", "label"):
             continue
-        if str(field.type) in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "string", "large_string"):
+        if str(field.type) in (
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "string",
+            "large_string",
+        ):
             extra.append(field.name)
     return extra
 
@@ -149,9 +159,13 @@ def _stream(plans: list[tuple[str, Path, Any, list[str]]], decoded: Decoded) -> 
                     raise SourceFormatError(msg)
                 shape = image.pixels.shape
                 if image.conversion:
-                    file_conversions[image.conversion] = file_conversions.get(image.conversion, 0) + 1
+                    file_conversions[image.conversion] = (
+                        file_conversions.get(image.conversion, 0) + 1
+                    )
                     if image.lossy and not decoded.warnings:
-                        decoded.warnings.append(f"Lossy conversion to 8-bit gray: {where} ({image.conversion})")
+                        decoded.warnings.append(
+                            f"Lossy conversion to 8-bit gray: {where} ({image.conversion})"
+                        )
                 pixels.append(image.pixels)
             labels = (
                 np.asarray(record.column("label").fill_null(UNLABELED).to_numpy(), dtype=np.int64)
@@ -185,7 +199,11 @@ def _decode(blob: bytes | None, where: str) -> Any:
             image.load()
             return to_gray(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        text = "not a png, jpeg, bmp or pgm image" if isinstance(exc, UnidentifiedImageError) else " ".join(str(exc).split())
+        text = (
+            "not a png, jpeg, bmp or pgm image"
+            if isinstance(exc, UnidentifiedImageError)
+            else " ".join(str(exc).split())
+        )
         msg = f"Cannot decode the image at {where}: {text}"
         raise SourceFormatError(msg) from None
 
@@ -198,7 +216,9 @@ def _source_file(path: Path, split: str, conversions: dict[str, int]) -> SourceF
             md5.update(chunk)
     note = None
     if conversions:
-        note = "converted to 8-bit gray: " + "; ".join(f"{n} x {r}" for r, n in sorted(conversions.items()))
+        note = "converted to 8-bit gray: " + "; ".join(
+            f"{n} x {r}" for r, n in sorted(conversions.items())
+        )
     return SourceFile(
         uri=str(path.resolve()), format="parquet", size=path.stat().st_size,
         sha256=sha256.hexdigest(), md5=md5.hexdigest(), role=f"{split} images and labels",

@@ -120,7 +120,9 @@ def read_qmnist(path: Path) -> Decoded:
     return decoded
 
 
-def _stream(plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]) -> Iterator[Batch]:
+def _stream(
+    plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]
+) -> Iterator[Batch]:
     for split, images, labels in plans:
         table = read_array(labels, f"{split} labels", files, "qmnist").astype(np.int64)
         classes = table[:, 0]
