@@ -111,7 +111,7 @@ def open_stream(path: Path, member: str | None = None) -> tuple[BinaryIO, bool]:
         raw = cast(BinaryIO, archive.open(member))
     owned.append(raw)
     if head[:2] == GZIP_MAGIC:
-        stream: BinaryIO = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))  # noqa: SIM115
+        stream: BinaryIO = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     elif head == XZ_MAGIC:
         stream = cast(BinaryIO, lzma.LZMAFile(raw, "rb"))  # noqa: SIM115 - closed by _Opened
     else:
