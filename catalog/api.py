@@ -61,12 +61,17 @@ class Catalog:
         dataset: str | None = None,
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
+        subset: str | None = None,
     ) -> IngestResult:
-        """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`)."""
+        """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
+
+        ``subset`` picks one dataset of a source that holds several (an EMNIST split).
+        """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
-                session, Path(source), dataset=dataset, replace=replace, progress=progress
-            )
+                session, Path(source), dataset=dataset, replace=replace, progress=progress,
+                subset=subset,
+            )  # fmt: skip
 
     def datasets(self) -> list[DatasetSummary]:
         with db.session_scope(self.engine) as session:

@@ -19,6 +19,7 @@ class names (``A/a`` when the mapping gives two).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from collections.abc import Iterator
@@ -182,7 +183,8 @@ def read_emnist(path: Path, subset: str | None = None) -> Decoded:
         label_names=names,
         dataset=f"emnist-{chosen}",
     )
-    decoded.batches = _stream(plans, names, decoded.files)
+    archive = path if path.is_file() and zipfile.is_zipfile(path) else None
+    decoded.batches = _stream(plans, names, decoded.files, archive)
     return decoded
 
 
@@ -203,6 +205,7 @@ def _stream(
     plans: list[tuple[str, IdxHeader, IdxHeader]],
     names: dict[int, str] | None,
     files: list[SourceFile],
+    archive: Path | None,
 ) -> Iterator[Batch]:
     for split, images, labels in plans:
         values = read_array(labels, f"{split} labels", files, "emnist").astype(np.int64)
@@ -216,3 +219,16 @@ def _stream(
                 )
                 raise SourceFormatError(msg)
         yield from stream_images(images, split, values, files, transpose=True, fmt="emnist")
+    if archive is not None:  # the zip as published: its md5 is the one EMNIST lists
+        sha256, md5 = hashlib.sha256(), hashlib.md5()
+        with archive.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                sha256.update(chunk)
+                md5.update(chunk)
+        files.append(
+            SourceFile(
+                uri=str(archive.resolve()), format="zip", size=archive.stat().st_size,
+                sha256=sha256.hexdigest(), md5=md5.hexdigest(), role="archive",
+                file_md5=md5.hexdigest(), file_sha256=sha256.hexdigest(),
+            )
+        )  # fmt: skip
