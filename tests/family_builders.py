@@ -37,6 +37,8 @@ def write_csv(
     n = len(pixels)
     flat = pixels.reshape(n, -1)
     side = pixels.shape[1]
+    if not extra and n > 1000:
+        return _write_csv_fast(path, flat, labels, header, side)
     lines = []
     if header != "none":
         names = (
@@ -52,6 +54,28 @@ def write_csv(
         lines.append(",".join(fields))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_DECIMAL = np.array([str(i) for i in range(256)], dtype=object)
+
+
+def _write_csv_fast(
+    path: Path, flat: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64] | None, header: str, side: int
+) -> Path:
+    """The same text as :func:`write_csv`, a row at a time through a lookup table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        if header != "none":
+            names = (
+                [f"pixel{i}" for i in range(flat.shape[1])]
+                if header == "kaggle"
+                else [f"{r}x{c}" for r in range(1, side + 1) for c in range(1, side + 1)]
+            )
+            out.write(",".join([*(["label"] if labels is not None else []), *names]) + "\n")
+        for i, row in enumerate(flat):
+            prefix = f"{int(labels[i])}," if labels is not None else ""
+            out.write(prefix + ",".join(_DECIMAL[row]) + "\n")
     return path
 
 
