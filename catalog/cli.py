@@ -175,17 +175,12 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="At most N images.
 OffsetOpt = Annotated[int, typer.Option("--offset", help="Skip the first N images.")]
 
 
-def parse_labels(values: list[str] | None) -> tuple[int, ...]:
-    labels: list[int] = []
+def parse_labels(values: list[str] | None) -> tuple[str, ...]:
+    """Labels as given (numbers or class names); the library checks them against
+    the dataset's label set. Commas separate labels unless the name has one."""
+    labels: list[str] = []
     for value in values or []:
-        for part in value.split(","):
-            if not part.strip():
-                continue
-            try:
-                labels.append(int(part))
-            except ValueError:
-                msg = f"label {part!r} is not a number 0-9"
-                raise typer.BadParameter(msg, param_hint="--label") from None
+        labels.extend(part.strip() for part in value.split(",") if part.strip())
     return tuple(labels)
 
 

@@ -20,6 +20,16 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+from catalog.groups import filter_metadata, group_values, per_group
+from catalog.labelsets import LabelSet, label_set
+from catalog.metadata import metadata_of
+from catalog.query_family import (
+    check_family_fields,
+    count_by_label,
+    holdout_part,
+    resolve_labels,
+)
+from catalog.sources import UNLABELED
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
@@ -37,7 +47,7 @@ class Selection:
 
     dataset: str | None = None
     splits: tuple[str, ...] = ()
-    labels: tuple[int, ...] = ()
+    labels: tuple[int | str, ...] = ()  # numbers or class names of the dataset's label set
     index_range: tuple[int, int] | None = None  # half-open [start, stop) within a split
     sample: int | None = None  # uniform random sample of this many
     per_label: int | None = None  # this many of each label (stratified)
@@ -45,31 +55,16 @@ class Selection:
     order: str = "index"  # "index" or "random"
     limit: int | None = None
     offset: int = 0
+    unlabeled: bool = False  # only images published without a label
+    where: tuple[tuple[str, str], ...] = ()  # per-image metadata key=value, all must hold
+    group_by: str | None = None  # metadata key whose groups per_group samples
+    per_group: int | None = None  # this many random images of each group
+    holdout_by: str | None = None  # metadata key of a group-disjoint split ...
+    holdout: float | None = None  # ... holding out this fraction of the groups
+    holdout_part: str | None = None  # "train" (the rest) or "val" (the held-out groups)
 
     def __post_init__(self) -> None:
-        bad = [label for label in self.labels if not 0 <= label <= 9]
-        if bad:
-            msg = f"Label {bad[0]} is outside 0-9"
-            raise SelectionError(msg)
-        if self.index_range is not None:
-            start, stop = self.index_range
-            if start < 0 or stop < start:
-                msg = f"Index range {start}:{stop} is not a half-open range A:B with 0 <= A <= B"
-                raise SelectionError(msg)
-        for name in ("sample", "per_label", "limit"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                msg = f"--{name.replace('_', '-')} must be 0 or more, got {value}"
-                raise SelectionError(msg)
-        if self.offset < 0:
-            msg = f"--offset must be 0 or more, got {self.offset}"
-            raise SelectionError(msg)
-        if self.sample is not None and self.per_label is not None:
-            msg = "--sample and --per-label cannot be combined"
-            raise SelectionError(msg)
-        if self.order not in ORDERS:
-            msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
-            raise SelectionError(msg)
+        check_family_fields(self)
 
     def to_json(self) -> dict[str, Any]:
         """The selection as plain JSON values (recorded with each export)."""
@@ -77,11 +72,18 @@ class Selection:
         data["splits"] = list(self.splits)
         data["labels"] = list(self.labels)
         data["index_range"] = list(self.index_range) if self.index_range else None
+        data["where"] = [list(pair) for pair in self.where]
         return data
 
     @property
     def is_random(self) -> bool:
-        return self.sample is not None or self.per_label is not None or self.order == "random"
+        return (
+            self.sample is not None
+            or self.per_label is not None
+            or self.per_group is not None
+            or self.holdout_part is not None
+            or self.order == "random"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,11 @@ class ImageRow:
     dataset: str
     split: str
     index: int
-    label: int
+    label: int | None  # None: published without a label
     sha256: str
     paths: tuple[str, ...] = ()
+    name: str = ""  # the label's class name
+    meta: dict[str, str] = field(default_factory=dict)  # per-image metadata
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,13 @@ class DatasetSummary:
     name: str
     created_at: str
     splits: dict[str, int]
-    label_counts: dict[str, list[int]]
+    label_counts: dict[str, list[int]]  # per split, one count per label of ``labels``
     sources: list[dict[str, Any]] = field(default_factory=list)
     genuine: str | None = None  # e.g. "mnist" when every source is a genuine file of it
+    labels: list[int] = field(default_factory=list)  # the label set's numbers
+    label_names: list[str] = field(default_factory=list)  # and their class names
+    label_set: str | None = None  # where the names came from ("fashion-mnist", ...)
+    unlabeled: dict[str, int] = field(default_factory=dict)  # per split, images without one
 
 
 def dataset_id(session: Session, name: str | None) -> int:
@@ -165,7 +173,10 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
     if selection.labels:
-        query = query.where(Image.label.in_(selection.labels))
+        query = query.where(Image.label.in_(resolve_labels(session, ds, selection.labels)))
+    if selection.unlabeled:
+        query = query.where(Image.label.is_(None))
+    query = filter_metadata(query, selection.where)
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
@@ -187,14 +198,25 @@ def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
         return np.fromiter(session.scalars(query.with_only_columns(Image.id)), dtype=np.int64)
     rows = session.connection().execute(query).all()
     ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
-    labels = np.fromiter((row.label for row in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter(
+        (UNLABELED if row.label is None else row.label for row in rows),
+        dtype=np.int64,
+        count=len(rows),
+    )
+    if selection.holdout_part is not None:
+        ids, labels = holdout_part(session, selection, ids, labels)
     rng = np.random.Generator(np.random.PCG64(selection.seed))
     if selection.sample is not None:
         picked = rng.permutation(len(ids))[: selection.sample]
+    elif selection.per_group is not None:
+        values = group_values(session, ids, selection.group_by or "")
+        picked = per_group(values, selection.per_group, rng, selection.group_by or "")
+        if selection.order == "random":
+            picked = rng.permutation(picked)
     elif selection.per_label is not None:
         order = rng.permutation(len(ids))
-        parts = [order[labels[order] == label][: selection.per_label] for label in range(10)]
-        picked = np.concatenate(parts)
+        parts = [order[labels[order] == label][: selection.per_label] for label in np.unique(labels)]
+        picked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if selection.order == "random":
             picked = rng.permutation(picked)
     else:
@@ -256,14 +278,19 @@ def _is_contiguous_filter(selection: Selection) -> bool:
 def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
     """Stream the selected images as rows (no pixels), with their exported paths."""
     ids = select_ids(session, selection)
+    sets: dict[int, LabelSet] = {}
     for chunk in _chunks(ids):
         id_list = chunk.tolist()
         query = (
-            select(Dataset.name, Image.id, Image.split, POSITION, Image.label, Image.sha256)
+            select(
+                Dataset.name, Image.dataset_id, Image.id, Image.split, POSITION, Image.label,
+                Image.sha256,
+            )
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))
-        )
+        )  # fmt: skip
         rows = {row.id: row for row in session.execute(query)}
+        meta = metadata_of(session, id_list)
         paths: dict[int, list[str]] = {}
         file_query = (
             select(ExportedFile.image_id, ExportedFile.path)
@@ -274,9 +301,12 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
             paths.setdefault(image_id, []).append(path)
         for image_id in id_list:
             row = rows[image_id]
+            if row.dataset_id not in sets:
+                sets[row.dataset_id] = label_set(session, row.dataset_id)
             yield ImageRow(
                 row.id, row.name, row.split, row.idx, row.label, row.sha256,
-                tuple(paths.get(image_id, ())),
+                tuple(paths.get(image_id, ())), sets[row.dataset_id].name(row.label),
+                meta.get(image_id, {}),
             )  # fmt: skip
 
 
@@ -367,11 +397,8 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
             .group_by(Image.split, Image.label)
             .order_by(Image.split, Image.label)
         ).all()
-        splits: dict[str, int] = {}
-        labels: dict[str, list[int]] = {}
-        for split, label, n in counts:
-            splits[split] = splits.get(split, 0) + n
-            labels.setdefault(split, [0] * 10)[label] = n
+        labels_of = label_set(session, dataset.id)
+        splits, labels, unlabeled = count_by_label(counts, labels_of)
         sources = session.scalars(
             select(Source).where(Source.dataset_id == dataset.id).order_by(Source.id)
         ).all()
@@ -392,6 +419,8 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
                         "size": s.size,
                         "sha256": s.sha256,
                         "md5": s.md5,
+                        "file_md5": s.file_md5,
+                        "file_sha256": s.file_sha256,
                         "genuine": s.genuine,
                         "note": s.note,
                         "ingested_at": s.ingested_at.isoformat(),
@@ -399,6 +428,10 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
                     for s in sources
                 ],
                 genuine=genuine,
+                labels=list(labels_of.numbers),
+                label_names=list(labels_of.names),
+                label_set=dataset.label_set,
+                unlabeled=unlabeled,
             )
         )
     return summaries
