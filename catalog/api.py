@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,8 +21,10 @@ from sqlalchemy import Engine
 from catalog import db, query
 from catalog.audit import AuditReport
 from catalog.export import ExportResult, export_images
+from catalog.labelsets import LabelSet, label_set
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
+from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
 
 
@@ -61,16 +64,19 @@ class Catalog:
         dataset: str | None = None,
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
+        decoded: Decoded | None = None,
         subset: str | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
 
+        ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
+        (whose ``total`` can size a progress bar), so it is not decoded twice.
         ``subset`` picks one dataset of a source that holds several (an EMNIST split).
         """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
-                subset=subset,
+                decoded=decoded, subset=subset,
             )  # fmt: skip
 
     def datasets(self) -> list[DatasetSummary]:
@@ -95,14 +101,25 @@ class Catalog:
         splits: Sequence[str] = (),
         checks: Sequence[str] | None = None,
         seed: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> AuditReport:
-        """Audit one dataset or all (see :mod:`catalog.audit`)."""
+        """Audit one dataset or all (see :mod:`catalog.audit`).
+
+        ``progress(check, done, total)`` is called as each check advances.
+        """
         from catalog.audit import CHECKS, audit
 
         with db.session_scope(self.engine) as session:
             return audit(
-                session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed
-            )
+                session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
+                progress=progress,
+            )  # fmt: skip
+
+    def audit_text(self, report: AuditReport) -> str:
+        """``report`` as the plain text ``mnist-catalog audit`` prints."""
+        from catalog.report import render_text
+
+        return render_text(report)
 
     def audit_html(self, report: AuditReport) -> str:
         """The HTML page for ``report``, with its contact sheets."""
@@ -116,7 +133,7 @@ class Catalog:
         *,
         dataset: str | None = None,
         split: str | Sequence[str] | None = None,
-        labels: int | Iterable[int] | None = None,
+        labels: int | str | Iterable[int | str] | None = None,
         index: tuple[int, int] | None = None,
         sample: int | None = None,
         per_label: int | None = None,
@@ -124,13 +141,25 @@ class Catalog:
         order: str = "index",
         limit: int | None = None,
         offset: int = 0,
+        unlabeled: bool = False,
+        where: Mapping[str, object] | None = None,
+        group_by: str | None = None,
+        per_group: int | None = None,
     ) -> CatalogSelection:
-        """A selection of images; nothing is read until you ask for rows, arrays or files."""
+        """A selection of images; nothing is read until you ask for rows, arrays or files.
+
+        ``labels`` are numbers or class names (``"Trouser"``); ``unlabeled``
+        selects the images published without a label; ``where`` filters on
+        per-image metadata (``{"writer": 123}``); ``per_group`` images of each
+        ``group_by`` value are drawn at random.
+        """
         splits = (split,) if isinstance(split, str) else tuple(split or ())
-        label_tuple = (labels,) if isinstance(labels, int) else tuple(labels or ())
+        label_tuple = (labels,) if isinstance(labels, int | str) else tuple(labels or ())
+        pairs = tuple((key, str(value)) for key, value in (where or {}).items())
         selection = Selection(
             dataset=dataset, splits=splits, labels=label_tuple, index_range=index,
             sample=sample, per_label=per_label, seed=seed, order=order, limit=limit, offset=offset,
+            unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
         return CatalogSelection(self, selection)
 
@@ -151,8 +180,12 @@ class CatalogSelection:
             return dict(query.count_images(session, self.selection, by))
 
     def rows(self) -> list[ImageRow]:
+        return list(self.iter_rows())
+
+    def iter_rows(self) -> Iterator[ImageRow]:
+        """Stream the rows a chunk at a time; the read stays open while you iterate."""
         with db.session_scope(self.catalog.engine) as session:
-            return list(query.iter_rows(session, self.selection))
+            yield from query.iter_rows(session, self.selection)
 
     def ids(self) -> npt.NDArray[np.int64]:
         with db.session_scope(self.catalog.engine) as session:
@@ -168,12 +201,38 @@ class CatalogSelection:
         with db.session_scope(self.catalog.engine) as session:
             return export_images(session, self.selection, Path(out_dir), **options)
 
+    def export_holdout(
+        self, out_dir: str | Path, by: str, fraction: float, **options: Any
+    ) -> dict[str, ExportResult]:
+        """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
+
+        The groups (values of the metadata key ``by``) are shuffled by the
+        selection's seed and ``fraction`` of them held out as ``val``; each part
+        is one recorded export whose selection names the holdout.
+        """
+        results = {}
+        for part in ("train", "val"):
+            selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
+            results[part] = CatalogSelection(self.catalog, selection).export(
+                Path(out_dir) / part, **options
+            )
+        return results
+
+    def label_set(self) -> LabelSet:
+        """The label set of the selection's dataset: numbers, names, ``parse``."""
+        with db.session_scope(self.catalog.engine) as session:
+            return label_set(session, query.dataset_id(session, self.selection.dataset))
+
     def sheet(
         self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
     ) -> PILImage.Image:
         """A contact sheet of the selection; written as PNG to ``path`` if given."""
-        with db.session_scope(self.catalog.engine) as session:
-            picture, _ = selection_sheet(session, self.selection, cols=cols, scale=scale)
+        picture, _ = self.contact_sheet(cols=cols, scale=scale)
         if path is not None:
             picture.save(Path(path), format="PNG")
         return picture
+
+    def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
+        """The contact sheet and how many digits it shows."""
+        with db.session_scope(self.catalog.engine) as session:
+            return selection_sheet(session, self.selection, cols=cols, scale=scale)

@@ -42,7 +42,9 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
 from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
+from catalog.export_family import label_folders, manifest_extras
 from catalog.query import PixelBlock, Selection, count_selected, iter_pixel_blocks
+from catalog.sources import UNLABELED
 
 LAYOUTS = ("classic", "by-label", "flat")
 FORMATS = ("png", "jpg", "bmp", "pgm")
@@ -155,8 +157,13 @@ def encode_many(pixels: npt.NDArray[np.uint8], fmt: str, quality: int = 95) -> l
 # --- paths ------------------------------------------------------------------
 
 
-def relative_path(layout: str, fmt: str, dataset: str, split: str, index: int, label: int) -> str:
+def relative_path(
+    layout: str, fmt: str, dataset: str, split: str, index: int, label: int | str
+) -> str:
     """Where an image goes inside the export folder, as a POSIX relative path.
+
+    ``label`` is the label's number, its folder name (``--folder-names names``),
+    or ``unlabeled``.
 
     >>> relative_path("classic", "png", "mnist", "test", 7, 9)
     'test/000007_9.png'
@@ -348,7 +355,7 @@ class _Lists:
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
-        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256\n")
+        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256,name,metadata\n")
         self.per_split: dict[tuple[str, str], TextIO] = {}
 
     def _open(self, name: str) -> TextIO:
@@ -369,11 +376,15 @@ class _Lists:
             self.per_split[key] = handle
         return self.per_split[key]
 
-    def add(self, files: list[Any]) -> None:
-        """Append one block's files (rows from :func:`_collect`) to every list."""
-        # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
+    def add(self, files: list[Any], extras: list[str]) -> None:
+        """Append one block's files (rows from :func:`_collect`) to every list;
+        ``extras`` are the manifest's quoted name and metadata fields, per file."""
+        # Every other field is a checked name, a number or a hex digest: no quoting needed.
         self.manifest.write(
-            "".join(f"{p},{d},{s},{i},{lb},{h},{fh}\n" for p, d, s, i, lb, h, fh, *_ in files)
+            "".join(
+                f"{p},{d},{s},{i},{'' if lb == UNLABELED else lb},{h},{fh},{extra}\n"
+                for (p, d, s, i, lb, h, fh, *_), extra in zip(files, extras, strict=True)
+            )
         )
         for kind in self.kinds:
             by_split: dict[str, list[str]] = {}
@@ -419,6 +430,7 @@ def export_images(
     overwrite: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
+    folder_names: str = "numbers",
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
 
@@ -445,6 +457,10 @@ def export_images(
         Worker processes that encode and write; default all cores.
     progress
         Called with the number of images done after each chunk.
+    folder_names
+        ``numbers`` (``train/1/``) or ``names``: the class name as the label's
+        folder (``train/Trouser/``), as ImageFolder users expect. Unlabeled
+        images go to ``unlabeled/``.
 
     Raises
     ------
@@ -466,6 +482,7 @@ def export_images(
     if not 1 <= quality <= 100:
         msg = f"JPG quality must be 1-100, got {quality}"
         raise SelectionError(msg)
+    label_dir = label_folders(session, folder_names)
     root = _prepare_root(out_dir)
     total = count_selected(session, selection)
     names: dict[int, str] = {
@@ -493,7 +510,7 @@ def export_images(
         record.written = counts[0]
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
-        listing.add(files)
+        listing.add(files, manifest_extras(session, files))
         if progress is not None:
             progress(len(block))
 
@@ -507,7 +524,7 @@ def export_images(
         pending: tuple[PixelBlock, list[str], list[Future[WriteOutcome]]] | None = None
         for block in iter_pixel_blocks(reader, selection):
             paths = [
-                relative_path(layout, fmt, names[ds], split, index, label)
+                relative_path(layout, fmt, names[ds], split, index, label_dir(ds, label))
                 for ds, split, index, label in zip(
                     block.dataset_ids.tolist(), block.splits, block.indices.tolist(),
                     block.labels.tolist(), strict=True,

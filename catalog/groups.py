@@ -55,9 +55,7 @@ def filter_metadata(query: AnySelect, where: Sequence[tuple[str, str]]) -> AnySe
     return query
 
 
-def group_values(
-    session: Session, ids: npt.NDArray[np.int64], key: str
-) -> npt.NDArray[np.object_]:
+def group_values(session: Session, ids: npt.NDArray[np.int64], key: str) -> npt.NDArray[np.object_]:
     """The value of ``key`` for each id, in the order of ``ids`` (None where absent)."""
     found: dict[int, str] = {}
     for start in range(0, len(ids), CHUNK):

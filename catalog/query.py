@@ -10,7 +10,7 @@ same seed picks the same images in any process, on any machine and backend.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -23,67 +23,19 @@ from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionEr
 from catalog.groups import filter_metadata, group_values, per_group
 from catalog.labelsets import LabelSet, label_set
 from catalog.metadata import metadata_of
-from catalog.query_family import (
-    check_family_fields,
-    count_by_label,
-    holdout_part,
-    resolve_labels,
-)
+from catalog.query_family import count_by_label, holdout_part, resolve_labels
+
+# Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
+from catalog.selection import Selection as Selection  # noqa: PLC0414
 from catalog.sources import UNLABELED
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 #: Rows fetched per round trip when streaming a selection.
 CHUNK = 4096
-ORDERS = ("index", "random")
 #: The index column, labelled so rows expose it as ``row.idx`` (``Row.index`` is
 #: the tuple method).
 POSITION = Image.index.label("idx")
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which images: every filter is optional and they combine with AND."""
-
-    dataset: str | None = None
-    splits: tuple[str, ...] = ()
-    labels: tuple[int | str, ...] = ()  # numbers or class names of the dataset's label set
-    index_range: tuple[int, int] | None = None  # half-open [start, stop) within a split
-    sample: int | None = None  # uniform random sample of this many
-    per_label: int | None = None  # this many of each label (stratified)
-    seed: int = 0
-    order: str = "index"  # "index" or "random"
-    limit: int | None = None
-    offset: int = 0
-    unlabeled: bool = False  # only images published without a label
-    where: tuple[tuple[str, str], ...] = ()  # per-image metadata key=value, all must hold
-    group_by: str | None = None  # metadata key whose groups per_group samples
-    per_group: int | None = None  # this many random images of each group
-    holdout_by: str | None = None  # metadata key of a group-disjoint split ...
-    holdout: float | None = None  # ... holding out this fraction of the groups
-    holdout_part: str | None = None  # "train" (the rest) or "val" (the held-out groups)
-
-    def __post_init__(self) -> None:
-        check_family_fields(self)
-
-    def to_json(self) -> dict[str, Any]:
-        """The selection as plain JSON values (recorded with each export)."""
-        data = asdict(self)
-        data["splits"] = list(self.splits)
-        data["labels"] = list(self.labels)
-        data["index_range"] = list(self.index_range) if self.index_range else None
-        data["where"] = [list(pair) for pair in self.where]
-        return data
-
-    @property
-    def is_random(self) -> bool:
-        return (
-            self.sample is not None
-            or self.per_label is not None
-            or self.per_group is not None
-            or self.holdout_part is not None
-            or self.order == "random"
-        )
 
 
 @dataclass(frozen=True)
@@ -215,7 +167,9 @@ def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
             picked = rng.permutation(picked)
     elif selection.per_label is not None:
         order = rng.permutation(len(ids))
-        parts = [order[labels[order] == label][: selection.per_label] for label in np.unique(labels)]
+        parts = [
+            order[labels[order] == label][: selection.per_label] for label in np.unique(labels)
+        ]
         picked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if selection.order == "random":
             picked = rng.permutation(picked)
@@ -350,7 +304,9 @@ def _block(rows: Sequence[Any]) -> PixelBlock:
         dataset_ids=np.fromiter((row.dataset_id for row in rows), dtype=np.int64, count=n),
         splits=[row.split for row in rows],
         indices=np.fromiter((row.idx for row in rows), dtype=np.int64, count=n),
-        labels=np.fromiter((row.label for row in rows), dtype=np.int64, count=n),
+        labels=np.fromiter(
+            (UNLABELED if row.label is None else row.label for row in rows), dtype=np.int64, count=n
+        ),
         sha256=[row.sha256 for row in rows],
         pixels=pixels.reshape(n, height, width),
     )

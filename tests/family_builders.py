@@ -61,7 +61,11 @@ _DECIMAL = np.array([str(i) for i in range(256)], dtype=object)
 
 
 def _write_csv_fast(
-    path: Path, flat: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64] | None, header: str, side: int
+    path: Path,
+    flat: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64] | None,
+    header: str,
+    side: int,
 ) -> Path:
     """The same text as :func:`write_csv`, a row at a time through a lookup table."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import pytest
 from builders import idx_bytes, random_digits, write_idx_pair
 from typer.testing import CliRunner
 
-from catalog import Catalog
+from catalog import Catalog, db
 from catalog.cli import app
 
 TINY = Path(__file__).parent / "data" / "tiny"
@@ -119,7 +119,8 @@ def test_unknown_format_and_missing_source(db_url: str, tmp_path: Path) -> None:
     code, _, err = run(db_url, "ingest", str(junk))
     assert code == 1
     assert err == (
-        f"Error: Unknown format for {junk}: expected IDX, pickle, npz or a folder of images, "
+        f"Error: Unknown format for {junk}: expected IDX, pickle, npz, CSV, parquet, EMNIST, "
+            "QMNIST or a folder of images, "
         "found first bytes 68656c6c6f20776f\n"
     )
     code, _, err = run(db_url, "ingest", str(tmp_path / "nothing-here"))
@@ -165,13 +166,15 @@ def test_query_formats(db_url: str, tmp_path: Path) -> None:
     code, out, _ = run(db_url, "query", "--label", "3", "--format", "jsonl")
     assert [json.loads(line)["index"] for line in out.splitlines()] == threes
     code, out, _ = run(db_url, "query", "--label", "3", "--format", "csv")
-    assert out.splitlines()[0] == "dataset,split,index,label,sha256,paths"
+    assert out.splitlines()[0] == "dataset,split,index,label,sha256,paths,name,meta"
     assert len(out.splitlines()) == len(threes) + 1
     code, out, _ = run(db_url, "count", "--label", "3,5", "--json")
     assert json.loads(out) == {"count": int(np.isin(labels, [3, 5]).sum())}
     code, out, _ = run(db_url, "count", "--by", "label", "--json")
     assert json.loads(out) == [
-        {"label": label, "count": int(n)} for label, n in enumerate(np.bincount(labels)) if n
+        {"label": label, "name": str(label), "count": int(n)}
+        for label, n in enumerate(np.bincount(labels))
+        if n
     ]
 
 
@@ -218,13 +221,14 @@ def test_sheet_writes_a_contact_sheet(db_url: str, tmp_path: Path) -> None:
 
 
 def test_db_current_and_upgrade(db_url: str) -> None:
+    head = db.head_revision(db.make_engine(db_url))
     code, out, _ = run(db_url, "db", "current")
     assert (code, out) == (
         0,
-        "empty (head 0003: needs upgrade (opened catalogs upgrade themselves))\n",
+        f"empty (head {head}: needs upgrade (opened catalogs upgrade themselves))\n",
     )
-    assert run(db_url, "db", "upgrade") == (0, "Catalog at revision 0003 (was None)\n", "")
-    assert run(db_url, "db", "current")[1] == "0003 (head 0003: up to date)\n"
+    assert run(db_url, "db", "upgrade") == (0, f"Catalog at revision {head} (was None)\n", "")
+    assert run(db_url, "db", "current")[1] == f"{head} (head {head}: up to date)\n"
 
 
 def test_catalog_location_from_the_environment(

@@ -26,7 +26,8 @@ def _md5(data: bytes) -> str:
 def _patch(monkeypatch: pytest.MonkeyPatch, name: str, files: dict[str, bytes]) -> None:
     """Make ``name`` a known dataset whose published files are ``files``."""
     known = tuple(
-        KnownFile(name, file, "train", "data", len(data), _md5(data)) for file, data in files.items()
+        KnownFile(name, file, "train", "data", len(data), _md5(data))
+        for file, data in files.items()
     )
     real = KNOWN_DATASETS[name]
     monkeypatch.setitem(KNOWN_DATASETS, name, KnownDataset(name, real.title, real.mirrors, known))

@@ -42,7 +42,9 @@ def _write_all(mnist_dir: Path, root: Path) -> dict[str, Path]:
     members = emnist_members("mnist", {"train": (x_train, y_train), "test": (x_test, y_test)})
     for name, data in members.items():
         (emnist / name).write_bytes(data)
-    (emnist / "emnist-mnist-mapping.txt").write_text(mapping_text({n: (48 + n,) for n in range(10)}))
+    (emnist / "emnist-mnist-mapping.txt").write_text(
+        mapping_text({n: (48 + n,) for n in range(10)})
+    )
     return {"csv": root / "csv", "parquet": root / "parquet", "npz": npz, "emnist": emnist}
 
 
@@ -53,13 +55,17 @@ def test_real_mnist_through_every_format_ingests_identically(
     with Catalog.open(tmp_path / "catalog.db") as catalog:
         catalog.ingest(mnist_dir, dataset="idx")
         expected = {
-            split: [(r.index, r.label, r.sha256) for r in catalog.select(dataset="idx", split=split).rows()]
+            split: [
+                (r.index, r.label, r.sha256)
+                for r in catalog.select(dataset="idx", split=split).rows()
+            ]
             for split in ("train", "test")
         }
         for fmt, path in sources.items():
             result = catalog.ingest(path, dataset=fmt)
             assert result.counts == {"train": 60_000, "test": 10_000} or result.counts == {
-                "test": 10_000, "train": 60_000
+                "test": 10_000,
+                "train": 60_000,
             }, fmt
             for split in ("train", "test"):
                 rows = catalog.select(dataset=fmt, split=split).rows()

@@ -229,7 +229,7 @@ def detect_format(path: Path) -> str:
         return "npz"
     if head[:1] == b"\x80" or head[:1] in (b"(", b"]", b"}"):
         return "pickle"
-    if _looks_like_csv(head):
+    if _looks_like_csv(peek(path, 64)):
         return "csv"
     msg = (
         f"Unknown format for {path}: expected IDX, pickle, npz, CSV, parquet, EMNIST, QMNIST "
@@ -239,8 +239,9 @@ def detect_format(path: Path) -> str:
 
 
 def _looks_like_csv(head: bytes) -> bool:
-    """A first line of letters, digits, commas: ``label,pixel0,...`` or ``5,0,0,...``."""
-    return bool(re.fullmatch(rb"[A-Za-z0-9_,. \"x-]+", head.split(b"\n")[0].rstrip(b"\r")))
+    """A first line of fields separated by commas: ``label,pixel0,...`` or ``5,0,0,...``."""
+    line = head.split(b"\n")[0].rstrip(b"\r")
+    return line.count(b",") >= 2 and bool(re.fullmatch(rb"[A-Za-z0-9_,. \"x-]+", line))
 
 
 class HashingReader:

@@ -25,6 +25,8 @@ LAZY_IMPORTS = (
     "alembic.runtime.migration",
     "alembic.script",
     "catalog.sources.idx",
+    "catalog.api",  # numpy, SQLAlchemy, Pillow: the command modules load them on first use
+    "catalog.download",
 )
 
 

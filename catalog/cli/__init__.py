@@ -1,0 +1,68 @@
+"""The ``mnist-catalog`` command line: a thin layer over :class:`catalog.Catalog`.
+
+Commands turn arguments into library calls, and results and errors into text
+and exit codes. A :class:`~catalog.errors.CatalogError` becomes ``Error: ...``
+on stderr and exit code 1, in one place (:class:`CatalogGroup`).
+
+One module per command group; the options several commands share are in
+:mod:`catalog.cli.options`. Command modules import the library inside the
+commands, so that ``--help`` loads neither numpy, SQLAlchemy nor Pillow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from catalog.cli import audit, browse, dbcmd, export, ingest, sheet
+from catalog.cli.options import DbOpt
+from catalog.cli.state import State
+from catalog.errors import CatalogError
+
+__all__ = ["CatalogGroup", "app"]
+
+
+class CatalogGroup(TyperGroup):
+    """Turns the errors a user can fix into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CatalogError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted: the catalog keeps what was committed before.", err=True)
+            raise typer.Exit(code=130) from None
+
+
+app = typer.Typer(
+    cls=CatalogGroup,
+    help="A catalog for MNIST-style digit datasets: ingest, query, export, audit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(cls=CatalogGroup, help="Inspect and upgrade the catalog's schema.")
+app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def main(ctx: typer.Context, db_location: DbOpt = None) -> None:
+    """A catalog for MNIST-style digit datasets: ingest, query, export, audit."""
+    ctx.obj = State(db_location)
+
+
+app.command()(ingest.ingest)
+app.command()(browse.datasets)
+app.command()(browse.show)
+app.command()(browse.query)
+app.command()(browse.count)
+app.command()(export.export)
+app.command()(export.exports)
+app.command()(sheet.sheet)
+app.command()(audit.audit)
+db_app.command("upgrade")(dbcmd.db_upgrade)
+db_app.command("current")(dbcmd.db_current)

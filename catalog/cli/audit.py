@@ -1,0 +1,53 @@
+"""``mnist-catalog audit``: run the checks, print or write the report, exit 1 on errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog.cli.options import JsonOpt, SeedOpt, SplitOpt
+from catalog.cli.output import echo_json, named_bars
+from catalog.cli.state import open_catalog
+
+
+def audit(
+    ctx: typer.Context,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset to audit (default: all).")
+    ] = None,
+    split: SplitOpt = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Run only these checks; repeatable.")
+    ] = None,
+    as_json: JsonOpt = False,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
+    ] = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
+
+    Exits 1 when a finding is an error (with --strict: a warning or an error).
+    """
+    catalog = open_catalog(ctx)
+    with named_bars("count", "elapsed") as on_progress:
+        report = catalog.audit(
+            dataset=dataset, splits=tuple(split or ()), checks=check or None, seed=seed,
+            progress=on_progress,
+        )  # fmt: skip
+        if html_path is not None:
+            html_path.write_text(catalog.audit_html(report), encoding="utf-8")
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        typer.echo(catalog.audit_text(report))
+        if html_path is not None:
+            typer.echo(f"\nWrote {html_path}")
+    worst = report.worst
+    if worst == "error" or (strict and worst == "warning"):
+        raise typer.Exit(code=1)

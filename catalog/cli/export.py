@@ -1,0 +1,114 @@
+"""``mnist-catalog export`` and ``exports``: write a selection as files, list past exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from catalog.cli.options import JsonOpt, with_selection
+from catalog.cli.output import echo_json, progress_bar
+from catalog.cli.state import open_catalog
+from catalog.selection import Selection
+
+#: :mod:`catalog.export`'s LAYOUTS, FORMATS and LISTS, spelled out here so that
+#: ``--help`` does not import numpy and Pillow (a test keeps them equal).
+LAYOUTS = ("classic", "by-label", "flat")
+FORMATS = ("png", "jpg", "bmp", "pgm")
+LISTS = ("caffe", "mxnet", "csv")
+
+
+@with_selection()
+def export(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Argument(help="Export folder.", show_default=False)],
+    selection: Selection,
+    layout: Annotated[str, typer.Option("--layout", help=", ".join(LAYOUTS) + ".")] = "classic",
+    fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(FORMATS) + ".")] = "png",
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPG quality.")] = 95,
+    lists: Annotated[
+        list[str] | None, typer.Option("--list", help=", ".join(LISTS) + "; repeatable.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace files that differ.")
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
+    ] = None,
+    folder_names: Annotated[
+        str, typer.Option("--folder-names", help="by-label folders: numbers or names.")
+    ] = "numbers",
+    holdout_by: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-by", help="Metadata key: write train/ and val/ with no value in both."
+        ),
+    ] = None,
+    holdout: Annotated[
+        float | None, typer.Option("--holdout", help="Fraction of --holdout-by groups in val/.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the selected images into OUT_DIR and record every file in the catalog."""
+    from catalog.api import CatalogSelection
+
+    if (holdout_by is None) != (holdout is None):
+        msg = "--holdout-by KEY and --holdout FRACTION go together"
+        raise typer.BadParameter(msg, param_hint="--holdout")
+    selected = CatalogSelection(open_catalog(ctx), selection)
+    options = {
+        "layout": layout, "fmt": fmt, "quality": quality, "lists": lists or (),
+        "overwrite": overwrite, "jobs": jobs, "folder_names": folder_names,
+    }  # fmt: skip
+    if holdout_by is not None and holdout is not None:
+        with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
+            parts = selected.export_holdout(
+                out_dir, holdout_by, holdout, progress=advance, **options
+            )
+        if as_json:
+            echo_json({part: export_json(result) for part, result in parts.items()})
+            return
+        for part, result in parts.items():
+            typer.echo(
+                f"{part}: exported {result.count:,} images to {result.root} "
+                f"({result.written:,} written); export #{result.export_id}"
+            )
+        typer.echo(f"No {holdout_by} is in both train and val (seed {selection.seed}).")
+        return
+    with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
+        result = selected.export(out_dir, progress=advance, **options)
+    if as_json:
+        echo_json(export_json(result))
+        return
+    typer.echo(
+        f"Exported {result.count:,} images to {result.root} "
+        f"({result.written:,} written, {result.skipped:,} already there); "
+        f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
+    )
+
+
+def export_json(result: Any) -> dict[str, Any]:
+    return {
+        "export_id": result.export_id, "root": str(result.root), "count": result.count,
+        "written": result.written, "skipped": result.skipped,
+        "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+    }  # fmt: skip
+
+
+def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List past exports: when, where, what selection, how many files."""
+    records = open_catalog(ctx).exports()
+    if as_json:
+        echo_json(records)
+        return
+    if not records:
+        typer.echo("No exports yet.")
+        return
+    for record in records:
+        typer.echo(
+            f"#{record['id']}  {record['created_at']}  {record['root']}  "
+            f"{record['layout']}/{record['format']}  {record['count']:,} images "
+            f"({record['written']:,} written)  files on record: {record['files']:,}"
+        )

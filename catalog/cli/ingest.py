@@ -1,0 +1,99 @@
+"""``mnist-catalog ingest``: decode a source (or download a known dataset) into the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog.cli.options import JsonOpt
+from catalog.cli.output import echo_json, named_bars, progress_bar
+from catalog.cli.state import open_catalog
+
+
+def ingest(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="IDX folder or file, mnist.pkl.gz, mnist.npz, CSV, parquet, EMNIST's "
+            "gzip.zip, QMNIST or Kuzushiji files, a folder of images, or mnist / "
+            "fashion-mnist / kmnist / k49 / qmnist / emnist to download.",
+            show_default=False,
+        ),
+    ],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset name (default from SOURCE).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Re-ingest splits that are already there.")
+    ] = False,
+    mirror: Annotated[
+        list[str] | None, typer.Option("--mirror", help="Download from this base URL; repeatable.")
+    ] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Download cache folder.", show_default=False)
+    ] = None,
+    subset: Annotated[
+        str | None,
+        typer.Option(
+            "--subset", help="EMNIST split: balanced, byclass, bymerge, digits, letters, mnist."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decode SOURCE into the catalog, in one transaction: all of it or nothing."""
+    from catalog.fingerprints import KNOWN_DATASETS
+    from catalog.store import decode_source
+
+    path = Path(source).expanduser()
+    if not path.exists() and source in KNOWN_DATASETS:
+        from catalog.download import download_dataset
+
+        with named_bars("bytes", "speed") as on_bytes:
+            files = download_dataset(
+                source, cache_dir=cache, mirrors=mirror or None,
+                progress=lambda file_name, done, total: on_bytes(file_name, done, total),
+            )  # fmt: skip
+        path = files[0] if len(files) == 1 else files[0].parent  # EMNIST: the zip itself
+        if source != "emnist":  # an EMNIST split names its own dataset: emnist-letters
+            dataset = dataset or source
+    catalog = open_catalog(ctx)
+    decoded = decode_source(path, subset)  # once: it sizes the bar and feeds the ingest
+    with progress_bar(f"Ingesting {path.name}", decoded.total) as advance:
+        result = catalog.ingest(
+            path, dataset=dataset, replace=replace, progress=advance, decoded=decoded
+        )
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        echo_json(
+            {
+                "dataset": result.dataset,
+                "format": result.format,
+                "counts": result.counts,
+                "already_present": result.already_present,
+                "replaced": result.replaced,
+                "unlabeled": result.unlabeled,
+                "label_set": result.label_set,
+                "warnings": result.warnings,
+                "files": [asdict(f) | {"genuine": result.genuine.get(f.uri)} for f in result.files],
+            }
+        )
+        return
+    counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
+    if result.already_present:
+        typer.echo(f"Already in the catalog: {result.dataset} ({counts}); nothing ingested.")
+        return
+    replaced = f" (replaced {', '.join(result.replaced)})" if result.replaced else ""
+    unlabeled = f" ({result.unlabeled:,} without a label)" if result.unlabeled else ""
+    typer.echo(
+        f"Ingested {result.total:,} images into {result.dataset}{replaced}: {counts}{unlabeled}"
+    )
+    for file in result.files:
+        genuine = result.genuine.get(file.uri)
+        mark = f"genuine {genuine}" if genuine else "not a known genuine file"
+        note = f"; {file.note}" if file.note else ""
+        typer.echo(f"  {file.role or file.format}: {file.uri} ({mark}{note})")

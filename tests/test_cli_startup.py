@@ -1,0 +1,109 @@
+"""The command line starts without the heavy libraries, and its shared options are
+defined once: every selecting command offers them, with help, and builds the same
+:class:`~catalog.selection.Selection` from them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+import typer
+from typer.main import get_command
+from typer.testing import CliRunner
+
+import catalog
+from catalog import db
+from catalog import export as export_library
+from catalog.cli import app
+from catalog.cli import export as export_command
+from catalog.cli.options import DB_ENV, SELECTION_OPTIONS, with_selection
+from catalog.selection import Selection
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = get_command(app)
+SELECTING = {"query": (), "count": ("order", "limit", "offset"), "export": (), "sheet": ()}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["query", "--help"], ["export", "--help"]])
+def test_help_imports_no_numpy_sqlalchemy_or_pillow(args: list[str]) -> None:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "catalog", *args],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Usage: mnist-catalog" in result.stdout
+    imported = re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, flags=re.MULTILINE)
+    assert "catalog.cli" in imported  # the check sees this checkout's imports
+    heavy = [name for name in imported if name.split(".")[0] in ("numpy", "sqlalchemy", "PIL")]
+    assert heavy == []
+
+
+def test_light_copies_match_the_library() -> None:
+    assert DB_ENV == db.DB_ENV
+    assert export_command.LAYOUTS == export_library.LAYOUTS
+    assert export_command.FORMATS == export_library.FORMATS
+    assert export_command.LISTS == export_library.LISTS
+
+
+def test_lazy_package_attributes() -> None:
+    from catalog.api import Catalog, CatalogSelection
+
+    assert (catalog.Catalog, catalog.CatalogSelection) == (Catalog, CatalogSelection)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = catalog.Nothing
+
+
+@pytest.mark.parametrize("name", sorted(SELECTING))
+def test_every_selecting_command_offers_the_selection_options(name: str) -> None:
+    command = COMMAND.commands[name]  # type: ignore[attr-defined]
+    options = {param.name: param for param in command.params}
+    for option in SELECTION_OPTIONS:
+        if option.name in SELECTING[name]:
+            assert option.name not in options
+        else:
+            assert (options[option.name].help or "").strip(), f"{name} --{option.name}"
+
+
+def test_commands_keep_their_own_defaults() -> None:
+    sheet = {p.name: p for p in COMMAND.commands["sheet"].params}  # type: ignore[attr-defined]
+    query = {p.name: p for p in COMMAND.commands["query"].params}  # type: ignore[attr-defined]
+    assert (sheet["limit"].default, query["limit"].default) == (200, None)
+
+
+def test_the_options_build_the_selection() -> None:
+    seen: list[Selection] = []
+    probe = typer.Typer()
+
+    @probe.command()
+    @with_selection(omit=("offset",), defaults={"seed": 7})
+    def pick(
+        selection: Selection,
+        tag: Annotated[str, typer.Option("--tag", help="A command's own option.")] = "",
+    ) -> None:
+        """Record the selection."""
+        seen.append(selection)
+        typer.echo(tag)
+
+    args = ["-d", "d", "-s", "train", "-s", "test", "-l", "3,5", "-l", "7", "--index", "2:"]
+    result = CliRunner().invoke(probe, [*args, "--sample", "4", "--limit", "2", "--tag", "x"])
+    assert (result.exit_code, result.stdout) == (0, "x\n")
+    assert seen == [
+        Selection(
+            dataset="d", splits=("train", "test"), labels=(3, 5, 7),
+            index_range=(2, sys.maxsize), sample=4, seed=7, limit=2,
+        )
+    ]  # fmt: skip
+    result = CliRunner().invoke(probe, ["--offset", "1"])
+    assert result.exit_code == 2
+    assert "No such option: --offset" in result.stderr
+
+
+def test_with_selection_rejects_unknown_names() -> None:
+    with pytest.raises(TypeError, match="no selection option named tags"):
+        with_selection(omit=("tags",))
