@@ -120,7 +120,7 @@ def test_unknown_format_and_missing_source(db_url: str, tmp_path: Path) -> None:
     assert code == 1
     assert err == (
         f"Error: Unknown format for {junk}: expected IDX, pickle, npz, CSV, parquet, EMNIST, "
-            "QMNIST or a folder of images, "
+        "QMNIST or a folder of images, "
         "found first bytes 68656c6c6f20776f\n"
     )
     code, _, err = run(db_url, "ingest", str(tmp_path / "nothing-here"))
