@@ -85,6 +85,7 @@ def write_folder(
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
         listing.add(files, manifest_extras(session, files))
+        session.commit()  # end that read: the next chunk's write must begin as a writer
         if options.progress is not None:
             options.progress(len(block))
 
