@@ -43,7 +43,10 @@ def test_every_family_member_has_published_checksums_and_a_mirror() -> None:
 
 
 def test_qmnist_downloads_and_ingests_with_writer_metadata(
-    tmp_path: Path, serve: Serve, monkeypatch: pytest.MonkeyPatch, db_url: str
+    tmp_path: Path,
+    serve: Serve,  # noqa: F811 - the fixture imported from test_download
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
 ) -> None:
     table = np.zeros((9, 8), dtype=np.int32)
     table[:, 0], table[:, 2] = Y, 500 + np.arange(9) % 2
@@ -64,7 +67,10 @@ def test_qmnist_downloads_and_ingests_with_writer_metadata(
 
 
 def test_emnist_zip_downloads_then_one_split_ingests(
-    tmp_path: Path, serve: Serve, monkeypatch: pytest.MonkeyPatch, db_url: str
+    tmp_path: Path,
+    serve: Serve,  # noqa: F811 - the fixture imported from test_download
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
 ) -> None:
     letters = Y % 26 + 1
     members = emnist_members("letters", {"train": (X, letters)})

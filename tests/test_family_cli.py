@@ -32,11 +32,17 @@ def fashion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "fashion"
     images, labels = write_idx_pair(folder, "train", X, Y)
     files = tuple(
-        KnownFile("fashion-mnist", p.name, "train", role, None, hashlib.md5(p.read_bytes()).hexdigest())
+        KnownFile(
+            "fashion-mnist", p.name, "train", role, None, hashlib.md5(p.read_bytes()).hexdigest()
+        )
         for p, role in ((images, "images"), (labels, "labels"))
     )
     real = KNOWN_DATASETS["fashion-mnist"]
-    monkeypatch.setitem(KNOWN_DATASETS, "fashion-mnist", KnownDataset("fashion-mnist", real.title, real.mirrors, files))
+    monkeypatch.setitem(
+        KNOWN_DATASETS,
+        "fashion-mnist",
+        KnownDataset("fashion-mnist", real.title, real.mirrors, files),
+    )
     return folder
 
 
@@ -45,7 +51,8 @@ def test_fashion_by_gz_md5_gets_its_class_names(db_url: str, fashion: Path, tmp_
     assert code == 0, err
     report = json.loads(out)
     assert {f["genuine"] for f in report["files"]} == {
-        "fashion-mnist/train-images-idx3-ubyte.gz", "fashion-mnist/train-labels-idx1-ubyte.gz"
+        "fashion-mnist/train-images-idx3-ubyte.gz",
+        "fashion-mnist/train-labels-idx1-ubyte.gz",
     }
     assert all(f["file_md5"] and f["md5"] != f["file_md5"] for f in report["files"])
     assert report["label_set"] == "fashion-mnist"
@@ -57,10 +64,14 @@ def test_fashion_by_gz_md5_gets_its_class_names(db_url: str, fashion: Path, tmp_
     assert {r["name"] for r in rows} == {"Trouser"}
     code, _, err = run(db_url, "count", "--label", "Sweater")
     assert code == 1
-    assert err.startswith("Error: Label 'Sweater' is not in the label set: expected one of 0 (T-shirt/top), 1 (Trouser)")
+    assert err.startswith(
+        "Error: Label 'Sweater' is not in the label set: expected one of 0 (T-shirt/top), 1 (Trouser)"
+    )
     code, out, _ = run(db_url, "count", "--by", "label", "--json")
     assert json.loads(out)[0] == {"label": 0, "name": "T-shirt/top", "count": int((Y == 0).sum())}
-    code, _, err = run(db_url, "export", str(tmp_path / "out"), "--layout", "by-label", "--folder-names", "names")
+    code, _, err = run(
+        db_url, "export", str(tmp_path / "out"), "--layout", "by-label", "--folder-names", "names"
+    )
     assert code == 0, err
     folders = sorted(p.name for p in (tmp_path / "out" / "train").iterdir())
     assert folders == sorted({FASHION_MNIST[y].replace("/", "-") for y in Y.tolist()})
@@ -96,31 +107,49 @@ def qmnist_table(n: int) -> np.ndarray:
     return table
 
 
-def test_qmnist_metadata_where_group_by_and_writer_disjoint_holdout(db_url: str, tmp_path: Path) -> None:
+def test_qmnist_metadata_where_group_by_and_writer_disjoint_holdout(
+    db_url: str, tmp_path: Path
+) -> None:
     write_qmnist(tmp_path / "q", "train", X, qmnist_table(40))
     assert run(db_url, "ingest", str(tmp_path / "q"))[0] == 0
     code, out, _ = run(db_url, "query", "--where", "writer=3003", "--format", "jsonl")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["index"] for r in rows] == [3, 11, 19, 27, 35]
     assert rows[0]["meta"]["nist_index"] == "10003"
-    code, out, _ = run(db_url, "query", "--group-by", "writer", "--per-group", "2", "--format", "jsonl")
+    code, out, _ = run(
+        db_url, "query", "--group-by", "writer", "--per-group", "2", "--format", "jsonl"
+    )
     writers = [json.loads(line)["meta"]["writer"] for line in out.splitlines()]
     assert sorted(writers) == sorted([str(3000 + w) for w in range(8)] * 2)
     out_dir = tmp_path / "split"
-    args = ["export", str(out_dir), "--split", "train", "--holdout-by", "writer", "--holdout", "0.25", "--seed", "0"]
+    args = [
+        "export",
+        str(out_dir),
+        "--split",
+        "train",
+        "--holdout-by",
+        "writer",
+        "--holdout",
+        "0.25",
+        "--seed",
+        "0",
+    ]
     code, out, err = run(db_url, *args)
     assert code == 0, err
     seen = {}
     for part in ("train", "val"):
         with (out_dir / part / "manifest.csv").open() as f:
-            seen[part] = {m["metadata"].split("writer=")[1].split(";")[0] for m in csv.DictReader(f)}
+            seen[part] = {
+                m["metadata"].split("writer=")[1].split(";")[0] for m in csv.DictReader(f)
+            }
     assert len(seen["val"]) == 2
     assert len(seen["train"]) == 6
     assert not seen["train"] & seen["val"]
     code, out, _ = run(db_url, "exports", "--json")
     recorded = [e["selection"] for e in json.loads(out)]
     assert {(s["holdout_by"], s["holdout"], s["holdout_part"]) for s in recorded} == {
-        ("writer", 0.25, "train"), ("writer", 0.25, "val")
+        ("writer", 0.25, "train"),
+        ("writer", 0.25, "val"),
     }
     again = run(db_url, *args, "--json")  # the same seed: the same split, nothing to write
     assert json.loads(again[1])["val"]["written"] == 0
@@ -129,7 +158,10 @@ def test_qmnist_metadata_where_group_by_and_writer_disjoint_holdout(db_url: str,
 def test_emnist_letters_by_letter(db_url: str, tmp_path: Path) -> None:
     letters = Y % 26 + 1
     mapping = mapping_text({n: (64 + n, 96 + n) for n in range(1, 27)})
-    zipped = write_emnist_zip(tmp_path / "gzip.zip", {"letters": (emnist_members("letters", {"train": (X, letters)}), mapping)})
+    zipped = write_emnist_zip(
+        tmp_path / "gzip.zip",
+        {"letters": (emnist_members("letters", {"train": (X, letters)}), mapping)},
+    )
     code, out, err = run(db_url, "ingest", str(zipped), "--subset", "letters")
     assert code == 0, err
     assert "into emnist-letters" in out
@@ -151,7 +183,7 @@ def test_subset_on_a_source_that_has_none_is_an_error(db_url: str, tmp_path: Pat
 def test_gz_content_digest_is_recorded_beside_the_file_digest(db_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "idx"
     images, _ = write_idx_pair(folder, "train", X, Y)
-    code, out, _ = run(db_url, "ingest", str(folder), "--json")
+    _, out, _ = run(db_url, "ingest", str(folder), "--json")
     record = next(f for f in json.loads(out)["files"] if f["uri"] == str(images.resolve()))
     assert record["file_md5"] == hashlib.md5(images.read_bytes()).hexdigest()
     assert record["md5"] == hashlib.md5(gzip.decompress(images.read_bytes())).hexdigest()

@@ -39,23 +39,27 @@ def label_folders(session: Session, folder_names: str) -> Callable[[int, int], i
     if folder_names not in FOLDER_NAMES:
         msg = f"Unknown --folder-names {folder_names!r}: expected numbers or names"
         raise SelectionError(msg)
-    sets: dict[int, LabelSet] = {}
+    numbers: dict[int, list[int]] = {}
+    # Every set is read now: the export's session must not start a read between its writes.
+    sets: dict[int, list[str]] = {}
+    if folder_names == "names":
+        for dataset_id in list(session.scalars(select(Dataset.id))):
+            labels_of = label_set(session, dataset_id)
+            names = [folder_name(n) for n in labels_of.names]
+            if len(set(names)) != len(names):
+                msg = f"Class names of dataset {dataset_id} collide as folder names: use --folder-names numbers"
+                raise SelectionError(msg)
+            sets[dataset_id] = [folder_name(labels_of.name(n)) for n in labels_of.numbers]
+            numbers[dataset_id] = list(labels_of.numbers)
+    session.commit()
 
     def folder(dataset_id: int, label: int) -> int | str:
         if label == UNLABELED:
             return UNLABELED_FOLDER
-        if folder_names == "numbers":
+        if folder_names == "numbers" or label not in numbers[dataset_id]:
             return label
-        if dataset_id not in sets:
-            sets[dataset_id] = label_set(session, dataset_id)
-        return folder_name(sets[dataset_id].name(label))
+        return sets[dataset_id][numbers[dataset_id].index(label)]
 
-    ids = list(session.scalars(select(Dataset.id)))
-    for dataset_id in ids if folder_names == "names" else []:
-        names = [folder_name(n) for n in label_set(session, dataset_id).names]
-        if len(set(names)) != len(names):
-            msg = f"Class names of dataset {dataset_id} collide as folder names: use --folder-names numbers"
-            raise SelectionError(msg)
     return folder
 
 
