@@ -49,7 +49,9 @@ from catalog.db import Dataset, Export, ExportedFile, Image, Source
 from catalog.errors import SelectionError
 from catalog.fingerprints import KNOWN_DATASETS, known_split
 from catalog.label_errors import Method
+from catalog.labelsets import label_set
 from catalog.query import Selection, dataset_id
+from catalog.sources import UNLABELED
 
 CHECKS = (
     "identity",
@@ -93,7 +95,7 @@ class ImageRef:
     dataset: str
     split: str
     index: int
-    label: int
+    label: int | None  # None: published without a label
     sha256: str
 
 
@@ -163,11 +165,21 @@ class DatasetImages:
     sha256: npt.NDArray[np.str_]
     pixels: npt.NDArray[np.uint8] | None  # None when sizes differ (see odd-images)
     shapes: npt.NDArray[np.int64]  # (n, 2)
+    label_numbers: tuple[int, ...] = ()  # the dataset's label set
 
     def ref(self, i: int) -> ImageRef:
+        label = int(self.labels[i])
         return ImageRef(
-            self.name, str(self.splits[i]), int(self.indices[i]), int(self.labels[i]),
-            str(self.sha256[i]),
+            self.name, str(self.splits[i]), int(self.indices[i]),
+            None if label == UNLABELED else label, str(self.sha256[i]),
+        )  # fmt: skip
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> DatasetImages:
+        """The images where ``keep`` is true."""
+        return DatasetImages(
+            self.name, self.ids[keep], self.splits[keep], self.indices[keep], self.labels[keep],
+            self.sha256[keep], None if self.pixels is None else self.pixels[keep],
+            self.shapes[keep], self.label_numbers,
         )  # fmt: skip
 
     def refs(self, positions: Iterable[int]) -> list[ImageRef]:
@@ -178,10 +190,11 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
     """Read one dataset's images (all, or of ``splits``) into numpy blocks."""
     ids, split_names, indices, labels, digests, shapes = [], [], [], [], [], []
     blocks: list[npt.NDArray[np.uint8]] = []
+    ds = dataset_id(session, name)
     query = (
         select(Image.id, Image.split, Image.index, Image.label, Image.sha256, Image.height,
                Image.width, Image.pixels)
-        .where(Image.dataset_id == dataset_id(session, name))
+        .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     )  # fmt: skip
     if splits:
@@ -193,7 +206,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
             ids.append(row[0])
             split_names.append(row[1])
             indices.append(row[2])
-            labels.append(row[3])
+            labels.append(UNLABELED if row[3] is None else row[3])
             digests.append(row[4])
             shapes.append((row[5], row[6]))
             first_shape = first_shape or (row[5], row[6])
@@ -218,6 +231,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         sha256=np.asarray(digests, dtype=np.str_),
         pixels=pixels,
         shapes=np.asarray(shapes, dtype=np.int64).reshape(-1, 2),
+        label_numbers=label_set(session, ds).numbers,
     )
 
 
@@ -261,7 +275,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.labels[mask], minlength=10)[:10].tolist()
+        counts = np.bincount(data.labels[mask & (data.labels >= 0)], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")
@@ -304,30 +318,42 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
 def check_balance(data: DatasetImages) -> tuple[list[Finding], dict[str, Any]]:
     findings: list[Finding] = []
     table: dict[str, list[int]] = {}
+    # Every label the set names, or seen anywhere; unlabeled images are left out.
+    numbers = np.array(
+        sorted(set(data.label_numbers) | set(data.labels[data.labels >= 0].tolist()))
+    )
     for split in sorted(set(data.splits.tolist())):
-        counts = np.bincount(data.labels[data.splits == split], minlength=10)[:10]
+        labelled = data.labels[(data.splits == split) & (data.labels >= 0)]
+        counts = (
+            (labelled[:, None] == numbers[None, :]).sum(axis=0)
+            if numbers.size
+            else np.zeros(0, np.int64)
+        )
         table[split] = counts.tolist()
         present = counts[counts > 0]
-        ratio = float(present.min() / present.max()) if present.size else 0.0
-        missing = [label for label in range(10) if counts[label] == 0]
+        if not present.size:
+            continue  # no labels in this split (a test set published without them)
+        ratio = float(present.min() / present.max())
+        missing = [int(label) for label, n in zip(numbers, counts, strict=True) if n == 0]
         if missing:
             findings.append(
                 Finding("balance", "missing-labels", "warning",
                         f"{data.name} {split}: no images of label(s) {', '.join(map(str, missing))}",
                         details={"split": split, "missing": missing})
             )  # fmt: skip
-        smallest, largest = (
+        low, high = (
             int(np.argmin(np.where(counts > 0, counts, counts.max() + 1))),
             int(np.argmax(counts)),
         )
+        smallest, largest = int(numbers[low]), int(numbers[high])
         severity = "warning" if ratio < BALANCE_WARNING_RATIO else "info"
         findings.append(
             Finding("balance", "class-ratio", severity,
                     f"{data.name} {split}: smallest/largest class ratio {ratio:.2f} "
-                    f"(label {smallest}: {counts[smallest]:,}, label {largest}: {counts[largest]:,})",
+                    f"(label {smallest}: {counts[low]:,}, label {largest}: {counts[high]:,})",
                     details={"split": split, "ratio": round(ratio, 4), "counts": counts.tolist()})
         )  # fmt: skip
-    return findings, {"counts": table}
+    return findings, {"counts": table, "labels": numbers.tolist()}
 
 
 # --- exact duplicates -------------------------------------------------------------
@@ -344,7 +370,7 @@ def check_exact_duplicates(data: DatasetImages) -> tuple[list[Finding], dict[str
     for group in groups.tolist():
         members = order[starts[group] : starts[group + 1]]
         splits = sorted(set(data.splits[members].tolist()))
-        labels = sorted(set(data.labels[members].tolist()))
+        labels = sorted(set(data.labels[members].tolist()) - {UNLABELED})
         refs = data.refs(members)
         where = "across splits " + "/".join(splits) if len(splits) > 1 else f"within {splits[0]}"
         if len(splits) > 1:
@@ -534,6 +560,8 @@ def check_label_errors(
     """
     from catalog.label_errors import rank_label_errors
 
+    if UNLABELED in data.labels:  # images without a label are not judged, nor judge others
+        data = data.subset(data.labels >= 0)
     if data.pixels is None or len(data.pixels) < 50 or len(set(data.labels.tolist())) < 2:
         return [], {"skipped": "too few images or labels to judge"}
     is_test = data.splits != "train"
