@@ -225,3 +225,20 @@ def test_ingest_records_file_and_content_digests(db_url: str, tmp_path: Path) ->
     source = next(s for s in sources if s["uri"] == str(images.resolve()))
     assert source["file_md5"] == hashlib.md5(images.read_bytes()).hexdigest()
     assert source["md5"] == hashlib.md5(gzip.decompress(images.read_bytes())).hexdigest()
+
+
+def test_upgrade_gives_existing_datasets_the_digits(db_url: str) -> None:
+    from sqlalchemy import text
+
+    from catalog import db
+
+    engine = db.make_engine(db_url)
+    db.upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO datasets (name, created_at) VALUES ('old', '2020-01-01')"))
+    engine.dispose()
+    with Catalog.open(db_url) as catalog:
+        (summary,) = catalog.datasets()
+    assert summary.label_set == "digits"
+    assert summary.labels == list(range(10))
+    assert summary.label_names == [str(n) for n in range(10)]
