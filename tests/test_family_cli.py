@@ -187,3 +187,17 @@ def test_gz_content_digest_is_recorded_beside_the_file_digest(db_url: str, tmp_p
     record = next(f for f in json.loads(out)["files"] if f["uri"] == str(images.resolve()))
     assert record["file_md5"] == hashlib.md5(images.read_bytes()).hexdigest()
     assert record["md5"] == hashlib.md5(gzip.decompress(images.read_bytes())).hexdigest()
+
+
+def test_sheet_captions_name_the_class(db_url: str, fashion: Path, tmp_path: Path) -> None:
+    from catalog.labelsets import built_in
+    from catalog.pictures import _caption
+
+    fashion_set = built_in("fashion-mnist")
+    assert fashion_set is not None
+    assert _caption(fashion_set, 1) == "1 Trouser"
+    assert _caption(fashion_set, -1) == "-"
+    assert run(db_url, "ingest", str(fashion), "-d", "fashion")[0] == 0
+    code, _, err = run(db_url, "sheet", "-o", str(tmp_path / "s.png"), "--label", "Trouser")
+    assert code == 0, err
+    assert (tmp_path / "s.png").stat().st_size > 0
