@@ -340,7 +340,10 @@ def get_image(
         msg = f"No image {split}:{index} in dataset {name}"
         raise ImageNotFoundError(msg)
     pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
-    return ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256), pixels
+    name = label_set(session, ds).name(row.label)
+    meta = metadata_of(session, [row.id]).get(row.id, {})
+    image = ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256, (), name, meta)
+    return image, pixels
 
 
 def list_datasets(session: Session) -> list[DatasetSummary]:

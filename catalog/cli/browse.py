@@ -70,7 +70,12 @@ def show(
         echo_json(asdict(row) | {"height": pixels.shape[0], "width": pixels.shape[1]})
         return
     typer.echo(render_text(pixels))
-    typer.echo(f"{row.dataset} {row.split}:{row.index}  label {row.label}  sha256 {row.sha256}")
+    label = "none" if row.label is None else str(row.label)
+    named = f" ({row.name})" if row.name and row.name != label else ""
+    meta = "".join(f"  {k}={v}" for k, v in sorted(row.meta.items()))
+    typer.echo(
+        f"{row.dataset} {row.split}:{row.index}  label {label}{named}  sha256 {row.sha256}{meta}"
+    )
     if png is not None:
         typer.echo(f"Wrote {png}")
 
