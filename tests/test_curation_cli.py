@@ -147,6 +147,7 @@ def test_audit_tag_names_findings_and_label_errors_skip_reviewed(
         assert catalog.select(tag="suspect").count() == suspects
         first = catalog.select(tag="suspect", limit=3).rows()
         catalog.tag("reviewed", [f"{r.split}:{r.index}" for r in first[:2]])
+        assert first[2].label is not None
         catalog.relabel(f"{first[2].split}:{first[2].index}", first[2].label)  # unchanged
     again = json.loads(run(db_url, *base)[1])
     summary = again["summary"]["label-errors"]["digits"]

@@ -62,7 +62,8 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.original_labels[mask], minlength=10)[:10].tolist()
+        known_labels = data.original_labels[mask]
+        counts = np.bincount(known_labels[known_labels >= 0], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")
