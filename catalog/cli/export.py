@@ -76,6 +76,6 @@ def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     for record in records:
         typer.echo(
             f"#{record['id']}  {record['created_at']}  {record['root']}  "
-            f"{record['layout']}/{record['format']}  {record['count']:,} images "
+            f"{record['layout'] or record['output']}/{record['format']}  {record['count']:,} images "
             f"({record['written']:,} written)  files on record: {record['files']:,}"
         )

@@ -1,9 +1,10 @@
 """Export: write a selection in a shape training code reads, and record every file.
 
-The output format (``output``, a key of :data:`WRITERS`) says what goes on disk;
-today's one is ``folder``: one image file per image, in one of the
-:data:`LAYOUTS` (see :mod:`catalog.export.layouts`), each encoded in one of the
-image :data:`FORMATS`. Each file appears whole or not at all; re-running an
+The output format (``output``, a key of :data:`WRITERS`) says what goes on disk:
+``folder`` is one image file per image, in one of the :data:`LAYOUTS` (see
+:mod:`catalog.export.layouts`), each encoded in one of the image :data:`FORMATS`;
+``idx``, ``npz``, ``parquet`` and ``webdataset`` put many images into each file
+(see :mod:`catalog.export.container`). Each file appears whole or not at all; re-running an
 export skips files that are already there and identical; file rows are
 committed chunk by chunk, so an interrupted export has recorded what it wrote
 and a re-run finishes the job.
@@ -117,6 +118,7 @@ def export_images(
     overwrite: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
+    shard_size: int = 10_000,
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
 
@@ -132,7 +134,9 @@ def export_images(
     out_dir
         The export folder (created if needed).
     output
-        The output format, a key of :data:`WRITERS`; ``folder`` (one file per image).
+        The output format, a key of :data:`WRITERS`: ``folder`` (one file per
+        image), ``idx`` (MNIST's gzipped IDX files), ``npz`` (Keras' ``mnist.npz``),
+        ``parquet`` (the Hugging Face layout) or ``webdataset`` (tar shards).
     layout, fmt, quality
         For ``folder``: see :mod:`catalog.export.layouts`; ``quality`` is for JPG only.
     lists
@@ -145,6 +149,8 @@ def export_images(
         Worker processes that encode and write; default all cores.
     progress
         Called with the number of images done after each chunk.
+    shard_size
+        For ``webdataset``: images per shard.
 
     Raises
     ------
@@ -158,5 +164,5 @@ def export_images(
     if output not in WRITERS:
         msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
         raise SelectionError(msg)
-    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress)
+    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress, shard_size)
     return get_writer(output)(session, selection, out_dir, options)

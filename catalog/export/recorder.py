@@ -29,18 +29,26 @@ def begin_write(session: Session) -> None:
 
 
 def start_export(
-    session: Session, selection: Selection, root: Path, layout: str, fmt: str
+    session: Session,
+    selection: Selection,
+    root: Path,
+    layout: str,
+    fmt: str,
+    *,
+    output: str = "folder",
 ) -> tuple[Export, int, dict[int, str]]:
-    """Record a new export of ``selection`` into ``root``; returns the committed
-    record, the number of images selected and dataset names by id."""
+    """Record a new export of ``selection`` into ``root`` as ``output`` (a key of
+    :data:`catalog.export.formats.WRITERS`); returns the committed record, the
+    number of images selected and dataset names by id."""
     total = count_selected(session, selection)
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
-        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
-    )
+        root=str(root), selection=selection.to_json(), output=output, layout=layout, format=fmt,
+        count=total,
+    )  # fmt: skip
     begin_write(session)
     session.add(record)
     session.commit()
