@@ -51,3 +51,7 @@ class CatalogLocationError(CatalogError):
 
 class DatasetConflictError(CatalogError):
     """The dataset already holds different images in a split this source provides."""
+
+
+class MissingExtraError(CatalogError):
+    """An optional dependency that this use needs is not installed."""
