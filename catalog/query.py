@@ -250,6 +250,18 @@ def iter_pixel_blocks(
         yield _block([by_id[i] for i in part.tolist()])
 
 
+def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
+    """The images with these ids, with pixels, in the order given (ids may repeat)."""
+    wanted = list(ids)
+    query = select(*_PIXEL_COLUMNS).where(Image.id.in_(set(wanted)))
+    by_id = {row.id: row for row in session.connection().execute(query)}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        msg = f"No image with id {missing[0]} in the catalog: was its dataset replaced?"
+        raise ImageNotFoundError(msg)
+    return _block([by_id[i] for i in wanted])
+
+
 _PIXEL_COLUMNS = (
     Image.id, Image.dataset_id, Image.split, POSITION, Image.label,
     Image.sha256, Image.height, Image.width, Image.pixels,

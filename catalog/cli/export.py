@@ -12,8 +12,9 @@ from catalog.cli.output import echo_json, progress_bar
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
-#: :mod:`catalog.export`'s LAYOUTS, FORMATS and LISTS, spelled out here so that
-#: ``--help`` does not import numpy and Pillow (a test keeps them equal).
+#: :mod:`catalog.export`'s WRITERS (as OUTPUTS), LAYOUTS, FORMATS and LISTS, spelled
+#: out here so that ``--help`` does not import numpy and Pillow (a test keeps them equal).
+OUTPUTS = ("folder", "idx", "npz", "parquet", "webdataset")
 LAYOUTS = ("classic", "by-label", "flat")
 FORMATS = ("png", "jpg", "bmp", "pgm")
 LISTS = ("caffe", "mxnet", "csv")
@@ -24,6 +25,14 @@ def export(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Argument(help="Export folder.", show_default=False)],
     selection: Selection,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help=", ".join(OUTPUTS) + ": image files, MNIST's IDX files, Keras' npz, "
+            "Hugging Face parquet, WebDataset tar shards.",
+        ),
+    ] = "folder",
     layout: Annotated[str, typer.Option("--layout", help=", ".join(LAYOUTS) + ".")] = "classic",
     fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(FORMATS) + ".")] = "png",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPG quality.")] = 95,
@@ -37,16 +46,23 @@ def export(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", min=1, help="Images per shard (--as webdataset).")
+    ] = 10_000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the selected images into OUT_DIR and record every file in the catalog."""
+    """Write the selected images into OUT_DIR and record every file in the catalog.
+
+    --as folder writes one image file per image; idx, npz, parquet and webdataset
+    write a few files that training code reads directly.
+    """
     from catalog.api import CatalogSelection
 
     selected = CatalogSelection(open_catalog(ctx), selection)
     with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
         result = selected.export(
-            out_dir, layout=layout, fmt=fmt, quality=quality, lists=lists or (),
-            overwrite=overwrite, jobs=jobs, progress=advance,
+            out_dir, output=output, layout=layout, fmt=fmt, quality=quality, lists=lists or (),
+            overwrite=overwrite, jobs=jobs, progress=advance, shard_size=shard_size,
         )  # fmt: skip
     if as_json:
         echo_json(
@@ -54,8 +70,16 @@ def export(
                 "export_id": result.export_id, "root": str(result.root), "count": result.count,
                 "written": result.written, "skipped": result.skipped,
                 "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+                "output": output, "files": [str(p) for p in result.files],
             }
         )  # fmt: skip
+        return
+    if result.files:
+        typer.echo(
+            f"Exported {result.count:,} images to {result.root} as {output}: "
+            f"{len(result.files):,} files ({result.written:,} images written, "
+            f"{result.skipped:,} already there); manifest {result.manifest.name}"
+        )
         return
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
