@@ -11,6 +11,7 @@ import io
 import json
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 from builders import random_digits, write_idx_pair
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from catalog import Catalog, db
 from catalog.db import Export, ExportedFile
@@ -268,10 +270,10 @@ def test_a_failure_midway_leaves_no_file_at_a_final_name(
     if output == "parquet":
         pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     from catalog.export import container
-    from catalog.query import iter_pixel_blocks
+    from catalog.query import PixelBlock, Selection, iter_pixel_blocks
 
-    def failing(*args: object, **kwargs: object) -> object:
-        yield from iter_pixel_blocks(*args, chunk=8)  # type: ignore[arg-type]
+    def failing(session: Session, selection: Selection) -> Iterator[PixelBlock]:
+        yield from iter_pixel_blocks(session, selection, chunk=8)
         raise OSError("disk on fire")
 
     monkeypatch.setattr(container, "iter_pixel_blocks", failing)
