@@ -170,13 +170,15 @@ class ContainerExport:
     ) -> None:
         """Add the manifest lines of ``block``'s images ``rows``, stored at ``paths``
         (``<file>#<key>``) as bytes with sha256 ``digests``."""
-        names, splits = self.names, block.splits
-        ids, labels, indices = block.dataset_ids.tolist(), block.labels.tolist(), block.indices
-        self.manifest.add(
-            [
-                (path, names[ids[i]], splits[i], int(indices[i]), labels[i], block.sha256[i], fh)
+        names, splits, sha256 = self.names, block.splits, block.sha256
+        datasets, labels = block.dataset_ids.tolist(), block.labels.tolist()
+        indices = block.indices.tolist()
+        # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
+        self.manifest.manifest.write(
+            "".join(
+                f"{path},{names[datasets[i]]},{splits[i]},{indices[i]},{labels[i]},{sha256[i]},{fh}\n"
                 for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
-            ]
+            )
         )
 
     def finish(self) -> ExportResult:
@@ -231,6 +233,15 @@ def file_prefix(split: str) -> str:
     return "t10k" if split == "test" else split
 
 
+def encode_with_digests(pixels: npt.NDArray[np.uint8]) -> tuple[list[bytes], list[str]]:
+    """PNGs of a block of images and the sha256 of each (runs in a worker)."""
+    pngs = encode_pngs(pixels)
+    return pngs, sha256_hex(pngs)
+
+
+Encoded = tuple[list[bytes], list[str]]
+
+
 class PngEncoder:
     """PNG-encodes blocks in worker processes while this process reads the next block."""
 
@@ -248,32 +259,41 @@ class PngEncoder:
     def __exit__(self, *exc: object) -> None:
         self.stack.close()
 
-    def submit(self, pixels: npt.NDArray[np.uint8]) -> list[Future[list[bytes]]]:
+    def submit(self, pixels: npt.NDArray[np.uint8]) -> list[Future[Encoded]]:
         if self.pool is None:
-            future: Future[list[bytes]] = Future()
-            future.set_result(encode_pngs(pixels))
+            future: Future[Encoded] = Future()
+            future.set_result(encode_with_digests(pixels))
             return [future]
         return [
-            self.pool.submit(encode_pngs, pixels[start : start + PNG_TASK])
+            self.pool.submit(encode_with_digests, pixels[start : start + PNG_TASK])
             for start in range(0, len(pixels), PNG_TASK)
         ]
 
     @staticmethod
-    def result(futures: list[Future[list[bytes]]]) -> list[bytes]:
-        return [png for future in futures for png in future.result()]
+    def result(futures: list[Future[Encoded]]) -> Encoded:
+        pngs: list[bytes] = []
+        digests: list[str] = []
+        for future in futures:
+            more, their = future.result()
+            pngs += more
+            digests += their
+        return pngs, digests
 
 
-def encoded_blocks(export: ContainerExport, jobs: int) -> Iterator[tuple[PixelBlock, list[bytes]]]:
-    """The export's blocks with their PNGs; one block is encoded while the next is read."""
+def encoded_blocks(
+    export: ContainerExport, jobs: int
+) -> Iterator[tuple[PixelBlock, list[bytes], list[str]]]:
+    """The export's blocks with their PNGs and the PNGs' sha256; one block is
+    encoded (in ``jobs`` worker processes) while the next is read."""
     with PngEncoder(jobs) as encoder:
-        pending: tuple[PixelBlock, list[Future[list[bytes]]]] | None = None
+        pending: tuple[PixelBlock, list[Future[Encoded]]] | None = None
         for block in export.blocks():
             submitted = (block, encoder.submit(block.pixels))
             if pending is not None:
-                yield pending[0], encoder.result(pending[1])
+                yield pending[0], *encoder.result(pending[1])
             pending = submitted
         if pending is not None:
-            yield pending[0], encoder.result(pending[1])
+            yield pending[0], *encoder.result(pending[1])
 
 
 def sha256_hex(items: list[bytes]) -> list[str]:

@@ -26,7 +26,6 @@ from catalog.export.container import (
     ContainerExport,
     encoded_blocks,
     refuse_folder_options,
-    sha256_hex,
     split_runs,
 )
 from catalog.export.formats import ExportOptions, ExportResult
@@ -82,8 +81,7 @@ def write_parquet(
     with ContainerExport(session, selection, out_dir, options, "parquet", "png") as export:
         splits: dict[str, SplitFile] = {}
         try:
-            for block, pngs in encoded_blocks(export, options.jobs or default_jobs()):
-                digests = sha256_hex(pngs)
+            for block, pngs, digests in encoded_blocks(export, options.jobs or default_jobs()):
                 for split, rows in split_runs(block):
                     if split not in splits:
                         file = export.open(f"{split}.parquet", int(block.ids[rows[0]]))

@@ -28,7 +28,6 @@ from catalog.export.container import (
     ContainerExport,
     encoded_blocks,
     refuse_folder_options,
-    sha256_hex,
     split_runs,
 )
 from catalog.export.formats import ExportOptions, ExportResult
@@ -103,8 +102,7 @@ def write_webdataset(
     refuse_folder_options(options, "webdataset")
     with ContainerExport(session, selection, out_dir, options, "webdataset", "png") as export:
         shards: dict[str, Shards] = {}
-        for block, pngs in encoded_blocks(export, options.jobs or default_jobs()):
-            digests = sha256_hex(pngs)
+        for block, pngs, digests in encoded_blocks(export, options.jobs or default_jobs()):
             ids, indices, labels = block.ids.tolist(), block.indices.tolist(), block.labels.tolist()
             datasets = [export.names[ds] for ds in block.dataset_ids.tolist()]
             for split, rows in split_runs(block):
