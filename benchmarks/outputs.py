@@ -217,8 +217,10 @@ def table(
         return min(runs, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
 
     lines = [
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {platform.system()}; best of {repeats} runs.",
+        (
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {platform.system()}; best of {repeats} runs."
+        ),
         "",
         "| output | export 70,000 | CPU | goal | files | on disk | read one epoch | CPU |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
