@@ -170,16 +170,18 @@ class ContainerExport:
     ) -> None:
         """Add the manifest lines of ``block``'s images ``rows``, stored at ``paths``
         (``<file>#<key>``) as bytes with sha256 ``digests``."""
+        # Rows shaped as :func:`catalog.export.pool.collect` makes them for folder
+        # exports, so that the manifest has the same columns whatever the format.
         names, splits, sha256 = self.names, block.splits, block.sha256
         datasets, labels = block.dataset_ids.tolist(), block.labels.tolist()
-        indices = block.indices.tolist()
-        # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
-        self.manifest.manifest.write(
-            "".join(
-                f"{path},{names[datasets[i]]},{splits[i]},{indices[i]},{labels[i]},{sha256[i]},{fh}\n"
+        indices, ids = block.indices.tolist(), block.ids.tolist()
+        self.manifest.add(
+            [
+                (path, names[datasets[i]], splits[i], indices[i], labels[i], sha256[i], fh,
+                 ids[i], 0, "written")
                 for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
-            )
-        )
+            ]
+        )  # fmt: skip
 
     def finish(self) -> ExportResult:
         """Put every file in place, record them, write the manifest."""

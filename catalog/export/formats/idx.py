@@ -113,7 +113,13 @@ def write_idx(
 
 
 def _check_labels(labels: np.ndarray, split: str) -> None:
-    if len(labels) and (labels.min() < 0 or labels.max() > 255):
-        bad = labels[(labels < 0) | (labels > 255)][0]
-        msg = f"Label {bad} in split {split!r} does not fit an IDX label file: expected 0-255"
+    """IDX label files hold one byte per image: every image needs a label 0-255."""
+    if len(labels) and labels.min() < 0:
+        msg = (
+            f"Split {split!r} has unlabeled images and an IDX label file needs a label for "
+            "every image: select labeled images only"
+        )
+        raise ExportError(msg)
+    if len(labels) and labels.max() > 255:
+        msg = f"Label {labels.max()} in split {split!r} does not fit an IDX label file: expected 0-255"
         raise ExportError(msg)

@@ -81,7 +81,10 @@ def write_npz(
             for split, rows in split_runs(block):
                 labels = block.labels[rows]
                 if len(labels) and (labels.min() < 0 or labels.max() > 255):
-                    msg = f"A label in split {split!r} does not fit npz's uint8 labels: expected 0-255"
+                    msg = (
+                        f"Split {split!r} has unlabeled images or labels past 255, and Keras' "
+                        "npz holds uint8 labels 0-255: select labeled images only"
+                    )
                     raise ExportError(msg)
                 if target is None:
                     name = export.names[int(block.dataset_ids[0])]

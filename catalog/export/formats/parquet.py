@@ -2,7 +2,8 @@
 
 ``OUT/<split>.parquet`` with two columns, as ``datasets`` writes an image
 classification set: ``image``, a struct of ``bytes`` (an 8-bit grayscale PNG,
-exactly the catalog's pixels) and ``path`` (null), and ``label`` (int64). The
+exactly the catalog's pixels) and ``path`` (null), and ``label`` (int64; -1 for an
+unlabeled image, which is what ``datasets``' ``ClassLabel`` means by no label). The
 schema's ``huggingface`` metadata names the features (``Image`` and a
 ``ClassLabel`` with the dataset's class names), so
 ``datasets.load_dataset("parquet", data_files=...)`` gives images and named

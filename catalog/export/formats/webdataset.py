@@ -5,7 +5,7 @@ Per split, ``OUT/<split>-000000.tar``, ``OUT/<split>-000001.tar`` ... of
 share a key, ``<split>_<index:06d>``: ``<key>.png`` (8-bit grayscale, exactly
 the catalog's pixels), ``<key>.cls`` (the label as decimal text) and
 ``<key>.json`` (``dataset``, ``split``, ``index``, ``label``, ``sha256`` of the
-pixels). ``manifest.csv`` is the index of which image is in which shard: its
+pixels). An unlabeled image has no ``.cls`` and a null ``label``. ``manifest.csv`` is the index of which image is in which shard: its
 ``path`` is ``<shard>#<key>``.
 
 The tar headers are POSIX ustar, built here from a template (one header is a
@@ -117,17 +117,17 @@ def write_webdataset(
                     paths: list[str] = []
                     for i in part:
                         key = f"{split}_{indices[i]:06d}"
+                        label = labels[i]
                         # Names, splits and digests are checked or hex: no JSON escaping needed.
                         meta = (
                             f'{{"dataset": "{datasets[i]}", "split": "{split}", '
-                            f'"index": {indices[i]}, "label": {labels[i]}, '
+                            f'"index": {indices[i]}, "label": {label if label >= 0 else "null"}, '
                             f'"sha256": "{block.sha256[i]}"}}'
                         )
-                        members += (
-                            tar_member(f"{key}.png".encode(), pngs[i]),
-                            tar_member(f"{key}.cls".encode(), b"%d" % labels[i]),
-                            tar_member(f"{key}.json".encode(), meta.encode()),
-                        )
+                        members.append(tar_member(f"{key}.png".encode(), pngs[i]))
+                        if label >= 0:  # an unlabeled image has no .cls
+                            members.append(tar_member(f"{key}.cls".encode(), b"%d" % label))
+                        members.append(tar_member(f"{key}.json".encode(), meta.encode()))
                         paths.append(f"{shard.name}#{key}")
                     out.write(b"".join(members), len(part))
                     export.add(
