@@ -318,3 +318,28 @@ def test_idx_export_of_mnist_is_mnist(
     ):  # fmt: skip
         ours = gzip.decompress((tmp_path / "out" / name).read_bytes())
         assert ours == gzip.decompress((mnist_dir / name).read_bytes()), name
+
+
+def test_cli_export_as_webdataset_and_a_bad_combination(db_url: str, tmp_path: Path) -> None:
+    from test_cli import TINY, run
+
+    run(db_url, "ingest", str(TINY), "--dataset", "tiny")
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        db_url, "export", str(out), "--as", "webdataset", "--shard-size", "2", "--split", "train"
+    )
+    assert (code, err) == (0, "")
+    assert stdout == (
+        f"Exported 3 images to {out} as webdataset: 2 files (3 images written, 0 already there); "
+        "manifest manifest.csv\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.csv", "train-000000.tar", "train-000001.tar",
+    ]  # fmt: skip
+    code, stdout, _ = run(db_url, "exports", "--json")
+    [record] = json.loads(stdout)
+    assert (record["output"], record["count"], record["files"]) == ("webdataset", 3, 2)
+    code, stdout, err = run(db_url, "export", str(tmp_path / "o2"), "--as", "idx", "--list", "csv")
+    assert (code, stdout) == (1, "")
+    assert err == "Error: --layout, --format and --list apply to --as folder, not to --as idx\n"
+    assert not (tmp_path / "o2").exists()
