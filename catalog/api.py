@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
 from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
+
+if TYPE_CHECKING:
+    from catalog.training import SelectionDataset
 
 
 class Catalog:
@@ -363,10 +366,38 @@ class CatalogSelection:
         with db.session_scope(self.catalog.engine) as session:
             return query.load_arrays(session, self.selection)
 
-    def export(self, out_dir: str | Path, **options: Any) -> ExportResult:
-        """Write the images as files (see :func:`catalog.export.export_images`)."""
+    def to_numpy(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """The same as :meth:`arrays`."""
+        return self.arrays()
+
+    def dataset(
+        self, transform: Callable[[Any], Any] | None = None, *, pil: bool = False
+    ) -> SelectionDataset:
+        """A map-style dataset of ``(image, label)`` for ``torch.utils.data.DataLoader``
+        (see :class:`catalog.training.SelectionDataset`); the ids are fixed now.
+
+        Images are uint8 ``(H, W)`` arrays, or PIL images with ``pil``; ``transform``
+        is applied to each. Works with DataLoader worker processes.
+        """
+        from catalog.training import make_dataset
+
+        return make_dataset(self.catalog.engine, self.selection, transform, pil)
+
+    def to_hf(self) -> Any:
+        """A Hugging Face ``datasets.Dataset`` (``image``, ``label`` with class names);
+        needs ``pip install "mnist-catalog[hf]"``."""
+        from catalog.training import to_hf
+
+        return to_hf(self.catalog.engine, self.selection)
+
+    def export(
+        self, out_dir: str | Path, *, output: str = "folder", **options: Any
+    ) -> ExportResult:
+        """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
+        ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
+        :func:`catalog.export.export_images`)."""
         with db.session_scope(self.catalog.engine) as session:
-            return export_images(session, self.selection, Path(out_dir), **options)
+            return export_images(session, self.selection, Path(out_dir), output=output, **options)
 
     def export_holdout(
         self, out_dir: str | Path, by: str, fraction: float, **options: Any

@@ -59,3 +59,7 @@ class DecisionError(CatalogError):
 
 class UnknownTagError(DecisionError):
     """No image carries the tag asked to be removed."""
+
+
+class MissingExtraError(CatalogError):
+    """An optional dependency that this use needs is not installed."""

@@ -342,6 +342,19 @@ def _pixel_columns(selection: Selection) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
+    """The images with these ids, with pixels and current labels, in the order
+    given (ids may repeat)."""
+    wanted = list(ids)
+    query = with_state(select(*_pixel_columns(Selection()))).where(Image.id.in_(set(wanted)))
+    by_id = {row.id: row for row in session.connection().execute(query)}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        msg = f"No image with id {missing[0]} in the catalog: was its dataset replaced?"
+        raise ImageNotFoundError(msg)
+    return _block([by_id[i] for i in wanted])
+
+
 def _block(rows: Sequence[Any]) -> PixelBlock:
     n = len(rows)
     shapes = {(row.height, row.width) for row in rows}

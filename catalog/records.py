@@ -139,7 +139,8 @@ def list_exports(session: Session) -> list[dict[str, Any]]:
     return [
         {
             "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
-            "layout": export.layout, "format": export.format, "count": export.count,
+            "output": export.output, "layout": export.layout, "format": export.format,
+            "count": export.count,
             "written": export.written, "files": int(n), "selection": export.selection,
             "decision_id": export.decision_id,
             "decisions_since": decisions_since(session, export),
