@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, Image, Source, bulk_inserter
 from catalog.errors import DatasetConflictError, InvalidNameError
 from catalog.fingerprints import identify_file
+from catalog.locks import OnWait, lock_dataset
 from catalog.sources import Decoded, SourceFile, detect_format, get_reader
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -88,6 +89,7 @@ def ingest(
     replace: bool = False,
     progress: Progress | None = None,
     decoded: Decoded | None = None,
+    on_wait: OnWait | None = None,
 ) -> IngestResult:
     """Decode ``path`` and add its images to ``dataset``, in the session's transaction.
 
@@ -109,6 +111,10 @@ def ingest(
     decoded
         ``path`` as :func:`decode_source` already opened it (say, to size a
         progress bar), so that its headers are not read twice.
+    on_wait
+        Called with a message when another ingest of ``dataset`` holds its lock
+        (PostgreSQL); this one waits for it, then sees what it committed. On
+        SQLite the session's write lock already orders ingests.
 
     Returns
     -------
@@ -124,6 +130,7 @@ def ingest(
     if decoded is None:
         decoded = decode_source(path)
     result = IngestResult(name, decoded.format, dict(decoded.counts), decoded.files)
+    lock_dataset(session.connection(), name, on_wait)
     row = session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
     if row is None:
         row = Dataset(name=name)
