@@ -103,6 +103,10 @@ def upgrade(engine: Engine, revision: str = "head", on_wait: OnWait | None = Non
     cfg = alembic_config(engine)
     with translated(engine), engine.connect() as connection:
         connection = connection.execution_options(sqlite_immediate=True)
+        # One transaction for the whole upgrade, begun before Alembic looks: Alembic
+        # then leaves it alone (on SQLite it would otherwise commit after each
+        # revision, letting another client in between with a stale idea of the head).
+        connection.begin()
         lock_migrations(connection, on_wait)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
