@@ -318,8 +318,27 @@ def _prepare_root(out_dir: Path) -> Path:
         msg = f"Cannot write into export folder {out_dir}: permission denied"
         raise ExportError(msg)
     for stale in out_dir.glob(f".*{TEMP_MARK}-*"):
-        stale.unlink(missing_ok=True)  # lists left by an interrupted export
+        if abandoned(stale):
+            stale.unlink(missing_ok=True)  # lists left by an interrupted export
     return out_dir.resolve()
+
+
+def abandoned(temp: Path) -> bool:
+    """Whether the process that writes ``temp`` (its pid ends the name) is gone.
+
+    Another export into the same folder may be writing it right now; only the
+    temporary files of processes that died are removed.
+    """
+    pid = temp.name.rpartition("-")[2]
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _make_folders(root: Path, relative_dirs: set[str]) -> None:
@@ -336,7 +355,8 @@ def _make_folders(root: Path, relative_dirs: set[str]) -> None:
             msg = f"Cannot create folder {folder} in export folder {root}: {exc.strerror}"
             raise ExportError(msg) from None
         for stale in folder.glob(f".*{TEMP_MARK}-*"):
-            stale.unlink(missing_ok=True)  # left by an interrupted export
+            if abandoned(stale):
+                stale.unlink(missing_ok=True)  # left by an interrupted export
 
 
 class _Lists:
