@@ -31,7 +31,7 @@ def reader_url(backend: str, db_url: str, pg_admin: Engine) -> Iterator[tuple[st
         pytest.skip("roles are PostgreSQL's")
     with Catalog.open(db_url) as catalog:
         catalog.ingest(TINY, dataset="tiny")
-    schema = make_url(db_url).query["options"].partition("=")[2]
+    schema = schema_of(db_url)
     role = f"reader_{uuid.uuid4().hex[:8]}"
     with pg_admin.connect() as conn:
         conn.execute(text(f"CREATE ROLE {role} LOGIN"))
@@ -46,6 +46,11 @@ def reader_url(backend: str, db_url: str, pg_admin: Engine) -> Iterator[tuple[st
             conn.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM {role}'))
             conn.execute(text(f'REVOKE ALL ON SCHEMA "{schema}" FROM {role}'))
             conn.execute(text(f"DROP ROLE {role}"))
+
+
+def schema_of(url: str) -> str:
+    """The schema conftest put in the URL's ``options=-csearch_path=SCHEMA``."""
+    return str(make_url(url).query["options"]).partition("=")[2]
 
 
 def run(url: str, *args: str) -> tuple[int, str, str]:
@@ -104,7 +109,7 @@ def test_a_select_only_role_on_an_empty_schema_cannot_create_it(
     """Opening an empty catalog would create its tables; a role that may not says so."""
     if backend != "postgresql":
         pytest.skip("roles are PostgreSQL's")
-    schema = make_url(db_url).query["options"].partition("=")[2]
+    schema = schema_of(db_url)
     role = f"reader_{uuid.uuid4().hex[:8]}"
     with pg_admin.connect() as conn:
         conn.execute(text(f"CREATE ROLE {role} LOGIN"))
