@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
     Engine,
     ForeignKey,
     Index,
@@ -39,6 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.dml import Insert
 
+from catalog.dbtypes import UTCDateTime, detect_bytewise_collation
 from catalog.errors import CatalogLocationError, CatalogReadOnlyError, MissingExtraError
 
 #: Environment variable naming the catalog when ``--db`` is not given.
@@ -74,7 +74,7 @@ class Dataset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
@@ -99,7 +99,7 @@ class Source(Base):
     md5: Mapped[str] = mapped_column(String(32))  # decoded content
     genuine: Mapped[str | None] = mapped_column(String(96))  # "mnist/train-images-idx3-ubyte.gz"
     note: Mapped[str | None] = mapped_column(Text)
-    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="sources")
 
@@ -131,7 +131,7 @@ class Export(Base):
     __tablename__ = "exports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     root: Mapped[str] = mapped_column(Text)  # absolute path of the export folder
     selection: Mapped[dict[str, Any]] = mapped_column(JSON)
     layout: Mapped[str] = mapped_column(String(16))
@@ -152,7 +152,7 @@ class ExportedFile(Base):
     format: Mapped[str] = mapped_column(String(8))
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))  # of the file bytes
-    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def bulk_executor(
@@ -270,7 +270,7 @@ def make_engine(location: str | Path | None = None) -> Engine:
         _configure_sqlite(engine)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
         driver = (exc.name or url.drivername).split(".")[0]
         extra = ' (pip install "mnist-catalog[postgres]")' if "postgres" in url.drivername else ""
@@ -279,6 +279,9 @@ def make_engine(location: str | Path | None = None) -> Engine:
             f"its driver {driver} is not installed{extra}"
         )
         raise MissingExtraError(msg) from None
+    if url.get_backend_name() == "postgresql":
+        detect_bytewise_collation(engine)
+    return engine
 
 
 def check_writable(engine: Engine) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.dbtypes import bytewise
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
 
 # Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
@@ -118,7 +119,7 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
-    return ds, query.order_by(Image.split, Image.index)
+    return ds, query.order_by(bytewise(Image.split), Image.index)
 
 
 def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
@@ -309,12 +310,12 @@ def get_image(
 def list_datasets(session: Session) -> list[DatasetSummary]:
     """Every dataset with its splits, per-label counts and sources."""
     summaries: list[DatasetSummary] = []
-    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)):
+    for dataset in session.scalars(select(Dataset).order_by(bytewise(Dataset.name))):
         counts = session.execute(
             select(Image.split, Image.label, func.count())
             .where(Image.dataset_id == dataset.id)
             .group_by(Image.split, Image.label)
-            .order_by(Image.split, Image.label)
+            .order_by(bytewise(Image.split), Image.label)
         ).all()
         splits: dict[str, int] = {}
         labels: dict[str, list[int]] = {}
