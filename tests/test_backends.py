@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ def answers(url: str, source: Path, out: Path) -> dict[str, object]:
             "exported": sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")),
             "created": [s.created_at[-6:] for s in summaries],
             "stamps_aware": all(
-                s.tzinfo is not None and s.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+                s.tzinfo is not None and s.utcoffset() == timedelta(0)
                 for s in stamps
             ),
             "stamps_recent": all(
