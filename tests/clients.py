@@ -33,6 +33,22 @@ def spawn(db_url: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def start(db_url: str, *args: str) -> subprocess.Popen[str]:
+    """Start one command and let it go as soon as it is imported."""
+    proc = spawn(db_url, *args)
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout.readline() == "ready\n", proc.communicate()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    return proc
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Outcome:
+    out, err = proc.communicate(timeout=timeout)
+    return Outcome(proc.returncode, out, err)
+
+
 def run_together(db_url: str, commands: Sequence[Sequence[str]]) -> list[Outcome]:
     """Start every command, wait until all are imported, let them go together."""
     procs = [spawn(db_url, *command) for command in commands]
