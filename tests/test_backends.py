@@ -83,8 +83,7 @@ def answers(url: str, source: Path, out: Path) -> dict[str, object]:
             "exported": sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")),
             "created": [s.created_at[-6:] for s in summaries],
             "stamps_aware": all(
-                s.tzinfo is not None and s.utcoffset() == timedelta(0)
-                for s in stamps
+                s.tzinfo is not None and s.utcoffset() == timedelta(0) for s in stamps
             ),
             "stamps_recent": all(
                 abs((datetime.now(UTC) - s).total_seconds()) < 600 for s in stamps
