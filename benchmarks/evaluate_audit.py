@@ -21,8 +21,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from catalog.label_errors import METHODS, rank_label_errors
-from catalog.near_duplicates import (
+from catalog.audit.label_model import METHODS, rank_label_errors
+from catalog.audit.neighbours import (
     DEFAULT_THRESHOLD,
     find_near_duplicates,
     near_duplicate_distance,

@@ -127,13 +127,13 @@ class Catalog:
 
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""
-        from catalog.report import render_text
+        from catalog.audit.report import render_text
 
         return render_text(report)
 
     def audit_html(self, report: AuditReport) -> str:
         """The HTML page for ``report``, with its contact sheets."""
-        from catalog.report import render_html
+        from catalog.audit.html_report import render_html
 
         with db.session_scope(self.engine) as session:
             return render_html(report, session)

@@ -5,12 +5,14 @@ Filters combine with AND and are compiled to SQL with bound parameters, so the
 ``(dataset, split, label)`` index does the work. Random samples are drawn by
 numpy's PCG64 from the ids SQL selected, in ``(split, index)`` order, so the
 same seed picks the same images in any process, on any machine and backend.
+
+The types answers come in, and the listings that need no selection (datasets,
+exports), live in :mod:`catalog.records`; they are importable from here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -18,11 +20,33 @@ import numpy.typing as npt
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.db import Dataset, ExportedFile, Image
 from catalog.dbtypes import bytewise
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+from catalog.records import DatasetSummary, ImageRow, PixelBlock, list_datasets, list_exports
+
+__all__ = [
+    "CHUNK",
+    "ORDERS",
+    "POSITION",
+    "DatasetSummary",
+    "ImageRow",
+    "PixelBlock",
+    "Selection",
+    "count_images",
+    "count_selected",
+    "dataset_id",
+    "get_image",
+    "iter_pixel_blocks",
+    "iter_rows",
+    "list_datasets",
+    "list_exports",
+    "load_arrays",
+    "select_ids",
+]
 
 # Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
+from catalog.selection import ORDERS as ORDERS  # noqa: PLC0414
 from catalog.selection import Selection as Selection  # noqa: PLC0414
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
@@ -32,45 +56,6 @@ CHUNK = 4096
 #: The index column, labelled so rows expose it as ``row.idx`` (``Row.index`` is
 #: the tuple method).
 POSITION = Image.index.label("idx")
-
-
-@dataclass(frozen=True)
-class ImageRow:
-    """One selected image, without its pixels."""
-
-    id: int
-    dataset: str
-    split: str
-    index: int
-    label: int
-    sha256: str
-    paths: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PixelBlock:
-    """A chunk of selected images with their pixels, in selection order."""
-
-    ids: npt.NDArray[np.int64]
-    dataset_ids: npt.NDArray[np.int64]
-    splits: list[str]
-    indices: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
-    sha256: list[str]
-    pixels: npt.NDArray[np.uint8]  # (n, height, width)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass
-class DatasetSummary:
-    name: str
-    created_at: str
-    splits: dict[str, int]
-    label_counts: dict[str, list[int]]
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    genuine: str | None = None  # e.g. "mnist" when every source is a genuine file of it
 
 
 def dataset_id(session: Session, name: str | None) -> int:
@@ -305,72 +290,3 @@ def get_image(
         raise ImageNotFoundError(msg)
     pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
     return ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256), pixels
-
-
-def list_datasets(session: Session) -> list[DatasetSummary]:
-    """Every dataset with its splits, per-label counts and sources."""
-    summaries: list[DatasetSummary] = []
-    for dataset in session.scalars(select(Dataset).order_by(bytewise(Dataset.name))):
-        counts = session.execute(
-            select(Image.split, Image.label, func.count())
-            .where(Image.dataset_id == dataset.id)
-            .group_by(Image.split, Image.label)
-            .order_by(bytewise(Image.split), Image.label)
-        ).all()
-        splits: dict[str, int] = {}
-        labels: dict[str, list[int]] = {}
-        for split, label, n in counts:
-            splits[split] = splits.get(split, 0) + n
-            labels.setdefault(split, [0] * 10)[label] = n
-        sources = session.scalars(
-            select(Source).where(Source.dataset_id == dataset.id).order_by(Source.id)
-        ).all()
-        kinds = {source.genuine.split("/")[0] if source.genuine else None for source in sources}
-        genuine = kinds.pop() if len(kinds) == 1 else None
-        summaries.append(
-            DatasetSummary(
-                name=dataset.name,
-                created_at=dataset.created_at.isoformat(),
-                splits=splits,
-                label_counts=labels,
-                sources=[
-                    {
-                        "uri": s.uri,
-                        "format": s.format,
-                        "role": s.role,
-                        "split": s.split,
-                        "size": s.size,
-                        "sha256": s.sha256,
-                        "md5": s.md5,
-                        "genuine": s.genuine,
-                        "note": s.note,
-                        "ingested_at": s.ingested_at.isoformat(),
-                    }
-                    for s in sources
-                ],
-                genuine=genuine,
-            )
-        )
-    return summaries
-
-
-def list_exports(session: Session) -> list[dict[str, Any]]:
-    """Every export, newest first, with the number of files on record for it."""
-    files = (
-        select(ExportedFile.export_id, func.count().label("files"))
-        .group_by(ExportedFile.export_id)
-        .subquery()
-    )
-    query = (
-        select(Export, func.coalesce(files.c.files, 0))
-        .outerjoin(files, files.c.export_id == Export.id)
-        .order_by(Export.id.desc())
-    )
-    return [
-        {
-            "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
-            "layout": export.layout, "format": export.format, "count": export.count,
-            "written": export.written, "files": int(n), "selection": export.selection,
-        }
-        for export, n in session.execute(query)
-    ]  # fmt: skip

@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
-from collections.abc import Callable, Mapping, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,18 @@ IDX_CODES = {
 }
 
 PICKLE_SPLITS = ("train", "val", "test")
+
+
+@contextmanager
+def traced_peak() -> Iterator[list[int]]:
+    """Trace allocations in the block; the list yielded holds their peak in bytes afterwards."""
+    tracemalloc.start()
+    peak: list[int] = []
+    try:
+        yield peak
+    finally:
+        peak.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
 
 
 def idx_bytes(array: npt.NDArray[np.generic]) -> bytes:

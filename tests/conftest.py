@@ -25,8 +25,11 @@ from catalog import Catalog
 
 HERE = Path(__file__).resolve().parent
 TINY = HERE / "data" / "tiny"
-#: The real MNIST files, beside the checkout (``shared/data/mnist``).
-MNIST_DIR = HERE.parents[1] / "shared" / "data" / "mnist"
+#: The real MNIST files, beside the checkout (``shared/data/mnist``), or where
+#: ``$MNIST_CATALOG_TEST_MNIST`` says (a worktree is not beside them).
+MNIST_DIR = Path(
+    os.environ.get("MNIST_CATALOG_TEST_MNIST") or HERE.parents[1] / "shared" / "data" / "mnist"
+)
 PG_URL = os.environ.get(
     "MNIST_CATALOG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -18,7 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from catalog import Catalog
-from catalog.audit import AuditReport, Finding, robust_z
+from catalog.audit import CHECKS, REGISTRY, AuditReport, Finding, robust_z
 from catalog.cli import app
 
 PER_CLASS_TRAIN, PER_CLASS_TEST = 40, 10
@@ -231,3 +231,8 @@ def test_audit_of_one_split_reports_only_that_split(planted: tuple[Catalog, Path
     assert "leak-across-splits" not in found  # its train half is outside too
     ranking = report.summary["label-errors"]["planted"]["ranking"]
     assert list(ranking) == ["test"]
+
+
+def test_every_check_is_registered_once() -> None:
+    """The registry runs exactly the checks reports list."""
+    assert sorted(REGISTRY) == sorted(CHECKS)

@@ -99,32 +99,34 @@ def _link_outside(root: Path) -> None:
 
 x6, y6 = random_digits(6, seed=4)
 xf = x6.reshape(6, -1).astype(np.float32) / 256
-CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+#: case -> (build the bad source, fragments the one-line error must hold: the file, what was
+#: expected and what was found)
+CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     # IDX
-    "idx wrong magic": (lambda t: idx_folder(t / "s", b"\x00\x01\x08\x03" + IMAGES[4:]), "magic number 00010803"),
-    "idx unknown dtype code": (lambda t: idx_folder(t / "s", b"\x00\x00\x07\x03" + IMAGES[4:], gz=False), "unknown IDX type code 0x07"),
-    "idx dims do not match the length": (lambda t: idx_folder(t / "s", IMAGES[:-10], gz=False), "implies 2,368"),
-    "idx image and label counts disagree": (lambda t: idx_folder(t / "s", IMAGES, idx_bytes(np.array([1], np.uint8))), "has 3 images but"),
-    "idx header claims 2^31 images": (lambda t: idx_folder(t / "s", b"\x00\x00\x08\x03" + struct.pack(">III", 2**31, 28, 28)), "claims 2,147,483,648 items"),
-    "idx truncated gzip": (lambda t: _truncated_gz(t), "train-images-idx3-ubyte.gz"),
-    "idx .gz that is not gzip": (lambda t: _garbage_gz(t), "train-images-idx3-ubyte.gz"),
-    "empty file": (lambda t: _empty(t), "is empty"),
+    "idx wrong magic": (lambda t: idx_folder(t / "s", b"\x00\x01\x08\x03" + IMAGES[4:]), ("train-images-idx3-ubyte.gz is not an IDX file", "magic number 00010803 should start with 0000")),
+    "idx unknown dtype code": (lambda t: idx_folder(t / "s", b"\x00\x00\x07\x03" + IMAGES[4:], gz=False), ("train-images-idx3-ubyte has unknown IDX type code 0x07", "expected one of 0x08")),
+    "idx dims do not match the length": (lambda t: idx_folder(t / "s", IMAGES[:-10], gz=False), ("train-images-idx3-ubyte has 2,358 bytes", "(3x28x28) implies 2,368")),
+    "idx image and label counts disagree": (lambda t: idx_folder(t / "s", IMAGES, idx_bytes(np.array([1], np.uint8))), ("train-images-idx3-ubyte.gz has 3 images but train-labels-idx1-ubyte.gz has 1 labels",)),
+    "idx header claims 2^31 images": (lambda t: idx_folder(t / "s", b"\x00\x00\x08\x03" + struct.pack(">III", 2**31, 28, 28)), ("train-images-idx3-ubyte.gz claims 2,147,483,648 items", "more than the 10,000,000")),
+    "idx truncated gzip": (lambda t: _truncated_gz(t), ("train-images-idx3-ubyte.gz", "corrupt or truncated gzip data while reading images 0-2")),
+    "idx .gz that is not gzip": (lambda t: _garbage_gz(t), ("Cannot decompress", "train-images-idx3-ubyte.gz: not a valid gzip file")),
+    "empty file": (lambda t: _empty(t), ("empty.npz is empty",)),
     # pickle
-    "pickle calling os.system": (hostile("os.system"), "os.system"),
-    "pickle calling builtins.eval": (hostile("builtins.eval"), "builtins.eval"),
-    "pickle calling subprocess.Popen": (hostile("subprocess.Popen"), "subprocess.Popen"),
-    "pickle of the wrong shape": (classic_pickle(((xf[:, :100], y6), (xf, y6))), "mnist.pkl.gz"),
-    "pickle with labels outside 0-9": (classic_pickle(((xf, y6 + 10), (xf, y6))), "mnist.pkl.gz"),
-    "pickle of the wrong dtype": (classic_pickle(((xf.astype(np.complex64), y6), (xf, y6))), "mnist.pkl.gz"),
+    "pickle calling os.system": (hostile("os.system"), ("mnist.pkl.gz: it references os.system", "only numpy arrays are allowed")),
+    "pickle calling builtins.eval": (hostile("builtins.eval"), ("mnist.pkl.gz: it references builtins.eval", "only numpy arrays are allowed")),
+    "pickle calling subprocess.Popen": (hostile("subprocess.Popen"), ("mnist.pkl.gz: it references subprocess.Popen", "only numpy arrays are allowed")),
+    "pickle of the wrong shape": (classic_pickle(((xf[:, :100], y6), (xf, y6))), ("mnist.pkl.gz: expected one image size in all splits", "found train 10x10, test 28x28")),
+    "pickle with labels outside 0-9": (classic_pickle(((xf, y6 + 10), (xf, y6))), ("mnist.pkl.gz: expected train labels 0-9", f"found {y6[0] + 10} at index 0")),
+    "pickle of the wrong dtype": (classic_pickle(((xf.astype(np.complex64), y6), (xf, y6))), ("mnist.pkl.gz: it builds an array of dtype complex64", "only bool, integer and float arrays are allowed")),
     # npz
-    "npz with an object array": (npz(x_train=np.array([object()] * 2, dtype=object), y_train=y6, x_test=x6, y_test=y6), "mnist.npz"),
-    "npz missing keys": (npz(x_train=x6, y_train=y6), "mnist.npz"),
-    "npz lengths disagree": (npz(x_train=x6, y_train=y6[:4], x_test=x6, y_test=y6), "mnist.npz"),
+    "npz with an object array": (npz(x_train=np.array([object()] * 2, dtype=object), y_train=y6, x_test=x6, y_test=y6), ("x_train from", "mnist.npz: it is an array of dtype object", "expected a numeric array")),
+    "npz missing keys": (npz(x_train=x6, y_train=y6), ("mnist.npz: expected arrays x_test and y_test", "found no x_test or y_test")),
+    "npz lengths disagree": (npz(x_train=x6, y_train=y6[:4], x_test=x6, y_test=y6), ("mnist.npz: expected 6 y_train labels (one per image in x_train), found 4",)),
     # image folders
-    "folder with a truncated image": (folder(_truncate_first_png), "000000_"),
-    "folder with a name that does not parse": (folder(_bad_name), "seven.png"),
-    "folder with mixed image sizes": (folder(_mixed_sizes), "expected 32x32"),
-    "folder with a symlink outside": (folder(_link_outside), "000099_1.png"),
+    "folder with a truncated image": (folder(_truncate_first_png), ("Cannot decode image train/000000_", "pngs: image file is truncated")),
+    "folder with a name that does not parse": (folder(_bad_name), ("train/seven.png in", "expected <index>_<label>.")),
+    "folder with mixed image sizes": (folder(_mixed_sizes), ("train/000001_", "pngs is 28x28, expected 32x32")),
+    "folder with a symlink outside": (folder(_link_outside), ("train/000099_1.png in", "outside.png, outside the folder")),
 }  # fmt: skip
 
 
@@ -154,14 +156,15 @@ def test_bad_input_is_one_line_exit_1_and_the_catalog_is_unchanged(
     runner = CliRunner()
     assert runner.invoke(app, ["--db", db_url, "ingest", str(TINY), "-d", "tiny"]).exit_code == 0
     before = runner.invoke(app, ["--db", db_url, "datasets", "--json"]).stdout
-    build, fragment = CASES[case]
+    build, fragments = CASES[case]
     source = build(tmp_path)
     result = runner.invoke(app, ["--db", db_url, "ingest", str(source), "-d", "bad"])
     assert result.exit_code == 1, result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith("Error: ")
     assert result.stderr.count("\n") == 1
-    assert fragment in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
     assert "Traceback" not in result.stderr
     assert runner.invoke(app, ["--db", db_url, "datasets", "--json"]).stdout == before
     assert not Path("/tmp/pwned").exists()

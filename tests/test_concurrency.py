@@ -24,7 +24,8 @@ from sqlalchemy import select
 
 from catalog import Catalog, db
 from catalog.db import ExportedFile
-from catalog.export import TEMP_MARK, encode
+from catalog.export.atomic import TEMP_MARK
+from catalog.export.encoders import encode
 
 RUN_CLI = Path(__file__).parent / "scripts" / "run_cli.py"
 TINY = Path(__file__).parent / "data" / "tiny"

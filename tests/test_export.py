@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from catalog import Catalog, db
 from catalog.db import ExportedFile
 from catalog.errors import ExportConflictError, ExportError
-from catalog.export import TEMP_MARK, encode
+from catalog.export.atomic import TEMP_MARK
+from catalog.export.encoders import encode
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ from typer.testing import CliRunner
 from catalog import Catalog, db
 from catalog.cli import app
 from catalog.db import Dataset, ExportedFile, Image, Source
-from catalog.export import TEMP_MARK, encode
+from catalog.export.atomic import TEMP_MARK
+from catalog.export.encoders import encode
 
 RUN_CLI = Path(__file__).parent / "scripts" / "run_cli.py"
 SEED = 20240611

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from test_near_duplicates import synthetic_digits
 
-from catalog.label_errors import LabelErrorScores, rank_label_errors
+from catalog.audit.label_model import LabelErrorScores, rank_label_errors
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

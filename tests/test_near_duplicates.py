@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from catalog.near_duplicates import (
+from catalog.audit.neighbours import (
     DEFAULT_THRESHOLD,
     NearDuplicatePair,
     find_near_duplicates,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import idx_bytes, random_digits, write_idx_pair
+from builders import idx_bytes, random_digits, traced_peak, write_idx_pair
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.errors import CatalogError, SourceFormatError
-from catalog.sources import detect_format
+from catalog.sources import BATCH_SIZE, detect_format
 from catalog.sources.idx import read_idx
 
 TINY = Path(__file__).parent / "data" / "tiny"
@@ -103,7 +103,6 @@ GOOD_LABELS = idx_bytes(np.array([1, 2, 3], dtype=np.uint8))
         (b"\x00\x00\x07\x03" + GOOD_IMAGES[4:], GOOD_LABELS, "unknown IDX type code 0x07"),
         (GOOD_IMAGES[:-10], GOOD_LABELS, "has 2,358 bytes but its header (3x28x28) implies 2,368"),
         (GOOD_IMAGES, idx_bytes(np.array([1, 2], dtype=np.uint8)), "has 3 images but train-labels-idx1-ubyte has 2 labels"),
-        (GOOD_IMAGES, idx_bytes(np.array([1, 2, 12], dtype=np.uint8)), "has label 12 at index 2: labels must be 0-9"),
         (b"\x00\x00\x08\x03" + struct.pack(">III", 2**31, 28, 28), GOOD_LABELS, "claims 2,147,483,648 items"),
         (b"\x00\x00\x08\x03" + struct.pack(">III", 3, 0, 28), GOOD_LABELS, "claims images of 0x28"),
         (b"", GOOD_LABELS, "is truncated: expected 4 bytes of the IDX magic number, found 0"),
@@ -114,8 +113,22 @@ def test_bad_raw_headers_are_refused_before_any_batch(
     tmp_path: Path, images: bytes, labels: bytes, message: str
 ) -> None:
     folder = _pair(tmp_path, images, labels)
+    # read_idx itself refuses: no Decoded, so no batch can ever be yielded.
     with pytest.raises(SourceFormatError, match=re.escape(message)):
-        read_all(folder)
+        read_idx(folder)
+
+
+def test_labels_out_of_range_are_refused_before_the_first_batch(tmp_path: Path) -> None:
+    # Labels are read when streaming starts, before the first batch of images.
+    labels = idx_bytes(np.array([1, 2, 12] * (BATCH_SIZE // 3 + 1), dtype=np.uint8))
+    count = len(labels) - 8
+    images = idx_bytes(np.zeros((count, 28, 28), dtype=np.uint8))
+    decoded = read_idx(_pair(tmp_path, images, labels))
+    assert decoded.counts == {"train": count}
+    with pytest.raises(
+        SourceFormatError, match=re.escape("has label 12 at index 2: labels must be 0-9")
+    ):
+        next(decoded.batches)
 
 
 def test_gzip_length_mismatch_found_while_streaming(tmp_path: Path) -> None:
@@ -131,7 +144,8 @@ def test_truncated_gzip_is_a_format_error(tmp_path: Path) -> None:
     folder = _pair(tmp_path, GOOD_IMAGES, GOOD_LABELS, gz=True)
     path = folder / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-12])
-    with pytest.raises(SourceFormatError, match="truncated"):
+    expected = f"Cannot read {path}: corrupt or truncated gzip data while reading images 0-2"
+    with pytest.raises(SourceFormatError, match=re.escape(expected)):
         list(read_idx(folder).batches)
 
 
@@ -144,13 +158,21 @@ def test_gz_name_that_is_not_gzip_is_read_by_content(tmp_path: Path) -> None:
 def test_gz_that_is_garbage_after_the_magic_is_a_format_error(tmp_path: Path) -> None:
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(GOOD_LABELS))
-    with pytest.raises(SourceFormatError, match=re.escape("train-images-idx3-ubyte.gz")):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    expected = (
+        f"Cannot read {path}: corrupt or truncated gzip data while reading the IDX magic number"
+    )
+    with pytest.raises(SourceFormatError, match=re.escape(expected)):
         list(read_idx(tmp_path).batches)
 
 
 def test_missing_labels_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "train-images-idx3-ubyte").write_bytes(GOOD_IMAGES)
-    with pytest.raises(SourceFormatError, match="No labels file found beside"):
+    expected = (
+        f"No labels file found beside {tmp_path / 'train-images-idx3-ubyte'} "
+        "(looked for train-labels-idx1-ubyte)"
+    )
+    with pytest.raises(SourceFormatError, match=re.escape(expected)):
         read_idx(tmp_path)
 
 
@@ -164,12 +186,17 @@ def test_random_bytes_give_a_result_or_a_catalog_error(
     folder = tmp_path / "random"
     folder.mkdir(exist_ok=True)
     _pair(folder, data, GOOD_LABELS, gz=gz)
-    try:
-        decoded = read_idx(folder)
-        total = sum(len(b.indices) for b in decoded.batches)
-    except CatalogError:
-        return
-    assert total == decoded.counts["train"]
+    error = ""
+    with traced_peak() as peak:
+        try:
+            decoded = read_idx(folder)
+            total = sum(len(b.indices) for b in decoded.batches)
+        except CatalogError as exc:
+            error = str(exc)
+            total = None
+    assert "MemoryError" not in error  # a large allocation that failed
+    assert peak[0] < 16 * 2**20  # a few KB of file must not cost more
+    assert total is None or total == decoded.counts["train"]
 
 
 @settings(
@@ -189,9 +216,14 @@ def test_mutated_headers_give_a_result_or_a_catalog_error(
     folder = tmp_path / "mutated"
     folder.mkdir(exist_ok=True)
     _pair(folder, bytes(mutated), GOOD_LABELS)
-    try:
-        decoded = read_idx(folder)
-        arrays = [b.pixels for b in decoded.batches]
-    except CatalogError:
-        return
-    assert sum(len(a) for a in arrays) == 3
+    error = ""
+    with traced_peak() as peak:
+        try:
+            decoded = read_idx(folder)
+            arrays = [b.pixels for b in decoded.batches]
+        except CatalogError as exc:
+            error = str(exc)
+            arrays = None
+    assert "MemoryError" not in error  # a large allocation that failed
+    assert peak[0] < 16 * 2**20
+    assert arrays is None or sum(len(a) for a in arrays) == 3

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import os
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from builders import random_digits, write_pickle_gz, write_py2_pickle_gz
+from builders import random_digits, traced_peak, write_pickle_gz, write_py2_pickle_gz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.errors import CatalogError, SourceFormatError, UnsafePickleError
 from catalog.sources import BATCH_SIZE, Decoded
-from catalog.sources import pickle as pickle_source
-from catalog.sources.pickle import NOTE_255, NOTE_256, read_pickle
+from catalog.sources import classic_pickle as pickle_source
+from catalog.sources.classic_pickle import NOTE_255, NOTE_256, read_pickle
 
 X, Y = random_digits(40, seed=7)
 SPLITS = {"train": (X[:20], Y[:20]), "val": (X[20:28], Y[20:28]), "test": (X[28:], Y[28:])}
@@ -249,18 +253,58 @@ def test_array_data_must_match_its_shape(tmp_path: Path) -> None:
         read_pickle(path)
 
 
+#: Reads a pickle under an address-space limit 256 MiB above what the process
+#: already maps, so an allocation the size of a claim fails instead of swapping;
+#: prints the error and the peak of traced allocations as JSON.
+CLAIM_PROBE = """
+import json, resource, sys, tracemalloc
+from pathlib import Path
+from catalog.errors import CatalogError
+from catalog.sources.classic_pickle import read_pickle
+with open("/proc/self/statm") as statm:
+    mapped = int(statm.read().split()[0]) * resource.getpagesize()
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 256 * 2**20, hard))
+tracemalloc.start()
+try:
+    read_pickle(Path(sys.argv[1]))
+    result = {"error": None}
+except CatalogError as exc:
+    result = {"error": type(exc).__name__, "message": str(exc)}
+result["peak"] = tracemalloc.get_traced_memory()[1]
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(
-    "content",
+    ("content", "claim"),
     [
-        b"\x80\x02Nr\xff\xff\xff\x7f.",  # LONG_BINPUT 2**31: the C unpickler zeroes a 16 GB memo
-        b"\x80\x05\x96\x00\x00\x00\x00\x10\x00\x00\x00abc.",  # BYTEARRAY8 claiming 64 TB
+        # LONG_BINPUT 2**31 - 1: the C unpickler would grow its memo to 16 GB for it.
+        (b"\x80\x02Nr\xff\xff\xff\x7f.", "expected a memo index of at most 0 at byte 3, found 2147483647"),
+        # BYTEARRAY8 claiming 64 GiB with 4 bytes behind it: the unpickler allocates before reading.
+        (b"\x80\x05\x96\x00\x00\x00\x00\x10\x00\x00\x00abc.", "expected 68719476736 bytes in a bytearray8, but only 4 remain"),
     ],
-)
-def test_claims_cost_only_what_the_file_holds(tmp_path: Path, content: bytes) -> None:
+)  # fmt: skip
+def test_claims_cost_only_what_the_file_holds(tmp_path: Path, content: bytes, claim: str) -> None:
     path = tmp_path / "claim.pkl"
     path.write_bytes(content)
-    with pytest.raises(SourceFormatError, match=re.escape(str(path))):
-        read_pickle(path)
+    root = Path(__file__).parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", CLAIM_PROBE, str(path)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr  # a MemoryError escaping would fail here
+    result = json.loads(run.stdout)
+    # The refusal names the claim, so it came from the check, not from a failed allocation.
+    assert result["error"] == "SourceFormatError"
+    assert str(path) in result["message"]
+    assert claim in result["message"]
+    assert result["peak"] < 8 * 2**20
 
 
 def test_decompressed_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -303,7 +347,7 @@ LABELS = Y[:4]
         ),
         (
             ((FLOATS, LABELS[:3]), (FLOATS, LABELS)),
-            "expected as many train labels as images (4), found 3",
+            "expected 4 train labels (one per image in train images), found 3",
         ),
         (
             ((FLOATS, LABELS.astype(np.float64)), (FLOATS, LABELS)),
@@ -343,15 +387,21 @@ def test_pixel_values_outside_unit_range(tmp_path: Path, value: float, shown: st
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "Cannot unpickle"),
-        (b"\x80\x02K\x01", "Cannot unpickle"),
-        (pickle.dumps(((FLOATS, LABELS), (FLOATS, LABELS))) + b"extra", "expected the file to end"),
+        (b"", "Cannot unpickle {path}: ValueError: pickle exhausted before seeing STOP"),
+        (
+            b"\x80\x02K\x01",
+            "Cannot unpickle {path}: ValueError: pickle exhausted before seeing STOP",
+        ),
+        (
+            pickle.dumps(((FLOATS, LABELS), (FLOATS, LABELS))) + b"extra",
+            "Invalid pickle {path}: expected the file to end after the pickle, found more data",
+        ),
     ],
 )
 def test_truncated_or_trailing_data(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.pkl"
     path.write_bytes(content)
-    with pytest.raises(SourceFormatError, match=re.escape(message)):
+    with pytest.raises(SourceFormatError, match=re.escape(message.format(path=path))):
         read_pickle(path)
 
 
@@ -359,13 +409,19 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     good = write_pickle_gz(tmp_path / "good.pkl.gz", SPLITS)
     path = tmp_path / "cut.pkl.gz"
     path.write_bytes(good.read_bytes()[:-100])
-    with pytest.raises(SourceFormatError, match=re.escape(f"Cannot decompress {path}")):
+    with pytest.raises(
+        SourceFormatError,
+        match=re.escape(f"Cannot decompress {path}: corrupt or truncated gzip data"),
+    ):
         read_pickle(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SourceFormatError, match="Cannot read"):
-        read_pickle(tmp_path / "nope.pkl")
+    path = tmp_path / "nope.pkl"
+    with pytest.raises(
+        SourceFormatError, match=re.escape(f"Cannot read {path}: FileNotFoundError")
+    ):
+        read_pickle(path)
 
 
 # Properties ---------------------------------------------------------------------
@@ -375,15 +431,19 @@ SMALL_5 = pickle.dumps(((FLOATS[:2], LABELS[:2]), (FLOATS[2:], LABELS[2:])), pro
 
 
 def read_fully(path: Path) -> None:
-    """Read ``path``; only a full Decoded or a CatalogError may come out."""
-    try:
-        decoded = read_pickle(path)
-        for batch in decoded.batches:
-            assert batch.pixels.dtype == np.uint8
-            assert batch.labels.min(initial=0) >= 0
-            assert batch.labels.max(initial=0) <= 9
-    except CatalogError:
-        pass
+    """Read ``path``; only a full Decoded or a CatalogError may come out, with no large allocation."""
+    error = ""
+    with traced_peak() as peak:
+        try:
+            decoded = read_pickle(path)
+            for batch in decoded.batches:
+                assert batch.pixels.dtype == np.uint8
+                assert batch.labels.min(initial=0) >= 0
+                assert batch.labels.max(initial=0) <= 9
+        except CatalogError as exc:
+            error = str(exc)
+    assert "MemoryError" not in error  # a large allocation that failed
+    assert peak[0] < 16 * 2**20
 
 
 PROPERTY = settings(

@@ -191,7 +191,7 @@ class HashingReader:
 #: Reader modules by format name; imported on first use.
 READERS: dict[str, tuple[str, str]] = {
     "idx": ("catalog.sources.idx", "read_idx"),
-    "pickle": ("catalog.sources.pickle", "read_pickle"),
+    "pickle": ("catalog.sources.classic_pickle", "read_pickle"),
     "npz": ("catalog.sources.npz", "read_npz"),
     "folder": ("catalog.sources.folder", "read_folder"),
 }

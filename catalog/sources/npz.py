@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
 from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
+from catalog.sources.checks import check_labels, square_images
 
 #: Split names in the order they are read, with their (images, labels) keys.
 SPLIT_KEYS = {
@@ -131,24 +132,11 @@ def _check_split(
     if x.dtype != np.uint8:
         msg = f"Invalid npz {path}: expected {x_key} of dtype uint8, found {x.dtype}"
         raise SourceFormatError(msg)
-    side = math.isqrt(x.shape[1]) if x.ndim == 2 else 0
-    if x.ndim == 2 and side > 0 and side * side == x.shape[1]:
-        x = x.reshape(len(x), side, side)
+    x = square_images(x)
     if x.ndim != 3 or 0 in x.shape[1:]:
         msg = f"Invalid npz {path}: expected {x_key} of shape (n, height, width), found {x.shape}"
         raise SourceFormatError(msg)
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        msg = f"Invalid npz {path}: expected {y_key} as integers of shape (n,), found {y.dtype} {y.shape}"
-        raise SourceFormatError(msg)
-    if len(y) != len(x):
-        msg = f"Invalid npz {path}: expected {len(x)} labels in {y_key} (one per image in {x_key}), found {len(y)}"
-        raise SourceFormatError(msg)
-    bad = np.flatnonzero((y < 0) | (y > 9))
-    if bad.size:
-        msg = (
-            f"Invalid npz {path}: expected {y_key} labels 0-9, found {y[bad[0]]} at index {bad[0]}"
-        )
-        raise SourceFormatError(msg)
+    check_labels(y, len(x), f"Invalid npz {path}", y_key, x_key)
     return x, y
 
 

@@ -28,7 +28,8 @@ The search
 Comparing all 2.4 billion pairs with that measure is far too slow, so candidates come first:
 each image is despeckled (clamped to the range of its 8 neighbours, which removes isolated
 edited pixels), described by the magnitude of its low-frequency 2-D Fourier coefficients
-(unchanged by a shift that keeps the ink in the frame) and projected by PCA to 40 numbers.
+(unchanged by a shift that keeps the ink in the frame) and projected by PCA to 40 numbers
+(:func:`catalog.audit.features.candidate_features`).
 Pairs closer than ``candidate_radius`` in that space are found with a blocked float32 matrix
 product and verified with the exact measure. The radius defaults to
 :data:`CANDIDATE_RADIUS_PER_UNIT` times the threshold, calibrated on MNIST, where the planted
@@ -43,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from catalog.audit.features import OFFSETS, candidate_features
 
 __all__ = [
     "CANDIDATE_RADIUS_PER_UNIT",
@@ -67,12 +70,8 @@ LOSSY_TOLERANCE = 32.0
 CANDIDATE_RADIUS_PER_UNIT = 150.0
 """Candidate radius in feature space per unit of threshold (4,500 for the default 30)."""
 
-_FREQUENCIES = 8  # low frequencies kept per axis in the Fourier magnitude feature
-_COMPONENTS = 40  # PCA dimensions of the candidate feature
 _BLOCK = 4096  # images per block of the candidate matrix product
 _VERIFY_CHUNK = 2048  # pairs verified at once
-_CHUNK = 8192  # images per chunk when building features
-_OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -235,7 +234,7 @@ def find_candidate_pairs(
         if progress is not None and n:
             progress(n)
         return
-    features = _candidate_features(pixels)
+    features = candidate_features(pixels)
     # Sort by the first component: a pair closer than radius is closer than radius in it,
     # so a row block only meets the column blocks whose range overlaps its own +- radius.
     order = np.argsort(features[:, 0], kind="stable")
@@ -270,50 +269,6 @@ def _check_images(pixels: npt.NDArray[np.uint8], name: str) -> None:
         raise ValueError(msg)
 
 
-def _despeckle(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """Clamp every pixel to the range of its 8 neighbours (zero outside the frame)."""
-    h, w = pixels.shape[1:]
-    padded = np.pad(pixels, ((0, 0), (1, 1), (1, 1)))
-    low = np.full_like(pixels, 255)
-    high = np.zeros_like(pixels)
-    for dy, dx in _OFFSETS:
-        if dy == 0 and dx == 0:
-            continue
-        neighbour = padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-        np.minimum(low, neighbour, out=low)
-        np.maximum(high, neighbour, out=high)
-    return np.clip(pixels, low, high)
-
-
-def _fourier_magnitudes(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Low-frequency magnitudes of the 2-D Fourier transform of despeckled images."""
-    h, w = pixels.shape[1:]
-    fy = min(_FREQUENCIES, (h + 1) // 2)
-    fx = min(_FREQUENCIES, w // 2 + 1)
-    out: list[npt.NDArray[np.float32]] = []
-    for start in range(0, len(pixels), _CHUNK):
-        chunk = _despeckle(pixels[start : start + _CHUNK]).astype(np.float32)
-        spectrum = np.abs(np.fft.rfft2(chunk))[:, :, :fx]
-        rows = np.concatenate([spectrum[:, :fy], spectrum[:, h - fy + 1 :]], axis=1)
-        out.append(rows.reshape(len(chunk), -1).astype(np.float32))
-    return np.concatenate(out)
-
-
-def _candidate_features(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """PCA projection of the Fourier magnitudes (an orthogonal projection never adds distance)."""
-    features = _fourier_magnitudes(pixels)
-    mean = features.mean(axis=0, dtype=np.float64).astype(np.float32)
-    features -= mean
-    cov = (features.T @ features).astype(np.float64)
-    _, vectors = np.linalg.eigh(cov)
-    k = min(_COMPONENTS, features.shape[1])
-    basis = np.ascontiguousarray(vectors[:, ::-1][:, :k]).astype(np.float32)
-    # Fix each component's sign so the result does not depend on the eigen solver.
-    signs = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(k)])
-    basis *= np.where(signs == 0, 1, signs).astype(np.float32)
-    return np.ascontiguousarray(features @ basis)
-
-
 def _distances(
     first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8], threshold: float | None
 ) -> npt.NDArray[np.float64]:
@@ -325,7 +280,7 @@ def _distances(
     n_pixels = inner.shape[1]
     keep = max(n_pixels - EDIT_PIXELS, 0)
     best = np.full(m, np.inf, np.float64)
-    for dy, dx in _OFFSETS:
+    for dy, dx in OFFSETS:
         window = other[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx].reshape(m, -1)
         diff = np.abs(inner - window)
         excess = np.maximum(diff - np.float32(LOSSY_TOLERANCE), 0)

@@ -1,5 +1,5 @@
-"""Audit reports for people: a terminal summary and a self-contained HTML page
-with contact sheets of the images behind each finding."""
+"""Audit reports for people: a self-contained HTML page with contact sheets of the
+images behind each finding."""
 
 from __future__ import annotations
 
@@ -14,56 +14,13 @@ import numpy.typing as npt
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from catalog.audit import CHECKS, SEVERITIES, AuditReport, Finding, ImageRef
+from catalog.audit import CHECKS
+from catalog.audit.findings import SEVERITIES, AuditReport, Finding, ImageRef
 from catalog.db import Dataset, Image
 from catalog.pictures import contact_sheet
 
 #: Images drawn per finding on the HTML page.
 SHEET_LIMIT = 100
-#: Findings listed per check in the terminal summary.
-TEXT_LIMIT = 8
-MARKS = {"info": "·", "warning": "!", "error": "✗"}
-
-
-def render_text(report: AuditReport) -> str:
-    """A summary for the terminal: per check, the findings that matter most."""
-    counts = report.counts()
-    lines = [
-        f"Audit of {', '.join(report.datasets) or 'an empty catalog'}"
-        + (f" (splits {', '.join(report.splits)})" if report.splits else ""),
-        f"  {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info",
-    ]
-    for check in CHECKS:
-        if check not in report.checks:
-            continue
-        findings = sorted(
-            (f for f in report.findings if f.check == check),
-            key=lambda f: -SEVERITIES.index(f.severity),
-        )
-        seconds = sum(v for k, v in report.seconds.items() if k.endswith(check))
-        lines.append("")
-        lines.append(f"{check} ({seconds:.1f} s)")
-        if not findings:
-            lines.append("  ✓ nothing found")
-        for finding in findings[:TEXT_LIMIT]:
-            lines.append(f"  {MARKS[finding.severity]} {finding.severity:<7} {finding.message}")
-        if len(findings) > TEXT_LIMIT:
-            lines.append(f"  ... and {len(findings) - TEXT_LIMIT} more (see --json or --html)")
-        if check == "label-errors":
-            lines += _ranking_lines(report)
-    return "\n".join(lines)
-
-
-def _ranking_lines(report: AuditReport) -> list[str]:
-    out = []
-    for name, summary in report.summary.get("label-errors", {}).items():
-        for split, ranking in summary.get("ranking", {}).items():
-            top = ", ".join(
-                f"{r['index']} {r['label']}→{r['suggested']} ({r['score']:.2f})"
-                for r in ranking[:5]
-            )
-            out.append(f"  top suspects in {name} {split}: {top}")
-    return out
 
 
 def _load_pixels(session: Session, refs: Sequence[ImageRef]) -> list[npt.NDArray[np.uint8]]:

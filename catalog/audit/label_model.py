@@ -10,7 +10,8 @@ cross-fitting (folds drawn from ``seed``). Each model gives out-of-sample probab
 
 (cleanlab's ``rank_by="normalized_margin"``), in ``[-1, 1]``: positive when the model prefers
 another label, higher when it prefers it more. Images are described by their first 50
-principal components on the 0-1 pixel scale; the PCA sees pixels only, never labels.
+principal components on the 0-1 pixel scale (:func:`catalog.audit.features.pca_features`);
+the PCA sees pixels only, never labels.
 
 Scorers (``method=``):
 
@@ -35,6 +36,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from catalog.audit.features import pca_features
+
 __all__ = [
     "METHODS",
     "LabelErrorScores",
@@ -46,7 +49,6 @@ __all__ = [
 Method = Literal["mlp", "knn", "softmax"]
 METHODS: tuple[Method, ...] = ("mlp", "knn", "softmax")
 
-_COMPONENTS = 50
 _FOLDS = 5
 _NEIGHBOURS = 10
 _HIDDEN = 256
@@ -155,7 +157,7 @@ def rank_label_errors(
         msg = f"method must be one of {', '.join(METHODS)}, got {method!r}"
         raise ValueError(msg)
     probabilities = out_of_sample_probabilities(
-        _pca_features(pixels), given, test, classes, method=method, seed=seed, progress=progress
+        pca_features(pixels), given, test, classes, method=method, seed=seed, progress=progress
     )
     rows = np.arange(len(given))
     p_given = probabilities[rows, given]
@@ -225,30 +227,6 @@ def out_of_sample_probabilities(
         if progress is not None:
             progress(len(judge))
     return out
-
-
-def _pca_features(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """First principal components of the pixels on the 0-1 scale, scaled to unit mean variance."""
-    n = len(pixels)
-    flat = pixels.reshape(n, -1)
-    mean = flat.mean(axis=0, dtype=np.float64).astype(np.float32) / 255
-    cov = np.zeros((flat.shape[1], flat.shape[1]), np.float64)
-    chunk = 8192
-    for start in range(0, n, chunk):
-        block = flat[start : start + chunk].astype(np.float32) / 255 - mean
-        cov += block.T @ block
-    values, vectors = np.linalg.eigh(cov)
-    k = min(_COMPONENTS, flat.shape[1], max(n - 1, 1))
-    basis = np.ascontiguousarray(vectors[:, ::-1][:, :k]).astype(np.float32)
-    signs = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(k)])
-    basis *= np.where(signs == 0, 1, signs).astype(np.float32)
-    features = np.empty((n, k), np.float32)
-    for start in range(0, n, chunk):
-        block = flat[start : start + chunk].astype(np.float32) / 255 - mean
-        features[start : start + chunk] = block @ basis
-    scale = float(np.sqrt(max(values[::-1][:k].sum() / max(n, 1) / k, 1e-12)))
-    features /= np.float32(scale)
-    return features
 
 
 def _predict(

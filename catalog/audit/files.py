@@ -1,0 +1,154 @@
+"""Files: exported files against the disk.
+
+Missing, changed, unreadable, decoding to other pixels, and files in export folders the
+catalog does not know. Unlike the other checks it looks at the whole catalog at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.audit.context import AuditContext, Outcome
+from catalog.audit.findings import Finding, ImageRef
+from catalog.db import Dataset, Export, ExportedFile, Image
+from catalog.query import dataset_id
+
+LIST_FILES = {"manifest.csv"}
+
+
+def run(context: AuditContext) -> Outcome:
+    ids = [dataset_id(context.session, n) for n in context.datasets]
+    total = context.session.scalar(
+        select(func.count()).select_from(ExportedFile)
+        .join(Image, Image.id == ExportedFile.image_id).where(Image.dataset_id.in_(ids))
+    ) or 0  # fmt: skip
+    return check_files(context.session, ids, context.ticker("files", total))
+
+
+def check_files(
+    session: Session, dataset_ids: list[int], progress: Callable[[int], None] | None = None
+) -> Outcome:
+    """Recorded exported files against the disk, and unknown files in export folders."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    query = (
+        select(ExportedFile.path, ExportedFile.sha256, ExportedFile.format, Dataset.name,
+               Image.split, Image.index, Image.label, Image.sha256, Image.id)
+        .join(Image, Image.id == ExportedFile.image_id)
+        .join(Dataset, Dataset.id == Image.dataset_id)
+        .where(Image.dataset_id.in_(dataset_ids))
+        .order_by(ExportedFile.path)
+    )  # fmt: skip
+    problems: dict[str, list[tuple[ImageRef, str, str]]] = {
+        "missing": [], "changed": [], "unreadable": [], "pixels-differ": [],
+    }  # fmt: skip
+    known: set[str] = set()
+    checked = 0
+    for rows in session.execute(query.execution_options(yield_per=4096)).partitions(4096):
+        for row in rows:
+            path, digest, fmt = row[0], row[1], row[2]
+            known.add(path)
+            ref = ImageRef(row[3], row[4], row[5], row[6], row[7])
+            try:
+                data = Path(path).read_bytes()
+            except FileNotFoundError:
+                problems["missing"].append((ref, path, "no such file"))
+                continue
+            except OSError as exc:
+                problems["unreadable"].append((ref, path, exc.strerror or str(exc)))
+                continue
+            if hashlib.sha256(data).hexdigest() == digest:
+                continue
+            problems["changed"].append((ref, path, "digest differs from the one recorded"))
+            if fmt == "jpg":
+                continue  # lossy: its pixels never equalled the catalog's
+            try:
+                with PILImage.open(io.BytesIO(data)) as image:
+                    decoded = np.asarray(image.convert("L"))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                problems["unreadable"].append((ref, path, f"cannot decode: {exc}"))
+                continue
+            # The catalog's pixels are read only for the (few) files that changed.
+            height, width, pixels = session.execute(
+                select(Image.height, Image.width, Image.pixels).where(Image.id == row[8])
+            ).one()
+            expected = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+            if decoded.shape != expected.shape or not np.array_equal(decoded, expected):
+                problems["pixels-differ"].append((ref, path, "decodes to different pixels"))
+        checked += len(rows)
+        if progress is not None:
+            progress(len(rows))
+    roots = session.scalars(
+        select(Export.root)
+        .where(
+            Export.id.in_(
+                select(ExportedFile.export_id)
+                .join(Image, Image.id == ExportedFile.image_id)
+                .where(Image.dataset_id.in_(dataset_ids))
+            )
+        )
+        .distinct()
+    ).all()
+    foreign = _unknown_files(roots, known)
+    severity = {
+        "missing": "error",
+        "changed": "warning",
+        "unreadable": "error",
+        "pixels-differ": "error",
+    }
+    what = {
+        "missing": "exported file(s) are missing",
+        "changed": "exported file(s) changed on disk (digest differs)",
+        "unreadable": "exported file(s) cannot be read or decoded",
+        "pixels-differ": "exported file(s) decode to pixels that differ from the catalog's",
+    }
+    findings = [
+        Finding("files", code, severity[code], f"{len(items)} {what[code]}: "
+                + ", ".join(p for _, p, _ in items[:3]) + (" ..." if len(items) > 3 else ""),
+                [ref for ref, _, _ in items],
+                {"paths": [p for _, p, _ in items], "reasons": [r for _, _, r in items]})
+        for code, items in problems.items()
+        if items
+    ]  # fmt: skip
+    if foreign:
+        findings.append(
+            Finding("files", "unknown-file", "warning",
+                    f"{len(foreign)} file(s) in export folders are not known to the catalog: "
+                    + ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else ""),
+                    details={"paths": foreign})
+        )  # fmt: skip
+    summary = {"recorded": checked, "export_folders": len(roots), "unknown": len(foreign)} | {
+        code: len(items) for code, items in problems.items()
+    }
+    return findings, summary
+
+
+def _unknown_files(roots: Sequence[str], known: set[str]) -> list[str]:
+    """Image files under the export folders that no exported-file row names."""
+    foreign: list[str] = []
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for folder, _dirs, names in os.walk(root):
+            for name in names:
+                path = os.path.join(folder, name)
+                if path in known or _is_export_listing(root, folder, name):
+                    continue
+                foreign.append(path)
+    return sorted(foreign)
+
+
+def _is_export_listing(root: str, folder: str, name: str) -> bool:
+    """Manifest and list files an export writes at its root."""
+    if os.path.normpath(folder) != os.path.normpath(root):
+        return False
+    return name in LIST_FILES or name.endswith((".txt", ".lst", ".csv"))

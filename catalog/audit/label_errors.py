@@ -1,0 +1,82 @@
+"""Label errors: images whose label is probably wrong, judged out of sample
+(see :mod:`catalog.audit.label_model`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from catalog.audit.context import AuditContext, Outcome
+from catalog.audit.findings import Finding
+from catalog.audit.images import DatasetImages
+from catalog.audit.label_model import Method, rank_label_errors
+
+#: Label-error suspects reported as warnings: score, p(suggested) - p(given), at
+#: or above this.
+LABEL_ERROR_SCORE = 0.8
+#: The scorer that found the most planted flips (docs/audit-methods.md).
+LABEL_ERROR_METHOD: Method = "mlp"
+#: How many suspects the report lists for review, whatever their score.
+LABEL_ERROR_LIST = 100
+
+
+def run(context: AuditContext) -> Outcome:
+    whole = context.whole
+    tick = context.ticker("label-errors", len(whole.ids))
+    return check_label_errors(whole, context.seed, tick, context.splits)
+
+
+def check_label_errors(
+    data: DatasetImages,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+    splits: Sequence[str] = (),
+) -> Outcome:
+    """Rank likely label errors; report those of ``splits`` (default all).
+
+    Every image is judged out of sample: images outside the train split by a
+    model fitted on the whole train split, train images by k-fold, so ``data``
+    should hold the whole dataset even when only some splits are audited.
+    """
+    if data.pixels is None or len(data.pixels) < 50 or len(set(data.labels.tolist())) < 2:
+        return [], {"skipped": "too few images or labels to judge"}
+    is_test = data.splits != "train"
+    if not (~is_test).any():
+        is_test = np.zeros(len(data.labels), dtype=bool)  # no train split: k-fold over all
+    scores = rank_label_errors(
+        data.pixels, data.labels, is_test, method=LABEL_ERROR_METHOD, seed=seed, progress=progress
+    )
+    order = scores.ranked()
+    # A blank or inverted image has no label to judge: odd-images reports it.
+    judged = ~(data.ink.blank | data.ink.inverted)
+    if splits:
+        judged &= np.isin(data.splits, list(splits))
+    order = order[judged[order]]
+    suspects = order[scores.score[order] >= LABEL_ERROR_SCORE]
+    findings = [
+        Finding("label-errors", "likely-label-error", "warning",
+                f"{data.ref(i).split}:{data.ref(i).index} is labelled {data.labels[i]} but looks "
+                f"like {scores.suggested[i]} (score {scores.score[i]:.2f})",
+                [data.ref(i)],
+                {"given": int(data.labels[i]), "suggested": int(scores.suggested[i]),
+                 "score": round(float(scores.score[i]), 4)})
+        for i in suspects.tolist()
+    ]  # fmt: skip
+    ranking: dict[str, list[dict[str, Any]]] = {}
+    for split in sorted(set(data.splits[order].tolist()), key=lambda s: (s == "train", s)):
+        top = order[data.splits[order] == split][:LABEL_ERROR_LIST]
+        ranking[split] = [
+            {**asdict(data.ref(i)), "suggested": int(scores.suggested[i]),
+             "score": round(float(scores.score[i]), 4)}
+            for i in top.tolist()
+        ]  # fmt: skip
+    summary = {
+        "method": LABEL_ERROR_METHOD,
+        "threshold": LABEL_ERROR_SCORE,
+        "suspects": len(suspects),
+        "ranking": ranking,
+    }
+    return findings, summary

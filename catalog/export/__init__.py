@@ -1,0 +1,162 @@
+"""Export: write a selection in a shape training code reads, and record every file.
+
+The output format (``output``, a key of :data:`WRITERS`) says what goes on disk;
+today's one is ``folder``: one image file per image, in one of the
+:data:`LAYOUTS` (see :mod:`catalog.export.layouts`), each encoded in one of the
+image :data:`FORMATS`. Each file appears whole or not at all; re-running an
+export skips files that are already there and identical; file rows are
+committed chunk by chunk, so an interrupted export has recorded what it wrote
+and a re-run finishes the job.
+
+The package is cut by what each part knows, so that a new output format is one
+file in ``formats/`` that reuses the rest:
+
+- ``layouts``: file names per layout; ``encoders``: pixels to PNG/JPG/BMP/PGM;
+- ``atomic``: whole-or-nothing files and the folders they go in;
+- ``pool``: worker processes that encode and write;
+- ``lists``: the manifest and the caffe/mxnet/csv list files;
+- ``recorder``: the export's row and its files' rows in the catalog;
+- ``formats``: the registry of output writers, one Protocol.
+
+Importing this package loads no numpy, Pillow or SQLAlchemy: the names that
+need them load on first use, so the CLI can name layouts and formats in its
+help without paying for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from catalog.errors import SelectionError
+from catalog.export.atomic import TEMP_MARK, write_atomically
+from catalog.export.formats import (
+    WRITERS,
+    ExportOptions,
+    ExportResult,
+    OutputWriter,
+    Progress,
+    get_writer,
+)
+from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
+from catalog.export.lists import LISTS
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+
+    from catalog.export.encoders import (
+        PNG_LEVEL,
+        encode,
+        encode_many,
+        encode_pgm,
+        encode_png,
+        encode_pngs,
+    )
+    from catalog.export.pool import TASK_SIZE, default_jobs
+    from catalog.query import Selection
+
+__all__ = [
+    "FORMATS",
+    "LAYOUTS",
+    "LISTS",
+    "PNG_LEVEL",
+    "TASK_SIZE",
+    "TEMP_MARK",
+    "WRITERS",
+    "ExportOptions",
+    "ExportResult",
+    "OutputWriter",
+    "Progress",
+    "default_jobs",
+    "encode",
+    "encode_many",
+    "encode_pgm",
+    "encode_png",
+    "encode_pngs",
+    "export_images",
+    "get_writer",
+    "relative_path",
+    "write_atomically",
+]
+
+#: Names that need numpy or Pillow, by the module that defines them; see ``__getattr__``.
+_LAZY = {
+    "PNG_LEVEL": "catalog.export.encoders",
+    "encode": "catalog.export.encoders",
+    "encode_many": "catalog.export.encoders",
+    "encode_pgm": "catalog.export.encoders",
+    "encode_png": "catalog.export.encoders",
+    "encode_pngs": "catalog.export.encoders",
+    "TASK_SIZE": "catalog.export.pool",
+    "default_jobs": "catalog.export.pool",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a heavy name on first use (PEP 562)."""
+    if name not in _LAZY:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def export_images(
+    session: Session,
+    selection: Selection,
+    out_dir: Path,
+    *,
+    output: str = "folder",
+    layout: str = "classic",
+    fmt: str = "png",
+    quality: int = 95,
+    lists: Sequence[str] = (),
+    overwrite: bool = False,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write the selected images into ``out_dir`` and record each file.
+
+    Commits the session after each chunk of files, so what is on disk and what
+    the catalog records never drift apart by more than one chunk.
+
+    Parameters
+    ----------
+    session
+        An open session; it is committed as the export goes.
+    selection
+        Which images.
+    out_dir
+        The export folder (created if needed).
+    output
+        The output format, a key of :data:`WRITERS`; ``folder`` (one file per image).
+    layout, fmt, quality
+        For ``folder``: see :mod:`catalog.export.layouts`; ``quality`` is for JPG only.
+    lists
+        Any of ``caffe`` (``<split>.txt``: ``path label``), ``mxnet``
+        (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
+        (``<split>.csv``); ``manifest.csv`` is always written.
+    overwrite
+        Replace files that differ from what the export writes.
+    jobs
+        Worker processes that encode and write; default all cores.
+    progress
+        Called with the number of images done after each chunk.
+
+    Raises
+    ------
+    SelectionError
+        When an option is unknown or out of range; nothing is written.
+    ExportConflictError
+        When a file at a target path differs and ``overwrite`` is false.
+    ExportError
+        When the folder cannot be created or written.
+    """
+    if output not in WRITERS:
+        msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
+        raise SelectionError(msg)
+    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress)
+    return get_writer(output)(session, selection, out_dir, options)

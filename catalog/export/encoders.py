@@ -1,0 +1,86 @@
+"""Image files from pixels: a direct PNG writer for speed, Pillow for JPG and BMP."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+#: zlib level for PNG: on 28x28 digits 3 was the fastest level here (26 us, against
+#: 30 at level 1 and 37 at 6) for 2% more bytes than 6.
+PNG_LEVEL = 3
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = _png_chunk(b"IEND", b"")
+_IDAT_CRC = zlib.crc32(b"IDAT")
+
+
+def encode_pngs(pixels: npt.NDArray[np.uint8]) -> list[bytes]:
+    """8-bit grayscale PNGs of a block of same-size images, byte for byte deterministic.
+
+    PNG is simple enough to write directly: signature, IHDR, one zlib IDAT of
+    the rows (each led by filter byte 0), IEND. The header is built once per
+    block and the filter bytes added to the whole block at once, leaving one
+    ``zlib.compress`` per image; about 4x faster than Pillow for 28x28.
+    """
+    n, height, width = pixels.shape
+    head = _PNG_SIGNATURE + _png_chunk(
+        b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    )
+    rows = np.zeros((n, height, width + 1), dtype=np.uint8)
+    rows[:, :, 1:] = pixels
+    out = []
+    pack, crc32, compress = struct.pack, zlib.crc32, zlib.compress
+    for raw in rows.reshape(n, -1):
+        idat = compress(raw.tobytes(), PNG_LEVEL)
+        out.append(
+            b"".join(
+                (head, pack(">I", len(idat)), b"IDAT", idat, pack(">I", crc32(idat, _IDAT_CRC)),
+                 _PNG_END)
+            )
+        )  # fmt: skip
+    return out
+
+
+def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """An 8-bit grayscale PNG of one image (see :func:`encode_pngs`)."""
+    return encode_pngs(pixels[np.newaxis])[0]
+
+
+def encode_pgm(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """A binary (P5) PGM of ``pixels``."""
+    height, width = pixels.shape
+    return b"P5\n%d %d\n255\n" % (width, height) + pixels.tobytes()
+
+
+def encode_with_pillow(pixels: npt.NDArray[np.uint8], fmt: str, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(pixels), mode="L")
+    if fmt == "jpg":
+        image.save(buffer, format="JPEG", quality=quality)
+    else:
+        image.save(buffer, format="BMP")
+    return buffer.getvalue()
+
+
+def encode(pixels: npt.NDArray[np.uint8], fmt: str, quality: int = 95) -> bytes:
+    """Encode one image as ``fmt`` (png, jpg, bmp or pgm)."""
+    return encode_many(pixels[np.newaxis], fmt, quality)[0]
+
+
+def encode_many(pixels: npt.NDArray[np.uint8], fmt: str, quality: int = 95) -> list[bytes]:
+    """Encode a block of same-size images as ``fmt`` (png, jpg, bmp or pgm)."""
+    if fmt == "png":
+        return encode_pngs(pixels)
+    if fmt == "pgm":
+        return [encode_pgm(image) for image in pixels]
+    return [encode_with_pillow(image, fmt, quality) for image in pixels]

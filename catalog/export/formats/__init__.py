@@ -1,0 +1,83 @@
+"""Output formats: one writer per way of laying a selection on disk.
+
+``folder`` writes one image file per image (:mod:`catalog.export.formats.folder`).
+A new output format (MNIST IDX files, a Keras npz, parquet, WebDataset shards)
+is one module here with a function that fits :class:`OutputWriter`, and one
+line in :data:`WRITERS`. A writer prepares the folder with
+:mod:`catalog.export.atomic`, records the export and its files with
+:mod:`catalog.export.recorder` and writes its manifest with
+:mod:`catalog.export.lists`, so every format is atomic, recorded and checkable
+the same way.
+
+Output format (``folder``, ...) is not image format (``png``, ``jpg``, ...:
+:data:`catalog.export.layouts.FORMATS`): the second is how a folder export
+encodes each file, ``ExportOptions.fmt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from catalog.query import Selection
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to write an export; each writer reads the fields that apply to it."""
+
+    layout: str = "classic"
+    fmt: str = "png"  # image file format
+    quality: int = 95  # JPG only
+    lists: Sequence[str] = ()
+    overwrite: bool = False
+    jobs: int | None = None  # worker processes; None: all cores
+    progress: Progress | None = None  # called with images done after each chunk
+
+
+@dataclass
+class ExportResult:
+    """What an export did."""
+
+    export_id: int
+    root: Path
+    count: int  # files in the export
+    written: int  # files this run wrote
+    skipped: int  # files already there and identical
+    manifest: Path
+    lists: list[Path] = field(default_factory=list)
+
+
+class OutputWriter(Protocol):
+    """Write the selected images into ``out_dir`` and record the export and its files.
+
+    Commits ``session`` as it goes; raises a ``CatalogError`` for bad options
+    before anything is written.
+    """
+
+    def __call__(
+        self, session: Session, selection: Selection, out_dir: Path, options: ExportOptions
+    ) -> ExportResult: ...
+
+
+#: Writer modules by output format name; imported on first use, so that a
+#: format's dependencies load only when it is used.
+WRITERS: dict[str, tuple[str, str]] = {
+    "folder": ("catalog.export.formats.folder", "write_folder"),
+}
+
+
+def get_writer(output: str) -> OutputWriter:
+    """Return the writer registered for ``output`` (a key of :data:`WRITERS`)."""
+    import importlib
+
+    module, function = WRITERS[output]
+    writer: OutputWriter = getattr(importlib.import_module(module), function)
+    return writer

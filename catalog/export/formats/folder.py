@@ -1,0 +1,147 @@
+"""The ``folder`` output format: one image file per image, in a layout people use.
+
+Files are encoded and written by the worker pool (:mod:`catalog.export.pool`),
+each atomically (:mod:`catalog.export.atomic`). Re-running an export skips
+files that are already there and identical; a different file at a target path
+is an error unless ``overwrite``. One block of images is in the workers while
+the previous one is recorded, so encoding and the catalog's writes overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import ExitStack, suppress
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
+from catalog.export.atomic import make_folders, prepare_root
+from catalog.export.formats import ExportOptions, ExportResult
+from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
+from catalog.export.lists import LISTS, Lists
+from catalog.export.pool import (
+    WriteOutcome,
+    collect,
+    default_jobs,
+    executor,
+    make_tasks,
+    write_files,
+)
+from catalog.export.recorder import FileRecorder, begin_write, start_export
+from catalog.query import PixelBlock, Selection, iter_pixel_blocks
+
+Pending = tuple[PixelBlock, list[str], list[Future[WriteOutcome]]]
+
+
+def check_options(options: ExportOptions) -> None:
+    """Refuse an unknown layout, image format or list kind, or a JPG quality out of range."""
+    if options.layout not in LAYOUTS:
+        msg = f"Unknown layout {options.layout!r}: expected one of {', '.join(LAYOUTS)}"
+        raise SelectionError(msg)
+    if options.fmt not in FORMATS:
+        msg = f"Unknown image format {options.fmt!r}: expected one of {', '.join(FORMATS)}"
+        raise SelectionError(msg)
+    unknown = [kind for kind in options.lists if kind not in LISTS]
+    if unknown:
+        msg = f"Unknown list kind {unknown[0]!r}: expected any of {', '.join(LISTS)}"
+        raise SelectionError(msg)
+    if not 1 <= options.quality <= 100:
+        msg = f"JPG quality must be 1-100, got {options.quality}"
+        raise SelectionError(msg)
+
+
+def write_folder(
+    session: Session, selection: Selection, out_dir: Path, options: ExportOptions
+) -> ExportResult:
+    """Write the selected images as files into ``out_dir`` and record each file
+    (an :class:`~catalog.export.formats.OutputWriter`)."""
+    check_options(options)
+    layout, fmt, quality, overwrite = (
+        options.layout,
+        options.fmt,
+        options.quality,
+        options.overwrite,
+    )
+    root = prepare_root(out_dir)
+    record, total, names = start_export(session, selection, root, layout, fmt)
+    recorder = FileRecorder(session, record.id, root, fmt)
+    made: set[str] = set()
+    counts = [0, 0]  # written, skipped
+
+    def finish(block: PixelBlock, paths: list[str], futures: list[Future[WriteOutcome]]) -> None:
+        """Wait for a block's files, record them, then fail if any could not be written."""
+        outcomes = [future.result() for future in futures]
+        files = collect(outcomes, paths, block, names)
+        begin_write(session)
+        new, same = recorder.record(files)
+        counts[0] += new
+        counts[1] += same
+        record.written = counts[0]
+        session.commit()
+        _raise_on_failure(outcomes, files, root, overwrite)
+        listing.add(files)
+        if options.progress is not None:
+            options.progress(len(block))
+
+    with ExitStack() as stack, executor(options.jobs or default_jobs()) as pool:
+        # Pixels stream through a session of their own: the writes below commit chunk
+        # by chunk, which would end the stream's cursor on PostgreSQL.
+        reader = stack.enter_context(Session(session.get_bind()))
+        listing = Lists(root, options.lists)
+        stack.callback(listing.abort)  # removes the temporary lists unless committed
+        # One block in flight while the previous one is recorded.
+        pending: Pending | None = None
+        for block in iter_pixel_blocks(reader, selection):
+            paths = [
+                relative_path(layout, fmt, names[ds], split, index, label)
+                for ds, split, index, label in zip(
+                    block.dataset_ids.tolist(), block.splits, block.indices.tolist(),
+                    block.labels.tolist(), strict=True,
+                )
+            ]  # fmt: skip
+            folders = {p.rpartition("/")[0] for p in paths} - {""} - made
+            make_folders(root, folders)
+            made |= folders
+            tasks = make_tasks(root, paths, block, fmt, quality, overwrite)
+            submitted = (block, paths, [pool.submit(write_files, task) for task in tasks])
+            if pending is not None:
+                _finish_or_drain(finish, pending, submitted)
+            pending = submitted
+        if pending is not None:
+            finish(*pending)
+        produced = listing.commit()
+    written, skipped = counts
+    return ExportResult(record.id, root, total, written, skipped, produced[0], produced[1:])
+
+
+def _finish_or_drain(
+    finish: Callable[[PixelBlock, list[str], list[Future[WriteOutcome]]], None],
+    current: Pending,
+    following: Pending,
+) -> None:
+    """Finish ``current``; if that fails, still record what ``following`` wrote."""
+    try:
+        finish(*current)
+    except CatalogError:
+        with suppress(CatalogError):
+            finish(*following)
+        raise
+
+
+def _raise_on_failure(
+    outcomes: list[WriteOutcome], files: list[Any], root: Path, overwrite: bool
+) -> None:
+    for outcome in outcomes:
+        if outcome.error:
+            raise ExportError(outcome.error)
+    conflicts = [row[0] for row in files if row[-1] == "conflict"]
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        msg = (
+            f"{root / conflicts[0]}{more} already exists and differs from the catalog's image; "
+            "use --overwrite to replace"
+        )
+        raise ExportConflictError(msg)

@@ -1,0 +1,91 @@
+"""The manifest and the list files that training tools read.
+
+``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256``) is
+always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
+``mxnet`` (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
+(``<split>.csv``). They share one writer because they share one life: all are
+written under temporary names as the export goes and renamed into place
+together at the end, or all removed if it fails. An output format without
+list files uses it with no list kinds, for its manifest alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, TextIO
+
+from catalog.errors import ExportError
+from catalog.export.atomic import TEMP_MARK
+
+LISTS = ("caffe", "mxnet", "csv")
+
+
+class Lists:
+    """Manifest and list files, written under temporary names, renamed at the end."""
+
+    def __init__(self, root: Path, kinds: Sequence[str]) -> None:
+        self.root = root
+        self.kinds = kinds
+        self.handles: list[TextIO] = []
+        self.final: list[tuple[Path, Path]] = []
+        self.manifest = self._open("manifest.csv")
+        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256\n")
+        self.per_split: dict[tuple[str, str], TextIO] = {}
+
+    def _open(self, name: str) -> TextIO:
+        target = self.root / name
+        temp = self.root / f".{name}{TEMP_MARK}-{os.getpid()}"
+        self.final.append((temp, target))
+        handle = temp.open("w", encoding="utf-8", newline="")
+        self.handles.append(handle)
+        return handle
+
+    def _list(self, kind: str, split: str) -> TextIO:
+        key = (kind, split)
+        if key not in self.per_split:
+            name = {"caffe": f"{split}.txt", "mxnet": f"{split}.lst", "csv": f"{split}.csv"}[kind]
+            handle = self._open(name)
+            if kind == "csv":
+                handle.write("path,label\n")
+            self.per_split[key] = handle
+        return self.per_split[key]
+
+    def add(self, files: list[Any]) -> None:
+        """Append one block's files (rows from :func:`catalog.export.pool.collect`)."""
+        # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
+        self.manifest.write(
+            "".join(f"{p},{d},{s},{i},{lb},{h},{fh}\n" for p, d, s, i, lb, h, fh, *_ in files)
+        )
+        for kind in self.kinds:
+            by_split: dict[str, list[str]] = {}
+            for path, _dataset, split, index, label, *_ in files:
+                if kind == "caffe":
+                    line = f"{path} {label}\n"
+                elif kind == "mxnet":
+                    line = f"{index}\t{label}\t{path}\n"
+                else:
+                    line = f"{path},{label}\n"  # paths are built from checked names: no quoting
+                by_split.setdefault(split, []).append(line)
+            for split, lines in by_split.items():
+                self._list(kind, split).write("".join(lines))
+
+    def abort(self) -> None:
+        for handle in self.handles:
+            with suppress(OSError):  # a full disk fails the last flush; the file goes anyway
+                handle.close()
+        for temp, _ in self.final:
+            temp.unlink(missing_ok=True)
+
+    def commit(self) -> list[Path]:
+        try:
+            for handle in self.handles:
+                handle.close()
+        except OSError as exc:
+            msg = f"Cannot write the lists into export folder {self.root}: {exc.strerror}"
+            raise ExportError(msg) from None
+        for temp, target in self.final:
+            os.replace(temp, target)
+        return [target for _, target in self.final]

@@ -1,0 +1,139 @@
+"""The worker pool: images cut into tasks, encoded and written in worker processes.
+
+A task is :data:`TASK_SIZE` images of one block; :func:`write_files` runs it in a
+worker and reports, per image, whether it was written, already there or in the
+way of a different file, with sizes and digests that :func:`collect` joins back
+to the images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from catalog.export.atomic import write_atomically
+from catalog.export.encoders import encode_many
+from catalog.query import PixelBlock
+
+#: Images handed to one worker task.
+TASK_SIZE = 512
+
+
+def default_jobs() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class WriteTask:
+    root: str
+    paths: list[str]  # relative
+    pixels: npt.NDArray[np.uint8]
+    fmt: str
+    quality: int
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    status: list[str]  # "written", "skipped" or "conflict", per image
+    sizes: list[int]
+    sha256: list[str]
+    error: str | None = None  # an OS error that stopped the task
+
+
+def write_files(task: WriteTask) -> WriteOutcome:
+    """Encode and write one task's images; runs in a worker process."""
+    status: list[str] = []
+    sizes: list[int] = []
+    digests: list[str] = []
+    folders: dict[str, int] = {}  # folder -> open directory fd
+    sha256 = hashlib.sha256
+    try:
+        for relative, data in zip(
+            task.paths, encode_many(task.pixels, task.fmt, task.quality), strict=True
+        ):
+            where, _, name = relative.rpartition("/")
+            folder = f"{task.root}/{where}" if where else task.root
+            try:
+                if folder not in folders:
+                    folders[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+                outcome = write_atomically(folders[folder], name, data, task.overwrite)
+            except OSError as exc:
+                msg = f"Cannot write {name} into {folder}: {exc.strerror}"
+                return WriteOutcome(status, sizes, digests, msg)
+            status.append(outcome)
+            sizes.append(len(data))
+            digests.append(sha256(data).hexdigest())
+    finally:
+        for fd in folders.values():
+            os.close(fd)
+    return WriteOutcome(status, sizes, digests)
+
+
+class InlineExecutor:
+    """Runs each task in this process (``jobs=1``) as it is submitted."""
+
+    def submit(
+        self, fn: Callable[[WriteTask], WriteOutcome], task: WriteTask
+    ) -> Future[WriteOutcome]:
+        future: Future[WriteOutcome] = Future()
+        future.set_result(fn(task))
+        return future
+
+
+@contextmanager
+def executor(jobs: int) -> Iterator[Executor | InlineExecutor]:
+    """A pool of ``jobs`` forked workers, or this process alone for one job."""
+    if jobs <= 1:
+        yield InlineExecutor()
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+        yield pool
+
+
+def make_tasks(
+    root: Path, paths: list[str], block: PixelBlock, fmt: str, quality: int, overwrite: bool
+) -> list[WriteTask]:
+    """Cut one block into tasks of :data:`TASK_SIZE` images."""
+    return [
+        WriteTask(
+            str(root), paths[start : start + TASK_SIZE], block.pixels[start : start + TASK_SIZE],
+            fmt, quality, overwrite,
+        )
+        for start in range(0, len(paths), TASK_SIZE)
+    ]  # fmt: skip
+
+
+def collect(
+    outcomes: list[WriteOutcome], paths: list[str], block: PixelBlock, names: dict[int, str]
+) -> list[tuple[str, str, str, int, int, str, str, int, int, str]]:
+    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status)
+    for each image a task got to (a task stopped by an OS error reports fewer)."""
+    files = []
+    datasets = [names[ds] for ds in block.dataset_ids.tolist()]
+    indices, labels, ids = block.indices.tolist(), block.labels.tolist(), block.ids.tolist()
+    for task, outcome in enumerate(outcomes):
+        for j, (status, size, digest) in enumerate(
+            zip(outcome.status, outcome.sizes, outcome.sha256, strict=True)
+        ):
+            i = task * TASK_SIZE + j
+            files.append(
+                (
+                    paths[i], datasets[i], block.splits[i], indices[i], labels[i],
+                    block.sha256[i], digest, ids[i], size, status,
+                )
+            )  # fmt: skip
+    return files

@@ -1,0 +1,98 @@
+"""Recording an export in the catalog: its row first, then its files chunk by chunk.
+
+File rows are committed chunk by chunk, so an interrupted export has recorded
+what it wrote and a re-run finishes the job. Every output format records
+through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
+from catalog.errors import ExportError
+from catalog.query import Selection, count_selected
+
+FILE_COLUMNS = ("export_id", "image_id", "path", "format", "size", "sha256", "written_at")
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's next transaction as a writer (SQLite: BEGIN IMMEDIATE), so
+    that it waits for other writers on the busy timeout instead of failing."""
+    session.connection(execution_options={"sqlite_immediate": True})
+
+
+def start_export(
+    session: Session, selection: Selection, root: Path, layout: str, fmt: str
+) -> tuple[Export, int, dict[int, str]]:
+    """Record a new export of ``selection`` into ``root``; returns the committed
+    record, the number of images selected and dataset names by id."""
+    total = count_selected(session, selection)
+    names: dict[int, str] = {
+        row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
+    }
+    session.commit()  # SQLite cannot turn a read into a write once another process wrote
+    record = Export(
+        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
+    )
+    begin_write(session)
+    session.add(record)
+    session.commit()
+    return record, total, names
+
+
+class FileRecorder:
+    """Upserts file rows: a new write replaces a path's row, a kept file keeps its own."""
+
+    def __init__(self, session: Session, export_id: int, root: Path, fmt: str) -> None:
+        dialect = session.get_bind().dialect.name
+        insert: Callable[..., Any]
+        if dialect == "postgresql":
+            insert = postgresql.insert
+        elif dialect == "sqlite":
+            insert = sqlite.insert
+        else:
+            msg = f"Exports need SQLite or PostgreSQL, not {dialect}"
+            raise ExportError(msg)
+        self.session = session
+        self.export_id = export_id
+        self.root = root
+        self.fmt = fmt
+        table = cast(Table, ExportedFile.__table__)
+        replace = insert(table)
+        replace = replace.on_conflict_do_update(
+            index_elements=["path"],
+            set_={name: replace.excluded[name] for name in FILE_COLUMNS if name != "path"},
+        )
+        keep = insert(table).on_conflict_do_nothing(index_elements=["path"])
+        self.statements = (replace, keep)
+        # Rows go to the driver as they are: convert the timestamp as Core would.
+        bound = session.get_bind().dialect
+        written_at = table.c.written_at.type.dialect_impl(bound).bind_processor(bound)
+        self.to_driver: Callable[[Any], Any] = written_at or (lambda value: value)
+
+    def record(self, files: list[Any]) -> tuple[int, int]:
+        """Record one chunk's files; returns (written, kept) counts."""
+        now = self.to_driver(utcnow())
+        root = str(self.root)
+        written: list[tuple[Any, ...]] = []
+        kept: list[tuple[Any, ...]] = []
+        for path, *_, digest, image_id, size, status in files:
+            row = (self.export_id, image_id, f"{root}/{path}", self.fmt, size, digest, now)
+            if status == "written":
+                written.append(row)
+            elif status == "skipped":
+                kept.append(row)
+        connection = self.session.connection()
+        replace, keep = self.statements
+        if written:
+            bulk_executor(connection, replace, FILE_COLUMNS)(written)
+        if kept:
+            bulk_executor(connection, keep, FILE_COLUMNS)(kept)
+        return len(written), len(kept)

@@ -1,0 +1,127 @@
+"""What the catalog hands back: image rows, pixel blocks, dataset and export listings.
+
+:mod:`catalog.query` decides which images are selected; this module holds the
+types its answers come in and the listings that need no selection. Every name
+here is also importable from :mod:`catalog.query`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.dbtypes import bytewise
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One selected image, without its pixels."""
+
+    id: int
+    dataset: str
+    split: str
+    index: int
+    label: int
+    sha256: str
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PixelBlock:
+    """A chunk of selected images with their pixels, in selection order."""
+
+    ids: npt.NDArray[np.int64]
+    dataset_ids: npt.NDArray[np.int64]
+    splits: list[str]
+    indices: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]
+    sha256: list[str]
+    pixels: npt.NDArray[np.uint8]  # (n, height, width)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class DatasetSummary:
+    name: str
+    created_at: str
+    splits: dict[str, int]
+    label_counts: dict[str, list[int]]
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    genuine: str | None = None  # e.g. "mnist" when every source is a genuine file of it
+
+
+def list_datasets(session: Session) -> list[DatasetSummary]:
+    """Every dataset with its splits, per-label counts and sources."""
+    summaries: list[DatasetSummary] = []
+    for dataset in session.scalars(select(Dataset).order_by(bytewise(Dataset.name))):
+        counts = session.execute(
+            select(Image.split, Image.label, func.count())
+            .where(Image.dataset_id == dataset.id)
+            .group_by(Image.split, Image.label)
+            .order_by(bytewise(Image.split), Image.label)
+        ).all()
+        splits: dict[str, int] = {}
+        labels: dict[str, list[int]] = {}
+        for split, label, n in counts:
+            splits[split] = splits.get(split, 0) + n
+            labels.setdefault(split, [0] * 10)[label] = n
+        sources = session.scalars(
+            select(Source).where(Source.dataset_id == dataset.id).order_by(Source.id)
+        ).all()
+        kinds = {source.genuine.split("/")[0] if source.genuine else None for source in sources}
+        genuine = kinds.pop() if len(kinds) == 1 else None
+        summaries.append(
+            DatasetSummary(
+                name=dataset.name,
+                created_at=dataset.created_at.isoformat(),
+                splits=splits,
+                label_counts=labels,
+                sources=[
+                    {
+                        "uri": s.uri,
+                        "format": s.format,
+                        "role": s.role,
+                        "split": s.split,
+                        "size": s.size,
+                        "sha256": s.sha256,
+                        "md5": s.md5,
+                        "genuine": s.genuine,
+                        "note": s.note,
+                        "ingested_at": s.ingested_at.isoformat(),
+                    }
+                    for s in sources
+                ],
+                genuine=genuine,
+            )
+        )
+    return summaries
+
+
+def list_exports(session: Session) -> list[dict[str, Any]]:
+    """Every export, newest first, with the number of files on record for it."""
+    files = (
+        select(ExportedFile.export_id, func.count().label("files"))
+        .group_by(ExportedFile.export_id)
+        .subquery()
+    )
+    query = (
+        select(Export, func.coalesce(files.c.files, 0))
+        .outerjoin(files, files.c.export_id == Export.id)
+        .order_by(Export.id.desc())
+    )
+    return [
+        {
+            "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
+            "layout": export.layout, "format": export.format, "count": export.count,
+            "written": export.written, "files": int(n), "selection": export.selection,
+        }
+        for export, n in session.execute(query)
+    ]  # fmt: skip
