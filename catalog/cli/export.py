@@ -37,6 +37,12 @@ def export(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
+    fsync: Annotated[
+        bool,
+        typer.Option(
+            "--fsync/--no-fsync", help="Flush files to disk before recording them (slower, safe)."
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the selected images into OUT_DIR and record every file in the catalog."""
@@ -46,7 +52,7 @@ def export(
     with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
         result = selected.export(
             out_dir, layout=layout, fmt=fmt, quality=quality, lists=lists or (),
-            overwrite=overwrite, jobs=jobs, progress=advance,
+            overwrite=overwrite, jobs=jobs, progress=advance, fsync=fsync,
         )  # fmt: skip
     if as_json:
         echo_json(

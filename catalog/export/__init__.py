@@ -117,6 +117,7 @@ def export_images(
     overwrite: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
+    fsync: bool = True,
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
 
@@ -145,6 +146,9 @@ def export_images(
         Worker processes that encode and write; default all cores.
     progress
         Called with the number of images done after each chunk.
+    fsync
+        Flush each file and its folder to disk before recording it (default);
+        False is faster and risks recorded files lost in a power cut.
 
     Raises
     ------
@@ -158,5 +162,5 @@ def export_images(
     if output not in WRITERS:
         msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
         raise SelectionError(msg)
-    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress)
+    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress, fsync)
     return get_writer(output)(session, selection, out_dir, options)

@@ -40,6 +40,7 @@ class ExportOptions:
     overwrite: bool = False
     jobs: int | None = None  # worker processes; None: all cores
     progress: Progress | None = None  # called with images done after each chunk
+    fsync: bool = True  # files and folders on disk before they are recorded
 
 
 @dataclass
