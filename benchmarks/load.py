@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from catalog import Catalog  # noqa: E402
+from catalog import Catalog
 
 PG_URL = os.environ.get(
     "MNIST_CATALOG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -257,10 +257,12 @@ def run_load(backend: str, clients: int, seconds: float, workdir: Path) -> LoadR
 
 def render(report: LoadReport) -> str:
     lines = [
-        f"{report.backend}: {report.clients} clients x {report.seconds:.1f} s: "
-        f"{report.ops:,} ops, {report.ops_per_second:,.1f} ops/s, "
-        f"{len(report.errors)} errors, {report.exports} exports, "
-        f"{'nothing lost' if not report.lost else f'{len(report.lost)} LOST'}",
+        (
+            f"{report.backend}: {report.clients} clients x {report.seconds:.1f} s: "
+            f"{report.ops:,} ops, {report.ops_per_second:,.1f} ops/s, "
+            f"{len(report.errors)} errors, {report.exports} exports, "
+            f"{'nothing lost' if not report.lost else f'{len(report.lost)} LOST'}"
+        ),
         f"  {'op':8} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}",
     ]
     for name, figures in report.per_op.items():
