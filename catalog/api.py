@@ -41,13 +41,24 @@ class Catalog:
         self.engine = engine
 
     @classmethod
-    def open(cls, location: str | Path | None = None) -> Catalog:
-        """Open (creating or upgrading) the catalog at ``location``.
+    def open(
+        cls, location: str | Path | None = None, *, on_wait: Callable[[str], None] | None = None
+    ) -> Catalog:
+        """Open the catalog at ``location`` (see :mod:`catalog.schema` for what
+        opening does to a new, older or newer schema).
 
         ``location`` is a file path or a SQLAlchemy URL; default
-        ``$MNIST_CATALOG_DB`` or ``./catalog.db``.
+        ``$MNIST_CATALOG_DB`` or ``./catalog.db``. ``on_wait`` is called with a
+        message when another client's upgrade holds the migration lock.
         """
-        return cls(db.open_engine(location))
+        from catalog.schema import open_engine
+
+        return cls(open_engine(location, on_wait=on_wait))
+
+    @property
+    def writable(self) -> bool:
+        """Whether this client may write (its role may, and it knows the schema)."""
+        return not self.engine.get_execution_options().get(db.READ_ONLY_OPTION)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -72,17 +83,20 @@ class Catalog:
         progress: Callable[[int], None] | None = None,
         decoded: Decoded | None = None,
         subset: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
 
         ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
         (whose ``total`` can size a progress bar), so it is not decoded twice.
         ``subset`` picks one dataset of a source that holds several (an EMNIST split).
+        ``on_wait`` is called with a message when another ingest of the same
+        dataset holds its lock; this one then waits for it to finish.
         """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
-                decoded=decoded, subset=subset,
+                decoded=decoded, subset=subset, on_wait=on_wait,
             )  # fmt: skip
 
     def datasets(self) -> list[DatasetSummary]:
@@ -396,6 +410,7 @@ class CatalogSelection:
         """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
         ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
         :func:`catalog.export.export_images`)."""
+        db.check_writable(self.catalog.engine)  # before a folder is made or a file written
         with db.session_scope(self.catalog.engine) as session:
             return export_images(session, self.selection, Path(out_dir), output=output, **options)
 

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, ExportedFile, Image
+from catalog.dbtypes import bytewise
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
 from catalog.groups import filter_metadata, group_values, per_group
 from catalog.labelsets import LabelSet, label_set
@@ -133,7 +134,7 @@ def _filtered(session: Session, selection: Selection, part: str = "all") -> tupl
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
-    return ds, query.order_by(Image.split, Image.index)
+    return ds, query.order_by(bytewise(Image.split), Image.index)
 
 
 def label_column(selection: Selection) -> ColumnElement[int | None]:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.dbtypes import bytewise
 from catalog.labelsets import label_set
 from catalog.query_family import count_by_label
 
@@ -74,12 +75,12 @@ class DatasetSummary:
 def list_datasets(session: Session) -> list[DatasetSummary]:
     """Every dataset with its splits, per-label counts and sources."""
     summaries: list[DatasetSummary] = []
-    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)):
+    for dataset in session.scalars(select(Dataset).order_by(bytewise(Dataset.name))):
         counts = session.execute(
             select(Image.split, Image.label, func.count())
             .where(Image.dataset_id == dataset.id)
             .group_by(Image.split, Image.label)
-            .order_by(Image.split, Image.label)
+            .order_by(bytewise(Image.split), Image.label)
         ).all()
         labels_of = label_set(session, dataset.id)
         splits, labels, unlabeled = count_by_label(counts, labels_of)

@@ -61,6 +61,12 @@ def export(
     shard_size: Annotated[
         int, typer.Option("--shard-size", min=1, help="Images per shard (--as webdataset).")
     ] = 10_000,
+    fsync: Annotated[
+        bool,
+        typer.Option(
+            "--fsync/--no-fsync", help="Flush files to disk before recording them (slower, safe)."
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the selected images into OUT_DIR and record every file in the catalog.
@@ -79,7 +85,7 @@ def export(
     options: dict[str, Any] = {
         "output": output, "layout": layout, "fmt": fmt, "quality": quality,
         "lists": lists or (), "overwrite": overwrite, "jobs": jobs,
-        "folder_names": folder_names, "shard_size": shard_size,
+        "folder_names": folder_names, "shard_size": shard_size, "fsync": fsync,
     }  # fmt: skip
     if holdout_by is not None and holdout is not None:
         with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:

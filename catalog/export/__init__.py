@@ -120,6 +120,7 @@ def export_images(
     progress: Progress | None = None,
     folder_names: str = "numbers",
     shard_size: int = 10_000,
+    fsync: bool = True,
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
 
@@ -156,6 +157,9 @@ def export_images(
         images go to ``unlabeled/`` either way.
     shard_size
         For ``webdataset``: images per shard.
+    fsync
+        Flush each file and its folder to disk before recording it (default);
+        False is faster and risks recorded files lost in a power cut.
 
     Raises
     ------
@@ -171,6 +175,6 @@ def export_images(
         raise SelectionError(msg)
     options = ExportOptions(
         layout, fmt, quality, lists, overwrite, jobs, progress,
-        folder_names=folder_names, shard_size=shard_size,
+        folder_names=folder_names, shard_size=shard_size, fsync=fsync,
     )  # fmt: skip
     return get_writer(output)(session, selection, out_dir, options)
