@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from catalog.cli import audit, browse, dbcmd, export, ingest, sheet
+from catalog.cli import audit, browse, dbcmd, export, identify, ingest, sheet
 from catalog.cli.options import DbOpt
 from catalog.cli.state import State
 from catalog.errors import CatalogError
@@ -64,5 +64,6 @@ app.command()(export.export)
 app.command()(export.exports)
 app.command()(sheet.sheet)
 app.command()(audit.audit)
+app.command()(identify.identify)
 db_app.command("upgrade")(dbcmd.db_upgrade)
 db_app.command("current")(dbcmd.db_current)

@@ -53,7 +53,7 @@ from catalog.identity.result import (
     Leak,
     find_leakage,
 )
-from catalog.identity.summary import summarize
+from catalog.identity.summary import describe_leak, summarize
 
 __all__ = [
     "KINDS",
@@ -65,6 +65,7 @@ __all__ = [
     "Leak",
     "Registry",
     "build_registry",
+    "describe_leak",
     "find_leakage",
     "identify",
     "identify_session",
