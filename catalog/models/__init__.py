@@ -5,3 +5,5 @@ The core tables (datasets, sources, images, exports, exported_files) live in
 import below, so ``Base.metadata`` (and so Alembic's ``check``) sees every table
 once this package is imported.
 """
+
+from catalog.models.embeddings import Embedding as Embedding

@@ -7,6 +7,9 @@ Create Date: 2026-11-27
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +17,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass  # reserved: filled in by the feature that owns this revision
+    op.create_table(
+        "embeddings",
+        sa.Column("image_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=48), nullable=False),
+        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["image_id"],
+            ["images.id"],
+            name=op.f("fk_embeddings_image_id_images"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("image_id", "kind", name=op.f("pk_embeddings")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("embeddings")
