@@ -19,8 +19,8 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.db import Image
-from catalog.errors import CatalogError
+from catalog.db import Dataset, Image
+from catalog.errors import CatalogError, DatasetNotFoundError
 from catalog.identity.signature import (
     MomentAccumulator,
     Pixels,
@@ -284,4 +284,13 @@ def _ref_block(rows: Sequence[Any]) -> RefBlock:
 
 def registry_from_dataset(session: Session, name: str) -> Registry:
     """A registry of dataset ``name`` in the catalog, read in two streamed passes."""
-    return build_registry(name, DatasetBlocks(session, name))
+    try:
+        blocks = DatasetBlocks(session, name)
+    except DatasetNotFoundError:
+        names = ", ".join(sorted(session.scalars(select(Dataset.name)))) or "none"
+        msg = (
+            f"Cannot identify against {name!r}: expected {' or '.join(SHIPPED)} (shipped) "
+            f"or a dataset of the catalog (datasets: {names})"
+        )
+        raise DatasetNotFoundError(msg) from None
+    return build_registry(name, blocks)
