@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -21,6 +22,7 @@ from catalog import db, query
 from catalog.audit import AuditReport
 from catalog.export import ExportResult, export_images
 from catalog.identity.result import IdentityResult
+from catalog.labelsets import LabelSet, label_set
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
 from catalog.sources import Decoded
@@ -64,16 +66,18 @@ class Catalog:
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
         decoded: Decoded | None = None,
+        subset: str | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
 
         ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
         (whose ``total`` can size a progress bar), so it is not decoded twice.
+        ``subset`` picks one dataset of a source that holds several (an EMNIST split).
         """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
-                decoded=decoded,
+                decoded=decoded, subset=subset,
             )  # fmt: skip
 
     def datasets(self) -> list[DatasetSummary]:
@@ -155,7 +159,7 @@ class Catalog:
         *,
         dataset: str | None = None,
         split: str | Sequence[str] | None = None,
-        labels: int | Iterable[int] | None = None,
+        labels: int | str | Iterable[int | str] | None = None,
         index: tuple[int, int] | None = None,
         sample: int | None = None,
         per_label: int | None = None,
@@ -163,13 +167,25 @@ class Catalog:
         order: str = "index",
         limit: int | None = None,
         offset: int = 0,
+        unlabeled: bool = False,
+        where: Mapping[str, object] | None = None,
+        group_by: str | None = None,
+        per_group: int | None = None,
     ) -> CatalogSelection:
-        """A selection of images; nothing is read until you ask for rows, arrays or files."""
+        """A selection of images; nothing is read until you ask for rows, arrays or files.
+
+        ``labels`` are numbers or class names (``"Trouser"``); ``unlabeled``
+        selects the images published without a label; ``where`` filters on
+        per-image metadata (``{"writer": 123}``); ``per_group`` images of each
+        ``group_by`` value are drawn at random.
+        """
         splits = (split,) if isinstance(split, str) else tuple(split or ())
-        label_tuple = (labels,) if isinstance(labels, int) else tuple(labels or ())
+        label_tuple = (labels,) if isinstance(labels, int | str) else tuple(labels or ())
+        pairs = tuple((key, str(value)) for key, value in (where or {}).items())
         selection = Selection(
             dataset=dataset, splits=splits, labels=label_tuple, index_range=index,
             sample=sample, per_label=per_label, seed=seed, order=order, limit=limit, offset=offset,
+            unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
         return CatalogSelection(self, selection)
 
@@ -210,6 +226,28 @@ class CatalogSelection:
         """Write the images as files (see :func:`catalog.export.export_images`)."""
         with db.session_scope(self.catalog.engine) as session:
             return export_images(session, self.selection, Path(out_dir), **options)
+
+    def export_holdout(
+        self, out_dir: str | Path, by: str, fraction: float, **options: Any
+    ) -> dict[str, ExportResult]:
+        """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
+
+        The groups (values of the metadata key ``by``) are shuffled by the
+        selection's seed and ``fraction`` of them held out as ``val``; each part
+        is one recorded export whose selection names the holdout.
+        """
+        results = {}
+        for part in ("train", "val"):
+            selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
+            results[part] = CatalogSelection(self.catalog, selection).export(
+                Path(out_dir) / part, **options
+            )
+        return results
+
+    def label_set(self) -> LabelSet:
+        """The label set of the selection's dataset: numbers, names, ``parse``."""
+        with db.session_scope(self.catalog.engine) as session:
+            return label_set(session, query.dataset_id(session, self.selection.dataset))
 
     def sheet(
         self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2

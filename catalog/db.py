@@ -71,6 +71,8 @@ class Dataset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Where the label set's names came from: "digits", "fashion-mnist", ...
+    label_set: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(
@@ -94,6 +96,8 @@ class Source(Base):
     size: Mapped[int] = mapped_column(BigInteger)  # bytes on disk
     sha256: Mapped[str] = mapped_column(String(64), index=True)  # decoded content
     md5: Mapped[str] = mapped_column(String(32))  # decoded content
+    file_md5: Mapped[str | None] = mapped_column(String(32))  # the bytes on disk (the .gz)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
     genuine: Mapped[str | None] = mapped_column(String(96))  # "mnist/train-images-idx3-ubyte.gz"
     note: Mapped[str | None] = mapped_column(Text)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -115,7 +119,7 @@ class Image(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     split: Mapped[str] = mapped_column(String(32))
     index: Mapped[int] = mapped_column("idx", Integer)  # position in its split, source order
-    label: Mapped[int] = mapped_column(SmallInteger)
+    label: Mapped[int | None] = mapped_column(SmallInteger)  # None: published without one
     height: Mapped[int] = mapped_column(SmallInteger)
     width: Mapped[int] = mapped_column(SmallInteger)
     pixels: Mapped[bytes] = mapped_column(LargeBinary)  # uint8, row-major

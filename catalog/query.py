@@ -22,6 +22,10 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, ExportedFile, Image
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+from catalog.groups import filter_metadata, group_values, per_group
+from catalog.labelsets import LabelSet, label_set
+from catalog.metadata import metadata_of
+from catalog.query_family import holdout_part, resolve_labels
 from catalog.records import DatasetSummary, ImageRow, PixelBlock, list_datasets, list_exports
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
 # Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
 from catalog.selection import ORDERS as ORDERS  # noqa: PLC0414
 from catalog.selection import Selection as Selection  # noqa: PLC0414
+from catalog.sources import UNLABELED
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
@@ -99,7 +104,10 @@ def _filtered(session: Session, selection: Selection) -> tuple[int, AnySelect]:
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
     if selection.labels:
-        query = query.where(Image.label.in_(selection.labels))
+        query = query.where(Image.label.in_(resolve_labels(session, ds, selection.labels)))
+    if selection.unlabeled:
+        query = query.where(Image.label.is_(None))
+    query = filter_metadata(query, selection.where)
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
@@ -121,14 +129,27 @@ def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
         return np.fromiter(session.scalars(query.with_only_columns(Image.id)), dtype=np.int64)
     rows = session.connection().execute(query).all()
     ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
-    labels = np.fromiter((row.label for row in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter(
+        (UNLABELED if row.label is None else row.label for row in rows),
+        dtype=np.int64,
+        count=len(rows),
+    )
+    if selection.holdout_part is not None:
+        ids, labels = holdout_part(session, selection, ids, labels)
     rng = np.random.Generator(np.random.PCG64(selection.seed))
     if selection.sample is not None:
         picked = rng.permutation(len(ids))[: selection.sample]
+    elif selection.per_group is not None:
+        key = selection.group_by or ""
+        picked = per_group(group_values(session, ids, key), selection.per_group, rng, key)
+        if selection.order == "random":
+            picked = rng.permutation(picked)
     elif selection.per_label is not None:
         order = rng.permutation(len(ids))
-        parts = [order[labels[order] == label][: selection.per_label] for label in range(10)]
-        picked = np.concatenate(parts)
+        parts = [
+            order[labels[order] == label][: selection.per_label] for label in np.unique(labels)
+        ]
+        picked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if selection.order == "random":
             picked = rng.permutation(picked)
     else:
@@ -190,14 +211,19 @@ def _is_contiguous_filter(selection: Selection) -> bool:
 def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
     """Stream the selected images as rows (no pixels), with their exported paths."""
     ids = select_ids(session, selection)
+    sets: dict[int, LabelSet] = {}
     for chunk in _chunks(ids):
         id_list = chunk.tolist()
         query = (
-            select(Dataset.name, Image.id, Image.split, POSITION, Image.label, Image.sha256)
+            select(
+                Dataset.name, Image.dataset_id, Image.id, Image.split, POSITION, Image.label,
+                Image.sha256,
+            )
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))
-        )
+        )  # fmt: skip
         rows = {row.id: row for row in session.execute(query)}
+        meta = metadata_of(session, id_list)
         paths: dict[int, list[str]] = {}
         file_query = (
             select(ExportedFile.image_id, ExportedFile.path)
@@ -208,9 +234,12 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
             paths.setdefault(image_id, []).append(path)
         for image_id in id_list:
             row = rows[image_id]
+            if row.dataset_id not in sets:
+                sets[row.dataset_id] = label_set(session, row.dataset_id)
             yield ImageRow(
                 row.id, row.name, row.split, row.idx, row.label, row.sha256,
-                tuple(paths.get(image_id, ())),
+                tuple(paths.get(image_id, ())), sets[row.dataset_id].name(row.label),
+                meta.get(image_id, {}),
             )  # fmt: skip
 
 
@@ -254,7 +283,9 @@ def _block(rows: Sequence[Any]) -> PixelBlock:
         dataset_ids=np.fromiter((row.dataset_id for row in rows), dtype=np.int64, count=n),
         splits=[row.split for row in rows],
         indices=np.fromiter((row.idx for row in rows), dtype=np.int64, count=n),
-        labels=np.fromiter((row.label for row in rows), dtype=np.int64, count=n),
+        labels=np.fromiter(
+            (UNLABELED if row.label is None else row.label for row in rows), dtype=np.int64, count=n
+        ),
         sha256=[row.sha256 for row in rows],
         pixels=pixels.reshape(n, height, width),
     )
@@ -288,4 +319,7 @@ def get_image(
         msg = f"No image {split}:{index} in dataset {name}"
         raise ImageNotFoundError(msg)
     pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
-    return ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256), pixels
+    name = label_set(session, ds).name(row.label)
+    meta = metadata_of(session, [row.id]).get(row.id, {})
+    image = ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256, (), name, meta)
+    return image, pixels

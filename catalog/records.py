@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.labelsets import label_set
+from catalog.query_family import count_by_label
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,11 @@ class ImageRow:
     dataset: str
     split: str
     index: int
-    label: int
+    label: int | None  # None: published without a label
     sha256: str
     paths: tuple[str, ...] = ()
+    name: str = ""  # the label's class name
+    meta: dict[str, str] = field(default_factory=dict)  # per-image metadata
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,13 @@ class DatasetSummary:
     name: str
     created_at: str
     splits: dict[str, int]
-    label_counts: dict[str, list[int]]
+    label_counts: dict[str, list[int]]  # per split, one count per label of ``labels``
     sources: list[dict[str, Any]] = field(default_factory=list)
     genuine: str | None = None  # e.g. "mnist" when every source is a genuine file of it
+    labels: list[int] = field(default_factory=list)  # the label set's numbers
+    label_names: list[str] = field(default_factory=list)  # and their class names
+    label_set: str | None = None  # where the names came from ("fashion-mnist", ...)
+    unlabeled: dict[str, int] = field(default_factory=dict)  # per split, images without one
 
 
 def list_datasets(session: Session) -> list[DatasetSummary]:
@@ -67,11 +75,8 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
             .group_by(Image.split, Image.label)
             .order_by(Image.split, Image.label)
         ).all()
-        splits: dict[str, int] = {}
-        labels: dict[str, list[int]] = {}
-        for split, label, n in counts:
-            splits[split] = splits.get(split, 0) + n
-            labels.setdefault(split, [0] * 10)[label] = n
+        labels_of = label_set(session, dataset.id)
+        splits, labels, unlabeled = count_by_label(counts, labels_of)
         sources = session.scalars(
             select(Source).where(Source.dataset_id == dataset.id).order_by(Source.id)
         ).all()
@@ -92,6 +97,8 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
                         "size": s.size,
                         "sha256": s.sha256,
                         "md5": s.md5,
+                        "file_md5": s.file_md5,
+                        "file_sha256": s.file_sha256,
                         "genuine": s.genuine,
                         "note": s.note,
                         "ingested_at": s.ingested_at.isoformat(),
@@ -99,6 +106,10 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
                     for s in sources
                 ],
                 genuine=genuine,
+                labels=list(labels_of.numbers),
+                label_names=list(labels_of.names),
+                label_set=dataset.label_set,
+                unlabeled=unlabeled,
             )
         )
     return summaries

@@ -95,7 +95,7 @@ def test_the_options_build_the_selection() -> None:
     assert (result.exit_code, result.stdout) == (0, "x\n")
     assert seen == [
         Selection(
-            dataset="d", splits=("train", "test"), labels=(3, 5, 7),
+            dataset="d", splits=("train", "test"), labels=("3", "5", "7"),
             index_range=(2, sys.maxsize), sample=4, seed=7, limit=2,
         )
     ]  # fmt: skip

@@ -77,7 +77,7 @@ def _compare_to_known(data: DatasetImages, claim: str, accounted: Collection[str
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.labels[mask], minlength=10)[:10].tolist()
+        counts = np.bincount(data.labels[mask & (data.labels >= 0)], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 from catalog.audit.features import InkMeasures, ink_measures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
+from catalog.labelsets import label_set
 from catalog.query import dataset_id
+from catalog.sources import UNLABELED
 
 
 @dataclass
@@ -29,11 +31,21 @@ class DatasetImages:
     sha256: npt.NDArray[np.str_]
     pixels: npt.NDArray[np.uint8] | None  # None when sizes differ (see odd-images)
     shapes: npt.NDArray[np.int64]  # (n, 2)
+    label_numbers: tuple[int, ...] = ()  # the dataset's label set
 
     def ref(self, i: int) -> ImageRef:
+        label = int(self.labels[i])
         return ImageRef(
-            self.name, str(self.splits[i]), int(self.indices[i]), int(self.labels[i]),
-            str(self.sha256[i]),
+            self.name, str(self.splits[i]), int(self.indices[i]),
+            None if label == UNLABELED else label, str(self.sha256[i]),
+        )  # fmt: skip
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> DatasetImages:
+        """The images where ``keep`` is true."""
+        return DatasetImages(
+            self.name, self.ids[keep], self.splits[keep], self.indices[keep], self.labels[keep],
+            self.sha256[keep], None if self.pixels is None else self.pixels[keep],
+            self.shapes[keep], self.label_numbers,
         )  # fmt: skip
 
     def refs(self, positions: Iterable[int]) -> list[ImageRef]:
@@ -52,10 +64,11 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
     """Read one dataset's images (all, or of ``splits``) into numpy blocks."""
     ids, split_names, indices, labels, digests, shapes = [], [], [], [], [], []
     blocks: list[npt.NDArray[np.uint8]] = []
+    ds = dataset_id(session, name)
     query = (
         select(Image.id, Image.split, Image.index, Image.label, Image.sha256, Image.height,
                Image.width, Image.pixels)
-        .where(Image.dataset_id == dataset_id(session, name))
+        .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     )  # fmt: skip
     if splits:
@@ -67,7 +80,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
             ids.append(row[0])
             split_names.append(row[1])
             indices.append(row[2])
-            labels.append(row[3])
+            labels.append(UNLABELED if row[3] is None else row[3])
             digests.append(row[4])
             shapes.append((row[5], row[6]))
             first_shape = first_shape or (row[5], row[6])
@@ -92,4 +105,5 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         sha256=np.asarray(digests, dtype=np.str_),
         pixels=pixels,
         shapes=np.asarray(shapes, dtype=np.int64).reshape(-1, 2),
+        label_numbers=label_set(session, ds).numbers,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,31 +37,64 @@ def export(
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
     ] = None,
+    folder_names: Annotated[
+        str, typer.Option("--folder-names", help="by-label folders: numbers or names.")
+    ] = "numbers",
+    holdout_by: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-by", help="Metadata key: write train/ and val/ with no value in both."
+        ),
+    ] = None,
+    holdout: Annotated[
+        float | None, typer.Option("--holdout", help="Fraction of --holdout-by groups in val/.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the selected images into OUT_DIR and record every file in the catalog."""
     from catalog.api import CatalogSelection
 
+    if (holdout_by is None) != (holdout is None):
+        msg = "--holdout-by KEY and --holdout FRACTION go together"
+        raise typer.BadParameter(msg, param_hint="--holdout")
     selected = CatalogSelection(open_catalog(ctx), selection)
+    options = {
+        "layout": layout, "fmt": fmt, "quality": quality, "lists": lists or (),
+        "overwrite": overwrite, "jobs": jobs, "folder_names": folder_names,
+    }  # fmt: skip
+    if holdout_by is not None and holdout is not None:
+        with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
+            parts = selected.export_holdout(
+                out_dir, holdout_by, holdout, progress=advance, **options
+            )
+        if as_json:
+            echo_json({part: export_json(result) for part, result in parts.items()})
+            return
+        for part, result in parts.items():
+            typer.echo(
+                f"{part}: exported {result.count:,} images to {result.root} "
+                f"({result.written:,} written); export #{result.export_id}"
+            )
+        typer.echo(f"No {holdout_by} is in both train and val (seed {selection.seed}).")
+        return
     with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
-        result = selected.export(
-            out_dir, layout=layout, fmt=fmt, quality=quality, lists=lists or (),
-            overwrite=overwrite, jobs=jobs, progress=advance,
-        )  # fmt: skip
+        result = selected.export(out_dir, progress=advance, **options)
     if as_json:
-        echo_json(
-            {
-                "export_id": result.export_id, "root": str(result.root), "count": result.count,
-                "written": result.written, "skipped": result.skipped,
-                "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
-            }
-        )  # fmt: skip
+        echo_json(export_json(result))
         return
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
         f"({result.written:,} written, {result.skipped:,} already there); "
         f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
     )
+
+
+def export_json(result: Any) -> dict[str, Any]:
+    return {
+        "export_id": result.export_id, "root": str(result.root), "count": result.count,
+        "written": result.written, "skipped": result.skipped,
+        "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+    }  # fmt: skip
 
 
 def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:

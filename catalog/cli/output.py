@@ -89,7 +89,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 def write_rows(rows: Iterable[ImageRow], output: str) -> None:
     """Print image rows as ``output``: one of :data:`ROW_FORMATS`."""
     out = sys.stdout
-    fields = ["dataset", "split", "index", "label", "sha256", "paths"]
+    fields = ["dataset", "split", "index", "label", "sha256", "paths", "name", "meta"]
     if output == "json":
         echo_json([asdict(row) | {"paths": list(row.paths)} for row in rows])
     elif output == "jsonl":
@@ -105,9 +105,12 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(fields)
         for row in rows:
+            meta = ";".join(f"{k}={v}" for k, v in sorted(row.meta.items()))
+            label = "" if row.label is None else row.label
             writer.writerow(
-                [row.dataset, row.split, row.index, row.label, row.sha256, ";".join(row.paths)]
-            )
+                [row.dataset, row.split, row.index, label, row.sha256, ";".join(row.paths),
+                 row.name, meta]
+            )  # fmt: skip
         out.write(buffer.getvalue())
     else:
         typer.echo(
@@ -115,7 +118,11 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
         )
         for row in rows:
             paths = " ".join(row.paths)
+            label = "-" if row.label is None else str(row.label)
+            named = f" {row.name}" if row.name and row.name != label else ""
+            meta = " ".join(f"{k}={v}" for k, v in sorted(row.meta.items()))
             typer.echo(
-                f"{row.dataset:<12} {row.split:<6} {row.index:>6} {row.label:>5}  "
-                f"{row.sha256[:16]}  {paths}".rstrip()
+                f"{row.dataset:<12} {row.split:<6} {row.index:>6} {label:>5}  "
+                f"{row.sha256[:16]}  {paths}{named and '  ' + named.strip()}"
+                f"{meta and '  ' + meta}".rstrip()
             )

@@ -117,6 +117,7 @@ def export_images(
     overwrite: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
+    folder_names: str = "numbers",
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
 
@@ -145,6 +146,10 @@ def export_images(
         Worker processes that encode and write; default all cores.
     progress
         Called with the number of images done after each chunk.
+    folder_names
+        ``numbers`` (``train/1/``) or ``names``: the class name as the label's
+        folder (``train/Trouser/``), as ImageFolder users expect. Unlabeled
+        images go to ``unlabeled/`` either way.
 
     Raises
     ------
@@ -158,5 +163,7 @@ def export_images(
     if output not in WRITERS:
         msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
         raise SelectionError(msg)
-    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress)
+    options = ExportOptions(
+        layout, fmt, quality, lists, overwrite, jobs, progress, folder_names=folder_names
+    )
     return get_writer(output)(session, selection, out_dir, options)

@@ -40,6 +40,7 @@ class ExportOptions:
     overwrite: bool = False
     jobs: int | None = None  # worker processes; None: all cores
     progress: Progress | None = None  # called with images done after each chunk
+    folder_names: str = "numbers"  # by-label folders: label "numbers" or class "names"
 
 
 @dataclass
