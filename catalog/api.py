@@ -132,8 +132,7 @@ class Catalog:
         ``max_error``), replacing what an earlier identify stored for them, so
         ``select(where={"canonical_split": "test"})`` and export manifests use it.
         """
-        from catalog.identity import identify_session
-        from catalog.identity.store import store_identity
+        from catalog.identity import identify_session, store_identity
 
         with db.session_scope(self.engine, write=store) as session:
             result = identify_session(session, dataset, against, progress)

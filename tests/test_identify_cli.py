@@ -107,10 +107,9 @@ def test_audit_lists_the_relabel_says_lossy_copy_and_finds_leakage(
     # MNIST test 5-7 are in the reference's test split, and in old's test split too.
     leaks = [f for f in report.findings if f.code == "canonical-leak"]
     assert [f.message for f in leaks] == [
-        "leaky train: 3 images are copies of mnist test images "
-        "(train 20 = test 5, train 21 = test 6, train 22 = test 7)",
-        "leaky train: 3 images are copies of old test images "
-        "(train 20 = test 5, train 21 = test 6, train 22 = test 7)",
+        f"leaky train: 3 images are copies of {name} test images "
+        "(train 20 = test 5, train 21 = test 6, train 22 = test 7)"
+        for name in ("mnist", "old")
     ]
     assert {f.severity for f in leaks} == {"error"}
     assert [(r.dataset, r.split, r.index) for r in leaks[0].images] == [
@@ -159,12 +158,11 @@ def test_foreign_digits_are_none_and_a_relabel_against_a_catalog_dataset(
         assert run(db_url, "ingest", str(tmp_path / name), "-d", name)[0] == 0
     code, out, err = run(db_url, "identify", "-d", "copy", "--against", "ref")
     assert code == 0, err
-    assert out.splitlines()[:3] == [
+    assert out.splitlines()[:2] == [
         "copy against ref: 13 images, 0 exact, 10 lossy, 3 none",
         "  test: 3 images not in ref (none); train 0-9 = ref train 0-9 (lossy)",
-        "  10 of 13 lossy copies of ref (JPEG-like re-encoding + contrast stretch, "
-        + out.splitlines()[2].split("contrast stretch, ")[1],
     ]
+    assert out.splitlines()[2].startswith("  10 of 13 lossy copies of ref (JPEG-like re-encoding")
     assert f"  1 labels disagree: train 4 says {copy_labels[4]} (ref train 4 is {labels[4]})" in (
         out.splitlines()
     )

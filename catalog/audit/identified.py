@@ -129,7 +129,7 @@ def _refs(data: DatasetImages, result: IdentityResult, rows: np.ndarray) -> list
 
 
 def _disagreements(data: DatasetImages, result: IdentityResult) -> list[Finding]:
-    rows = np.flatnonzero(result.matched() & (result.labels != result.canonical_labels))
+    rows = np.flatnonzero(result.disagreeing())
     rows = rows[np.isin(result.image_ids[rows], data.ids)]
     findings = []
     for i in rows[:DISAGREEMENT_LIST].tolist():

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Image
@@ -29,6 +29,7 @@ from catalog.identity.signature import (
     pixel_digests,
 )
 from catalog.query import dataset_id
+from catalog.sources import UNLABELED
 
 DATA_DIR = Path(__file__).with_name("data")
 #: Reference sets shipped with the package.
@@ -248,7 +249,7 @@ class DatasetBlocks:
 
     def __iter__(self) -> Iterator[RefBlock]:
         query = (
-            select(Image.id, Image.split, Image.index, Image.label, Image.sha256,
+            select(Image.id, Image.split, Image.index, func.coalesce(Image.label, UNLABELED), Image.sha256,
                    Image.height, Image.width, Image.pixels)
             .where(Image.dataset_id == self.dataset)
             .order_by(Image.split, Image.index)
