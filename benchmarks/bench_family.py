@@ -106,7 +106,9 @@ def main() -> None:
             if fmt not in best or figures["ingest"] < best[fmt]["ingest"]:
                 best[fmt] = figures
     base = best["idx"]["ingest"]
-    print(f"70,000 MNIST images, SQLite, best of {args.repeats} alternating runs; {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+    print(
+        f"70,000 MNIST images, SQLite, best of {args.repeats} alternating runs; {platform.processor() or platform.machine()}, Python {platform.python_version()}\n"
+    )
     print("| format | source size | decode only | ingest | images/s | vs IDX ingest |")
     print("|---|---:|---:|---:|---:|---:|")
     for fmt in FORMATS:

@@ -32,6 +32,7 @@ resident size of the process, read after each stage.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -60,12 +61,15 @@ def peak_mb() -> float:
 
 
 def timed(run: Callable[[], object], repeat: int) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` runs; the load average is printed with it, since
+    other work on the machine moves these figures more than anything measured."""
     best, result = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
         result = run()
         best = min(best, time.perf_counter() - start)
     assert result is not None
+    print(f"    (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     return best, result
 
 
