@@ -109,8 +109,10 @@ class IdentityResult:
     def disagreeing(self) -> npt.NDArray[np.bool_]:
         """Matched, both labelled, and the labels differ (an unlabeled image disagrees with none)."""
         labelled = (self.labels >= 0) & (self.canonical_labels >= 0)
-        found: npt.NDArray[np.bool_] = self.matched() & labelled
-        return found & (self.labels != self.canonical_labels)
+        found: npt.NDArray[np.bool_] = (
+            self.matched() & labelled & (self.labels != self.canonical_labels)
+        )
+        return found
 
     def repeated(self) -> dict[tuple[str, int], list[tuple[str, int]]]:
         """Canonical images that more than one image of the dataset is a copy of."""
