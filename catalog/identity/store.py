@@ -2,7 +2,8 @@
 
 Every image of the identified dataset gets ``match`` (exact, lossy or none);
 matched ones also ``canonical_dataset``, ``canonical_split`` and
-``canonical_index``, and ``max_error`` (levels) where it was measured. Storing a
+``canonical_index``, and lossy ones ``max_error`` (levels) where it was measured
+on pixels. Storing a
 result first deletes these keys for the whole dataset, so re-running identify
 (against the same or another reference) replaces the previous answer and leaves
 other metadata (a writer, a CSV column) alone.
@@ -53,7 +54,7 @@ def _rows(r: res.IdentityResult, part: slice) -> list[tuple[Any, ...]]:
     ids = r.image_ids[part]
     matched = r.kinds[part] != res.NONE
     errors = r.max_errors[part]
-    measured = matched & ~np.isnan(errors)
+    measured = (r.kinds[part] == res.LOSSY) & ~np.isnan(errors)  # exact: 0 by definition
     columns = [
         (ids, "match", np.asarray(res.KINDS)[r.kinds[part]]),
         (ids[matched], "canonical_dataset", np.full(int(matched.sum()), r.reference)),
