@@ -124,9 +124,8 @@ def read_exact(stream: BinaryIO | HashingReader, size: int, path: str | Path, wh
     try:
         data = stream.read(size)
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        msg = (
-            f"Cannot read {path}: corrupt or truncated compressed data while reading {what} ({exc})"
-        )
+        kind = "xz" if isinstance(exc, lzma.LZMAError) else "gzip"
+        msg = f"Cannot read {path}: corrupt or truncated {kind} data while reading {what} ({exc})"
         raise SourceFormatError(msg) from None
     if len(data) != size:
         msg = f"{path} is truncated: expected {size:,} bytes of {what}, found {len(data):,}"
