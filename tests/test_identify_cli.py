@@ -122,6 +122,24 @@ def test_audit_lists_the_relabel_says_lossy_copy_and_finds_leakage(
 
 
 @pytest.mark.mnist
+def test_a_genuine_subset_claiming_to_be_mnist_still_warns_about_its_size(
+    mnist_arrays: Arrays, tmp_path: Path, catalog: Catalog
+) -> None:
+    (x, y), (xt, yt) = mnist_arrays["train"], mnist_arrays["test"]
+    write_image_folder(tmp_path / "mnist", {"train": (x[:30], y[:30]), "test": (xt[:20], yt[:20])})
+    catalog.ingest(tmp_path / "mnist", dataset="mnist")
+    report = catalog.audit(checks=["identity"])
+    [genuine] = [f for f in report.findings if f.code == "genuine-images"]
+    assert genuine.message == (
+        "mnist: 50 of 50 images are genuine mnist images: "
+        "test 0-19 = mnist test 0-19 (exact); train 0-29 = mnist train 0-29 (exact)"
+    )
+    sizes = [f.message for f in report.findings if f.code == "differs-from-known"]
+    assert [m.split(":")[0] for m in sizes] == ["mnist test", "mnist train"]
+    assert all("images where" in m for m in sizes)
+
+
+@pytest.mark.mnist
 @pytest.mark.slow
 def test_classic_pickle_resplit_is_info_not_a_size_warning(
     tmp_path: Path, mnist_arrays: Arrays, db_url: str
