@@ -24,6 +24,7 @@ from catalog.audit import AuditReport
 from catalog.decision_log import DecisionRecord
 from catalog.decisions import Change, Summary
 from catalog.export import ExportResult, export_images
+from catalog.identity.result import IdentityResult
 from catalog.labelsets import LabelSet, label_set
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
@@ -134,6 +135,30 @@ class Catalog:
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
                 progress=progress,
             )  # fmt: skip
+
+    def identify(
+        self,
+        dataset: str | None = None,
+        *,
+        against: str = "mnist",
+        store: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> IdentityResult:
+        """Say which image of ``against`` each image of ``dataset`` is (see
+        :func:`catalog.identity.identify`).
+
+        With ``store``, the result is kept per image as metadata (``match``,
+        ``canonical_dataset``, ``canonical_split``, ``canonical_index``,
+        ``max_error``), replacing what an earlier identify stored for them, so
+        ``select(where={"canonical_split": "test"})`` and export manifests use it.
+        """
+        from catalog.identity import identify_session, store_identity
+
+        with db.session_scope(self.engine, write=store) as session:
+            result = identify_session(session, dataset, against, progress)
+            if store:
+                store_identity(session, result)
+            return result
 
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""
