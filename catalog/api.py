@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from catalog import db, query
 from catalog.audit import AuditReport
+from catalog.audit.runs import StoredRun
 from catalog.export import ExportResult, export_images
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
@@ -110,6 +111,20 @@ class Catalog:
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
                 progress=progress,
             )  # fmt: skip
+
+    def record_audit(self, report: AuditReport) -> int:
+        """Store ``report`` as an audit run (see :mod:`catalog.audit.runs`); return its id."""
+        from catalog.audit.runs import record_run
+
+        with db.session_scope(self.engine, write=True) as session:
+            return record_run(session, report)
+
+    def latest_audit(self, dataset: str | None = None) -> StoredRun | None:
+        """The latest stored audit run (that covered ``dataset``, if given), or None."""
+        from catalog.audit.runs import latest_run
+
+        with db.session_scope(self.engine) as session:
+            return latest_run(session, dataset)
 
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""

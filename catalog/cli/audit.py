@@ -29,6 +29,13 @@ def audit(
         bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
     ] = False,
     seed: SeedOpt = 0,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store/--no-store",
+            help="Record the run in the catalog, for `serve` (--no-store: only read).",
+        ),
+    ] = True,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
@@ -42,6 +49,8 @@ def audit(
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(catalog.audit_html(report), encoding="utf-8")
+    if store:
+        catalog.record_audit(report)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -7,3 +7,5 @@ once this package is imported.
 """
 
 from catalog.models.embeddings import Embedding as Embedding
+from catalog.models.audit_runs import AuditFinding as AuditFinding
+from catalog.models.audit_runs import AuditRun as AuditRun
