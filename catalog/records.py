@@ -26,9 +26,13 @@ class ImageRow:
     dataset: str
     split: str
     index: int
-    label: int
+    label: int  # the current label (the source's with ``original_labels``)
     sha256: str
     paths: tuple[str, ...] = ()
+    original_label: int | None = None  # the source's label
+    excluded: bool = False
+    tags: tuple[str, ...] = ()
+    decision: int | None = None  # the latest decision about the image
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,11 @@ class PixelBlock:
     dataset_ids: npt.NDArray[np.int64]
     splits: list[str]
     indices: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]  # current (the source's with ``original_labels``)
     sha256: list[str]
     pixels: npt.NDArray[np.uint8]  # (n, height, width)
+    original_labels: npt.NDArray[np.int64]
+    decisions: npt.NDArray[np.int64]  # the latest decision per image, 0 for none
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -105,7 +111,10 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
 
 
 def list_exports(session: Session) -> list[dict[str, Any]]:
-    """Every export, newest first, with the number of files on record for it."""
+    """Every export, newest first, with the number of files on record for it and how
+    many decisions about its images came after it (non-zero: out of date)."""
+    from catalog.query import decisions_since  # query imports this module
+
     files = (
         select(ExportedFile.export_id, func.count().label("files"))
         .group_by(ExportedFile.export_id)
@@ -121,6 +130,8 @@ def list_exports(session: Session) -> list[dict[str, Any]]:
             "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
             "layout": export.layout, "format": export.format, "count": export.count,
             "written": export.written, "files": int(n), "selection": export.selection,
+            "decision_id": export.decision_id,
+            "decisions_since": decisions_since(session, export),
         }
         for export, n in session.execute(query)
     ]  # fmt: skip

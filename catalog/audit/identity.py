@@ -62,7 +62,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.labels[mask], minlength=10)[:10].tolist()
+        counts = np.bincount(data.original_labels[mask], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")
@@ -73,7 +73,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             order = np.argsort(data.indices[mask], kind="stable")
             block = np.ascontiguousarray(data.pixels[mask][order])
             pixels_ok = hashlib.sha256(block.tobytes()).hexdigest() == known.pixels_sha256
-            labels_bytes = data.labels[mask][order].astype(np.uint8).tobytes()
+            labels_bytes = data.original_labels[mask][order].astype(np.uint8).tobytes()
             labels_ok = hashlib.sha256(labels_bytes).hexdigest() == known.labels_sha256
             content = pixels_ok and labels_ok
             if not pixels_ok:

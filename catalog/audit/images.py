@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from catalog.audit.features import InkMeasures, ink_measures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
-from catalog.query import dataset_id
+from catalog.decision_log import reviewed_ids
+from catalog.query import CURRENT_LABEL, dataset_id, with_state
 
 
 @dataclass
@@ -29,6 +30,9 @@ class DatasetImages:
     sha256: npt.NDArray[np.str_]
     pixels: npt.NDArray[np.uint8] | None  # None when sizes differ (see odd-images)
     shapes: npt.NDArray[np.int64]  # (n, 2)
+    # ``labels`` are the current ones (after decisions); identity checks the source's.
+    original_labels: npt.NDArray[np.int64]
+    reviewed: npt.NDArray[np.bool_]  # relabelled, tagged "reviewed" or excluded: not judged
 
     def ref(self, i: int) -> ImageRef:
         return ImageRef(
@@ -50,11 +54,11 @@ class DatasetImages:
 
 def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetImages:
     """Read one dataset's images (all, or of ``splits``) into numpy blocks."""
-    ids, split_names, indices, labels, digests, shapes = [], [], [], [], [], []
+    ids, split_names, indices, labels, digests, shapes, originals = [], [], [], [], [], [], []
     blocks: list[npt.NDArray[np.uint8]] = []
     query = (
-        select(Image.id, Image.split, Image.index, Image.label, Image.sha256, Image.height,
-               Image.width, Image.pixels)
+        with_state(select(Image.id, Image.split, Image.index, CURRENT_LABEL, Image.sha256,
+                          Image.height, Image.width, Image.pixels, Image.label))
         .where(Image.dataset_id == dataset_id(session, name))
         .order_by(Image.split, Image.index)
     )  # fmt: skip
@@ -69,6 +73,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
             indices.append(row[2])
             labels.append(row[3])
             digests.append(row[4])
+            originals.append(row[8])
             shapes.append((row[5], row[6]))
             first_shape = first_shape or (row[5], row[6])
             if (row[5], row[6]) != first_shape or len(row[7]) != row[5] * row[6]:
@@ -83,13 +88,16 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         pixels = np.concatenate(blocks)
     else:
         pixels = np.zeros((0, 28, 28), dtype=np.uint8)
+    id_array = np.asarray(ids, dtype=np.int64)
     return DatasetImages(
         name=name,
-        ids=np.asarray(ids, dtype=np.int64),
+        ids=id_array,
         splits=np.asarray(split_names, dtype=np.str_),
         indices=np.asarray(indices, dtype=np.int64),
         labels=np.asarray(labels, dtype=np.int64),
         sha256=np.asarray(digests, dtype=np.str_),
         pixels=pixels,
         shapes=np.asarray(shapes, dtype=np.int64).reshape(-1, 2),
+        original_labels=np.asarray(originals, dtype=np.int64),
+        reviewed=np.isin(id_array, reviewed_ids(session)),
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from catalog.cli.options import JsonOpt, with_selection
-from catalog.cli.output import echo_json, progress_bar
+from catalog.cli.output import echo_json, progress_bar, say_left_out
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
@@ -39,7 +39,11 @@ def export(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the selected images into OUT_DIR and record every file in the catalog."""
+    """Write the selected images into OUT_DIR and record every file in the catalog.
+
+    Names, label folders and lists use the current labels; a re-run after
+    decisions moves relabelled images' files and removes excluded ones.
+    """
     from catalog.api import CatalogSelection
 
     selected = CatalogSelection(open_catalog(ctx), selection)
@@ -54,18 +58,29 @@ def export(
                 "export_id": result.export_id, "root": str(result.root), "count": result.count,
                 "written": result.written, "skipped": result.skipped,
                 "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+                "renamed": result.renamed, "removed": result.removed,
+                "left_out": result.left_out,
             }
         )  # fmt: skip
         return
+    changes = "".join(
+        f", {n:,} {what}"
+        for n, what in ((result.renamed, "moved to a new label"), (result.removed, "removed"))
+        if n
+    )
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
-        f"({result.written:,} written, {result.skipped:,} already there); "
+        f"({result.written:,} written, {result.skipped:,} already there{changes}); "
         f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
     )
+    say_left_out(result.left_out)
 
 
 def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List past exports: when, where, what selection, how many files."""
+    """List past exports: when, where, how many files, and whether out of date.
+
+    An export is out of date when decisions were made since about its images.
+    """
     records = open_catalog(ctx).exports()
     if as_json:
         echo_json(records)
@@ -78,4 +93,12 @@ def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             f"#{record['id']}  {record['created_at']}  {record['root']}  "
             f"{record['layout']}/{record['format']}  {record['count']:,} images "
             f"({record['written']:,} written)  files on record: {record['files']:,}"
+            + _staleness(record)
         )
+
+
+def _staleness(record: dict[str, Any]) -> str:
+    since = record.get("decisions_since")
+    if not since:
+        return "  up to date"
+    return f"  OUT OF DATE: {since:,} decision{'' if since == 1 else 's'} since (re-run the export)"

@@ -1,7 +1,8 @@
 """The manifest and the list files that training tools read.
 
-``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256``) is
-always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
+``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256,
+original_label,decision``: ``label`` is the current one, ``decision`` the latest
+decision about the image, empty for none) is always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
 ``mxnet`` (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
 (``<split>.csv``). They share one writer because they share one life: all are
 written under temporary names as the export goes and renamed into place
@@ -32,7 +33,9 @@ class Lists:
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
-        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256\n")
+        self.manifest.write(
+            "path,dataset,split,index,label,sha256,file_sha256,original_label,decision\n"
+        )
         self.per_split: dict[tuple[str, str], TextIO] = {}
 
     def _open(self, name: str) -> TextIO:
@@ -57,7 +60,10 @@ class Lists:
         """Append one block's files (rows from :func:`catalog.export.pool.collect`)."""
         # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
         self.manifest.write(
-            "".join(f"{p},{d},{s},{i},{lb},{h},{fh}\n" for p, d, s, i, lb, h, fh, *_ in files)
+            "".join(
+                f"{p},{d},{s},{i},{lb},{h},{fh},{ol},{dc or ''}\n"
+                for p, d, s, i, lb, h, fh, _, _, _, ol, dc in files
+            )
         )
         for kind in self.kinds:
             by_split: dict[str, list[str]] = {}

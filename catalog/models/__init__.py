@@ -6,6 +6,7 @@ import below, so ``Base.metadata`` (and so Alembic's ``check``) sees every table
 once this package is imported.
 """
 
-from catalog.models.embeddings import Embedding as Embedding
+from catalog.models import decisions as decisions
 from catalog.models.audit_runs import AuditFinding as AuditFinding
 from catalog.models.audit_runs import AuditRun as AuditRun
+from catalog.models.embeddings import Embedding as Embedding
