@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, ExportedFile, Image, Source
 from catalog.errors import ImageNotFoundError, SelectionError
 from catalog.labelsets import label_set
-from catalog.query import POSITION, ImageRow, dataset_id, get_image
+from catalog.models.decisions import ImageState
+from catalog.query import CURRENT_LABEL, POSITION, ImageRow, dataset_id, get_image, with_state
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -29,7 +30,6 @@ class ImageDetails:
 
     row: ImageRow
     pixels: npt.NDArray[np.uint8]
-    original_label: int
     label_name: str
     sources: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
@@ -38,7 +38,8 @@ class ImageDetails:
         return {
             "id": self.row.id, "dataset": self.row.dataset, "split": self.row.split,
             "index": self.row.index, "label": self.row.label, "label_name": self.label_name,
-            "original_label": self.original_label, "sha256": self.row.sha256,
+            "original_label": self.row.original_label, "excluded": self.row.excluded,
+            "tags": list(self.row.tags), "decision": self.row.decision, "sha256": self.row.sha256,
             "height": int(self.pixels.shape[0]), "width": int(self.pixels.shape[1]),
             "sources": self.sources, "files": self.files,
         }  # fmt: skip
@@ -54,7 +55,6 @@ def image_details(session: Session, dataset: str | None, split: str, index: int)
     """
     row, pixels = get_image(session, dataset, split, index)
     ds = dataset_id(session, row.dataset)
-    original = session.scalar(select(Image.label).where(Image.id == row.id))
     sources = session.scalars(
         select(Source)
         .where(Source.dataset_id == ds, or_(Source.split == split, Source.split.is_(None)))
@@ -69,18 +69,28 @@ def image_details(session: Session, dataset: str | None, split: str, index: int)
     return ImageDetails(
         row=row,
         pixels=pixels,
-        original_label=int(original if original is not None else row.label),
         label_name=label_set(session, ds).name(row.label),
         sources=[
-            {"uri": s.uri, "format": s.format, "role": s.role, "split": s.split,
-             "sha256": s.sha256, "genuine": s.genuine}
+            {
+                "uri": s.uri,
+                "format": s.format,
+                "role": s.role,
+                "split": s.split,
+                "sha256": s.sha256,
+                "genuine": s.genuine,
+            }
             for s in sources
-        ],  # fmt: skip
+        ],
         files=[
-            {"path": f.path, "format": f.format, "export": f.export_id, "size": f.size,
-             "written_at": f.written_at.isoformat(timespec="seconds")}
+            {
+                "path": f.path,
+                "format": f.format,
+                "export": f.export_id,
+                "size": f.size,
+                "written_at": f.written_at.isoformat(timespec="seconds"),
+            }
             for f in files
-        ],  # fmt: skip
+        ],
     )
 
 
@@ -107,14 +117,26 @@ def pixels_by_digest(session: Session, sha256: str) -> npt.NDArray[np.uint8]:
 
 
 def rows_by_id(session: Session, image_ids: list[int]) -> dict[int, ImageRow]:
-    """The rows of images by catalog id (ids not in the catalog are left out)."""
-    query = (
-        select(Dataset.name, Image.id, Image.split, POSITION, Image.label, Image.sha256)
+    """The rows of images by catalog id, with their current labels and exclusion
+    (ids not in the catalog are left out)."""
+    query = with_state(
+        select(Dataset.name, Image.id, Image.split, POSITION, CURRENT_LABEL.label("label"),
+               Image.label.label("original"), Image.sha256, ImageState.excluded)
         .join(Dataset, Dataset.id == Image.dataset_id)
         .where(Image.id.in_(image_ids))
-    )
+    )  # fmt: skip
     return {
-        row.id: ImageRow(row.id, row.name, row.split, row.idx, row.label, row.sha256)
+        row.id: ImageRow(
+            row.id,
+            row.name,
+            row.split,
+            row.idx,
+            row.label,
+            row.sha256,
+            (),
+            row.original,
+            bool(row.excluded),
+        )
         for row in session.execute(query)
     }
 

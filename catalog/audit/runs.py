@@ -66,11 +66,17 @@ def latest_run(session: Session, dataset: str | None = None) -> StoredRun | None
 def load_run(session: Session, run: AuditRun) -> StoredRun:
     findings = [
         Finding(
-            row.check, row.code, row.severity, row.message,
-            [ImageRef(**ref) for ref in row.images], dict(row.details),
-        )  # fmt: skip
+            row.check,
+            row.code,
+            row.severity,
+            row.message,
+            [ImageRef(**ref) for ref in row.images],
+            dict(row.details),
+        )
         for row in session.scalars(
-            select(AuditFinding).where(AuditFinding.run_id == run.id).order_by(AuditFinding.position)
+            select(AuditFinding)
+            .where(AuditFinding.run_id == run.id)
+            .order_by(AuditFinding.position)
         )
     ]
     report = AuditReport(

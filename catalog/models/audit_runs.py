@@ -38,9 +38,7 @@ class AuditFinding(Base):
     __tablename__ = "audit_findings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("audit_runs.id", ondelete="CASCADE"), index=True
-    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("audit_runs.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     check: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(48))

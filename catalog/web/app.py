@@ -101,6 +101,8 @@ class Headers(BaseHTTPMiddleware):
     ) -> Response:
         access: Access = request.app.state.access
         try:
+            if not _printable(request):
+                raise WriteRefused(400, "The URL holds control characters: refused")
             redirect = access.token_redirect(request)
         except WriteRefused as exc:
             redirect = error_response(request, exc.status, str(exc))
@@ -108,6 +110,12 @@ class Headers(BaseHTTPMiddleware):
         for key, value in HEADERS.items():
             response.headers.setdefault(key, value)
         return response
+
+
+def _printable(request: Request) -> bool:
+    """No control characters in the path or the parameters (PostgreSQL refuses NUL)."""
+    texts = [request.url.path, *(t for pair in request.query_params.multi_items() for t in pair)]
+    return all(text.isprintable() for text in texts)
 
 
 def create_app(

@@ -133,11 +133,9 @@ def image(request: Request) -> Response:
 
 
 def history_of(catalog: Catalog, row: ImageRow) -> list[dict[str, Any]]:
-    """The decisions about one image, oldest first (empty before curation is available)."""
-    history = getattr(catalog, "history", None)
-    if history is None:
-        return []
-    return [record.to_json() for record in history(f"{row.split}:{row.index}", dataset=row.dataset)]
+    """The decisions about one image, oldest first."""
+    records = catalog.history(f"{row.split}:{row.index}", dataset=row.dataset)
+    return [record.to_json() for record in records]
 
 
 def exports(request: Request) -> Response:

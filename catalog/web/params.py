@@ -11,6 +11,7 @@ not silently ignored.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
@@ -26,6 +27,8 @@ PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
 #: Parameters every page accepts besides its own: the write token, passed once.
 COMMON = frozenset({"token"})
+#: The largest whole number a parameter may hold (a database stores 64-bit integers).
+MAX_INT = sys.maxsize
 _TRUE = {"", "1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -81,10 +84,14 @@ def _read(option: SelectionOption, values: list[str]) -> Any:
         raise ParameterError(msg)
     if kind is int:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             msg = f"Parameter {name}={value!r} is not a whole number"
             raise ParameterError(msg) from None
+        if not 0 <= number <= MAX_INT:
+            msg = f"Parameter {name}={value} is out of range: expected 0 to {MAX_INT}"
+            raise ParameterError(msg)
+        return number
     return value
 
 
@@ -107,7 +114,7 @@ def parse_selection(params: Any, *, extra: Sequence[str] = ()) -> Selection:
     setters: dict[str, str] = {}
     for option in SELECTION_OPTIONS:
         name = param_name(option)
-        given = [v for v in params.getlist(name)] if name in params else []
+        given = list(params.getlist(name)) if name in params else []
         raw = _read(option, given) if given else option.default
         try:
             value = option.convert(raw)
@@ -121,6 +128,9 @@ def parse_selection(params: Any, *, extra: Sequence[str] = ()) -> Selection:
             raise ParameterError(msg)
         values[option.field] = value
         setters[option.field] = name
+    if any(n > MAX_INT for n in values.get("index_range") or ()):
+        msg = f"Parameter index is out of range: expected numbers up to {MAX_INT}"
+        raise ParameterError(msg)
     return Selection(**values)
 
 

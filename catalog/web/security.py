@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from urllib.parse import urlencode
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
