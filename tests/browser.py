@@ -61,7 +61,7 @@ def screenshot(driver: Any, path: Path, width: int = 960) -> Path:
     picture = Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB")
     if picture.width > width:
         picture = picture.resize(
-            (width, round(picture.height * width / picture.width)), Image.LANCZOS
+            (width, round(picture.height * width / picture.width)), Image.Resampling.LANCZOS
         )
     picture.quantize(colors=256).save(path, format="PNG", optimize=True)
     return path
