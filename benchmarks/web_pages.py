@@ -35,7 +35,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from browser import chromium, missing, screenshot  # noqa: E402
+from browser import chromium, missing, screenshot
 
 DEFAULT_MNIST = HERE.parents[1] / "shared" / "data" / "mnist"
 REPEAT = 20

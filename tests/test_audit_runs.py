@@ -38,7 +38,7 @@ def test_audit_command_records_its_run_unless_told_not_to(db_url: str) -> None:
     run(db_url, "audit", "--check", "balance", "--no-store")
     with Catalog.open(db_url) as catalog:
         assert catalog.latest_audit() is None
-    code, out, _ = run(db_url, "audit", "--check", "balance", "--json")
+    _code, out, _ = run(db_url, "audit", "--check", "balance", "--json")
     with Catalog.open(db_url) as catalog:
         stored = catalog.latest_audit()
     assert stored is not None
