@@ -122,12 +122,15 @@ class Catalog:
         with db.session_scope(self.engine, write=True) as session:
             return record_run(session, report)
 
-    def latest_audit(self, dataset: str | None = None) -> StoredRun | None:
-        """The latest stored audit run (that covered ``dataset``, if given), or None."""
+    def latest_audit(
+        self, dataset: str | None = None, *, findings: bool = True
+    ) -> StoredRun | None:
+        """The latest stored audit run (that covered ``dataset``, if given), or None;
+        ``findings=False`` reads only its header, summaries and counts."""
         from catalog.audit.runs import latest_run
 
         with db.session_scope(self.engine) as session:
-            return latest_run(session, dataset)
+            return latest_run(session, dataset, findings=findings)
 
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""

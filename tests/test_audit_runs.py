@@ -23,7 +23,10 @@ def test_a_recorded_run_reads_back_as_the_same_report(tiny_catalog: Catalog) -> 
     assert stored is not None
     assert stored.id == second
     assert stored.report.to_json() == json.loads(json.dumps(report.to_json()))
-    assert tiny_catalog.latest_audit("tiny") is not None
+    assert stored.counts == report.counts()
+    header = tiny_catalog.latest_audit("tiny", findings=False)
+    assert header is not None
+    assert (header.id, header.report.findings, header.counts) == (second, [], report.counts())
     assert tiny_catalog.latest_audit("other") is None
 
 

@@ -258,3 +258,71 @@ def test_hostile_decisions_answer_a_message_and_change_nothing(
     assert web_catalog.decisions() == []
     big = client.post("/api/decide", content=b"{" + b" " * 10_000 + b"}", headers=headers)
     assert big.status_code == 413
+
+
+def test_serve_without_the_extra_names_it(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_cli import run
+
+    import catalog.web
+
+    real = catalog.web.find_spec
+    monkeypatch.setattr(
+        catalog.web, "find_spec", lambda name: None if name == "uvicorn" else real(name)
+    )
+    code, _, err = run(db_url, "serve")
+    assert code == 1
+    assert err == (
+        'Error: The web view needs uvicorn, which is not installed: pip install "mnist-catalog[serve]"\n'
+    )
+
+
+def test_serve_refuses_a_busy_port(db_url: str) -> None:
+    import socket
+
+    from test_cli import run
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run(db_url, "serve", "--port", str(port))
+    assert code == 1
+    assert err.startswith(f"Error: Cannot listen on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1
+
+
+def test_serve_starts_prints_a_token_url_and_answers(tiny_catalog: Catalog, db_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from catalog.web.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "MNIST_CATALOG_DB": db_url, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "catalog", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(2)]
+        url = lines[1].strip()
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{port}/\?token=[\w-]{{20,}}", url), lines
+        for _ in range(100):
+            try:
+                response = httpx.get(url, follow_redirects=False)
+                break
+            except httpx.ConnectError:
+                import time
+
+                time.sleep(0.1)
+        assert response.status_code == 303
+        assert "catalog_token" in response.headers["set-cookie"]
+        overview = httpx.get(f"http://127.0.0.1:{port}/api/overview").json()
+        assert [d["name"] for d in overview["datasets"]] == ["tiny"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

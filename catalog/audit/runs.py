@@ -8,13 +8,14 @@ the read access an audit needs; recording writes two tables.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from catalog.audit.findings import AuditReport, Finding, ImageRef
+from catalog.audit.findings import SEVERITIES, AuditReport, Finding, ImageRef
 from catalog.models.audit_runs import AuditFinding, AuditRun
 
 
@@ -24,7 +25,8 @@ class StoredRun:
 
     id: int
     recorded_at: str
-    report: AuditReport
+    report: AuditReport  # without findings when read with ``findings=False``
+    counts: dict[str, int]  # findings per severity
 
 
 def record_run(session: Session, report: AuditReport) -> int:
@@ -54,17 +56,40 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def latest_run(session: Session, dataset: str | None = None) -> StoredRun | None:
-    """The most recent audit run (that covered ``dataset``, if given), or None."""
+def latest_run(
+    session: Session, dataset: str | None = None, *, findings: bool = True
+) -> StoredRun | None:
+    """The most recent audit run (that covered ``dataset``, if given), or None.
+
+    With ``findings=False`` only the run's header, summaries and counts are read.
+    """
     runs = session.scalars(select(AuditRun).order_by(AuditRun.id.desc()))
     for run in runs:
         if dataset is None or dataset in run.datasets:
-            return load_run(session, run)
+            return load_run(session, run, findings=findings)
     return None
 
 
-def load_run(session: Session, run: AuditRun) -> StoredRun:
-    findings = [
+def load_run(session: Session, run: AuditRun, *, findings: bool = True) -> StoredRun:
+    """``run`` as a :class:`StoredRun`, with its findings unless ``findings=False``."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    by_severity = (
+        select(AuditFinding.severity, func.count())
+        .where(AuditFinding.run_id == run.id)
+        .group_by(AuditFinding.severity)
+    )
+    for severity, n in session.execute(by_severity):
+        counts[severity] = int(n)
+    rows: Iterable[AuditFinding] = (
+        session.scalars(
+            select(AuditFinding)
+            .where(AuditFinding.run_id == run.id)
+            .order_by(AuditFinding.position)
+        )
+        if findings
+        else []
+    )
+    found = [
         Finding(
             row.check,
             row.code,
@@ -73,15 +98,11 @@ def load_run(session: Session, run: AuditRun) -> StoredRun:
             [ImageRef(**ref) for ref in row.images],
             dict(row.details),
         )
-        for row in session.scalars(
-            select(AuditFinding)
-            .where(AuditFinding.run_id == run.id)
-            .order_by(AuditFinding.position)
-        )
+        for row in rows
     ]
     report = AuditReport(
         datasets=list(run.datasets), splits=list(run.splits), checks=list(run.checks),
-        generated_at=run.generated_at, findings=findings, summary=dict(run.summary),
+        generated_at=run.generated_at, findings=found, summary=dict(run.summary),
         seconds=dict(run.seconds),
     )  # fmt: skip
-    return StoredRun(run.id, run.recorded_at.isoformat(timespec="seconds"), report)
+    return StoredRun(run.id, run.recorded_at.isoformat(timespec="seconds"), report, counts)

@@ -62,11 +62,11 @@ def overview(request: Request) -> Response:
             "labels": labels, "label_names": {str(k): v for k, v in names.items()},
             "counts": table, "sources": summary.sources,
         })  # fmt: skip
-    latest = catalog.latest_audit()
+    latest = catalog.latest_audit(findings=False)
     audit = None
     if latest is not None:
         audit = {"run": latest.id, "generated_at": latest.report.generated_at,
-                 "datasets": latest.report.datasets, "counts": latest.report.counts()}  # fmt: skip
+                 "datasets": latest.report.datasets, "counts": latest.counts}  # fmt: skip
     return render(request, "overview.html", {"datasets": datasets, "audit": audit})
 
 

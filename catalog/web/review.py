@@ -42,8 +42,8 @@ class NoAuditError(CatalogError):
     """The catalog holds no stored audit run to show."""
 
 
-def latest(catalog: Catalog, dataset: str | None) -> StoredRun:
-    run = catalog.latest_audit(dataset)
+def latest(catalog: Catalog, dataset: str | None, *, findings: bool = True) -> StoredRun:
+    run = catalog.latest_audit(dataset, findings=findings)
     if run is None:
         where = f" of dataset {dataset}" if dataset else ""
         msg = f"No audit run{where} is stored yet: run `mnist-catalog audit` first"
@@ -88,7 +88,7 @@ def review_page(request: Request) -> Response:
     params = request.query_params
     check_names(params, ("dataset", "split", "n"))
     catalog = catalog_of(request)
-    run = latest(catalog, params.get("dataset"))
+    run = latest(catalog, params.get("dataset"), findings=False)
     rankings = _rankings(run)
     if not rankings:
         msg = f"Audit run #{run.id} has no label-error ranking: run `mnist-catalog audit`"
