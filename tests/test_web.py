@@ -103,6 +103,10 @@ def test_grid_takes_the_cli_selection_options(client: TestClient) -> None:
     assert sample["images"] == again["images"]
     per_label = client.get("/api/grid?split=train&per-label=2").json()
     assert per_label["total"] == 20
+    form = client.get("/api/grid?dataset=&split=test&label=&index=&tag=&sample=&seed=0").json()
+    assert form["total"] == 100  # the grid's form sends empty fields: not given
+    flag = client.get("/api/grid?split=test&relabelled").json()
+    assert flag["selection"]["relabelled"] is True
     window = client.get("/api/grid?split=test&index=10:20").json()
     assert [im["index"] for im in window["images"]] == list(range(10, 20))
 

@@ -115,6 +115,8 @@ def parse_selection(params: Any, *, extra: Sequence[str] = ()) -> Selection:
     for option in SELECTION_OPTIONS:
         name = param_name(option)
         given = list(params.getlist(name)) if name in params else []
+        if _base_type(option) is not bool:  # an empty form field means "not given"
+            given = [value for value in given if value.strip()]
         raw = _read(option, given) if given else option.default
         try:
             value = option.convert(raw)
