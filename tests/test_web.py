@@ -330,3 +330,15 @@ def test_serve_starts_prints_a_token_url_and_answers(tiny_catalog: Catalog, db_u
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_exports_page_lists_file_counts_and_out_of_date_exports(
+    client: TestClient, web_catalog: Catalog, tmp_path: Path
+) -> None:
+    web_catalog.select(split="test", index=(0, 10)).export(tmp_path / "out", jobs=1)
+    (export,) = client.get("/api/exports").json()["exports"]
+    assert (export["files"], export["decisions_since"]) == (10, 0)
+    web_catalog.relabel("test:4", 0, by="ada")
+    (export,) = client.get("/api/exports").json()["exports"]
+    assert export["decisions_since"] == 1
+    assert "out of date: 1 decision since" in client.get("/exports").text
