@@ -79,9 +79,10 @@ class Catalog:
                 decoded=decoded,
             )  # fmt: skip
 
-    def datasets(self) -> list[DatasetSummary]:
+    def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
+        """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""
         with db.session_scope(self.engine) as session:
-            return query.list_datasets(session)
+            return query.list_datasets(session, counts=counts)
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None

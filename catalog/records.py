@@ -63,19 +63,24 @@ class DatasetSummary:
     genuine: str | None = None  # e.g. "mnist" when every source is a genuine file of it
 
 
-def list_datasets(session: Session) -> list[DatasetSummary]:
-    """Every dataset with its splits, per-label counts and sources."""
+def list_datasets(session: Session, *, counts: bool = True) -> list[DatasetSummary]:
+    """Every dataset with its splits, per-label counts and sources
+    (``counts=False``: without the counts, which read every image's row)."""
     summaries: list[DatasetSummary] = []
     for dataset in session.scalars(select(Dataset).order_by(Dataset.name)):
-        counts = session.execute(
-            select(Image.split, Image.label, func.count())
-            .where(Image.dataset_id == dataset.id)
-            .group_by(Image.split, Image.label)
-            .order_by(Image.split, Image.label)
-        ).all()
+        counted = (
+            session.execute(
+                select(Image.split, Image.label, func.count())
+                .where(Image.dataset_id == dataset.id)
+                .group_by(Image.split, Image.label)
+                .order_by(Image.split, Image.label)
+            ).all()
+            if counts
+            else []
+        )
         splits: dict[str, int] = {}
         labels: dict[str, list[int]] = {}
-        for split, label, n in counts:
+        for split, label, n in counted:
             splits[split] = splits.get(split, 0) + n
             labels.setdefault(split, [0] * 10)[label] = n
         sources = session.scalars(

@@ -44,7 +44,7 @@ def serve(
     access = Access(read_only=read_only)
     hosts = ["*"] if host in ("0.0.0.0", "::") else [*LOCAL_HOSTS, host]
     neighbours = NeighbourCache(catalog)
-    neighbours.warm([summary.name for summary in catalog.datasets()])
+    neighbours.warm([summary.name for summary in catalog.datasets(counts=False)])
     app = create_app(catalog, access=access, hosts=hosts, neighbours=neighbours)
     url = start_url(host, port, None if read_only else access.token)
     mode = "read-only" if read_only else "decisions need the token in this URL"
