@@ -82,4 +82,5 @@ class NeighbourCache:
 
 
 def _whole(dataset: str) -> Selection:
-    return Selection(dataset=dataset)
+    """Every image of ``dataset``, excluded ones too (a neighbour's label helps judge)."""
+    return Selection(dataset=dataset, excluded="include")
