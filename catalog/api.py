@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from catalog import db, decision_log, decisions, query
 from catalog.audit import AuditReport
+from catalog.audit.runs import StoredRun
 from catalog.decision_log import DecisionRecord
 from catalog.decisions import Change, Summary
 from catalog.export import ExportResult, export_images
@@ -100,9 +101,10 @@ class Catalog:
                 decoded=decoded, subset=subset, on_wait=on_wait,
             )  # fmt: skip
 
-    def datasets(self) -> list[DatasetSummary]:
+    def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
+        """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""
         with db.session_scope(self.engine) as session:
-            return query.list_datasets(session)
+            return query.list_datasets(session, counts=counts)
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
@@ -159,6 +161,23 @@ class Catalog:
             if store:
                 store_identity(session, result)
             return result
+
+    def record_audit(self, report: AuditReport) -> int:
+        """Store ``report`` as an audit run (see :mod:`catalog.audit.runs`); return its id."""
+        from catalog.audit.runs import record_run
+
+        with db.session_scope(self.engine, write=True) as session:
+            return record_run(session, report)
+
+    def latest_audit(
+        self, dataset: str | None = None, *, findings: bool = True
+    ) -> StoredRun | None:
+        """The latest stored audit run (that covered ``dataset``, if given), or None;
+        ``findings=False`` reads only its header, summaries and counts."""
+        from catalog.audit.runs import latest_run
+
+        with db.session_scope(self.engine) as session:
+            return latest_run(session, dataset, findings=findings)
 
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""
