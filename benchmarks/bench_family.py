@@ -30,9 +30,9 @@ FORMATS = ("idx", "csv", "parquet", "npz", "emnist")
 
 def prepare(mnist: Path, work: Path) -> dict[str, Path]:
     sys.path.insert(0, str(ROOT / "tests"))
+    from builders import write_npz
     from family_builders import emnist_members, mapping_text, write_csv, write_parquet
 
-    from builders import write_npz
     from catalog.sources.idx import read_idx
 
     arrays: dict[str, list[list[object]]] = {}
@@ -106,7 +106,9 @@ def main() -> None:
             if fmt not in best or figures["ingest"] < best[fmt]["ingest"]:
                 best[fmt] = figures
     base = best["idx"]["ingest"]
-    print(f"70,000 MNIST images, SQLite, best of {args.repeats} alternating runs; {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+    print(
+        f"70,000 MNIST images, SQLite, best of {args.repeats} alternating runs; {platform.processor() or platform.machine()}, Python {platform.python_version()}\n"
+    )
     print("| format | source size | decode only | ingest | images/s | vs IDX ingest |")
     print("|---|---:|---:|---:|---:|---:|")
     for fmt in FORMATS:

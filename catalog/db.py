@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import UpdateBase
 
 from catalog.errors import CatalogLocationError
 
@@ -139,6 +139,8 @@ class Export(Base):
     format: Mapped[str] = mapped_column(String(8))
     count: Mapped[int] = mapped_column(Integer, default=0)  # files in the export
     written: Mapped[int] = mapped_column(Integer, default=0)  # files this run wrote
+    # The latest curation decision when the export ran (None: there were none).
+    decision_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExportedFile(Base):
@@ -157,7 +159,7 @@ class ExportedFile(Base):
 
 
 def bulk_executor(
-    connection: Connection, statement: Insert, columns: Sequence[str]
+    connection: Connection, statement: UpdateBase, columns: Sequence[str]
 ) -> Callable[[list[tuple[Any, ...]]], None]:
     """Return a function that runs ``statement`` for rows of ``columns`` values,
     as one driver-level executemany.

@@ -28,9 +28,13 @@ class ImageRow:
     dataset: str
     split: str
     index: int
-    label: int | None  # None: published without a label
+    label: int | None  # the current label (the source's with ``original_labels``); None: unlabeled
     sha256: str
     paths: tuple[str, ...] = ()
+    original_label: int | None = None  # the source's label
+    excluded: bool = False
+    tags: tuple[str, ...] = ()
+    decision: int | None = None  # the latest decision about the image
     name: str = ""  # the label's class name
     meta: dict[str, str] = field(default_factory=dict)  # per-image metadata
 
@@ -43,9 +47,11 @@ class PixelBlock:
     dataset_ids: npt.NDArray[np.int64]
     splits: list[str]
     indices: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]  # current (the source's with ``original_labels``)
     sha256: list[str]
     pixels: npt.NDArray[np.uint8]  # (n, height, width)
+    original_labels: npt.NDArray[np.int64]
+    decisions: npt.NDArray[np.int64]  # the latest decision per image, 0 for none
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -116,7 +122,10 @@ def list_datasets(session: Session) -> list[DatasetSummary]:
 
 
 def list_exports(session: Session) -> list[dict[str, Any]]:
-    """Every export, newest first, with the number of files on record for it."""
+    """Every export, newest first, with the number of files on record for it and how
+    many decisions about its images came after it (non-zero: out of date)."""
+    from catalog.counting import decisions_since  # query imports this module
+
     files = (
         select(ExportedFile.export_id, func.count().label("files"))
         .group_by(ExportedFile.export_id)
@@ -132,6 +141,8 @@ def list_exports(session: Session) -> list[dict[str, Any]]:
             "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
             "layout": export.layout, "format": export.format, "count": export.count,
             "written": export.written, "files": int(n), "selection": export.selection,
+            "decision_id": export.decision_id,
+            "decisions_since": decisions_since(session, export),
         }
         for export, n in session.execute(query)
     ]  # fmt: skip

@@ -13,6 +13,8 @@ from typing import Any
 from catalog.errors import SelectionError
 
 ORDERS = ("index", "random")
+#: Which excluded images a selection keeps: none (the default), all, or only them.
+EXCLUDED = ("omit", "include", "only")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Selection:
     order: str = "index"  # "index" or "random"
     limit: int | None = None
     offset: int = 0
+    tags: tuple[str, ...] = ()  # carries every one of these tags
+    without_tags: tuple[str, ...] = ()  # carries none of these
+    relabelled: bool = False  # only images whose current label differs from the source's
+    excluded: str = "omit"  # one of EXCLUDED
+    original_labels: bool = False  # select and label by the source's labels
 
     unlabeled: bool = False  # only images published without a label
     where: tuple[tuple[str, str], ...] = ()  # per-image metadata key=value, all must hold
@@ -64,6 +71,9 @@ class Selection:
         if len(samplers) > 1:
             msg = f"{' and '.join(samplers)} cannot be combined"
             raise SelectionError(msg)
+        if self.excluded not in EXCLUDED:
+            msg = f"Unknown excluded mode {self.excluded!r}: expected one of {', '.join(EXCLUDED)}"
+            raise SelectionError(msg)
         if self.order not in ORDERS:
             msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
             raise SelectionError(msg)
@@ -93,8 +103,20 @@ class Selection:
         data["splits"] = list(self.splits)
         data["labels"] = list(self.labels)
         data["index_range"] = list(self.index_range) if self.index_range else None
+        data["tags"], data["without_tags"] = list(self.tags), list(self.without_tags)
         data["where"] = [list(pair) for pair in self.where]
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Selection:
+        """The selection :meth:`to_json` recorded (keys it does not know are ignored)."""
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
+        for name in ("splits", "labels", "tags", "without_tags", "index_range"):
+            if known.get(name) is not None:
+                known[name] = tuple(known[name])
+        if known.get("where") is not None:
+            known["where"] = tuple(tuple(pair) for pair in known["where"])
+        return cls(**known)
 
     @property
     def is_random(self) -> bool:

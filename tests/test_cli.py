@@ -166,10 +166,12 @@ def test_query_formats(db_url: str, tmp_path: Path) -> None:
     code, out, _ = run(db_url, "query", "--label", "3", "--format", "jsonl")
     assert [json.loads(line)["index"] for line in out.splitlines()] == threes
     code, out, _ = run(db_url, "query", "--label", "3", "--format", "csv")
-    assert out.splitlines()[0] == "dataset,split,index,label,sha256,paths,name,meta"
+    assert out.splitlines()[0] == (
+        "dataset,split,index,label,sha256,paths,original_label,excluded,tags,decision,name,meta"
+    )
     assert len(out.splitlines()) == len(threes) + 1
     code, out, _ = run(db_url, "count", "--label", "3,5", "--json")
-    assert json.loads(out) == {"count": int(np.isin(labels, [3, 5]).sum())}
+    assert json.loads(out) == {"count": int(np.isin(labels, [3, 5]).sum()), "left_out": 0}
     code, out, _ = run(db_url, "count", "--by", "label", "--json")
     assert json.loads(out) == [
         {"label": label, "name": str(label), "count": int(n)}

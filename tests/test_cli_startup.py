@@ -84,14 +84,14 @@ def test_the_options_build_the_selection() -> None:
     @with_selection(omit=("offset",), defaults={"seed": 7})
     def pick(
         selection: Selection,
-        tag: Annotated[str, typer.Option("--tag", help="A command's own option.")] = "",
+        extra: Annotated[str, typer.Option("--extra", help="A command's own option.")] = "",
     ) -> None:
         """Record the selection."""
         seen.append(selection)
-        typer.echo(tag)
+        typer.echo(extra)
 
     args = ["-d", "d", "-s", "train", "-s", "test", "-l", "3,5", "-l", "7", "--index", "2:"]
-    result = CliRunner().invoke(probe, [*args, "--sample", "4", "--limit", "2", "--tag", "x"])
+    result = CliRunner().invoke(probe, [*args, "--sample", "4", "--limit", "2", "--extra", "x"])
     assert (result.exit_code, result.stdout) == (0, "x\n")
     assert seen == [
         Selection(

@@ -62,7 +62,8 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.labels[mask & (data.labels >= 0)], minlength=10)[:10].tolist()
+        known_labels = data.original_labels[mask]
+        counts = np.bincount(known_labels[known_labels >= 0], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")
@@ -73,7 +74,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             order = np.argsort(data.indices[mask], kind="stable")
             block = np.ascontiguousarray(data.pixels[mask][order])
             pixels_ok = hashlib.sha256(block.tobytes()).hexdigest() == known.pixels_sha256
-            labels_bytes = data.labels[mask][order].astype(np.uint8).tobytes()
+            labels_bytes = data.original_labels[mask][order].astype(np.uint8).tobytes()
             labels_ok = hashlib.sha256(labels_bytes).hexdigest() == known.labels_sha256
             content = pixels_ok and labels_ok
             if not pixels_ok:

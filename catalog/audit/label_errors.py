@@ -57,6 +57,9 @@ def check_label_errors(
     if splits:
         judged &= np.isin(data.splits, list(splits))
     order = order[judged[order]]
+    # An image a person has looked at since is not flagged again; say how many.
+    reviewed = data.reviewed[order] & (scores.score[order] >= LABEL_ERROR_SCORE)
+    order = order[~data.reviewed[order]]
     suspects = order[scores.score[order] >= LABEL_ERROR_SCORE]
     findings = [
         Finding("label-errors", "likely-label-error", "warning",
@@ -79,6 +82,7 @@ def check_label_errors(
         "method": LABEL_ERROR_METHOD,
         "threshold": LABEL_ERROR_SCORE,
         "suspects": len(suspects),
+        "skipped_reviewed": int(reviewed.sum()),
         "ranking": ranking,
     }
     return findings, summary

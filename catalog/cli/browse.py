@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from catalog.cli.options import DatasetOpt, JsonOpt, with_selection
-from catalog.cli.output import ROW_FORMATS, echo_json, write_rows
+from catalog.cli.output import ROW_FORMATS, echo_json, say_left_out, write_rows
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
@@ -87,14 +87,21 @@ def query(
     output: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json, jsonl or ids.")
     ] = "table",
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print the selected images, one row each (with exported file paths)."""
+    """Print the selected images, one row each (current label, tags, exported paths).
+
+    A label a decision changed shows the source's label beside it.
+    """
+    output = "json" if as_json else output
     if output not in ROW_FORMATS:
         msg = f"{output!r} is not one of {', '.join(ROW_FORMATS)}"
         raise typer.BadParameter(msg, param_hint="--format")
     from catalog.api import CatalogSelection
 
-    write_rows(CatalogSelection(open_catalog(ctx), selection).iter_rows(), output)
+    selected = CatalogSelection(open_catalog(ctx), selection)
+    write_rows(selected.iter_rows(), output)
+    say_left_out(selected.left_out())
 
 
 @with_selection(omit=("order", "limit", "offset"))
@@ -104,12 +111,14 @@ def count(
     by: Annotated[str, typer.Option("--by", help="split, label or split,label.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Count the selected images, optionally grouped by split and/or label."""
+    """Count the selected images (current labels), optionally grouped by split and/or label."""
     from catalog.api import CatalogSelection
 
     keys = [key.strip() for key in by.split(",") if key.strip()]
     selected = CatalogSelection(open_catalog(ctx), selection)
     counts = list(selected.counts(keys).items())
+    left_out = selected.left_out()
+    say_left_out(left_out)
     names = selected.label_set() if "label" in keys else None
     at = keys.index("label") if "label" in keys else -1
     if as_json:
@@ -123,7 +132,7 @@ def count(
                 ]
             )
         else:
-            echo_json({"count": counts[0][1] if counts else 0})
+            echo_json({"count": counts[0][1] if counts else 0, "left_out": left_out})
         return
     if not keys:
         typer.echo(str(counts[0][1] if counts else 0))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from catalog.cli.options import JsonOpt, with_selection
-from catalog.cli.output import echo_json, progress_bar
+from catalog.cli.output import echo_json, progress_bar, say_left_out
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
@@ -51,7 +51,11 @@ def export(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the selected images into OUT_DIR and record every file in the catalog."""
+    """Write the selected images into OUT_DIR and record every file in the catalog.
+
+    Names, label folders and lists use the current labels; a re-run after
+    decisions moves relabelled images' files and removes excluded ones.
+    """
     from catalog.api import CatalogSelection
 
     if (holdout_by is None) != (holdout is None):
@@ -82,11 +86,17 @@ def export(
     if as_json:
         echo_json(export_json(result))
         return
+    changes = "".join(
+        f", {n:,} {what}"
+        for n, what in ((result.renamed, "moved to a new label"), (result.removed, "removed"))
+        if n
+    )
     typer.echo(
         f"Exported {result.count:,} images to {result.root} "
-        f"({result.written:,} written, {result.skipped:,} already there); "
+        f"({result.written:,} written, {result.skipped:,} already there{changes}); "
         f"manifest {result.manifest.name}" + "".join(f", {p.name}" for p in result.lists)
     )
+    say_left_out(result.left_out)
 
 
 def export_json(result: Any) -> dict[str, Any]:
@@ -94,11 +104,15 @@ def export_json(result: Any) -> dict[str, Any]:
         "export_id": result.export_id, "root": str(result.root), "count": result.count,
         "written": result.written, "skipped": result.skipped,
         "manifest": str(result.manifest), "lists": [str(p) for p in result.lists],
+        "renamed": result.renamed, "removed": result.removed, "left_out": result.left_out,
     }  # fmt: skip
 
 
 def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List past exports: when, where, what selection, how many files."""
+    """List past exports: when, where, how many files, and whether out of date.
+
+    An export is out of date when decisions were made since about its images.
+    """
     records = open_catalog(ctx).exports()
     if as_json:
         echo_json(records)
@@ -111,4 +125,12 @@ def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             f"#{record['id']}  {record['created_at']}  {record['root']}  "
             f"{record['layout']}/{record['format']}  {record['count']:,} images "
             f"({record['written']:,} written)  files on record: {record['files']:,}"
+            + _staleness(record)
         )
+
+
+def _staleness(record: dict[str, Any]) -> str:
+    since = record.get("decisions_since")
+    if not since:
+        return "  up to date"
+    return f"  OUT OF DATE: {since:,} decision{'' if since == 1 else 's'} since (re-run the export)"

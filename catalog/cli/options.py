@@ -2,7 +2,10 @@
 
 The selection options (which images: ``--dataset``, ``--split``, ``--label``,
 ``--unlabeled``, ``--where``, ``--index``, ``--sample``, ``--per-label``,
-``--group-by``, ``--per-group``, ``--seed``, ``--order``, ``--limit``, ``--offset``) are the rows of :data:`SELECTION_OPTIONS`. A command
+``--group-by``, ``--per-group``, ``--seed``, ``--order``, ``--limit``,
+``--offset``, and the curation filters ``--tag``, ``--without-tag``,
+``--relabelled``, ``--excluded``, ``--include-excluded``,
+``--original-labels``) are the rows of :data:`SELECTION_OPTIONS`. A command
 takes them all by declaring one parameter ``selection: Selection`` and the
 decorator :func:`with_selection`, which puts the options in its signature in
 that parameter's place (typer reads ``__signature__``) and hands the command
@@ -94,6 +97,18 @@ def same(value: Any) -> Any:
     return value
 
 
+def names_tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values else None
+
+
+def only_excluded(value: bool) -> str | None:
+    return "only" if value else None
+
+
+def also_excluded(value: bool) -> str | None:
+    return "include" if value else None
+
+
 @dataclass(frozen=True)
 class SelectionOption:
     """One command-line option and the :class:`Selection` field it sets."""
@@ -181,7 +196,70 @@ SELECTION_OPTIONS = (
     SelectionOption(
         "offset", _option(int, "--offset", help="Skip the first N images."), 0, "offset"
     ),
+    SelectionOption(
+        "tag",
+        _option(list[str] | None, "--tag", help="Only images with this tag; repeatable."),
+        None,
+        "tags",
+        names_tuple,
+    ),
+    SelectionOption(
+        "without_tag",
+        _option(list[str] | None, "--without-tag", help="Only images without this tag."),
+        None,
+        "without_tags",
+        names_tuple,
+    ),
+    SelectionOption(
+        "relabelled",
+        _option(bool, "--relabelled", help="Only images whose label was changed."),
+        False,
+        "relabelled",
+    ),
+    SelectionOption(
+        "excluded",
+        _option(bool, "--excluded", help="Only excluded images."),
+        False,
+        "excluded",
+        only_excluded,
+    ),
+    SelectionOption(
+        "include_excluded",
+        _option(bool, "--include-excluded", help="Keep excluded images in."),
+        False,
+        "excluded",
+        also_excluded,
+    ),
+    SelectionOption(
+        "original_labels",
+        _option(bool, "--original-labels", help="Use the source's labels, not decisions."),
+        False,
+        "original_labels",
+    ),
 )
+
+
+def selection_values(options: Collection[SelectionOption], given: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`Selection` fields the options ``given`` set (None: the field's default).
+
+    Two options that set one field (``--excluded``, ``--include-excluded``) cannot
+    both be given.
+    """
+    values: dict[str, Any] = {}
+    setters: dict[str, str] = {}
+    for option in options:
+        value = option.convert(given.pop(option.name))
+        if value is None:
+            continue
+        if option.field in values:
+            first, second = (
+                f"--{n.replace('_', '-')}" for n in (setters[option.field], option.name)
+            )
+            msg = f"{first} and {second} cannot be combined"
+            raise typer.BadParameter(msg, param_hint=first)
+        values[option.field] = value
+        setters[option.field] = option.name
+    return values
 
 
 def with_selection(
@@ -214,7 +292,7 @@ def with_selection(
                 params.append(param.replace(kind=kind, annotation=hints[param.name]))
 
         def command_with_selection(*args: Any, **kwargs: Any) -> R:
-            values = {o.field: o.convert(kwargs.pop(o.name)) for o in options}
+            values = selection_values(options, kwargs)
             return command(*args, selection=Selection(**values), **kwargs)
 
         update_wrapper(command_with_selection, command)

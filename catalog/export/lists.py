@@ -1,7 +1,9 @@
 """The manifest and the list files that training tools read.
 
-``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256,name,metadata``:
-the class name and the per-image metadata as ``key=value;...``) is always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
+``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256,
+original_label,decision,name,metadata``: ``label`` is the current one,
+``decision`` the latest decision about the image, empty for none, ``name`` the
+class name and ``metadata`` the per-image metadata as ``key=value;...``) is always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
 ``mxnet`` (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
 (``<split>.csv``). They share one writer because they share one life: all are
 written under temporary names as the export goes and renamed into place
@@ -36,7 +38,10 @@ class Lists:
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
-        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256,name,metadata\n")
+        self.manifest.write(
+            "path,dataset,split,index,label,sha256,file_sha256,original_label,decision,"
+            "name,metadata\n"
+        )
         self.per_split: dict[tuple[str, str], TextIO] = {}
 
     def _open(self, name: str) -> TextIO:
@@ -64,8 +69,8 @@ class Lists:
         tails = extras if extras is not None else [","] * len(files)
         self.manifest.write(
             "".join(
-                f"{p},{d},{s},{i},{'' if lb == UNLABELED else lb},{h},{fh},{tail}\n"
-                for (p, d, s, i, lb, h, fh, *_), tail in zip(files, tails, strict=True)
+                f"{p},{d},{s},{i},{_label(lb)},{h},{fh},{_label(ol)},{dc or ''},{tail}\n"
+                for (p, d, s, i, lb, h, fh, _, _, _, ol, dc), tail in zip(files, tails, strict=True)
             )
         )
         for kind in self.kinds:
@@ -98,3 +103,8 @@ class Lists:
         for temp, target in self.final:
             os.replace(temp, target)
         return [target for _, target in self.final]
+
+
+def _label(label: int | None) -> str:
+    """A label as the manifest writes it: empty for an unlabeled image."""
+    return "" if label is None or label == UNLABELED else str(label)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
+from catalog.decision_log import latest_decision
 from catalog.errors import ExportError
 from catalog.query import Selection, count_selected
 
@@ -37,10 +38,12 @@ def start_export(
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
+    state = latest_decision(session)  # the decisions this export reflects
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
-        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
-    )
+        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total,
+        decision_id=state,
+    )  # fmt: skip
     begin_write(session)
     session.add(record)
     session.commit()
@@ -83,7 +86,7 @@ class FileRecorder:
         root = str(self.root)
         written: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
-        for path, *_, digest, image_id, size, status in files:
+        for path, _, _, _, _, _, digest, image_id, size, status, *_ in files:
             row = (self.export_id, image_id, f"{root}/{path}", self.fmt, size, digest, now)
             if status == "written":
                 written.append(row)

@@ -54,6 +54,9 @@ class ExportResult:
     skipped: int  # files already there and identical
     manifest: Path
     lists: list[Path] = field(default_factory=list)
+    renamed: int = 0  # files of relabelled images removed from their old names
+    removed: int = 0  # files of now-excluded images removed from the folder
+    left_out: int = 0  # images the filters match that are excluded
 
 
 class OutputWriter(Protocol):

@@ -3,7 +3,9 @@
 Files are encoded and written by the worker pool (:mod:`catalog.export.pool`),
 each atomically (:mod:`catalog.export.atomic`). Re-running an export skips
 files that are already there and identical; a different file at a target path
-is an error unless ``overwrite``. One block of images is in the workers while
+is an error unless ``overwrite``. Names use the current labels; a re-run after
+decisions removes old names of relabelled images and files of excluded ones
+(:mod:`catalog.export.sync`). One block of images is in the workers while
 the previous one is recorded, so encoding and the catalog's writes overlap.
 """
 
@@ -32,7 +34,8 @@ from catalog.export.pool import (
     write_files,
 )
 from catalog.export.recorder import FileRecorder, begin_write, start_export
-from catalog.query import PixelBlock, Selection, iter_pixel_blocks
+from catalog.export.sync import remove_stale
+from catalog.query import PixelBlock, Selection, count_left_out, iter_pixel_blocks
 
 Pending = tuple[PixelBlock, list[str], list[Future[WriteOutcome]]]
 
@@ -72,6 +75,7 @@ def write_folder(
     recorder = FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
     counts = [0, 0]  # written, skipped
+    exported: dict[int, str] = {}  # image id -> relative path this run
 
     def finish(block: PixelBlock, paths: list[str], futures: list[Future[WriteOutcome]]) -> None:
         """Wait for a block's files, record them, then fail if any could not be written."""
@@ -85,6 +89,7 @@ def write_folder(
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
         listing.add(files, manifest_extras(session, files))
+        exported.update((row[7], row[0]) for row in files)
         session.commit()  # end that read: the next chunk's write must begin as a writer
         if options.progress is not None:
             options.progress(len(block))
@@ -117,7 +122,13 @@ def write_folder(
             finish(*pending)
         produced = listing.commit()
     written, skipped = counts
-    return ExportResult(record.id, root, total, written, skipped, produced[0], produced[1:])
+    begin_write(session)
+    renamed, removed = remove_stale(session, record, selection, exported)
+    session.commit()
+    return ExportResult(
+        record.id, root, total, written, skipped, produced[0], produced[1:], renamed, removed,
+        count_left_out(session, selection),
+    )  # fmt: skip
 
 
 def _finish_or_drain(
@@ -140,7 +151,7 @@ def _raise_on_failure(
     for outcome in outcomes:
         if outcome.error:
             raise ExportError(outcome.error)
-    conflicts = [row[0] for row in files if row[-1] == "conflict"]
+    conflicts = [row[0] for row in files if row[9] == "conflict"]
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         msg = (
