@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -21,14 +21,19 @@ from sqlalchemy import Engine
 
 from catalog import db, decision_log, decisions, query
 from catalog.audit import AuditReport
+from catalog.audit.runs import StoredRun
 from catalog.decision_log import DecisionRecord
 from catalog.decisions import Change, Summary
 from catalog.export import ExportResult, export_images
+from catalog.identity.result import IdentityResult
 from catalog.labelsets import LabelSet, label_set
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
 from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
+
+if TYPE_CHECKING:
+    from catalog.training import SelectionDataset
 
 
 class Catalog:
@@ -38,13 +43,24 @@ class Catalog:
         self.engine = engine
 
     @classmethod
-    def open(cls, location: str | Path | None = None) -> Catalog:
-        """Open (creating or upgrading) the catalog at ``location``.
+    def open(
+        cls, location: str | Path | None = None, *, on_wait: Callable[[str], None] | None = None
+    ) -> Catalog:
+        """Open the catalog at ``location`` (see :mod:`catalog.schema` for what
+        opening does to a new, older or newer schema).
 
         ``location`` is a file path or a SQLAlchemy URL; default
-        ``$MNIST_CATALOG_DB`` or ``./catalog.db``.
+        ``$MNIST_CATALOG_DB`` or ``./catalog.db``. ``on_wait`` is called with a
+        message when another client's upgrade holds the migration lock.
         """
-        return cls(db.open_engine(location))
+        from catalog.schema import open_engine
+
+        return cls(open_engine(location, on_wait=on_wait))
+
+    @property
+    def writable(self) -> bool:
+        """Whether this client may write (its role may, and it knows the schema)."""
+        return not self.engine.get_execution_options().get(db.READ_ONLY_OPTION)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -69,22 +85,26 @@ class Catalog:
         progress: Callable[[int], None] | None = None,
         decoded: Decoded | None = None,
         subset: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
 
         ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
         (whose ``total`` can size a progress bar), so it is not decoded twice.
         ``subset`` picks one dataset of a source that holds several (an EMNIST split).
+        ``on_wait`` is called with a message when another ingest of the same
+        dataset holds its lock; this one then waits for it to finish.
         """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
-                decoded=decoded, subset=subset,
+                decoded=decoded, subset=subset, on_wait=on_wait,
             )  # fmt: skip
 
-    def datasets(self) -> list[DatasetSummary]:
+    def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
+        """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""
         with db.session_scope(self.engine) as session:
-            return query.list_datasets(session)
+            return query.list_datasets(session, counts=counts)
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
@@ -117,6 +137,47 @@ class Catalog:
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
                 progress=progress,
             )  # fmt: skip
+
+    def identify(
+        self,
+        dataset: str | None = None,
+        *,
+        against: str = "mnist",
+        store: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> IdentityResult:
+        """Say which image of ``against`` each image of ``dataset`` is (see
+        :func:`catalog.identity.identify`).
+
+        With ``store``, the result is kept per image as metadata (``match``,
+        ``canonical_dataset``, ``canonical_split``, ``canonical_index``,
+        ``max_error``), replacing what an earlier identify stored for them, so
+        ``select(where={"canonical_split": "test"})`` and export manifests use it.
+        """
+        from catalog.identity import identify_session, store_identity
+
+        with db.session_scope(self.engine, write=store) as session:
+            result = identify_session(session, dataset, against, progress)
+            if store:
+                store_identity(session, result)
+            return result
+
+    def record_audit(self, report: AuditReport) -> int:
+        """Store ``report`` as an audit run (see :mod:`catalog.audit.runs`); return its id."""
+        from catalog.audit.runs import record_run
+
+        with db.session_scope(self.engine, write=True) as session:
+            return record_run(session, report)
+
+    def latest_audit(
+        self, dataset: str | None = None, *, findings: bool = True
+    ) -> StoredRun | None:
+        """The latest stored audit run (that covered ``dataset``, if given), or None;
+        ``findings=False`` reads only its header, summaries and counts."""
+        from catalog.audit.runs import latest_run
+
+        with db.session_scope(self.engine) as session:
+            return latest_run(session, dataset, findings=findings)
 
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""
@@ -363,10 +424,39 @@ class CatalogSelection:
         with db.session_scope(self.catalog.engine) as session:
             return query.load_arrays(session, self.selection)
 
-    def export(self, out_dir: str | Path, **options: Any) -> ExportResult:
-        """Write the images as files (see :func:`catalog.export.export_images`)."""
+    def to_numpy(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """The same as :meth:`arrays`."""
+        return self.arrays()
+
+    def dataset(
+        self, transform: Callable[[Any], Any] | None = None, *, pil: bool = False
+    ) -> SelectionDataset:
+        """A map-style dataset of ``(image, label)`` for ``torch.utils.data.DataLoader``
+        (see :class:`catalog.training.SelectionDataset`); the ids are fixed now.
+
+        Images are uint8 ``(H, W)`` arrays, or PIL images with ``pil``; ``transform``
+        is applied to each. Works with DataLoader worker processes.
+        """
+        from catalog.training import make_dataset
+
+        return make_dataset(self.catalog.engine, self.selection, transform, pil)
+
+    def to_hf(self) -> Any:
+        """A Hugging Face ``datasets.Dataset`` (``image``, ``label`` with class names);
+        needs ``pip install "mnist-catalog[hf]"``."""
+        from catalog.training import to_hf
+
+        return to_hf(self.catalog.engine, self.selection)
+
+    def export(
+        self, out_dir: str | Path, *, output: str = "folder", **options: Any
+    ) -> ExportResult:
+        """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
+        ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
+        :func:`catalog.export.export_images`)."""
+        db.check_writable(self.catalog.engine)  # before a folder is made or a file written
         with db.session_scope(self.catalog.engine) as session:
-            return export_images(session, self.selection, Path(out_dir), **options)
+            return export_images(session, self.selection, Path(out_dir), output=output, **options)
 
     def export_holdout(
         self, out_dir: str | Path, by: str, fraction: float, **options: Any

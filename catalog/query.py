@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, ExportedFile, Image
+from catalog.dbtypes import bytewise
 from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
 from catalog.groups import filter_metadata, group_values, per_group
 from catalog.labelsets import LabelSet, label_set
@@ -133,7 +134,7 @@ def _filtered(session: Session, selection: Selection, part: str = "all") -> tupl
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
-    return ds, query.order_by(Image.split, Image.index)
+    return ds, query.order_by(bytewise(Image.split), Image.index)
 
 
 def label_column(selection: Selection) -> ColumnElement[int | None]:
@@ -340,6 +341,19 @@ def _pixel_columns(selection: Selection) -> tuple[Any, ...]:
         Image.id, Image.dataset_id, Image.split, POSITION, *_state_columns(selection),
         Image.sha256, Image.height, Image.width, Image.pixels,
     )  # fmt: skip
+
+
+def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
+    """The images with these ids, with pixels and current labels, in the order
+    given (ids may repeat)."""
+    wanted = list(ids)
+    query = with_state(select(*_pixel_columns(Selection()))).where(Image.id.in_(set(wanted)))
+    by_id = {row.id: row for row in session.connection().execute(query)}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        msg = f"No image with id {missing[0]} in the catalog: was its dataset replaced?"
+        raise ImageNotFoundError(msg)
+    return _block([by_id[i] for i in wanted])
 
 
 def _block(rows: Sequence[Any]) -> PixelBlock:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.dbtypes import bytewise
 from catalog.labelsets import label_set
 from catalog.query_family import count_by_label
 
@@ -71,18 +72,23 @@ class DatasetSummary:
     unlabeled: dict[str, int] = field(default_factory=dict)  # per split, images without one
 
 
-def list_datasets(session: Session) -> list[DatasetSummary]:
-    """Every dataset with its splits, per-label counts and sources."""
+def list_datasets(session: Session, *, counts: bool = True) -> list[DatasetSummary]:
+    """Every dataset with its splits, per-label counts and sources
+    (``counts=False``: without the counts, which read every image's row)."""
     summaries: list[DatasetSummary] = []
-    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)):
-        counts = session.execute(
-            select(Image.split, Image.label, func.count())
-            .where(Image.dataset_id == dataset.id)
-            .group_by(Image.split, Image.label)
-            .order_by(Image.split, Image.label)
-        ).all()
+    for dataset in session.scalars(select(Dataset).order_by(bytewise(Dataset.name))):
+        counted = (
+            session.execute(
+                select(Image.split, Image.label, func.count())
+                .where(Image.dataset_id == dataset.id)
+                .group_by(Image.split, Image.label)
+                .order_by(bytewise(Image.split), Image.label)
+            ).all()
+            if counts
+            else []
+        )
         labels_of = label_set(session, dataset.id)
-        splits, labels, unlabeled = count_by_label(counts, labels_of)
+        splits, labels, unlabeled = count_by_label(counted, labels_of)
         sources = session.scalars(
             select(Source).where(Source.dataset_id == dataset.id).order_by(Source.id)
         ).all()
@@ -139,7 +145,8 @@ def list_exports(session: Session) -> list[dict[str, Any]]:
     return [
         {
             "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
-            "layout": export.layout, "format": export.format, "count": export.count,
+            "output": export.output, "layout": export.layout, "format": export.format,
+            "count": export.count,
             "written": export.written, "files": int(n), "selection": export.selection,
             "decision_id": export.decision_id,
             "decisions_since": decisions_since(session, export),

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, Image, Source, bulk_inserter
 from catalog.errors import DatasetConflictError, InvalidNameError, SourceFormatError
 from catalog.fingerprints import identify_file
+from catalog.locks import OnWait, lock_dataset
 from catalog.metadata import insert_metadata
 from catalog.sources import UNLABELED, Decoded, SourceFile, detect_format, get_reader
 from catalog.sources.digests import with_file_digests
@@ -110,6 +111,7 @@ def ingest(
     progress: Progress | None = None,
     decoded: Decoded | None = None,
     subset: str | None = None,
+    on_wait: OnWait | None = None,
 ) -> IngestResult:
     """Decode ``path`` and add its images to ``dataset``, in the session's transaction.
 
@@ -133,6 +135,10 @@ def ingest(
         progress bar), so that its headers are not read twice.
     subset
         Which dataset of a source that holds several (an EMNIST split).
+    on_wait
+        Called with a message when another ingest of ``dataset`` holds its lock
+        (PostgreSQL); this one waits for it, then sees what it committed. On
+        SQLite the session's write lock already orders ingests.
 
     Returns
     -------
@@ -150,6 +156,7 @@ def ingest(
     name = check_dataset_name(dataset if dataset is not None else default)
     result = IngestResult(name, decoded.format, dict(decoded.counts), decoded.files)
     result.warnings = decoded.warnings
+    lock_dataset(session.connection(), name, on_wait)
     row = session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
     if row is None:
         row = Dataset(name=name)

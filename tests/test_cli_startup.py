@@ -46,6 +46,7 @@ def test_help_imports_no_numpy_sqlalchemy_or_pillow(args: list[str]) -> None:
 
 def test_light_copies_match_the_library() -> None:
     assert DB_ENV == db.DB_ENV
+    assert tuple(export_library.WRITERS) == export_command.OUTPUTS
     assert export_command.LAYOUTS == export_library.LAYOUTS
     assert export_command.FORMATS == export_library.FORMATS
     assert export_command.LISTS == export_library.LISTS

@@ -55,7 +55,10 @@ def test_relabel_exclude_tag_and_what_every_command_then_says(db_url: str) -> No
     assert run(db_url, "count", "--without-tag", "reviewed")[1] == "2\n"
     assert run(db_url, "count", "--label", "7", "--original-labels")[1] == "1\n"
     code, out, _ = run(db_url, "count", "--by", "label", "--split", "test", "--json")
-    assert json.loads(out) == [{"label": 1, "count": 1}, {"label": 2, "count": 1}]
+    assert json.loads(out) == [
+        {"label": 1, "name": "1", "count": 1},
+        {"label": 2, "name": "2", "count": 1},
+    ]
     code, out, _ = run(db_url, "history", "test:0")
     lines = out.splitlines()
     assert lines[0] == "tiny test:0: label 2 (source: 7)"

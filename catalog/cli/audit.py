@@ -33,6 +33,13 @@ def audit(
         str | None,
         typer.Option("--tag", help="Tag every image named in a finding, to review later."),
     ] = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store/--no-store",
+            help="Record the run in the catalog, for `serve` (--no-store: only read).",
+        ),
+    ] = True,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
@@ -51,6 +58,8 @@ def audit(
     if tag_name is not None:
         tagged = catalog.tag_findings(report, tag_name)
         typer.echo(f"{tagged.describe()} (tag {tag_name})", err=as_json)
+    if store:
+        catalog.record_audit(report)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -10,7 +10,7 @@ import typer
 
 from catalog.cli.options import JsonOpt
 from catalog.cli.output import echo_json, named_bars, progress_bar
-from catalog.cli.state import open_catalog
+from catalog.cli.state import open_catalog, say
 
 
 def ingest(
@@ -64,8 +64,9 @@ def ingest(
     decoded = decode_source(path, subset)  # once: it sizes the bar and feeds the ingest
     with progress_bar(f"Ingesting {path.name}", decoded.total) as advance:
         result = catalog.ingest(
-            path, dataset=dataset, replace=replace, progress=advance, decoded=decoded
-        )
+            path, dataset=dataset, replace=replace, progress=advance, decoded=decoded,
+            on_wait=say,
+        )  # fmt: skip
     for warning in result.warnings:
         typer.echo(f"Warning: {warning}", err=True)
     if as_json:

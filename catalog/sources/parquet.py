@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from catalog.errors import CatalogError, SourceFormatError
+from catalog.errors import MissingExtraError, SourceFormatError
 from catalog.sources import UNLABELED, Batch, Decoded, SourceFile, check_split_name
 from catalog.sources.pixels import to_gray
 
@@ -35,10 +35,6 @@ from catalog.sources.pixels import to_gray
 ROWS = 4096
 SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+?)(?:-\d{5}-of-\d{5})?(?:-[0-9a-f]+)?$")
 _CHUNK = 1 << 20
-
-
-class MissingExtraError(CatalogError):
-    """An optional dependency is not installed."""
 
 
 def _pyarrow() -> Any:

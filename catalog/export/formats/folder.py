@@ -70,7 +70,7 @@ def write_folder(
         options.overwrite,
     )
     label_dir = label_folders(session, options.folder_names)
-    root = prepare_root(out_dir)
+    root = prepare_root(out_dir, options.fsync)
     record, total, names = start_export(session, selection, root, layout, fmt)
     recorder = FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
@@ -111,9 +111,9 @@ def write_folder(
                 )
             ]  # fmt: skip
             folders = {p.rpartition("/")[0] for p in paths} - {""} - made
-            make_folders(root, folders)
+            make_folders(root, folders, options.fsync)
             made |= folders
-            tasks = make_tasks(root, paths, block, fmt, quality, overwrite)
+            tasks = make_tasks(root, paths, block, fmt, quality, overwrite, options.fsync)
             submitted = (block, paths, [pool.submit(write_files, task) for task in tasks])
             if pending is not None:
                 _finish_or_drain(finish, pending, submitted)
