@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from catalog.audit.features import InkMeasures, ink_measures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
+from catalog.dbtypes import bytewise
 from catalog.query import dataset_id
 
 
@@ -56,7 +57,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         select(Image.id, Image.split, Image.index, Image.label, Image.sha256, Image.height,
                Image.width, Image.pixels)
         .where(Image.dataset_id == dataset_id(session, name))
-        .order_by(Image.split, Image.index)
+        .order_by(bytewise(Image.split), Image.index)
     )  # fmt: skip
     if splits:
         query = query.where(Image.split.in_(splits))
