@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Image
+from catalog.db import Export, Image
+from catalog.errors import DatasetNotFoundError, SelectionError
 from catalog.models.decisions import ImageState
-from catalog.query import _filtered, decision_filters
+from catalog.query import _filtered, decision_filters, label_column
+from catalog.query_family import resolve_labels
 from catalog.selection import Selection
 
 
@@ -30,6 +33,15 @@ def count_filtered(
 ) -> list[tuple[tuple[Any, ...], int]]:
     """Count a selection without sampling or limits, grouped by ``split`` and/or
     ``label``; ``[((group values...), count), ...]`` sorted by group, empty groups left out."""
+    if selection.where or selection.unlabeled:
+        # Metadata and unlabeled filters are not mirrored in image_state: count
+        # the whole joined selection in one grouped query instead.
+        _, joined = _filtered(session, selection)
+        label = label_column(selection)
+        grouped = [Image.split if key == "split" else label for key in by]
+        query = joined.with_only_columns(*grouped, func.count()).group_by(*grouped).order_by(None)
+        found: list[Any] = list(session.execute(query))
+        return sorted((tuple(row[:-1]), int(row[-1])) for row in found if row[-1] > 0)
     ds, plain = _filtered(session, selection, "plain")
     columns = [Image.split if key == "split" else Image.label for key in by]
     counts: Counter[tuple[Any, ...]] = Counter()
@@ -58,7 +70,7 @@ def _decided(
     if selection.splits:
         query = query.where(state.split.in_(selection.splits))
     if selection.labels:
-        query = query.where(label.in_(selection.labels))
+        query = query.where(label.in_(resolve_labels(session, ds, selection.labels)))
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(state.index >= start, state.index < stop)
@@ -66,3 +78,23 @@ def _decided(
         query = decision_filters(query, selection, state.image_id)
     query = query.group_by(*columns)
     return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query)}
+
+
+def decisions_since(session: Session, export: Export) -> int:
+    """Decisions recorded after ``export`` ran about images its selection matches
+    (excluded ones too): non-zero means the export is out of date."""
+    from catalog.models.decisions import Decision
+
+    whole = replace(
+        Selection.from_json(export.selection), excluded="include", sample=None,
+        per_label=None, per_group=None, holdout_part=None, limit=None, offset=0, order="index",
+    )  # fmt: skip
+    try:
+        _, ids = _filtered(session, whole)
+    except (SelectionError, DatasetNotFoundError):
+        return 0  # the dataset or split is gone
+    newer = select(func.count(Decision.id)).where(
+        Decision.id > (export.decision_id or 0),
+        Decision.image_id.in_(ids.with_only_columns(Image.id).order_by(None)),
+    )
+    return int(session.scalar(newer) or 0)

@@ -56,7 +56,7 @@ class Change:
 class State:
     """What the decisions about one image add up to."""
 
-    original: int  # the source's label
+    original: int | None  # the source's label (None: published without one)
     label: int | None = None  # None: the source's label stands
     excluded: bool = False
     tags: set[str] = field(default_factory=set)
@@ -64,7 +64,7 @@ class State:
     place: tuple[int, str, int] = (0, "", 0)  # dataset id, split, index
 
     @property
-    def current(self) -> int:
+    def current(self) -> int | None:
         return self.original if self.label is None else self.label
 
 

@@ -21,9 +21,14 @@ import numpy.typing as npt
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Export, ExportedFile, Image
-from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+from catalog.db import Dataset, ExportedFile, Image
+from catalog.dbtypes import bytewise
+from catalog.errors import DatasetNotFoundError, SelectionError
+from catalog.groups import filter_metadata, group_values, per_group
+from catalog.labelsets import LabelSet, label_set
+from catalog.metadata import metadata_of
 from catalog.models.decisions import ImageState, ImageTag
+from catalog.query_family import holdout_part, resolve_labels
 from catalog.records import DatasetSummary, ImageRow, PixelBlock, list_datasets, list_exports
 
 __all__ = [
@@ -40,8 +45,6 @@ __all__ = [
     "count_selected",
     "dataset_id",
     "decision_filters",
-    "decisions_since",
-    "get_image",
     "iter_pixel_blocks",
     "iter_rows",
     "label_column",
@@ -55,6 +58,7 @@ __all__ = [
 # Selection lives in catalog.selection (no heavy imports); re-exported here, where it is compiled.
 from catalog.selection import ORDERS as ORDERS  # noqa: PLC0414
 from catalog.selection import Selection as Selection  # noqa: PLC0414
+from catalog.sources import UNLABELED
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
@@ -66,7 +70,7 @@ POSITION = Image.index.label("idx")
 #: The current label: the latest relabel decision, else the source's label. The
 #: one place that knows it; every query that reads or filters labels outer-joins
 #: ``image_state`` (see :func:`with_state`) and uses this expression.
-CURRENT_LABEL: ColumnElement[int] = func.coalesce(ImageState.label, Image.label)
+CURRENT_LABEL: ColumnElement[int | None] = func.coalesce(ImageState.label, Image.label)
 
 
 def dataset_id(session: Session, name: str | None) -> int:
@@ -120,16 +124,19 @@ def _filtered(session: Session, selection: Selection, part: str = "all") -> tupl
     if selection.splits:
         query = query.where(Image.split.in_(selection.splits))
     if selection.labels:
-        query = query.where(label.in_(selection.labels))
+        query = query.where(label.in_(resolve_labels(session, ds, selection.labels)))
+    if selection.unlabeled:
+        query = query.where(label.is_(None))
+    query = filter_metadata(query, selection.where)
     if not plain:
         query = decision_filters(query, selection)
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(Image.index >= start, Image.index < stop)
-    return ds, query.order_by(Image.split, Image.index)
+    return ds, query.order_by(bytewise(Image.split), Image.index)
 
 
-def label_column(selection: Selection) -> ColumnElement[int]:
+def label_column(selection: Selection) -> ColumnElement[int | None]:
     """The label ``selection`` filters and reports: the current one, or the source's."""
     return Image.label.expression if selection.original_labels else CURRENT_LABEL
 
@@ -177,14 +184,27 @@ def select_ids(session: Session, selection: Selection) -> npt.NDArray[np.int64]:
         return np.fromiter(session.scalars(query.with_only_columns(Image.id)), dtype=np.int64)
     rows = session.connection().execute(query).all()
     ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
-    labels = np.fromiter((row.label for row in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter(
+        (UNLABELED if row.label is None else row.label for row in rows),
+        dtype=np.int64,
+        count=len(rows),
+    )
+    if selection.holdout_part is not None:
+        ids, labels = holdout_part(session, selection, ids, labels)
     rng = np.random.Generator(np.random.PCG64(selection.seed))
     if selection.sample is not None:
         picked = rng.permutation(len(ids))[: selection.sample]
+    elif selection.per_group is not None:
+        key = selection.group_by or ""
+        picked = per_group(group_values(session, ids, key), selection.per_group, rng, key)
+        if selection.order == "random":
+            picked = rng.permutation(picked)
     elif selection.per_label is not None:
         order = rng.permutation(len(ids))
-        parts = [order[labels[order] == label][: selection.per_label] for label in range(10)]
-        picked = np.concatenate(parts)
+        parts = [
+            order[labels[order] == label][: selection.per_label] for label in np.unique(labels)
+        ]
+        picked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if selection.order == "random":
             picked = rng.permutation(picked)
     else:
@@ -242,12 +262,14 @@ def _is_contiguous_filter(selection: Selection) -> bool:
 def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
     """Stream the selected images as rows (no pixels), with their exported paths."""
     ids = select_ids(session, selection)
+    sets: dict[int, LabelSet] = {}
     for chunk in _chunks(ids):
         id_list = chunk.tolist()
         query = (
             with_state(
                 select(
                     Dataset.name,
+                    Image.dataset_id,
                     Image.id,
                     Image.split,
                     POSITION,
@@ -257,12 +279,13 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
             )
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))
-        )
+        )  # fmt: skip
         rows = {row.id: row for row in session.execute(query)}
         tags: dict[int, list[str]] = {}
         tag_query = select(ImageTag.image_id, ImageTag.tag).where(ImageTag.image_id.in_(id_list))
         for image_id, tag in session.execute(tag_query.order_by(ImageTag.tag)):
             tags.setdefault(image_id, []).append(tag)
+        meta = metadata_of(session, id_list)
         paths: dict[int, list[str]] = {}
         file_query = (
             select(ExportedFile.image_id, ExportedFile.path)
@@ -273,10 +296,13 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
             paths.setdefault(image_id, []).append(path)
         for image_id in id_list:
             row = rows[image_id]
+            if row.dataset_id not in sets:
+                sets[row.dataset_id] = label_set(session, row.dataset_id)
             yield ImageRow(
                 row.id, row.name, row.split, row.idx, row.label, row.sha256,
                 tuple(paths.get(image_id, ())), row.original_label, bool(row.excluded),
-                tuple(tags.get(image_id, ())), row.decision,
+                tuple(tags.get(image_id, ())), row.decision, sets[row.dataset_id].name(row.label),
+                meta.get(image_id, {}),
             )  # fmt: skip
 
 
@@ -329,10 +355,16 @@ def _block(rows: Sequence[Any]) -> PixelBlock:
         dataset_ids=np.fromiter((row.dataset_id for row in rows), dtype=np.int64, count=n),
         splits=[row.split for row in rows],
         indices=np.fromiter((row.idx for row in rows), dtype=np.int64, count=n),
-        labels=np.fromiter((row.label for row in rows), dtype=np.int64, count=n),
+        labels=np.fromiter(
+            (UNLABELED if row.label is None else row.label for row in rows), dtype=np.int64, count=n
+        ),
         sha256=[row.sha256 for row in rows],
         pixels=pixels.reshape(n, height, width),
-        original_labels=np.fromiter((row.original_label for row in rows), np.int64, count=n),
+        original_labels=np.fromiter(
+            (UNLABELED if row.original_label is None else row.original_label for row in rows),
+            dtype=np.int64,
+            count=n,
+        ),
         decisions=np.fromiter((row.decision or 0 for row in rows), dtype=np.int64, count=n),
     )
 
@@ -348,48 +380,3 @@ def load_arrays(
         np.concatenate([block.pixels for block in blocks]),
         np.concatenate([block.labels for block in blocks]),
     )
-
-
-def get_image(
-    session: Session, dataset: str | None, split: str, index: int
-) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
-    """One image by its split and index, with its pixels."""
-    ds = dataset_id(session, dataset)
-    row = session.execute(
-        with_state(select(Dataset.name, *_pixel_columns(Selection())))
-        .join(Dataset, Dataset.id == Image.dataset_id)
-        .where(Image.dataset_id == ds, Image.split == split, Image.index == index)
-    ).one_or_none()
-    if row is None:
-        name = session.scalar(select(Dataset.name).where(Dataset.id == ds))
-        msg = f"No image {split}:{index} in dataset {name}"
-        raise ImageNotFoundError(msg)
-    pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
-    tags = session.scalars(
-        select(ImageTag.tag).where(ImageTag.image_id == row.id).order_by(ImageTag.tag)
-    )
-    image = ImageRow(
-        row.id, row.name, row.split, row.idx, row.label, row.sha256, (), row.original_label,
-        bool(row.excluded), tuple(tags), row.decision,
-    )  # fmt: skip
-    return image, pixels
-
-
-def decisions_since(session: Session, export: Export) -> int:
-    """Decisions recorded after ``export`` ran about images its selection matches
-    (excluded ones too): non-zero means the export is out of date."""
-    from catalog.models.decisions import Decision
-
-    whole = replace(
-        Selection.from_json(export.selection), excluded="include", sample=None,
-        per_label=None, limit=None, offset=0, order="index",
-    )  # fmt: skip
-    try:
-        _, ids = _filtered(session, whole)
-    except (SelectionError, DatasetNotFoundError):
-        return 0  # the dataset or split is gone
-    newer = select(func.count(Decision.id)).where(
-        Decision.id > (export.decision_id or 0),
-        Decision.image_id.in_(ids.with_only_columns(Image.id).order_by(None)),
-    )
-    return int(session.scalar(newer) or 0)

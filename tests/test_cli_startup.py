@@ -46,6 +46,7 @@ def test_help_imports_no_numpy_sqlalchemy_or_pillow(args: list[str]) -> None:
 
 def test_light_copies_match_the_library() -> None:
     assert DB_ENV == db.DB_ENV
+    assert tuple(export_library.WRITERS) == export_command.OUTPUTS
     assert export_command.LAYOUTS == export_library.LAYOUTS
     assert export_command.FORMATS == export_library.FORMATS
     assert export_command.LISTS == export_library.LISTS
@@ -95,7 +96,7 @@ def test_the_options_build_the_selection() -> None:
     assert (result.exit_code, result.stdout) == (0, "x\n")
     assert seen == [
         Selection(
-            dataset="d", splits=("train", "test"), labels=(3, 5, 7),
+            dataset="d", splits=("train", "test"), labels=("3", "5", "7"),
             index_range=(2, sys.maxsize), sample=4, seed=7, limit=2,
         )
     ]  # fmt: skip

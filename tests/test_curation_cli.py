@@ -55,7 +55,10 @@ def test_relabel_exclude_tag_and_what_every_command_then_says(db_url: str) -> No
     assert run(db_url, "count", "--without-tag", "reviewed")[1] == "2\n"
     assert run(db_url, "count", "--label", "7", "--original-labels")[1] == "1\n"
     code, out, _ = run(db_url, "count", "--by", "label", "--split", "test", "--json")
-    assert json.loads(out) == [{"label": 1, "count": 1}, {"label": 2, "count": 1}]
+    assert json.loads(out) == [
+        {"label": 1, "name": "1", "count": 1},
+        {"label": 2, "name": "2", "count": 1},
+    ]
     code, out, _ = run(db_url, "history", "test:0")
     lines = out.splitlines()
     assert lines[0] == "tiny test:0: label 2 (source: 7)"
@@ -147,6 +150,7 @@ def test_audit_tag_names_findings_and_label_errors_skip_reviewed(
         assert catalog.select(tag="suspect").count() == suspects
         first = catalog.select(tag="suspect", limit=3).rows()
         catalog.tag("reviewed", [f"{r.split}:{r.index}" for r in first[:2]])
+        assert first[2].label is not None
         catalog.relabel(f"{first[2].split}:{first[2].index}", first[2].label)  # unchanged
     again = json.loads(run(db_url, *base)[1])
     summary = again["summary"]["label-errors"]["digits"]

@@ -41,6 +41,8 @@ def check_label_errors(
     model fitted on the whole train split, train images by k-fold, so ``data``
     should hold the whole dataset even when only some splits are audited.
     """
+    if (data.labels < 0).any():  # images without a label are neither judged nor judges
+        data = data.subset(data.labels >= 0)
     if data.pixels is None or len(data.pixels) < 50 or len(set(data.labels.tolist())) < 2:
         return [], {"skipped": "too few images or labels to judge"}
     is_test = data.splits != "train"

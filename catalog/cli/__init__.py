@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from catalog.cli import audit, browse, curation, dbcmd, export, ingest, serve, sheet
+from catalog.cli import audit, browse, curation, dbcmd, export, identify, ingest, serve, sheet
 from catalog.cli.options import DbOpt
 from catalog.cli.state import State
 from catalog.errors import CatalogError
@@ -70,5 +70,6 @@ for command in (
     curation.undo, curation.history, curation.decisions, curation.apply,
 ):  # fmt: skip
     app.command()(command)
+app.command()(identify.identify)
 db_app.command("upgrade")(dbcmd.db_upgrade)
 db_app.command("current")(dbcmd.db_current)

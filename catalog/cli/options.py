@@ -1,9 +1,10 @@
 """Options that several commands share, each defined once.
 
 The selection options (which images: ``--dataset``, ``--split``, ``--label``,
-``--index``, ``--sample``, ``--per-label``, ``--seed``, ``--order``,
-``--limit``, ``--offset``, and the curation filters ``--tag``,
-``--without-tag``, ``--relabelled``, ``--excluded``, ``--include-excluded``,
+``--unlabeled``, ``--where``, ``--index``, ``--sample``, ``--per-label``,
+``--group-by``, ``--per-group``, ``--seed``, ``--order``, ``--limit``,
+``--offset``, and the curation filters ``--tag``, ``--without-tag``,
+``--relabelled``, ``--excluded``, ``--include-excluded``,
 ``--original-labels``) are the rows of :data:`SELECTION_OPTIONS`. A command
 takes them all by declaring one parameter ``selection: Selection`` and the
 decorator :func:`with_selection`, which puts the options in its signature in
@@ -55,19 +56,25 @@ SeedOpt = Annotated[
 ]
 
 
-def parse_labels(values: list[str] | None) -> tuple[int, ...]:
-    """``["3,5", "7"]`` -> ``(3, 5, 7)``; range checks are :class:`Selection`'s."""
-    labels: list[int] = []
+def parse_labels(values: list[str] | None) -> tuple[str, ...]:
+    """``["3,5", "Trouser"]`` -> ``("3", "5", "Trouser")``: numbers or class names,
+    checked against the dataset's label set when the selection runs."""
+    labels: list[str] = []
     for value in values or []:
-        for part in value.split(","):
-            if not part.strip():
-                continue
-            try:
-                labels.append(int(part))
-            except ValueError:
-                msg = f"label {part!r} is not a number 0-9"
-                raise typer.BadParameter(msg, param_hint="--label") from None
+        labels.extend(part.strip() for part in value.split(",") if part.strip())
     return tuple(labels)
+
+
+def parse_where(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``["writer=123"]`` -> ``(("writer", "123"),)``."""
+    pairs = []
+    for value in values or []:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            msg = f"{value!r} is not KEY=VALUE (e.g. writer=123)"
+            raise typer.BadParameter(msg, param_hint="--where")
+        pairs.append((key.strip(), text.strip()))
+    return tuple(pairs)
 
 
 def parse_range(value: str | None) -> tuple[int, int] | None:
@@ -127,10 +134,28 @@ SELECTION_OPTIONS = (
     SelectionOption("split", SplitOpt, None, "splits", splits_tuple),
     SelectionOption(
         "label",
-        _option(list[str] | None, "--label", "-l", help="Label(s) 0-9; repeatable or 3,5."),
+        _option(
+            list[str] | None,
+            "--label",
+            "-l",
+            help="Label number or class name (3, Trouser, a); repeatable or 3,5.",
+        ),
         None,
         "labels",
         parse_labels,
+    ),
+    SelectionOption(
+        "unlabeled",
+        _option(bool, "--unlabeled", help="Only images published without a label."),
+        False,
+        "unlabeled",
+    ),
+    SelectionOption(
+        "where",
+        _option(list[str] | None, "--where", help="Per-image metadata KEY=VALUE; repeatable."),
+        None,
+        "where",
+        parse_where,
     ),
     SelectionOption(
         "index",
@@ -150,6 +175,18 @@ SELECTION_OPTIONS = (
         _option(int | None, "--per-label", help="N random images of each label."),
         None,
         "per_label",
+    ),
+    SelectionOption(
+        "group_by",
+        _option(str | None, "--group-by", help="Metadata key for --per-group (e.g. writer)."),
+        None,
+        "group_by",
+    ),
+    SelectionOption(
+        "per_group",
+        _option(int | None, "--per-group", help="N random images of each --group-by value."),
+        None,
+        "per_group",
     ),
     SelectionOption("seed", SeedOpt, 0, "seed"),
     SelectionOption("order", _option(str, "--order", help="index or random."), "index", "order"),

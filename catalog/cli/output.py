@@ -90,7 +90,7 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
     """Print image rows as ``output``: one of :data:`ROW_FORMATS`."""
     out = sys.stdout
     fields = ["dataset", "split", "index", "label", "sha256", "paths",
-              "original_label", "excluded", "tags", "decision"]  # fmt: skip
+              "original_label", "excluded", "tags", "decision", "name", "meta"]  # fmt: skip
     if output == "json":
         echo_json([asdict(row) for row in rows])
     elif output == "jsonl":
@@ -104,10 +104,12 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(fields)
         for row in rows:
+            meta = ";".join(f"{k}={v}" for k, v in sorted(row.meta.items()))
+            label = "" if row.label is None else row.label
             writer.writerow(
-                [row.dataset, row.split, row.index, row.label, row.sha256,
-                 ";".join(row.paths), row.original_label, int(row.excluded),
-                 ";".join(row.tags), row.decision or ""]
+                [row.dataset, row.split, row.index, label, row.sha256,
+                 ";".join(row.paths), "" if row.original_label is None else row.original_label,
+                 int(row.excluded), ";".join(row.tags), row.decision or "", row.name, meta]
             )  # fmt: skip
         out.write(buffer.getvalue())
     else:
@@ -115,12 +117,17 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
             f"{'dataset':<12} {'split':<6} {'index':>6} {'label':>5}  sha256            paths"
         )
         for row in rows:
+            paths = " ".join(row.paths)
+            label = "-" if row.label is None else str(row.label)
+            named = f" {row.name}" if row.name and row.name != label else ""
+            meta = " ".join(f"{k}={v}" for k, v in sorted(row.meta.items()))
             was = f" (was {row.original_label})" if row.original_label != row.label else ""
             notes = [*row.tags, *(["excluded"] if row.excluded else [])]
             tags = f"  [{', '.join(notes)}]" if notes else ""
             typer.echo(
-                f"{row.dataset:<12} {row.split:<6} {row.index:>6} {row.label:>5}  "
-                f"{row.sha256[:16]}  {' '.join(row.paths)}".rstrip()
+                f"{row.dataset:<12} {row.split:<6} {row.index:>6} {label:>5}  "
+                f"{row.sha256[:16]}  {paths}{named and '  ' + named.strip()}"
+                f"{meta and '  ' + meta}".rstrip()
                 + was
                 + tags
             )

@@ -30,10 +30,17 @@ def begin_write(session: Session) -> None:
 
 
 def start_export(
-    session: Session, selection: Selection, root: Path, layout: str, fmt: str
+    session: Session,
+    selection: Selection,
+    root: Path,
+    layout: str,
+    fmt: str,
+    *,
+    output: str = "folder",
 ) -> tuple[Export, int, dict[int, str]]:
-    """Record a new export of ``selection`` into ``root``; returns the committed
-    record, the number of images selected and dataset names by id."""
+    """Record a new export of ``selection`` into ``root`` as ``output`` (a key of
+    :data:`catalog.export.formats.WRITERS`); returns the committed record, the
+    number of images selected and dataset names by id."""
     total = count_selected(session, selection)
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
@@ -41,8 +48,8 @@ def start_export(
     state = latest_decision(session)  # the decisions this export reflects
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
-        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total,
-        decision_id=state,
+        root=str(root), selection=selection.to_json(), output=output, layout=layout, format=fmt,
+        count=total, decision_id=state,
     )  # fmt: skip
     begin_write(session)
     session.add(record)

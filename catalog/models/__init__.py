@@ -7,6 +7,7 @@ once this package is imported.
 """
 
 from catalog.models import decisions as decisions
+from catalog.models import family  # noqa: F401  (label sets, per-image metadata)
 from catalog.models.audit_runs import AuditFinding as AuditFinding
 from catalog.models.audit_runs import AuditRun as AuditRun
 from catalog.models.embeddings import Embedding as Embedding

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from importlib.util import find_spec
+from importlib.util import find_spec as find_spec  # a module attribute, so tests can stub it
 
 #: The packages of the ``serve`` extra.
 SERVE_PACKAGES = ("starlette", "uvicorn", "jinja2")

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
 from catalog.export.atomic import make_folders, prepare_root
+from catalog.export.family import label_folders, manifest_extras
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
 from catalog.export.lists import LISTS, Lists
@@ -68,7 +69,8 @@ def write_folder(
         options.quality,
         options.overwrite,
     )
-    root = prepare_root(out_dir)
+    label_dir = label_folders(session, options.folder_names)
+    root = prepare_root(out_dir, options.fsync)
     record, total, names = start_export(session, selection, root, layout, fmt)
     recorder = FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
@@ -86,8 +88,9 @@ def write_folder(
         record.written = counts[0]
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
-        listing.add(files)
+        listing.add(files, manifest_extras(session, files))
         exported.update((row[7], row[0]) for row in files)
+        session.commit()  # end that read: the next chunk's write must begin as a writer
         if options.progress is not None:
             options.progress(len(block))
 
@@ -101,16 +104,16 @@ def write_folder(
         pending: Pending | None = None
         for block in iter_pixel_blocks(reader, selection):
             paths = [
-                relative_path(layout, fmt, names[ds], split, index, label)
+                relative_path(layout, fmt, names[ds], split, index, label_dir(ds, label))
                 for ds, split, index, label in zip(
                     block.dataset_ids.tolist(), block.splits, block.indices.tolist(),
                     block.labels.tolist(), strict=True,
                 )
             ]  # fmt: skip
             folders = {p.rpartition("/")[0] for p in paths} - {""} - made
-            make_folders(root, folders)
+            make_folders(root, folders, options.fsync)
             made |= folders
-            tasks = make_tasks(root, paths, block, fmt, quality, overwrite)
+            tasks = make_tasks(root, paths, block, fmt, quality, overwrite, options.fsync)
             submitted = (block, paths, [pool.submit(write_files, task) for task in tasks])
             if pending is not None:
                 _finish_or_drain(finish, pending, submitted)
