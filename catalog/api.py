@@ -7,41 +7,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine
 
-from catalog import db, query
+from catalog import db, lookups, query
+from catalog.api_curation import CurationMixin, _names
+from catalog.api_selection import CatalogSelection
+from catalog.audit import AuditReport
+from catalog.audit.runs import StoredRun
+from catalog.identity.result import IdentityResult
 from catalog.query import DatasetSummary, ImageRow, Selection
+from catalog.sources import Decoded
+from catalog.store import IngestResult, ingest
 
-if TYPE_CHECKING:  # imported where used, so a short command (count) does not pay for them
-    from PIL import Image as PILImage
-
-    from catalog.audit import AuditReport
-    from catalog.export import ExportResult
-    from catalog.sources import Decoded
-    from catalog.store import IngestResult
+__all__ = ["Catalog", "CatalogSelection"]
 
 
-class Catalog:
+class Catalog(CurationMixin):
     """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     @classmethod
-    def open(cls, location: str | Path | None = None) -> Catalog:
-        """Open (creating or upgrading) the catalog at ``location``.
+    def open(
+        cls, location: str | Path | None = None, *, on_wait: Callable[[str], None] | None = None
+    ) -> Catalog:
+        """Open the catalog at ``location`` (see :mod:`catalog.schema` for what
+        opening does to a new, older or newer schema).
 
         ``location`` is a file path or a SQLAlchemy URL; default
-        ``$MNIST_CATALOG_DB`` or ``./catalog.db``.
+        ``$MNIST_CATALOG_DB`` or ``./catalog.db``. ``on_wait`` is called with a
+        message when another client's upgrade holds the migration lock.
         """
-        return cls(db.open_engine(location))
+        from catalog.schema import open_engine
+
+        return cls(open_engine(location, on_wait=on_wait))
+
+    @property
+    def writable(self) -> bool:
+        """Whether this client may write (its role may, and it knows the schema)."""
+        return not self.engine.get_execution_options().get(db.READ_ONLY_OPTION)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -65,30 +77,34 @@ class Catalog:
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
         decoded: Decoded | None = None,
+        subset: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
 
         ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
         (whose ``total`` can size a progress bar), so it is not decoded twice.
+        ``subset`` picks one dataset of a source that holds several (an EMNIST split).
+        ``on_wait`` is called with a message when another ingest of the same
+        dataset holds its lock; this one then waits for it to finish.
         """
-        from catalog.store import ingest
-
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
-                decoded=decoded,
+                decoded=decoded, subset=subset, on_wait=on_wait,
             )  # fmt: skip
 
-    def datasets(self) -> list[DatasetSummary]:
+    def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
+        """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""
         with db.session_scope(self.engine) as session:
-            return query.list_datasets(session)
+            return query.list_datasets(session, counts=counts)
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
     ) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
         """One image's row and pixels."""
         with db.session_scope(self.engine) as session:
-            return query.get_image(session, dataset, split, index)
+            return lookups.get_image(session, dataset, split, index)
 
     def exports(self) -> list[dict[str, Any]]:
         with db.session_scope(self.engine) as session:
@@ -117,6 +133,47 @@ class Catalog:
                 progress=progress, memory=memory,
             )  # fmt: skip
 
+    def identify(
+        self,
+        dataset: str | None = None,
+        *,
+        against: str = "mnist",
+        store: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> IdentityResult:
+        """Say which image of ``against`` each image of ``dataset`` is (see
+        :func:`catalog.identity.identify`).
+
+        With ``store``, the result is kept per image as metadata (``match``,
+        ``canonical_dataset``, ``canonical_split``, ``canonical_index``,
+        ``max_error``), replacing what an earlier identify stored for them, so
+        ``select(where={"canonical_split": "test"})`` and export manifests use it.
+        """
+        from catalog.identity import identify_session, store_identity
+
+        with db.session_scope(self.engine, write=store) as session:
+            result = identify_session(session, dataset, against, progress)
+            if store:
+                store_identity(session, result)
+            return result
+
+    def record_audit(self, report: AuditReport) -> int:
+        """Store ``report`` as an audit run (see :mod:`catalog.audit.runs`); return its id."""
+        from catalog.audit.runs import record_run
+
+        with db.session_scope(self.engine, write=True) as session:
+            return record_run(session, report)
+
+    def latest_audit(
+        self, dataset: str | None = None, *, findings: bool = True
+    ) -> StoredRun | None:
+        """The latest stored audit run (that covered ``dataset``, if given), or None;
+        ``findings=False`` reads only its header, summaries and counts."""
+        from catalog.audit.runs import latest_run
+
+        with db.session_scope(self.engine) as session:
+            return latest_run(session, dataset, findings=findings)
+
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""
         from catalog.audit.report import render_text
@@ -135,7 +192,7 @@ class Catalog:
         *,
         dataset: str | None = None,
         split: str | Sequence[str] | None = None,
-        labels: int | Iterable[int] | None = None,
+        labels: int | str | Iterable[int | str] | None = None,
         index: tuple[int, int] | None = None,
         sample: int | None = None,
         per_label: int | None = None,
@@ -143,68 +200,34 @@ class Catalog:
         order: str = "index",
         limit: int | None = None,
         offset: int = 0,
+        tag: str | Sequence[str] = (),
+        without_tag: str | Sequence[str] = (),
+        relabelled: bool = False,
+        excluded: str = "omit",
+        original_labels: bool = False,
+        unlabeled: bool = False,
+        where: Mapping[str, object] | None = None,
+        group_by: str | None = None,
+        per_group: int | None = None,
     ) -> CatalogSelection:
-        """A selection of images; nothing is read until you ask for rows, arrays or files."""
+        """A selection of images; nothing is read until you ask for rows, arrays or files.
+
+        Labels are the current ones (after relabel decisions) unless
+        ``original_labels``; excluded images are left out unless ``excluded`` is
+        ``"include"`` or ``"only"``; ``tag`` and ``without_tag`` filter by tags.
+        ``labels`` are numbers or class names (``"Trouser"``); ``unlabeled``
+        selects the images published without a label; ``where`` filters on
+        per-image metadata (``{"writer": 123}``); ``per_group`` images of each
+        ``group_by`` value are drawn at random.
+        """
         splits = (split,) if isinstance(split, str) else tuple(split or ())
-        label_tuple = (labels,) if isinstance(labels, int) else tuple(labels or ())
+        label_tuple = (labels,) if isinstance(labels, int | str) else tuple(labels or ())
+        pairs = tuple((key, str(value)) for key, value in (where or {}).items())
         selection = Selection(
             dataset=dataset, splits=splits, labels=label_tuple, index_range=index,
             sample=sample, per_label=per_label, seed=seed, order=order, limit=limit, offset=offset,
+            tags=_names(tag), without_tags=_names(without_tag), relabelled=relabelled,
+            excluded=excluded, original_labels=original_labels,
+            unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
         return CatalogSelection(self, selection)
-
-
-class CatalogSelection:
-    """Some images of a catalog, to count, list, load or export."""
-
-    def __init__(self, catalog: Catalog, selection: Selection) -> None:
-        self.catalog = catalog
-        self.selection = selection
-
-    def count(self) -> int:
-        with db.session_scope(self.catalog.engine) as session:
-            return query.count_selected(session, self.selection)
-
-    def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
-        with db.session_scope(self.catalog.engine) as session:
-            return dict(query.count_images(session, self.selection, by))
-
-    def rows(self) -> list[ImageRow]:
-        return list(self.iter_rows())
-
-    def iter_rows(self) -> Iterator[ImageRow]:
-        """Stream the rows a chunk at a time; the read stays open while you iterate."""
-        with db.session_scope(self.catalog.engine) as session:
-            yield from query.iter_rows(session, self.selection)
-
-    def ids(self) -> npt.NDArray[np.int64]:
-        with db.session_scope(self.catalog.engine) as session:
-            return query.select_ids(session, self.selection)
-
-    def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """Pixels as uint8 ``(N, H, W)`` and labels as int64 ``(N,)``, ready for training."""
-        with db.session_scope(self.catalog.engine) as session:
-            return query.load_arrays(session, self.selection)
-
-    def export(self, out_dir: str | Path, **options: Any) -> ExportResult:
-        """Write the images as files (see :func:`catalog.export.export_images`)."""
-        from catalog.export import export_images
-
-        with db.session_scope(self.catalog.engine) as session:
-            return export_images(session, self.selection, Path(out_dir), **options)
-
-    def sheet(
-        self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
-    ) -> PILImage.Image:
-        """A contact sheet of the selection; written as PNG to ``path`` if given."""
-        picture, _ = self.contact_sheet(cols=cols, scale=scale)
-        if path is not None:
-            picture.save(Path(path), format="PNG")
-        return picture
-
-    def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
-        """The contact sheet and how many digits it shows."""
-        from catalog.pictures import selection_sheet
-
-        with db.session_scope(self.catalog.engine) as session:
-            return selection_sheet(session, self.selection, cols=cols, scale=scale)

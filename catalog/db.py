@@ -2,16 +2,15 @@
 
 A catalog lives in SQLite (the default, one file) or PostgreSQL (shared by a
 team), addressed by a path or a SQLAlchemy URL. Its schema is owned by the
-Alembic migrations in ``migrations/``: :func:`open_engine` upgrades a fresh or
-older catalog to the newest revision before anything else touches it.
+Alembic migrations in ``migrations/``; :mod:`catalog.schema` decides what opening
+a catalog at another revision does (upgrade, refuse, or read only).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
     Engine,
     ForeignKey,
     Index,
@@ -34,23 +32,23 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
-    inspect,
-)
-from sqlalchemy import (
-    text as sql_text,
 )
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import UpdateBase
 
-from catalog.errors import CatalogLocationError
+from catalog.dbtypes import UTCDateTime, detect_bytewise_collation
+from catalog.errors import CatalogLocationError, CatalogReadOnlyError, MissingExtraError
 
 #: Environment variable naming the catalog when ``--db`` is not given.
 DB_ENV = "MNIST_CATALOG_DB"
 DEFAULT_DB = "catalog.db"
 #: How long a SQLite writer waits for another one before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+#: Engine execution option that marks a catalog this client may only read; its
+#: value is the message that refuses a write (set by :mod:`catalog.schema`).
+READ_ONLY_OPTION = "catalog_read_only"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -76,7 +74,9 @@ class Dataset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Where the label set's names came from: "digits", "fashion-mnist", ...
+    label_set: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
@@ -99,9 +99,11 @@ class Source(Base):
     size: Mapped[int] = mapped_column(BigInteger)  # bytes on disk
     sha256: Mapped[str] = mapped_column(String(64), index=True)  # decoded content
     md5: Mapped[str] = mapped_column(String(32))  # decoded content
+    file_md5: Mapped[str | None] = mapped_column(String(32))  # the bytes on disk (the .gz)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
     genuine: Mapped[str | None] = mapped_column(String(96))  # "mnist/train-images-idx3-ubyte.gz"
     note: Mapped[str | None] = mapped_column(Text)
-    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="sources")
 
@@ -120,7 +122,7 @@ class Image(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     split: Mapped[str] = mapped_column(String(32))
     index: Mapped[int] = mapped_column("idx", Integer)  # position in its split, source order
-    label: Mapped[int] = mapped_column(SmallInteger)
+    label: Mapped[int | None] = mapped_column(SmallInteger)  # None: published without one
     height: Mapped[int] = mapped_column(SmallInteger)
     width: Mapped[int] = mapped_column(SmallInteger)
     pixels: Mapped[bytes] = mapped_column(LargeBinary)  # uint8, row-major
@@ -133,17 +135,24 @@ class Export(Base):
     __tablename__ = "exports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     root: Mapped[str] = mapped_column(Text)  # absolute path of the export folder
     selection: Mapped[dict[str, Any]] = mapped_column(JSON)
-    layout: Mapped[str] = mapped_column(String(16))
-    format: Mapped[str] = mapped_column(String(8))
-    count: Mapped[int] = mapped_column(Integer, default=0)  # files in the export
-    written: Mapped[int] = mapped_column(Integer, default=0)  # files this run wrote
+    # Output format: folder, idx, npz, parquet, webdataset (catalog.export.formats).
+    output: Mapped[str] = mapped_column(String(16), default="folder", server_default="folder")
+    layout: Mapped[str] = mapped_column(String(16))  # folder exports; "" for the others
+    format: Mapped[str] = mapped_column(String(8))  # how images are encoded: png, ..., raw
+    count: Mapped[int] = mapped_column(Integer, default=0)  # images in the export
+    written: Mapped[int] = mapped_column(Integer, default=0)  # images this run wrote
+    # The latest curation decision when the export ran (None: there were none).
+    decision_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExportedFile(Base):
-    """A file on disk written from an image; one row per path, the latest write."""
+    """A file on disk written from an image; one row per path, the latest write.
+
+    A container file (an IDX file, a shard ...) holds many images; its row names
+    the first, and the export's ``manifest.csv`` lists the rest."""
 
     __tablename__ = "exported_files"
 
@@ -151,14 +160,14 @@ class ExportedFile(Base):
     export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), index=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(Text, unique=True)  # absolute
-    format: Mapped[str] = mapped_column(String(8))
-    size: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(8))  # png, ...; idx, npz, parquet, tar
+    size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))  # of the file bytes
-    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def bulk_executor(
-    connection: Connection, statement: Insert, columns: Sequence[str]
+    connection: Connection, statement: UpdateBase, columns: Sequence[str]
 ) -> Callable[[list[tuple[Any, ...]]], None]:
     """Return a function that runs ``statement`` for rows of ``columns`` values,
     as one driver-level executemany.
@@ -271,103 +280,83 @@ def make_engine(location: str | Path | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        driver = (exc.name or url.drivername).split(".")[0]
+        extra = ' (pip install "mnist-catalog[postgres]")' if "postgres" in url.drivername else ""
+        msg = (
+            f"Cannot open catalog {url.render_as_string(hide_password=True)}: "
+            f"its driver {driver} is not installed{extra}"
+        )
+        raise MissingExtraError(msg) from None
+    if url.get_backend_name() == "postgresql":
+        detect_bytewise_collation(engine)
+    return engine
 
 
-def migrations_dir() -> Path:
-    """The Alembic script folder: packaged with the wheel, or at the repo root."""
-    packaged = Path(__file__).with_name("migrations")
-    if (packaged / "env.py").exists():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "migrations"
+def check_writable(engine: Engine) -> None:
+    """Raise :class:`CatalogReadOnlyError` when this client may only read the catalog
+    (a role without INSERT, or a schema newer than this client; see :mod:`catalog.schema`)."""
+    reason = engine.get_execution_options().get(READ_ONLY_OPTION)
+    if reason:
+        raise CatalogReadOnlyError(reason)
 
 
-def alembic_config(engine: Engine | None = None) -> Any:
-    from alembic.config import Config
+# Opening and migrating live in catalog.schema; these names stay here for callers.
+def open_engine(location: str | Path | None = None) -> Engine:
+    """Create an engine for the catalog, ready for this client (see :mod:`catalog.schema`)."""
+    from catalog import schema
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    return cfg
+    return schema.open_engine(location)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the catalog's schema to ``revision`` (default: the newest)."""
-    from alembic import command
+    """Bring the catalog's schema to ``revision`` under the migration lock."""
+    from catalog import schema
 
-    cfg = alembic_config(engine)
-    with engine.connect() as connection:
-        connection = connection.execution_options(sqlite_immediate=True)
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
-        connection.commit()
+    schema.upgrade(engine, revision)
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision the catalog is at, or None for an empty database.
+    from catalog import schema
 
-    Read with one query rather than through Alembic, whose import a short command
-    (``count``) would otherwise pay for.
-    """
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(sql_text("SELECT version_num FROM alembic_version")).scalar()
+    return schema.current_revision(engine)
 
 
-_REVISION = re.compile(r"^revision\b[^=\n]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
-_DOWN = re.compile(r"^down_revision\b[^=\n]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+def head_revision(engine: Engine | None = None) -> str | None:
+    from catalog import schema
+
+    return schema.head_revision(engine)
 
 
-def head_revision(engine: Engine) -> str | None:
-    """The newest revision of the migrations.
+def alembic_config(engine: Engine | None = None) -> Any:
+    from catalog import schema
 
-    Read from the scripts' ``revision`` and ``down_revision`` lines (no imports); when they
-    do not give exactly one head, Alembic's script directory decides.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (migrations_dir() / "versions").glob("*.py"):
-        source = script.read_text(encoding="utf-8")
-        revisions.update(_REVISION.findall(source))
-        parents.update(_DOWN.findall(source))
-    heads = revisions - parents
-    if len(heads) == 1:
-        return heads.pop()
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-
-
-def open_engine(location: str | Path | None = None) -> Engine:
-    """Create an engine and upgrade the catalog to the newest schema if needed."""
-    engine = make_engine(location)
-    try:
-        if current_revision(engine) != head_revision(engine):
-            upgrade(engine)
-    except DatabaseError as exc:
-        engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        msg = f"Cannot open catalog {engine.url.render_as_string(hide_password=True)}: {reason}"
-        raise CatalogLocationError(msg) from None
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
+    return schema.alembic_config(engine)
 
 
 @contextmanager
 def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on error.
 
-    ``write=True`` takes SQLite's write lock at BEGIN, so concurrent writers
-    queue on the busy timeout instead of failing.
+    ``write=True`` first checks that this client may write (:func:`check_writable`),
+    then takes SQLite's write lock at BEGIN, so concurrent writers queue on the
+    busy timeout instead of failing. Driver errors a user can act on (lost
+    connection, no privilege, a conflict with another client) leave as one-line
+    :class:`CatalogError`s (:mod:`catalog.dberrors`).
     """
-    with Session(engine, expire_on_commit=False) as session:
-        if write:
-            session.connection(execution_options={"sqlite_immediate": True})
+    from catalog.dberrors import translated
+
+    if write:
+        check_writable(engine)
+    with translated(engine), Session(engine, expire_on_commit=False) as session:
         try:
+            if write:
+                session.connection(execution_options={"sqlite_immediate": True})
             yield session
             session.commit()
         except BaseException:
-            session.rollback()
+            with suppress(DBAPIError):  # a lost connection cannot roll back; the server did
+                session.rollback()
             raise

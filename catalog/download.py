@@ -3,8 +3,8 @@
 Files are streamed to ``<file>.part`` in the cache folder, resumed with an HTTP
 ``Range`` request when a partial file is already there, verified against the
 digests in :mod:`catalog.fingerprints` and only then moved into place, so a
-file under its final name is always one that verified.
-
+file under its final name is always one that verified. Processes sharing a
+cache take turns per file (:func:`catalog.filelock.exclusive` on ``<file>.lock``).
 Only the standard library's :mod:`urllib` is used.
 """
 
@@ -23,6 +23,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import OpenerDirector, Request, build_opener
 
 from catalog.errors import DownloadError
+from catalog.filelock import exclusive
 from catalog.fingerprints import KNOWN_DATASETS, KnownFile, identify_file
 
 #: Bytes read from the network or from disk at a time.
@@ -331,10 +332,9 @@ def download_dataset(
     ``gz_md5``, or the md5 of its decompressed content is the known ``md5``
     (mirrors re-compress).
 
-    Bytes go to ``<file>.part`` and are moved into place with :func:`os.replace`
-    once verified. A ``.part`` left by an interrupted download is resumed with a
-    ``Range: bytes=N-`` request; if the server answers with the whole file
-    instead, the file is restarted. A file that fails verification is deleted.
+    Bytes go to ``<file>.part``, moved into place with :func:`os.replace` once
+    verified; an interrupted ``.part`` is resumed with ``Range: bytes=N-`` (or
+    restarted if the server sends the whole file). A file failing verification is deleted.
 
     Parameters
     ----------
@@ -382,18 +382,17 @@ def download_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for known in dataset.files:
             target = folder / known.name
-            if target.is_file():
-                if _mismatch(target, known) is None:
-                    if progress is not None:
-                        size = target.stat().st_size
-                        progress(known.name, size, size)
-                    paths.append(target)
-                    continue
-                target.unlink()
-            used = _download_file(opener, known, target, order, progress, timeout)
+            paths.append(target)
+            with exclusive(target.with_name(target.name + ".lock")):
+                if target.is_file():
+                    if _mismatch(target, known) is None:
+                        if progress is not None:
+                            progress(known.name, target.stat().st_size, target.stat().st_size)
+                        continue
+                    target.unlink()
+                used = _download_file(opener, known, target, order, progress, timeout)
             order.remove(used)
             order.insert(0, used)
-            paths.append(target)
     except OSError as exc:
         msg = f"Cannot write the {name} download cache in {folder}: {_reason(exc)}"
         raise DownloadError(msg) from None

@@ -51,3 +51,31 @@ class CatalogLocationError(CatalogError):
 
 class DatasetConflictError(CatalogError):
     """The dataset already holds different images in a split this source provides."""
+
+
+class DecisionError(CatalogError):
+    """A curation decision names an image, label, tag or row that cannot be applied."""
+
+
+class UnknownTagError(DecisionError):
+    """No image carries the tag asked to be removed."""
+
+
+class MissingExtraError(CatalogError):
+    """An optional dependency that this use needs is not installed."""
+
+
+class SchemaOutdatedError(CatalogLocationError):
+    """A shared catalog's schema is older than this client: ``mnist-catalog db upgrade``."""
+
+
+class CatalogReadOnlyError(CatalogError):
+    """The catalog may not be written by this role, or by this (older) client."""
+
+
+class CatalogConnectionError(CatalogLocationError):
+    """The connection to the catalog's server was lost or refused."""
+
+
+class CatalogBusyError(CatalogError):
+    """Another client held a lock too long, or won a conflict (deadlock, serialization)."""

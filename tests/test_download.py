@@ -5,14 +5,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import multiprocessing
 import random
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +52,7 @@ class Site:
     honour_range: bool = True  # False: answer 200 with the whole body, as if Range were unknown
     status: int | None = None  # answer every request with this error status
     truncate_at: int | None = None  # announce the full length, send this many bytes, hang up
+    pace: float = 0.0  # seconds to wait before each 16 KiB of a body
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
 
@@ -95,7 +99,10 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             # Record before writing: the client may act on the body (and the
             # test assert) before this thread runs again.
             site.seen.append(Seen(self.path, header, status, len(payload)))
-            self.wfile.write(payload)
+            step = 16 * 1024 if site.pace else len(payload) or 1
+            for start in range(0, len(payload), step):
+                time.sleep(site.pace)
+                self.wfile.write(payload[start : start + step])
 
         def log_message(self, format: str, *args: object) -> None:
             """Keep test output quiet."""
@@ -352,9 +359,12 @@ def test_non_http_mirror_is_reported(tmp_path: Path, tiny: Tiny) -> None:
 
 
 def test_unknown_dataset(tmp_path: Path) -> None:
-    msg = "Cannot download unknown dataset 'emnist': expected one of fashion-mnist, kmnist, mnist"
+    msg = (
+        "Cannot download unknown dataset 'cifar10': expected one of "
+        "emnist, fashion-mnist, k49, kmnist, mnist, qmnist"
+    )
     with pytest.raises(DownloadError, match=re.escape(msg)):
-        download_dataset("emnist", cache_dir=tmp_path)
+        download_dataset("cifar10", cache_dir=tmp_path)
 
 
 def test_no_mirrors(tmp_path: Path, tiny: Tiny) -> None:
@@ -615,3 +625,43 @@ def test_cli_ingest_mnist_downloads_then_ingests_genuine_mnist(
     again = CliRunner().invoke(app, args[:-1])
     assert again.stdout.startswith("Already in the catalog: mnist")
     assert len(site.seen) == 4  # served from the cache
+
+
+# --------------------------------------------------------------------------- shared cache
+
+
+def _download_after(start: Any, cache: Path, url: str, results: Any) -> None:
+    start.wait(30)
+    try:
+        paths = download_dataset("tiny", cache_dir=cache, mirrors=[url])
+        results.put([str(p) for p in paths])
+    except DownloadError as exc:
+        results.put(str(exc))
+
+
+def test_two_processes_downloading_into_one_cache_take_turns(
+    tmp_path: Path, serve: Serve, tiny: Tiny
+) -> None:
+    """Two processes (forked, so they see the patched dataset) download at once from
+    a slow server: one fetches each file, the other waits for it and finds it cached.
+    Sharing one ``.part`` would interleave their bytes and fail the checksum."""
+    site = Site(tiny.gz, pace=0.01)
+    url = serve(site)
+    context = multiprocessing.get_context("fork")
+    start, results = context.Event(), context.Queue()
+    procs = [
+        context.Process(target=_download_after, args=(start, tmp_path, url, results))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    start.set()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    expected = [str(tmp_path / "tiny" / known.name) for known in tiny.files]
+    assert outcomes == [expected, expected]
+    _assert_cached(tiny, [Path(p) for p in expected], tmp_path)
+    fetched = [seen.path.rsplit("/", 1)[-1] for seen in site.seen if seen.status == 200]
+    assert sorted(fetched) == sorted(known.name for known in tiny.files)  # each file once
+    assert not list((tmp_path / "tiny").glob("*.part"))

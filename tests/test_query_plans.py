@@ -10,15 +10,16 @@ from builders import random_digits, write_idx_pair
 from sqlalchemy import text
 
 from catalog import Catalog
+from catalog.counting import count_statement
 from catalog.db import session_scope
-from catalog.query import Selection, count_statement
+from catalog.query import Selection
 
 INDEX = "ix_images_dataset_split_label_idx"
 
 
 def plan(catalog: Catalog, selection: Selection, by: tuple[str, ...]) -> str:
     with session_scope(catalog.engine) as session:
-        statement = count_statement(session, selection, by)
+        _, statement = count_statement(session, selection, by)
         sql = str(statement.compile(catalog.engine, compile_kwargs={"literal_binds": True}))
         if catalog.engine.dialect.name == "sqlite":
             rows = session.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()

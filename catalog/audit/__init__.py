@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,6 +65,7 @@ from catalog.audit.label_errors import (
 from catalog.audit.near_duplicates import check_near_duplicates
 from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
 from catalog.db import Dataset, Image
+from catalog.dbtypes import bytewise
 from catalog.errors import SelectionError
 from catalog.query import Selection, dataset_id
 
@@ -167,25 +169,40 @@ def audit(
             session.scalar(select(Dataset.name).where(Dataset.id == dataset_id(session, dataset)))
         ]
     else:
-        names = list(session.scalars(select(Dataset.name).order_by(Dataset.name)))
+        names = list(session.scalars(select(Dataset.name).order_by(bytewise(Dataset.name))))
     report = AuditReport(
         datasets=[str(n) for n in names], splits=list(splits), checks=list(checks),
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip
     per_dataset = [c for c in REGISTRY if c in checks and c not in CATALOG_WIDE]
+    shared: dict[str, Any] = {}
     for name in report.datasets:
         if splits:
             Selection(dataset=name, splits=tuple(splits))  # validates
             _check_splits(session, name, splits)
         context = AuditContext(
-            session, tuple(report.datasets), name, tuple(splits), seed, progress, memory
+            session,
+            tuple(report.datasets),
+            name,
+            tuple(splits),
+            seed,
+            progress,
+            shared,
+            memory,
         )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]
     for check in catalog_wide if report.datasets else []:
         started = datetime.now(UTC)
         context = AuditContext(
-            session, tuple(report.datasets), None, tuple(splits), seed, progress, memory
+            session,
+            tuple(report.datasets),
+            None,
+            tuple(splits),
+            seed,
+            progress,
+            shared,
+            memory,
         )
         findings, summary = REGISTRY[check](context)
         report.findings += findings

@@ -11,7 +11,7 @@ are streamed from the catalog in blocks sized by the memory budget.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -42,6 +42,9 @@ class AuditContext:
         Seed of the models' folds and initialisation.
     progress
         Called as ``progress(check, done, total)``; see :meth:`ticker`.
+    shared
+        One dict for the whole audit run, where a check keeps what it computed for
+        one dataset and needs again for another (identify results, for leakage).
     memory
         Memory budget in bytes: sets how many images are read and worked on at a time.
     """
@@ -52,6 +55,7 @@ class AuditContext:
     splits: tuple[str, ...] = ()
     seed: int = 0
     progress: Progress | None = None
+    shared: dict[str, Any] = field(default_factory=dict)
     memory: int = DEFAULT_MEMORY
 
     @cached_property

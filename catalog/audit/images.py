@@ -17,13 +17,18 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from catalog.audit.features import InkMeasures, ink_measures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
-from catalog.query import dataset_id, pixels_of
+from catalog.dbtypes import bytewise
+from catalog.decision_log import reviewed_ids
+from catalog.labelsets import label_set
+from catalog.pixels import pixels_of
+from catalog.query import CURRENT_LABEL, dataset_id, with_state
+from catalog.sources import UNLABELED
 
 __all__ = [
     "DEFAULT_MEMORY",
@@ -87,6 +92,18 @@ class DatasetImages:
     pixels: Pixels | None = field(default=None, repr=False)
     chunk: int = 4096
     selected_splits: tuple[str, ...] = ()
+    # ``labels`` are the current ones (after decisions); identity checks the source's.
+    original_labels: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # relabelled, tagged "reviewed" or excluded: not judged
+    reviewed: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    label_numbers: tuple[int, ...] = ()  # the dataset's label set
+    streamable: bool = True  # all images of the query, in order (not a subset)
+
+    def __post_init__(self) -> None:
+        if len(self.original_labels) != len(self.ids):
+            self.original_labels = self.labels.copy()
+        if len(self.reviewed) != len(self.ids):
+            self.reviewed = np.zeros(len(self.ids), bool)
 
     @classmethod
     def from_arrays(
@@ -124,9 +141,19 @@ class DatasetImages:
         return int(first[0]), int(first[1])
 
     def ref(self, i: int) -> ImageRef:
+        label = int(self.labels[i])
         return ImageRef(
-            self.name, str(self.splits[i]), int(self.indices[i]), int(self.labels[i]),
-            self.sha256[i].decode("ascii"),
+            self.name, str(self.splits[i]), int(self.indices[i]),
+            None if label == UNLABELED else label, self.sha256[i].decode("ascii"),
+        )  # fmt: skip
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> DatasetImages:
+        """The images where ``keep`` is true (their pixels then read by id)."""
+        return DatasetImages(
+            self.name, self.ids[keep], self.splits[keep], self.indices[keep], self.labels[keep],
+            self.sha256[keep], self.shapes[keep], self.session,
+            None if self.pixels is None else self.pixels[keep], self.chunk, self.selected_splits,
+            self.original_labels[keep], self.reviewed[keep], self.label_numbers, streamable=False,
         )  # fmt: skip
 
     def refs(self, positions: Iterable[int]) -> list[ImageRef]:
@@ -149,7 +176,7 @@ class DatasetImages:
         if self.shape is None and len(self):
             msg = f"{self.name}: images of different sizes cannot be read in blocks"
             raise ValueError(msg)
-        if positions is None and self.pixels is None:
+        if positions is None and self.pixels is None and self.streamable:
             yield from self._stream_all()
             return
         wanted = np.arange(len(self)) if positions is None else np.asarray(positions, np.int64)
@@ -165,7 +192,7 @@ class DatasetImages:
         """All images in order, by one streaming query (no id lists)."""
         assert self.session is not None
         assert self.shape is not None
-        statement = _selected(self.session, self.name, self.selected_splits, Image.pixels)
+        statement, _ = _selected(self.session, self.name, self.selected_splits, Image.pixels)
         result = self.session.connection().execute(
             statement.execution_options(yield_per=self.chunk)
         )
@@ -185,36 +212,45 @@ class DatasetImages:
         return InkMeasures.concatenate(parts, self.shape)
 
 
-def _selected(session: Session, name: str, splits: Sequence[str], *columns: Any) -> AnySelect:
+def _selected(
+    session: Session, name: str, splits: Sequence[str], *columns: Any
+) -> tuple[AnySelect, int]:
+    """The audit's one query: the images of ``splits``, their decision state joined, in
+    (split, index) order; and the dataset's id."""
+    ds = dataset_id(session, name)
     query: AnySelect = (
-        select(*columns)
-        .where(Image.dataset_id == dataset_id(session, name))
-        .order_by(Image.split, Image.index)
+        with_state(select(*columns))
+        .where(Image.dataset_id == ds)
+        .order_by(bytewise(Image.split), Image.index)
     )
     if splits:
         query = query.where(Image.split.in_(splits))
-    return query
+    return query, ds
 
 
 def load_images(
     session: Session, name: str, splits: Sequence[str], *, chunk: int = 4096
 ) -> DatasetImages:
     """Read one dataset's image metadata (all, or of ``splits``); pixels stay in the catalog."""
-    statement = _selected(
-        session, name, splits, Image.id, Image.split, Image.index, Image.label, Image.sha256,
-        Image.height, Image.width,
+    statement, ds = _selected(
+        session, name, splits, Image.id, Image.split, Image.index,
+        func.coalesce(CURRENT_LABEL, UNLABELED), Image.sha256, Image.height, Image.width,
+        func.coalesce(Image.label, UNLABELED),
     )  # fmt: skip
     result = session.connection().execute(statement.execution_options(yield_per=_META_CHUNK))
-    columns: list[list[npt.NDArray[Any]]] = [[] for _ in range(7)]
-    dtypes: tuple[Any, ...] = (np.int64, np.str_, np.int64, np.int64, "S64", np.int64, np.int64)
+    columns: list[list[npt.NDArray[Any]]] = [[] for _ in range(8)]
+    dtypes: tuple[Any, ...] = (
+        np.int64, np.str_, np.int64, np.int64, "S64", np.int64, np.int64, np.int64,
+    )  # fmt: skip
     for rows in result.partitions(_META_CHUNK):
         for column, values, dtype in zip(columns, zip(*rows, strict=True), dtypes, strict=True):
             column.append(np.asarray(values, dtype=dtype))
-    ids, split_names, indices, labels, digests, heights, widths = (
+    ids, split_names, indices, labels, digests, heights, widths, originals = (
         np.concatenate(c) if c else np.zeros(0, d) for c, d in zip(columns, dtypes, strict=True)
     )
     return DatasetImages(
         name=name, ids=ids, splits=split_names, indices=indices, labels=labels, sha256=digests,
         shapes=np.stack([heights, widths], axis=1), session=session, chunk=chunk,
-        selected_splits=tuple(splits),
+        selected_splits=tuple(splits), original_labels=originals,
+        reviewed=np.isin(ids, reviewed_ids(session)), label_numbers=label_set(session, ds).numbers,
     )  # fmt: skip

@@ -43,6 +43,8 @@ def check_label_errors(
     by k-fold, and scores every other image, so ``data`` should hold the whole dataset
     even when only some splits are audited.
     """
+    if (data.labels < 0).any():  # images without a label are neither judged nor judges
+        data = data.subset(data.labels >= 0)
     if data.shape is None or len(data) < 50 or len(np.unique(data.labels)) < 2:
         return [], {"skipped": "too few images or labels to judge"}
     # Fitted on a stratified sample of train, every image scored out of sample, streamed.
@@ -53,6 +55,9 @@ def check_label_errors(
     if splits:
         judged &= np.isin(data.splits, list(splits))
     order = order[judged[order]]
+    # An image a person has looked at since is not flagged again; say how many.
+    reviewed = data.reviewed[order] & (scores.score[order] >= LABEL_ERROR_SCORE)
+    order = order[~data.reviewed[order]]
     suspects = order[scores.score[order] >= LABEL_ERROR_SCORE]
     findings = [
         Finding("label-errors", "likely-label-error", "warning",
@@ -76,6 +81,7 @@ def check_label_errors(
         "fitted_on": int(scores.sampled.sum()),
         "threshold": LABEL_ERROR_SCORE,
         "suspects": len(suspects),
+        "skipped_reviewed": int(reviewed.sum()),
         "ranking": ranking,
     }
     return findings, summary

@@ -26,7 +26,8 @@ from catalog.audit.neighbours import (
     sorted_pairs,
     verify_pairs,
 )
-from catalog.query import Selection, pixels_of
+from catalog.pixels import pixels_of
+from catalog.query import Selection
 from catalog.similarity import (
     NeighbourIndex,
     build_index,

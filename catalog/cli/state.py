@@ -26,12 +26,17 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
+def say(message: str) -> None:
+    """Tell the user on stderr what we wait for (another client's lock)."""
+    typer.echo(message, err=True)
+
+
 def open_catalog(ctx: typer.Context) -> Catalog:
     """The catalog ``--db`` names, opened (and upgraded) on first use."""
     current = state(ctx)
     if current.catalog is None:
         from catalog.api import Catalog
 
-        current.catalog = Catalog.open(current.location)
+        current.catalog = Catalog.open(current.location, on_wait=say)
         ctx.find_root().call_on_close(current.catalog.close)
     return current.catalog

@@ -5,6 +5,10 @@ or a temporary name marked with :data:`TEMP_MARK`) and linked or renamed into
 place once complete. Folders are created only inside the export folder, and
 temporary files left by an interrupted export are swept away when it re-runs.
 Every output format writes through here.
+
+With ``fsync`` (the default) each file's bytes are flushed to disk before it is
+linked into place, and its folder after, so a file the catalog records survives
+a power cut; ``--no-fsync`` skips that for speed (see the README's Speed table).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_atomically(folder_fd: int, name: str, data: bytes, overwrite: bool) -> str:
+def write_atomically(
+    folder_fd: int, name: str, data: bytes, overwrite: bool, fsync: bool = True
+) -> str:
     """Put ``data`` at ``name`` so that it appears whole or not at all.
 
     Returns ``written``, ``skipped`` (an identical file is there) or
@@ -32,6 +38,8 @@ def write_atomically(folder_fd: int, name: str, data: bytes, overwrite: bool) ->
     On Linux the bytes go into an unnamed file (``O_TMPFILE``) that is linked
     into place once complete: one directory operation, like a plain create.
     Elsewhere, and to replace a file, a temporary name is renamed into place.
+    With ``fsync`` the bytes are on disk before the name appears; the caller
+    syncs the folder (:func:`sync_folder`) before it records the file.
     """
     if _HAS_TMPFILE:
         try:
@@ -41,6 +49,8 @@ def write_atomically(folder_fd: int, name: str, data: bytes, overwrite: bool) ->
         else:
             try:
                 _write_all(fd, data)
+                if fsync:
+                    os.fsync(fd)
                 os.link(
                     f"/proc/self/fd/{fd}", name,
                     dst_dir_fd=folder_fd, src_dir_fd=folder_fd, follow_symlinks=True,
@@ -59,6 +69,8 @@ def write_atomically(folder_fd: int, name: str, data: bytes, overwrite: bool) ->
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=folder_fd)
     try:
         _write_all(fd, data)
+        if fsync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(temp, dir_fd=folder_fd)
@@ -82,10 +94,25 @@ def _read_existing(folder_fd: int, name: str, size: int) -> bytes | None:
         os.close(fd)
 
 
-def prepare_root(out_dir: Path) -> Path:
+def sync_folder(folder: Path | int) -> None:
+    """Flush a folder's entries (names created, renamed) to disk."""
+    if isinstance(folder, int):
+        os.fsync(folder)
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prepare_root(out_dir: Path, fsync: bool = True) -> Path:
     """Create the export folder, check it is writable, sweep stale temporary files."""
     try:
+        created = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
+        if created and fsync:
+            sync_folder(out_dir.resolve().parent)
     except OSError as exc:
         msg = f"Cannot create export folder {out_dir}: {exc.strerror}"
         raise ExportError(msg) from None
@@ -93,11 +120,30 @@ def prepare_root(out_dir: Path) -> Path:
         msg = f"Cannot write into export folder {out_dir}: permission denied"
         raise ExportError(msg)
     for stale in out_dir.glob(f".*{TEMP_MARK}-*"):
-        stale.unlink(missing_ok=True)  # lists left by an interrupted export
+        if abandoned(stale):
+            stale.unlink(missing_ok=True)  # lists left by an interrupted export
     return out_dir.resolve()
 
 
-def make_folders(root: Path, relative_dirs: set[str]) -> None:
+def abandoned(temp: Path) -> bool:
+    """Whether the process that writes ``temp`` (its pid ends the name) is gone.
+
+    Another export into the same folder may be writing it right now; only the
+    temporary files of processes that died are swept.
+    """
+    pid = temp.name.rpartition("-")[2]
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def make_folders(root: Path, relative_dirs: set[str], fsync: bool = True) -> None:
     """Create the sub-folders, refusing any that resolve outside ``root``."""
     for relative in sorted(relative_dirs):
         folder = root / relative
@@ -106,9 +152,13 @@ def make_folders(root: Path, relative_dirs: set[str]) -> None:
             msg = f"Refusing to write to {folder}: it resolves to {resolved}, outside {root}"
             raise ExportError(msg)
         try:
+            created = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
+            if created and fsync:
+                sync_folder(folder.parent)
         except OSError as exc:
             msg = f"Cannot create folder {folder} in export folder {root}: {exc.strerror}"
             raise ExportError(msg) from None
         for stale in folder.glob(f".*{TEMP_MARK}-*"):
-            stale.unlink(missing_ok=True)  # left by an interrupted export
+            if abandoned(stale):
+                stale.unlink(missing_ok=True)  # left by an interrupted export

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from catalog.export.atomic import write_atomically
+from catalog.export.atomic import sync_folder, write_atomically
 from catalog.export.encoders import encode_many
 from catalog.query import PixelBlock
 
@@ -44,6 +44,7 @@ class WriteTask:
     fmt: str
     quality: int
     overwrite: bool
+    fsync: bool = True  # each file and its folder flushed to disk before it is reported
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,19 @@ def write_files(task: WriteTask) -> WriteOutcome:
             try:
                 if folder not in folders:
                     folders[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-                outcome = write_atomically(folders[folder], name, data, task.overwrite)
+                outcome = write_atomically(folders[folder], name, data, task.overwrite, task.fsync)
             except OSError as exc:
                 msg = f"Cannot write {name} into {folder}: {exc.strerror}"
                 return WriteOutcome(status, sizes, digests, msg)
             status.append(outcome)
             sizes.append(len(data))
             digests.append(sha256(data).hexdigest())
+        if task.fsync:
+            for fd in folders.values():
+                sync_folder(fd)  # the new names, before the catalog records them
+    except OSError as exc:
+        msg = f"Cannot flush files to disk in {task.root}: {exc.strerror}"
+        return WriteOutcome(status, sizes, digests, msg)
     finally:
         for fd in folders.values():
             os.close(fd)
@@ -105,13 +112,14 @@ def executor(jobs: int) -> Iterator[Executor | InlineExecutor]:
 
 
 def make_tasks(
-    root: Path, paths: list[str], block: PixelBlock, fmt: str, quality: int, overwrite: bool
-) -> list[WriteTask]:
+    root: Path, paths: list[str], block: PixelBlock, fmt: str, quality: int, overwrite: bool,
+    fsync: bool = True,
+) -> list[WriteTask]:  # fmt: skip
     """Cut one block into tasks of :data:`TASK_SIZE` images."""
     return [
         WriteTask(
             str(root), paths[start : start + TASK_SIZE], block.pixels[start : start + TASK_SIZE],
-            fmt, quality, overwrite,
+            fmt, quality, overwrite, fsync,
         )
         for start in range(0, len(paths), TASK_SIZE)
     ]  # fmt: skip
@@ -119,12 +127,14 @@ def make_tasks(
 
 def collect(
     outcomes: list[WriteOutcome], paths: list[str], block: PixelBlock, names: dict[int, str]
-) -> list[tuple[str, str, str, int, int, str, str, int, int, str]]:
-    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status)
-    for each image a task got to (a task stopped by an OS error reports fewer)."""
+) -> list[tuple[str, str, str, int, int, str, str, int, int, str, int, int]]:
+    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status,
+    original label, latest decision or 0) for each image a task got to (a task stopped
+    by an OS error reports fewer)."""
     files = []
     datasets = [names[ds] for ds in block.dataset_ids.tolist()]
     indices, labels, ids = block.indices.tolist(), block.labels.tolist(), block.ids.tolist()
+    originals, decisions = block.original_labels.tolist(), block.decisions.tolist()
     for task, outcome in enumerate(outcomes):
         for j, (status, size, digest) in enumerate(
             zip(outcome.status, outcome.sizes, outcome.sha256, strict=True)
@@ -133,7 +143,7 @@ def collect(
             files.append(
                 (
                     paths[i], datasets[i], block.splits[i], indices[i], labels[i],
-                    block.sha256[i], digest, ids[i], size, status,
+                    block.sha256[i], digest, ids[i], size, status, originals[i], decisions[i],
                 )
             )  # fmt: skip
     return files

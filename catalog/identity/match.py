@@ -22,7 +22,7 @@ closest distinct MNIST digits differ by 17 (signatures: 0.033 against 0.040).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,13 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Image, Source
 from catalog.identity import result as res
-from catalog.identity.registry import SHIPPED, Registry, load_shipped, registry_from_dataset
+from catalog.identity.registry import (
+    LABEL,
+    SHIPPED,
+    Registry,
+    load_shipped,
+    registry_from_dataset,
+)
 from catalog.identity.search import nearest
 from catalog.identity.signature import (
     MAX_SHIFT,
@@ -42,7 +48,7 @@ from catalog.identity.signature import (
     shift_order,
     shifted,
 )
-from catalog.query import POSITION, dataset_id
+from catalog.query import POSITION, dataset_id, with_state
 
 #: Most blurred difference (levels) a confirmed pixel match may have.
 PIXEL_TOLERANCE = 14.0
@@ -150,8 +156,8 @@ def identify_session(
     """Identify every image of ``dataset`` against ``against`` (see :func:`catalog.identity.identify`)."""
     ds = dataset_id(session, dataset)
     rows = session.connection().execute(
-        select(Image.id, Image.split, POSITION, Image.label, Image.sha256, Image.height,
-               Image.width)
+        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
+                          Image.width))
         .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     ).all()  # fmt: skip
@@ -391,10 +397,3 @@ def _confirm_by_pixels(
     ok = (blurred_max[at, first] <= PIXEL_TOLERANCE) & (best_rms <= PIXEL_MARGIN * runner_up)
     ok &= np.isfinite(best_rms)
     return ok, candidates[at, first], max_error[at, first], gain[at, first], stretched[at, first]
-
-
-def identify_many(
-    session: Session, datasets: Sequence[str], against: str = "mnist"
-) -> list[res.IdentityResult]:
-    """:func:`identify_session` for several datasets against one reference."""
-    return [identify_session(session, name, against) for name in datasets]

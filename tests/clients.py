@@ -1,0 +1,76 @@
+"""Run several ``mnist-catalog`` processes at once against one catalog.
+
+Each process runs ``tests/scripts/run_cli.py``: it imports, prints ``ready`` and
+waits; :func:`run_together` lets all of them go at once, so that their work
+overlaps, and collects what each printed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+RUN_CLI = Path(__file__).parent / "scripts" / "run_cli.py"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+def spawn(db_url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(RUN_CLI), "--db", db_url, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def start(db_url: str, *args: str) -> subprocess.Popen[str]:
+    """Start one command and let it go as soon as it is imported."""
+    proc = spawn(db_url, *args)
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout.readline() == "ready\n", proc.communicate()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    return proc
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Outcome:
+    out, err = proc.communicate(timeout=timeout)
+    return Outcome(proc.returncode, out, err)
+
+
+def run_together(db_url: str, commands: Sequence[Sequence[str]]) -> list[Outcome]:
+    """Start every command, wait until all are imported, let them go together."""
+    procs = [spawn(db_url, *command) for command in commands]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n", proc.communicate()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        outcomes.append(Outcome(proc.returncode, out, err))
+    return outcomes
+
+
+def one_line_error(outcome: Outcome, *fragments: str) -> bool:
+    """``outcome`` failed with exit 1 and one ``Error: ...`` line holding ``fragments``."""
+    return (
+        outcome.code == 1
+        and outcome.err.startswith("Error: ")
+        and outcome.err.count("\n") == 1
+        and all(fragment in outcome.err for fragment in fragments)
+    )
