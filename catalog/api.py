@@ -7,36 +7,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image as PILImage
 from sqlalchemy import Engine
 
-from catalog import db, decision_log, decisions, query
+from catalog import db, lookups, query
+from catalog.api_curation import CurationMixin, _names
+from catalog.api_selection import CatalogSelection
 from catalog.audit import AuditReport
 from catalog.audit.runs import StoredRun
-from catalog.decision_log import DecisionRecord
-from catalog.decisions import Change, Summary
-from catalog.export import ExportResult, export_images
 from catalog.identity.result import IdentityResult
-from catalog.labelsets import LabelSet, label_set
-from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
 from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
 
-if TYPE_CHECKING:
-    from catalog.training import SelectionDataset
+__all__ = ["Catalog", "CatalogSelection"]
 
 
-class Catalog:
+class Catalog(CurationMixin):
     """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
 
     def __init__(self, engine: Engine) -> None:
@@ -111,7 +104,7 @@ class Catalog:
     ) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
         """One image's row and pixels."""
         with db.session_scope(self.engine) as session:
-            return query.get_image(session, dataset, split, index)
+            return lookups.get_image(session, dataset, split, index)
 
     def exports(self) -> list[dict[str, Any]]:
         with db.session_scope(self.engine) as session:
@@ -236,260 +229,3 @@ class Catalog:
             unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
         return CatalogSelection(self, selection)
-
-    # --- curation -----------------------------------------------------------
-
-    def decide(
-        self,
-        images: str | Sequence[str],
-        make: Callable[[Any, int], list[Change]],
-        *,
-        dataset: str | None = None,
-        by: str | None = None,
-        dry_run: bool = False,
-    ) -> Summary:
-        """Record the changes ``make(session, image_id)`` returns for each image named."""
-        refs = [decisions.parse_ref(text) for text in _names(images)]
-        with db.session_scope(self.engine, write=True) as session:
-            decisions.lock(session)
-            ids = decisions.resolve(session, dataset, refs)
-            changes = [change for image in ids for change in make(session, image)]
-            return decisions.record(session, changes, author=by, dry_run=dry_run)
-
-    def relabel(
-        self, image: str, label: int | str, *, dataset: str | None = None,
-        note: str | None = None, by: str | None = None,
-    ) -> Summary:  # fmt: skip
-        """Record that image ``SPLIT:INDEX`` is really ``label`` (a number or class name)."""
-
-        def make(session: Any, image_id: int) -> list[Change]:
-            number = decisions.check_label(session, image_id, label)
-            return [Change(image_id, "relabel", label=number, note=note)]
-
-        return self.decide(image, make, dataset=dataset, by=by)
-
-    def exclude(
-        self, images: str | Sequence[str], *, reason: str, dataset: str | None = None,
-        by: str | None = None,
-    ) -> Summary:  # fmt: skip
-        """Leave images out of every selection, export and array from now on."""
-        return self.decide(
-            images, lambda _s, i: [Change(i, "exclude", note=reason)], dataset=dataset, by=by
-        )
-
-    def include(
-        self, images: str | Sequence[str], *, note: str | None = None,
-        dataset: str | None = None, by: str | None = None,
-    ) -> Summary:  # fmt: skip
-        """Take excluded images back in."""
-        return self.decide(
-            images, lambda _s, i: [Change(i, "include", note=note)], dataset=dataset, by=by
-        )
-
-    def tag(
-        self, name: str, images: str | Sequence[str], *, note: str | None = None,
-        dataset: str | None = None, by: str | None = None,
-    ) -> Summary:  # fmt: skip
-        """Put tag ``name`` on images ``SPLIT:INDEX``."""
-        decisions.check_tag(name)
-        return self.decide(
-            images, lambda _s, i: [Change(i, "tag", tag=name, note=note)], dataset=dataset, by=by
-        )
-
-    def untag(
-        self, name: str, images: str | Sequence[str], *, note: str | None = None,
-        dataset: str | None = None, by: str | None = None,
-    ) -> Summary:  # fmt: skip
-        """Take tag ``name`` off images ``SPLIT:INDEX`` (an error if none carries it)."""
-        refs = [decisions.parse_ref(text) for text in _names(images)]
-        with db.session_scope(self.engine, write=True) as session:
-            decisions.lock(session)
-            ids = decisions.resolve(session, dataset, refs)
-            changes = decision_log.untag_changes(session, ids, name, note)
-            return decisions.record(session, changes, author=by)
-
-    def undo(self, decision: int, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Revert decision ``decision`` with a new decision (nothing is deleted)."""
-        with db.session_scope(self.engine, write=True) as session:
-            decisions.lock(session)
-            change = decision_log.undo_change(session, decision, note)
-            return decisions.record(session, [change], author=by)
-
-    def apply(
-        self, path: str | Path, *, dataset: str | None = None, by: str | None = None,
-        dry_run: bool = False,
-    ) -> Summary:  # fmt: skip
-        """Apply the decisions of a CSV file, all or nothing (see :mod:`catalog.decision_log`)."""
-        with db.session_scope(self.engine, write=True) as session:
-            decisions.lock(session)
-            changes = decision_log.read_decisions(session, Path(path).expanduser(), dataset)
-            return decisions.record(session, changes, author=by, dry_run=dry_run)
-
-    def tag_findings(
-        self, report: AuditReport, name: str, *, note: str | None = None, by: str | None = None
-    ) -> Summary:
-        """Tag every image named in a finding of ``report``, to review them later."""
-        decisions.check_tag(name)
-        refs = sorted({(r.dataset, r.split, r.index) for f in report.findings for r in f.images})
-        with db.session_scope(self.engine, write=True) as session:
-            decisions.lock(session)
-            changes: list[Change] = []
-            for dataset in sorted({ref[0] for ref in refs}):
-                mine = [(split, index) for ds, split, index in refs if ds == dataset]
-                ids = decisions.resolve(session, dataset, mine)
-                changes += [Change(i, "tag", tag=name, note=note or "audit finding") for i in ids]
-            return decisions.record(session, changes, author=by)
-
-    def history(self, image: str, *, dataset: str | None = None) -> list[DecisionRecord]:
-        """Every decision about image ``SPLIT:INDEX``, oldest first."""
-        split, index = decisions.parse_ref(image)
-        with db.session_scope(self.engine) as session:
-            return decision_log.image_history(session, dataset, split, index)
-
-    def decisions(
-        self, *, dataset: str | None = None, since: datetime | str | None = None,
-        by: str | None = None,
-    ) -> list[DecisionRecord]:  # fmt: skip
-        """The decision log, oldest first."""
-        when = decision_log.parse_since(since) if isinstance(since, str) else since
-        with db.session_scope(self.engine) as session:
-            return decision_log.list_decisions(session, dataset=dataset, since=when, by=by)
-
-
-def _names(value: str | Sequence[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-class CatalogSelection:
-    """Some images of a catalog, to count, list, load or export."""
-
-    def __init__(self, catalog: Catalog, selection: Selection) -> None:
-        self.catalog = catalog
-        self.selection = selection
-
-    def count(self) -> int:
-        with db.session_scope(self.catalog.engine) as session:
-            return query.count_selected(session, self.selection)
-
-    def left_out(self) -> int:
-        """How many images the filters match that are left out as excluded."""
-        with db.session_scope(self.catalog.engine) as session:
-            return query.count_left_out(session, self.selection)
-
-    def _decide(self, action: str, tag: str | None, note: str | None, by: str | None) -> Summary:
-        with db.session_scope(self.catalog.engine, write=True) as session:
-            decisions.lock(session)
-            ids = query.select_ids(session, self.selection).tolist()
-            if action == "untag":
-                assert tag is not None
-                changes = decision_log.untag_changes(session, ids, tag, note)
-            else:
-                changes = [Change(image, action, tag=tag, note=note) for image in ids]
-            return decisions.record(session, changes, author=by)
-
-    def tag(self, name: str, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Put tag ``name`` on every selected image."""
-        return self._decide("tag", decisions.check_tag(name), note, by)
-
-    def untag(self, name: str, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Take tag ``name`` off every selected image that carries it."""
-        return self._decide("untag", name, note, by)
-
-    def exclude(self, *, reason: str, by: str | None = None) -> Summary:
-        """Exclude every selected image."""
-        return self._decide("exclude", None, reason, by)
-
-    def include(self, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Include every selected image (select them with ``excluded="only"``)."""
-        return self._decide("include", None, note, by)
-
-    def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
-        with db.session_scope(self.catalog.engine) as session:
-            return dict(query.count_images(session, self.selection, by))
-
-    def rows(self) -> list[ImageRow]:
-        return list(self.iter_rows())
-
-    def iter_rows(self) -> Iterator[ImageRow]:
-        """Stream the rows a chunk at a time; the read stays open while you iterate."""
-        with db.session_scope(self.catalog.engine) as session:
-            yield from query.iter_rows(session, self.selection)
-
-    def ids(self) -> npt.NDArray[np.int64]:
-        with db.session_scope(self.catalog.engine) as session:
-            return query.select_ids(session, self.selection)
-
-    def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """Pixels as uint8 ``(N, H, W)`` and labels as int64 ``(N,)``, ready for training."""
-        with db.session_scope(self.catalog.engine) as session:
-            return query.load_arrays(session, self.selection)
-
-    def to_numpy(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """The same as :meth:`arrays`."""
-        return self.arrays()
-
-    def dataset(
-        self, transform: Callable[[Any], Any] | None = None, *, pil: bool = False
-    ) -> SelectionDataset:
-        """A map-style dataset of ``(image, label)`` for ``torch.utils.data.DataLoader``
-        (see :class:`catalog.training.SelectionDataset`); the ids are fixed now.
-
-        Images are uint8 ``(H, W)`` arrays, or PIL images with ``pil``; ``transform``
-        is applied to each. Works with DataLoader worker processes.
-        """
-        from catalog.training import make_dataset
-
-        return make_dataset(self.catalog.engine, self.selection, transform, pil)
-
-    def to_hf(self) -> Any:
-        """A Hugging Face ``datasets.Dataset`` (``image``, ``label`` with class names);
-        needs ``pip install "mnist-catalog[hf]"``."""
-        from catalog.training import to_hf
-
-        return to_hf(self.catalog.engine, self.selection)
-
-    def export(
-        self, out_dir: str | Path, *, output: str = "folder", **options: Any
-    ) -> ExportResult:
-        """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
-        ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
-        :func:`catalog.export.export_images`)."""
-        db.check_writable(self.catalog.engine)  # before a folder is made or a file written
-        with db.session_scope(self.catalog.engine) as session:
-            return export_images(session, self.selection, Path(out_dir), output=output, **options)
-
-    def export_holdout(
-        self, out_dir: str | Path, by: str, fraction: float, **options: Any
-    ) -> dict[str, ExportResult]:
-        """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
-
-        The groups (values of the metadata key ``by``) are shuffled by the
-        selection's seed and ``fraction`` of them held out as ``val``; each part
-        is one recorded export whose selection names the holdout.
-        """
-        results = {}
-        for part in ("train", "val"):
-            selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
-            results[part] = CatalogSelection(self.catalog, selection).export(
-                Path(out_dir) / part, **options
-            )
-        return results
-
-    def label_set(self) -> LabelSet:
-        """The label set of the selection's dataset: numbers, names, ``parse``."""
-        with db.session_scope(self.catalog.engine) as session:
-            return label_set(session, query.dataset_id(session, self.selection.dataset))
-
-    def sheet(
-        self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
-    ) -> PILImage.Image:
-        """A contact sheet of the selection; written as PNG to ``path`` if given."""
-        picture, _ = self.contact_sheet(cols=cols, scale=scale)
-        if path is not None:
-            picture.save(Path(path), format="PNG")
-        return picture
-
-    def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
-        """The contact sheet and how many digits it shows."""
-        with db.session_scope(self.catalog.engine) as session:
-            return selection_sheet(session, self.selection, cols=cols, scale=scale)
