@@ -7,26 +7,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image as PILImage
 from sqlalchemy import Engine
 
-from catalog import db, query
+from catalog import db, decision_log, decisions, lookups, query
+from catalog.api_curation import CurationMixin, _names
 from catalog.audit import AuditReport
+from catalog.audit.runs import StoredRun
+from catalog.decisions import Change, Summary
 from catalog.export import ExportResult, export_images
+from catalog.identity.result import IdentityResult
+from catalog.labelsets import LabelSet, label_set
 from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
 from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
 
+if TYPE_CHECKING:
+    from catalog.training import SelectionDataset
 
-class Catalog:
+
+class Catalog(CurationMixin):
     """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
 
     def __init__(self, engine: Engine) -> None:
@@ -74,31 +83,34 @@ class Catalog:
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
         decoded: Decoded | None = None,
+        subset: str | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see :func:`catalog.store.ingest`).
 
         ``decoded`` is ``source`` already opened by :func:`catalog.store.decode_source`
         (whose ``total`` can size a progress bar), so it is not decoded twice.
+        ``subset`` picks one dataset of a source that holds several (an EMNIST split).
         ``on_wait`` is called with a message when another ingest of the same
         dataset holds its lock; this one then waits for it to finish.
         """
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
-                decoded=decoded, on_wait=on_wait,
+                decoded=decoded, subset=subset, on_wait=on_wait,
             )  # fmt: skip
 
-    def datasets(self) -> list[DatasetSummary]:
+    def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
+        """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""
         with db.session_scope(self.engine) as session:
-            return query.list_datasets(session)
+            return query.list_datasets(session, counts=counts)
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
     ) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
         """One image's row and pixels."""
         with db.session_scope(self.engine) as session:
-            return query.get_image(session, dataset, split, index)
+            return lookups.get_image(session, dataset, split, index)
 
     def exports(self) -> list[dict[str, Any]]:
         with db.session_scope(self.engine) as session:
@@ -125,6 +137,47 @@ class Catalog:
                 progress=progress,
             )  # fmt: skip
 
+    def identify(
+        self,
+        dataset: str | None = None,
+        *,
+        against: str = "mnist",
+        store: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> IdentityResult:
+        """Say which image of ``against`` each image of ``dataset`` is (see
+        :func:`catalog.identity.identify`).
+
+        With ``store``, the result is kept per image as metadata (``match``,
+        ``canonical_dataset``, ``canonical_split``, ``canonical_index``,
+        ``max_error``), replacing what an earlier identify stored for them, so
+        ``select(where={"canonical_split": "test"})`` and export manifests use it.
+        """
+        from catalog.identity import identify_session, store_identity
+
+        with db.session_scope(self.engine, write=store) as session:
+            result = identify_session(session, dataset, against, progress)
+            if store:
+                store_identity(session, result)
+            return result
+
+    def record_audit(self, report: AuditReport) -> int:
+        """Store ``report`` as an audit run (see :mod:`catalog.audit.runs`); return its id."""
+        from catalog.audit.runs import record_run
+
+        with db.session_scope(self.engine, write=True) as session:
+            return record_run(session, report)
+
+    def latest_audit(
+        self, dataset: str | None = None, *, findings: bool = True
+    ) -> StoredRun | None:
+        """The latest stored audit run (that covered ``dataset``, if given), or None;
+        ``findings=False`` reads only its header, summaries and counts."""
+        from catalog.audit.runs import latest_run
+
+        with db.session_scope(self.engine) as session:
+            return latest_run(session, dataset, findings=findings)
+
     def audit_text(self, report: AuditReport) -> str:
         """``report`` as the plain text ``mnist-catalog audit`` prints."""
         from catalog.audit.report import render_text
@@ -143,7 +196,7 @@ class Catalog:
         *,
         dataset: str | None = None,
         split: str | Sequence[str] | None = None,
-        labels: int | Iterable[int] | None = None,
+        labels: int | str | Iterable[int | str] | None = None,
         index: tuple[int, int] | None = None,
         sample: int | None = None,
         per_label: int | None = None,
@@ -151,13 +204,35 @@ class Catalog:
         order: str = "index",
         limit: int | None = None,
         offset: int = 0,
+        tag: str | Sequence[str] = (),
+        without_tag: str | Sequence[str] = (),
+        relabelled: bool = False,
+        excluded: str = "omit",
+        original_labels: bool = False,
+        unlabeled: bool = False,
+        where: Mapping[str, object] | None = None,
+        group_by: str | None = None,
+        per_group: int | None = None,
     ) -> CatalogSelection:
-        """A selection of images; nothing is read until you ask for rows, arrays or files."""
+        """A selection of images; nothing is read until you ask for rows, arrays or files.
+
+        Labels are the current ones (after relabel decisions) unless
+        ``original_labels``; excluded images are left out unless ``excluded`` is
+        ``"include"`` or ``"only"``; ``tag`` and ``without_tag`` filter by tags.
+        ``labels`` are numbers or class names (``"Trouser"``); ``unlabeled``
+        selects the images published without a label; ``where`` filters on
+        per-image metadata (``{"writer": 123}``); ``per_group`` images of each
+        ``group_by`` value are drawn at random.
+        """
         splits = (split,) if isinstance(split, str) else tuple(split or ())
-        label_tuple = (labels,) if isinstance(labels, int) else tuple(labels or ())
+        label_tuple = (labels,) if isinstance(labels, int | str) else tuple(labels or ())
+        pairs = tuple((key, str(value)) for key, value in (where or {}).items())
         selection = Selection(
             dataset=dataset, splits=splits, labels=label_tuple, index_range=index,
             sample=sample, per_label=per_label, seed=seed, order=order, limit=limit, offset=offset,
+            tags=_names(tag), without_tags=_names(without_tag), relabelled=relabelled,
+            excluded=excluded, original_labels=original_labels,
+            unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
         return CatalogSelection(self, selection)
 
@@ -172,6 +247,38 @@ class CatalogSelection:
     def count(self) -> int:
         with db.session_scope(self.catalog.engine) as session:
             return query.count_selected(session, self.selection)
+
+    def left_out(self) -> int:
+        """How many images the filters match that are left out as excluded."""
+        with db.session_scope(self.catalog.engine) as session:
+            return query.count_left_out(session, self.selection)
+
+    def _decide(self, action: str, tag: str | None, note: str | None, by: str | None) -> Summary:
+        with db.session_scope(self.catalog.engine, write=True) as session:
+            decisions.lock(session)
+            ids = query.select_ids(session, self.selection).tolist()
+            if action == "untag":
+                assert tag is not None
+                changes = decision_log.untag_changes(session, ids, tag, note)
+            else:
+                changes = [Change(image, action, tag=tag, note=note) for image in ids]
+            return decisions.record(session, changes, author=by)
+
+    def tag(self, name: str, *, note: str | None = None, by: str | None = None) -> Summary:
+        """Put tag ``name`` on every selected image."""
+        return self._decide("tag", decisions.check_tag(name), note, by)
+
+    def untag(self, name: str, *, note: str | None = None, by: str | None = None) -> Summary:
+        """Take tag ``name`` off every selected image that carries it."""
+        return self._decide("untag", name, note, by)
+
+    def exclude(self, *, reason: str, by: str | None = None) -> Summary:
+        """Exclude every selected image."""
+        return self._decide("exclude", None, reason, by)
+
+    def include(self, *, note: str | None = None, by: str | None = None) -> Summary:
+        """Include every selected image (select them with ``excluded="only"``)."""
+        return self._decide("include", None, note, by)
 
     def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
         with db.session_scope(self.catalog.engine) as session:
@@ -194,11 +301,61 @@ class CatalogSelection:
         with db.session_scope(self.catalog.engine) as session:
             return query.load_arrays(session, self.selection)
 
-    def export(self, out_dir: str | Path, **options: Any) -> ExportResult:
-        """Write the images as files (see :func:`catalog.export.export_images`)."""
+    def to_numpy(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """The same as :meth:`arrays`."""
+        return self.arrays()
+
+    def dataset(
+        self, transform: Callable[[Any], Any] | None = None, *, pil: bool = False
+    ) -> SelectionDataset:
+        """A map-style dataset of ``(image, label)`` for ``torch.utils.data.DataLoader``
+        (see :class:`catalog.training.SelectionDataset`); the ids are fixed now.
+
+        Images are uint8 ``(H, W)`` arrays, or PIL images with ``pil``; ``transform``
+        is applied to each. Works with DataLoader worker processes.
+        """
+        from catalog.training import make_dataset
+
+        return make_dataset(self.catalog.engine, self.selection, transform, pil)
+
+    def to_hf(self) -> Any:
+        """A Hugging Face ``datasets.Dataset`` (``image``, ``label`` with class names);
+        needs ``pip install "mnist-catalog[hf]"``."""
+        from catalog.training import to_hf
+
+        return to_hf(self.catalog.engine, self.selection)
+
+    def export(
+        self, out_dir: str | Path, *, output: str = "folder", **options: Any
+    ) -> ExportResult:
+        """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
+        ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
+        :func:`catalog.export.export_images`)."""
         db.check_writable(self.catalog.engine)  # before a folder is made or a file written
         with db.session_scope(self.catalog.engine) as session:
-            return export_images(session, self.selection, Path(out_dir), **options)
+            return export_images(session, self.selection, Path(out_dir), output=output, **options)
+
+    def export_holdout(
+        self, out_dir: str | Path, by: str, fraction: float, **options: Any
+    ) -> dict[str, ExportResult]:
+        """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
+
+        The groups (values of the metadata key ``by``) are shuffled by the
+        selection's seed and ``fraction`` of them held out as ``val``; each part
+        is one recorded export whose selection names the holdout.
+        """
+        results = {}
+        for part in ("train", "val"):
+            selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
+            results[part] = CatalogSelection(self.catalog, selection).export(
+                Path(out_dir) / part, **options
+            )
+        return results
+
+    def label_set(self) -> LabelSet:
+        """The label set of the selection's dataset: numbers, names, ``parse``."""
+        with db.session_scope(self.catalog.engine) as session:
+            return label_set(session, query.dataset_id(session, self.selection.dataset))
 
     def sheet(
         self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import UpdateBase
 
 from catalog.dbtypes import UTCDateTime, detect_bytewise_collation
 from catalog.errors import CatalogLocationError, CatalogReadOnlyError, MissingExtraError
@@ -74,6 +74,8 @@ class Dataset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Where the label set's names came from: "digits", "fashion-mnist", ...
+    label_set: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(
@@ -97,6 +99,8 @@ class Source(Base):
     size: Mapped[int] = mapped_column(BigInteger)  # bytes on disk
     sha256: Mapped[str] = mapped_column(String(64), index=True)  # decoded content
     md5: Mapped[str] = mapped_column(String(32))  # decoded content
+    file_md5: Mapped[str | None] = mapped_column(String(32))  # the bytes on disk (the .gz)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
     genuine: Mapped[str | None] = mapped_column(String(96))  # "mnist/train-images-idx3-ubyte.gz"
     note: Mapped[str | None] = mapped_column(Text)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -118,7 +122,7 @@ class Image(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     split: Mapped[str] = mapped_column(String(32))
     index: Mapped[int] = mapped_column("idx", Integer)  # position in its split, source order
-    label: Mapped[int] = mapped_column(SmallInteger)
+    label: Mapped[int | None] = mapped_column(SmallInteger)  # None: published without one
     height: Mapped[int] = mapped_column(SmallInteger)
     width: Mapped[int] = mapped_column(SmallInteger)
     pixels: Mapped[bytes] = mapped_column(LargeBinary)  # uint8, row-major
@@ -134,14 +138,21 @@ class Export(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     root: Mapped[str] = mapped_column(Text)  # absolute path of the export folder
     selection: Mapped[dict[str, Any]] = mapped_column(JSON)
-    layout: Mapped[str] = mapped_column(String(16))
-    format: Mapped[str] = mapped_column(String(8))
-    count: Mapped[int] = mapped_column(Integer, default=0)  # files in the export
-    written: Mapped[int] = mapped_column(Integer, default=0)  # files this run wrote
+    # Output format: folder, idx, npz, parquet, webdataset (catalog.export.formats).
+    output: Mapped[str] = mapped_column(String(16), default="folder", server_default="folder")
+    layout: Mapped[str] = mapped_column(String(16))  # folder exports; "" for the others
+    format: Mapped[str] = mapped_column(String(8))  # how images are encoded: png, ..., raw
+    count: Mapped[int] = mapped_column(Integer, default=0)  # images in the export
+    written: Mapped[int] = mapped_column(Integer, default=0)  # images this run wrote
+    # The latest curation decision when the export ran (None: there were none).
+    decision_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExportedFile(Base):
-    """A file on disk written from an image; one row per path, the latest write."""
+    """A file on disk written from an image; one row per path, the latest write.
+
+    A container file (an IDX file, a shard ...) holds many images; its row names
+    the first, and the export's ``manifest.csv`` lists the rest."""
 
     __tablename__ = "exported_files"
 
@@ -149,14 +160,14 @@ class ExportedFile(Base):
     export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), index=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(Text, unique=True)  # absolute
-    format: Mapped[str] = mapped_column(String(8))
-    size: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(8))  # png, ...; idx, npz, parquet, tar
+    size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))  # of the file bytes
     written_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def bulk_executor(
-    connection: Connection, statement: Insert, columns: Sequence[str]
+    connection: Connection, statement: UpdateBase, columns: Sequence[str]
 ) -> Callable[[list[tuple[Any, ...]]], None]:
     """Return a function that runs ``statement`` for rows of ``columns`` values,
     as one driver-level executemany.

@@ -53,6 +53,14 @@ class DatasetConflictError(CatalogError):
     """The dataset already holds different images in a split this source provides."""
 
 
+class DecisionError(CatalogError):
+    """A curation decision names an image, label, tag or row that cannot be applied."""
+
+
+class UnknownTagError(DecisionError):
+    """No image carries the tag asked to be removed."""
+
+
 class MissingExtraError(CatalogError):
     """An optional dependency that this use needs is not installed."""
 

@@ -81,6 +81,33 @@ KMNIST_FILES = (
     KnownFile("kmnist", "t10k-labels-idx1-ubyte.gz", "test", "labels", None, "7320c461ea6c1c855c0b718fb2a4b134"),
 )  # fmt: skip
 
+# Kuzushiji-49 npz files, as the KMNIST repository publishes them (md5 of each file).
+K49_FILES = (
+    KnownFile("k49", "k49-train-imgs.npz", "train", "images", None, "7ac088b20481cf51dcd01ceaab89d821"),
+    KnownFile("k49", "k49-train-labels.npz", "train", "labels", None, "44a8e1b893f81e63ff38d73cad420f7a"),
+    KnownFile("k49", "k49-test-imgs.npz", "test", "images", None, "d352e201d846ce6b94f42c990966f374"),
+    KnownFile("k49", "k49-test-labels.npz", "test", "labels", None, "4da6f7a62e67a832d5eb1bd85c5ee448"),
+)  # fmt: skip
+
+# QMNIST (github.com/facebookresearch/qmnist): md5 of each published file.
+QMNIST_FILES = (
+    KnownFile("qmnist", "qmnist-train-images-idx3-ubyte.gz", "train", "images", None, "ed72d4157d28c017586c42bc6afe6370"),
+    KnownFile("qmnist", "qmnist-train-labels-idx2-int.gz", "train", "labels", None, "0058f8dd561b90ffdd0f734c6a30e5e4"),
+    KnownFile("qmnist", "qmnist-test-images-idx3-ubyte.gz", "test", "images", None, "1394631089c404de565df7b7aeaf9412"),
+    KnownFile("qmnist", "qmnist-test-labels-idx2-int.gz", "test", "labels", None, "5b5b05890a5e13444e108efe57b788aa"),
+)  # fmt: skip
+
+# EMNIST's one archive; each of its splits is read from it (--subset).
+EMNIST_FILES = (
+    KnownFile("emnist", "gzip.zip", "all", "archive", None, "58c8d27c78d21e728a6bc7b3cc06412e"),
+)
+
+#: Genuine files recognised at ingest but not downloaded by default.
+IDENTIFY_ONLY = (
+    KnownFile("qmnist", "xnist-images-idx3-ubyte.xz", "xnist", "images", None, "7f124b3b8ab81486c9d8c2749c17f834"),
+    KnownFile("qmnist", "xnist-labels-idx2-int.xz", "xnist", "labels", None, "5ed0e788978e45d4a8bd4b7caec3d79d"),
+)  # fmt: skip
+
 KNOWN_DATASETS: dict[str, KnownDataset] = {
     "mnist": KnownDataset(
         "mnist",
@@ -103,6 +130,24 @@ KNOWN_DATASETS: dict[str, KnownDataset] = {
         "Kuzushiji-MNIST",
         ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
         KMNIST_FILES,
+    ),
+    "k49": KnownDataset(
+        "k49", "Kuzushiji-49", ("http://codh.rois.ac.jp/kmnist/dataset/k49/",), K49_FILES
+    ),
+    "qmnist": KnownDataset(
+        "qmnist",
+        "QMNIST",
+        ("https://raw.githubusercontent.com/facebookresearch/qmnist/master/",),
+        QMNIST_FILES,
+    ),
+    "emnist": KnownDataset(
+        "emnist",
+        "EMNIST",
+        (
+            "https://biometrics.nist.gov/cs_links/EMNIST/",
+            "http://www.itl.nist.gov/iaui/vip/cs_links/EMNIST/",
+        ),
+        EMNIST_FILES,
     ),
 }
 
@@ -127,7 +172,7 @@ KNOWN_SPLITS: tuple[KnownSplit, ...] = (
 
 
 def all_known_files() -> tuple[KnownFile, ...]:
-    return tuple(f for d in KNOWN_DATASETS.values() for f in d.files)
+    return (*(f for d in KNOWN_DATASETS.values() for f in d.files), *IDENTIFY_ONLY)
 
 
 def identify_file(*, md5: str | None = None, gz_md5: str | None = None) -> KnownFile | None:

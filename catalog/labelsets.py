@@ -1,14 +1,18 @@
 """Label sets: which labels a dataset has, and the name of each.
 
 Every consumer that validates, parses or names a label asks :func:`label_set`
-for the dataset's set, so nothing else assumes ten digit classes. Until label
-sets are stored in the catalog, every dataset has the ten digits.
+for the dataset's set, so nothing else assumes ten digit classes. Sets are
+stored in the catalog (table ``label_names``), written at ingest from what the
+source publishes (an EMNIST mapping, a parquet ClassLabel, a KMNIST class map),
+else from the built-in names of a genuine dataset (Fashion-MNIST, KMNIST), else
+the digits (or plain numbers past 9).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from catalog.errors import SelectionError
@@ -42,6 +46,12 @@ class LabelSet:
         value = text.strip()
         if value in self.names:
             return self.numbers[self.names.index(value)]
+        # One of a name's '/'-separated forms: "a" for EMNIST letters' "A/a".
+        forms = [
+            n for n, name in zip(self.numbers, self.names, strict=True) if value in name.split("/")
+        ]
+        if len(forms) == 1:
+            return forms[0]
         try:
             number = int(value)
         except ValueError:
@@ -65,7 +75,63 @@ class LabelSet:
 DIGITS = LabelSet(tuple(range(10)), tuple(str(n) for n in range(10)))
 
 
+def from_names(names: dict[int, str]) -> LabelSet:
+    """A set from number -> name."""
+    numbers = tuple(sorted(names))
+    return LabelSet(numbers, tuple(names[n] for n in numbers))
+
+
+#: Class names of the known datasets, by the names of :mod:`catalog.fingerprints`.
+FASHION_MNIST = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+#: KMNIST's classes (kmnist_classmap.csv): お き す つ な は ま や れ を.
+KMNIST = ("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を")
+#: Kuzushiji-49's classes (k49_classmap.csv): the 48 hiragana in gojūon order and ゝ.
+K49 = tuple(
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわゐゑをんゝ"
+)
+BUILT_IN: dict[str, tuple[str, ...]] = {
+    "mnist": DIGITS.names,
+    "qmnist": DIGITS.names,
+    "fashion-mnist": FASHION_MNIST,
+    "kmnist": KMNIST,
+    "k49": K49,
+}
+
+
+def built_in(name: str) -> LabelSet | None:
+    """The built-in set of a known dataset (``fashion-mnist``...), or None."""
+    names = BUILT_IN.get(name)
+    return None if names is None else LabelSet(tuple(range(len(names))), names)
+
+
 def label_set(session: Session, dataset_id: int) -> LabelSet:
-    """The label set of a dataset."""
-    del session, dataset_id  # every dataset has the ten digits until sets are stored
-    return DIGITS
+    """The label set of a dataset, as stored; the digits for a dataset with none stored."""
+    from catalog.models.family import LabelName
+
+    rows = session.execute(
+        select(LabelName.number, LabelName.name)
+        .where(LabelName.dataset_id == dataset_id)
+        .order_by(LabelName.number)
+    ).all()
+    if not rows:
+        return DIGITS
+    return LabelSet(tuple(r.number for r in rows), tuple(r.name for r in rows))
+
+
+def store_label_set(session: Session, dataset_id: int, labels: LabelSet, origin: str) -> None:
+    """Make ``labels`` the stored set of a dataset, and record where it came from."""
+    from catalog.db import Dataset
+    from catalog.models.family import LabelName
+
+    session.execute(delete(LabelName).where(LabelName.dataset_id == dataset_id))
+    session.add_all(
+        LabelName(dataset_id=dataset_id, number=n, name=name)
+        for n, name in zip(labels.numbers, labels.names, strict=True)
+    )
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is not None:
+        dataset.label_set = origin[:64]
+    session.flush()

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy.orm import Session
 
+from catalog.labelsets import LabelSet, label_set
 from catalog.query import Selection, iter_pixel_blocks
 
 #: Ink at or above this value is drawn in the text rendering.
@@ -91,15 +92,34 @@ def selection_sheet(
     """A contact sheet of the selected digits captioned ``split:index  label``."""
     pixels: list[npt.NDArray[np.uint8]] = []
     captions: list[str] = []
+    sets: dict[int, LabelSet] = {}
     for block in iter_pixel_blocks(session, selection):
         pixels.append(block.pixels)
+        for ds in set(block.dataset_ids.tolist()) - set(sets):
+            sets[ds] = label_set(session, ds)
         captions += [
-            f"{i} [{label}]"
-            for i, label in zip(block.indices.tolist(), block.labels.tolist(), strict=True)
+            f"{i} [{_caption(sets[ds], label)}]"
+            for i, label, ds in zip(
+                block.indices.tolist(),
+                block.labels.tolist(),
+                block.dataset_ids.tolist(),
+                strict=True,
+            )
         ]
     stacked = np.concatenate(pixels) if pixels else np.zeros((0, 28, 28), dtype=np.uint8)
     title = _describe(selection)
     return contact_sheet(stacked, captions, cols=cols, scale=scale, title=title), len(stacked)
+
+
+def _caption(labels: LabelSet, label: int) -> str:
+    """``3``, ``1 Trouser`` or ``-`` (no label): the number, and the class name when
+    it says more (a non-ASCII name is left out: the caption font may lack its glyphs)."""
+    if label < 0:
+        return "-"
+    name = labels.name(label)
+    if name == str(label) or not name.isascii():
+        return str(label)
+    return f"{label} {name}"
 
 
 def _describe(selection: Selection) -> str:
@@ -112,4 +132,10 @@ def _describe(selection: Selection) -> str:
         parts.append(f"sample {selection.sample} seed {selection.seed}")
     if selection.per_label is not None:
         parts.append(f"{selection.per_label} per label, seed {selection.seed}")
+    if selection.unlabeled:
+        parts.append("unlabeled")
+    if selection.where:
+        parts.append(" ".join(f"{k}={v}" for k, v in selection.where))
+    if selection.per_group is not None:
+        parts.append(f"{selection.per_group} per {selection.group_by}, seed {selection.seed}")
     return "  ".join(p for p in parts if p) or "all images"

@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Image, Source, bulk_inserter
-from catalog.errors import DatasetConflictError, InvalidNameError
+from catalog.errors import DatasetConflictError, InvalidNameError, SourceFormatError
 from catalog.fingerprints import identify_file
 from catalog.locks import OnWait, lock_dataset
-from catalog.sources import Decoded, SourceFile, detect_format, get_reader
+from catalog.metadata import insert_metadata
+from catalog.sources import UNLABELED, Decoded, SourceFile, detect_format, get_reader
+from catalog.sources.digests import with_file_digests
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -39,6 +42,9 @@ class IngestResult:
     genuine: dict[str, str | None] = field(default_factory=dict)  # uri -> known file
     already_present: bool = False  # same content was there: nothing written
     replaced: list[str] = field(default_factory=list)  # splits deleted first
+    warnings: list[str] = field(default_factory=list)  # e.g. lossy pixel conversions
+    unlabeled: int = 0  # images stored without a label
+    label_set: str | None = None  # where the dataset's class names came from
 
     @property
     def total(self) -> int:
@@ -76,9 +82,24 @@ def default_dataset_name(path: Path) -> str:
     return stem.lower()[:64] or "dataset"
 
 
-def decode_source(path: Path) -> Decoded:
-    """Detect the format of ``path`` and open it with its reader (headers checked)."""
-    return get_reader(detect_format(path))(path)
+#: Readers that hold several datasets in one source and take ``subset``.
+SUBSET_FORMATS = {"emnist": "balanced, byclass, bymerge, digits, letters or mnist"}
+
+
+def decode_source(path: Path, subset: str | None = None) -> Decoded:
+    """Detect the format of ``path`` and open it with its reader (headers checked).
+
+    ``subset`` picks one of several datasets a source holds (an EMNIST split).
+    """
+    fmt = detect_format(path)
+    if subset is None:
+        return get_reader(fmt)(path)
+    if fmt not in SUBSET_FORMATS:
+        msg = f"--subset {subset} does not apply to {path}: it is {fmt}, not EMNIST"
+        raise SourceFormatError(msg)
+    from catalog.sources.emnist import read_emnist
+
+    return read_emnist(path, subset)
 
 
 def ingest(
@@ -89,6 +110,7 @@ def ingest(
     replace: bool = False,
     progress: Progress | None = None,
     decoded: Decoded | None = None,
+    subset: str | None = None,
     on_wait: OnWait | None = None,
 ) -> IngestResult:
     """Decode ``path`` and add its images to ``dataset``, in the session's transaction.
@@ -111,6 +133,8 @@ def ingest(
     decoded
         ``path`` as :func:`decode_source` already opened it (say, to size a
         progress bar), so that its headers are not read twice.
+    subset
+        Which dataset of a source that holds several (an EMNIST split).
     on_wait
         Called with a message when another ingest of ``dataset`` holds its lock
         (PostgreSQL); this one waits for it, then sees what it committed. On
@@ -126,10 +150,12 @@ def ingest(
     CatalogError
         For a source that cannot be read, or that conflicts with the catalog.
     """
-    name = check_dataset_name(dataset if dataset is not None else default_dataset_name(path))
     if decoded is None:
-        decoded = decode_source(path)
+        decoded = decode_source(path, subset)
+    default = decoded.dataset or default_dataset_name(path)
+    name = check_dataset_name(dataset if dataset is not None else default)
     result = IngestResult(name, decoded.format, dict(decoded.counts), decoded.files)
+    result.warnings = decoded.warnings
     lock_dataset(session.connection(), name, on_wait)
     row = session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
     if row is None:
@@ -142,8 +168,10 @@ def ingest(
     if present:
         _delete_splits(session, row.id, present)
         result.replaced = present
-    _insert_images(session, row.id, decoded, progress)
+    seen = _insert_images(session, row.id, decoded, progress)
+    result.unlabeled = seen.pop(UNLABELED, 0)
     _record_sources(session, row.id, decoded.files, result)
+    result.label_set = _update_label_set(session, row.id, decoded, seen, result)
     return result
 
 
@@ -189,13 +217,19 @@ IMAGE_COLUMNS = ("dataset_id", "split", "idx", "label", "height", "width", "pixe
 
 def _insert_images(
     session: Session, dataset_id: int, decoded: Decoded, progress: Progress | None
-) -> None:
+) -> dict[int, int]:
+    """Insert every batch; return how many images each label has (UNLABELED too)."""
     table = cast(Table, Image.__table__)
     insert_rows = bulk_inserter(session.connection(), table, IMAGE_COLUMNS)
     sha256 = hashlib.sha256
+    seen: dict[int, int] = {}
     for batch in decoded.batches:
         n, height, width = batch.pixels.shape
         blobs = [image.tobytes() for image in batch.pixels]
+        numbers, counts = np.unique(batch.labels, return_counts=True)
+        for number, count in zip(numbers.tolist(), counts.tolist(), strict=True):
+            seen[number] = seen.get(number, 0) + count
+        labels = [None if label == UNLABELED else label for label in batch.labels.tolist()]
         insert_rows(
             [
                 (
@@ -208,24 +242,27 @@ def _insert_images(
                     blob,
                     sha256(blob).hexdigest(),
                 )
-                for index, label, blob in zip(
-                    batch.indices.tolist(), batch.labels.tolist(), blobs, strict=True
-                )
+                for index, label, blob in zip(batch.indices.tolist(), labels, blobs, strict=True)
             ]
         )
+        if batch.meta:
+            insert_metadata(session, dataset_id, batch)
         if progress is not None:
             progress(n)
+    return seen
 
 
 def _genuine(file: SourceFile) -> str | None:
-    known = identify_file(md5=file.md5)
+    known = identify_file(md5=file.md5, gz_md5=file.file_md5)
     return f"{known.dataset}/{known.name}" if known else None
 
 
 def _record_sources(
     session: Session, dataset_id: int, files: list[SourceFile], result: IngestResult
 ) -> None:
-    for file in files:
+    for i, file in enumerate(files):
+        if file.file_md5 is None:
+            files[i] = file = with_file_digests(file)
         genuine = _genuine(file)
         result.genuine[file.uri] = genuine
         session.add(
@@ -238,8 +275,40 @@ def _record_sources(
                 size=file.size,
                 sha256=file.sha256,
                 md5=file.md5,
+                file_md5=file.file_md5,
+                file_sha256=file.file_sha256,
                 genuine=genuine,
                 note=file.note,
             )
         )
     session.flush()
+
+
+def _update_label_set(
+    session: Session, dataset_id: int, decoded: Decoded, seen: dict[int, int], result: IngestResult
+) -> str:
+    """Store the dataset's label set: what the source names, else a genuine dataset's
+    built-in names, else what is stored already, else digits or plain numbers."""
+    from catalog.labelsets import DIGITS, LabelSet, built_in, from_names, label_set, store_label_set
+
+    stored = session.scalar(select(Dataset.label_set).where(Dataset.id == dataset_id))
+    current = label_set(session, dataset_id) if stored else None
+    kinds = {g.split("/")[0] for g in result.genuine.values() if g}
+    known = built_in(kinds.pop()) if len(kinds) == 1 else None
+    if decoded.label_names:
+        labels, origin = from_names(decoded.label_names), f"{result.dataset} ({decoded.format})"
+    elif known is not None:
+        labels, origin = known, f"{next(g for g in result.genuine.values() if g).split('/')[0]}"
+    elif current is not None:
+        labels, origin = current, stored or "digits"
+    elif all(0 <= n <= 9 for n in seen):
+        labels, origin = DIGITS, "digits"
+    else:
+        top = max(seen)
+        labels, origin = LabelSet(tuple(range(top + 1)), tuple(map(str, range(top + 1)))), "numbers"
+    missing = sorted(n for n in seen if n not in labels)
+    if missing:
+        names = dict(zip(labels.numbers, labels.names, strict=True)) | {n: str(n) for n in missing}
+        labels = from_names(names)
+    store_label_set(session, dataset_id, labels, origin)
+    return origin

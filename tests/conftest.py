@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
+from builders import random_digits
+from old_recipe import Arrays, letter, write_old_recipe_folder
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -156,3 +160,35 @@ def mnist_url(
 def mnist_catalog(mnist_url: str) -> Iterator[Catalog]:
     with Catalog.open(mnist_url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(mnist_dir: Path) -> Arrays:
+    """The real MNIST as arrays by split."""
+    from catalog.sources.idx import read_idx
+
+    parts: dict[str, list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]] = {}
+    for batch in read_idx(mnist_dir).batches:
+        parts.setdefault(batch.split, []).append((batch.pixels, batch.labels))
+    return {
+        split: (np.concatenate([p for p, _ in v]), np.concatenate([y for _, y in v]))
+        for split, v in parts.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def old_recipe(mnist_arrays: Arrays, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 digits written the old recipe's way; train 8 (a 1) says 7, and two foreign
+    images (test 298 a letter, test 299 random strokes)."""
+    (x, y), (xt, yt) = mnist_arrays["train"], mnist_arrays["test"]
+    train_y = y[:1400].copy()
+    assert train_y[8] == 1
+    train_y[8] = 7  # a planted relabel
+    strokes, _ = random_digits(1, seed=5)
+    test_x = np.concatenate([xt[:298], letter("A")[None], strokes])
+    test_y = np.concatenate([yt[:298], [4, 1]])
+    root = tmp_path_factory.mktemp("old") / "mnist"
+    return write_old_recipe_folder(root, {
+        "train": (x[:1400], train_y), "val": (x[50_000:50_300], y[50_000:50_300]),
+        "test": (test_x, test_y),
+    })  # fmt: skip

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageDraw
 
 Pixels = npt.NDArray[np.uint8]
+#: Real MNIST by split: (pixels, labels).
+Arrays = dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]
 
 
 def stretch(image: Pixels) -> Pixels:
@@ -45,3 +47,16 @@ def write_old_recipe_folder(
                 folder / f"{index:06d}_{int(label)}.jpg", quality=quality
             )
     return root
+
+
+def letter(char: str = "A", size: int = 28) -> Pixels:
+    """A letter drawn with strokes, as EMNIST-style foreign data."""
+    image = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    if char == "A":
+        draw.line([(6, 23), (14, 4), (22, 23)], fill=255, width=3)
+        draw.line([(9, 15), (19, 15)], fill=255, width=3)
+    else:
+        draw.ellipse([(7, 5), (21, 23)], outline=255, width=3)
+        draw.line([(14, 14), (22, 23)], fill=255, width=3)
+    return np.asarray(image, dtype=np.uint8)

@@ -119,7 +119,8 @@ def test_unknown_format_and_missing_source(db_url: str, tmp_path: Path) -> None:
     code, _, err = run(db_url, "ingest", str(junk))
     assert code == 1
     assert err == (
-        f"Error: Unknown format for {junk}: expected IDX, pickle, npz or a folder of images, "
+        f"Error: Unknown format for {junk}: expected IDX, pickle, npz, CSV, parquet, EMNIST, "
+        "QMNIST or a folder of images, "
         "found first bytes 68656c6c6f20776f\n"
     )
     code, _, err = run(db_url, "ingest", str(tmp_path / "nothing-here"))
@@ -165,22 +166,28 @@ def test_query_formats(db_url: str, tmp_path: Path) -> None:
     code, out, _ = run(db_url, "query", "--label", "3", "--format", "jsonl")
     assert [json.loads(line)["index"] for line in out.splitlines()] == threes
     code, out, _ = run(db_url, "query", "--label", "3", "--format", "csv")
-    assert out.splitlines()[0] == "dataset,split,index,label,sha256,paths"
+    assert out.splitlines()[0] == (
+        "dataset,split,index,label,sha256,paths,original_label,excluded,tags,decision,name,meta"
+    )
     assert len(out.splitlines()) == len(threes) + 1
     code, out, _ = run(db_url, "count", "--label", "3,5", "--json")
-    assert json.loads(out) == {"count": int(np.isin(labels, [3, 5]).sum())}
+    assert json.loads(out) == {"count": int(np.isin(labels, [3, 5]).sum()), "left_out": 0}
     code, out, _ = run(db_url, "count", "--by", "label", "--json")
     assert json.loads(out) == [
-        {"label": label, "count": int(n)} for label, n in enumerate(np.bincount(labels)) if n
+        {"label": label, "name": str(label), "count": int(n)}
+        for label, n in enumerate(np.bincount(labels))
+        if n
     ]
 
 
 def test_bad_filters(db_url: str) -> None:
     run(db_url, "ingest", str(TINY), "--dataset", "tiny")
-    assert run(db_url, "count", "--label", "11") == (1, "", "Error: Label 11 is outside 0-9\n")
+    digits = "expected one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    assert run(db_url, "count", "--label", "11") == (
+        1, "", f"Error: Label '11' is not in the label set: {digits}\n"
+    )  # fmt: skip
     code, _, err = run(db_url, "count", "--label", "three")
-    assert code == 2
-    assert "label 'three' is not a number 0-9" in err
+    assert (code, err) == (1, f"Error: Label 'three' is not in the label set: {digits}\n")
     code, _, err = run(db_url, "count", "--split", "val")
     assert (code, err) == (1, "Error: Unknown split 'val': expected one of test, train\n")
 

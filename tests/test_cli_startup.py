@@ -46,6 +46,7 @@ def test_help_imports_no_numpy_sqlalchemy_or_pillow(args: list[str]) -> None:
 
 def test_light_copies_match_the_library() -> None:
     assert DB_ENV == db.DB_ENV
+    assert tuple(export_library.WRITERS) == export_command.OUTPUTS
     assert export_command.LAYOUTS == export_library.LAYOUTS
     assert export_command.FORMATS == export_library.FORMATS
     assert export_command.LISTS == export_library.LISTS
@@ -84,18 +85,18 @@ def test_the_options_build_the_selection() -> None:
     @with_selection(omit=("offset",), defaults={"seed": 7})
     def pick(
         selection: Selection,
-        tag: Annotated[str, typer.Option("--tag", help="A command's own option.")] = "",
+        extra: Annotated[str, typer.Option("--extra", help="A command's own option.")] = "",
     ) -> None:
         """Record the selection."""
         seen.append(selection)
-        typer.echo(tag)
+        typer.echo(extra)
 
     args = ["-d", "d", "-s", "train", "-s", "test", "-l", "3,5", "-l", "7", "--index", "2:"]
-    result = CliRunner().invoke(probe, [*args, "--sample", "4", "--limit", "2", "--tag", "x"])
+    result = CliRunner().invoke(probe, [*args, "--sample", "4", "--limit", "2", "--extra", "x"])
     assert (result.exit_code, result.stdout) == (0, "x\n")
     assert seen == [
         Selection(
-            dataset="d", splits=("train", "test"), labels=(3, 5, 7),
+            dataset="d", splits=("train", "test"), labels=("3", "5", "7"),
             index_range=(2, sys.maxsize), sample=4, seed=7, limit=2,
         )
     ]  # fmt: skip

@@ -5,44 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from builders import random_digits, write_image_folder, write_pickle_gz, write_py2_pickle_gz
-from old_recipe import write_old_recipe_folder
-from PIL import Image, ImageDraw
+from old_recipe import Arrays, letter, write_old_recipe_folder
 
 from catalog import Catalog
 from catalog.identity import Leak, find_leakage, identify, load_shipped
 from catalog.identity.registry import DATA_DIR
 from catalog.identity.signature import pixel_digests, shifted
-from catalog.sources.idx import read_idx
-
-Arrays = dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]
-
-
-@pytest.fixture(scope="session")
-def mnist_arrays(mnist_dir: Path) -> Arrays:
-    parts: dict[str, list[tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]] = {}
-    for batch in read_idx(mnist_dir).batches:
-        parts.setdefault(batch.split, []).append((batch.pixels, batch.labels))
-    return {
-        split: (np.concatenate([p for p, _ in v]), np.concatenate([y for _, y in v]))
-        for split, v in parts.items()
-    }
-
-
-def letter(char: str = "A", size: int = 28) -> npt.NDArray[np.uint8]:
-    """A letter drawn with strokes, as EMNIST-style foreign data."""
-    image = Image.new("L", (size, size), 0)
-    draw = ImageDraw.Draw(image)
-    if char == "A":
-        draw.line([(6, 23), (14, 4), (22, 23)], fill=255, width=3)
-        draw.line([(9, 15), (19, 15)], fill=255, width=3)
-    else:
-        draw.ellipse([(7, 5), (21, 23)], outline=255, width=3)
-        draw.line([(14, 14), (22, 23)], fill=255, width=3)
-    return np.asarray(image, dtype=np.uint8)
-
 
 # --- the shipped registry -----------------------------------------------------
 
@@ -109,23 +79,6 @@ def test_classic_pickle_maps_exactly(
 
 
 # --- lossy: the old recipe's folder ------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def old_recipe(mnist_arrays: Arrays, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2,000 digits written the old recipe's way; train 8 (a 1) says 7, and two foreign images."""
-    (x, y), (xt, yt) = mnist_arrays["train"], mnist_arrays["test"]
-    train_y = y[:1400].copy()
-    assert train_y[8] == 1
-    train_y[8] = 7  # a planted relabel
-    strokes, _ = random_digits(1, seed=5)
-    test_x = np.concatenate([xt[:298], letter("A")[None], strokes])
-    test_y = np.concatenate([yt[:298], [4, 1]])
-    root = tmp_path_factory.mktemp("old") / "mnist"
-    return write_old_recipe_folder(root, {
-        "train": (x[:1400], train_y), "val": (x[50_000:50_300], y[50_000:50_300]),
-        "test": (test_x, test_y),
-    })  # fmt: skip
 
 
 def check_old_recipe(result: object, confirmed_by: str) -> None:

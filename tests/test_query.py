@@ -94,7 +94,7 @@ def test_random_order_limit_and_offset(digits: tuple[Catalog, np.ndarray, np.nda
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"labels": [10]}, SelectionError, "Label 10 is outside 0-9"),
+        ({"labels": [10]}, SelectionError, "Label '10' is not in the label set: expected one of 0, 1"),
         ({"split": "validation"}, SelectionError, "Unknown split 'validation'"),
         ({"dataset": "nope"}, DatasetNotFoundError, "No dataset named 'nope' in the catalog (datasets: digits)"),
         ({"index": (5, 2)}, SelectionError, "Index range 5:2 is not a half-open range"),

@@ -142,7 +142,7 @@ def expect_error(root: Path, rel: str, message: str, *, listing: bool = True) ->
         ("000001.png", "expected <index>_<label>."),
         ("000001_3.txt", "expected an image ending in"),
         ("labels.csv", "expected <index>_<label>."),
-        ("000001_12.png", "expected 0-9, found 12"),
+        ("000001_012.png", "expected a number such as 0-9, found 012"),
         ("abc_1.png", "expected <index>_<label>."),
     ],
 )
@@ -154,9 +154,9 @@ def test_classic_names_that_do_not_parse(tmp_path: Path, name: str, message: str
 
 def test_by_label_folder_that_is_not_a_label(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path, SPLITS, layout="by-label")
-    (root / "train" / "10").mkdir()
-    expect_error(root, "train/10", "expected 0-9, found 10")
-    (root / "train" / "10").rmdir()
+    (root / "train" / "010").mkdir()
+    expect_error(root, "train/010", "expected a number such as 0-9, found 010")
+    (root / "train" / "010").rmdir()
     (root / "train" / "seven").mkdir()
     expect_error(root, "train/seven", "expected only label folders 0-9")
 

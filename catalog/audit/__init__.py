@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -168,11 +169,14 @@ def audit(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip
     per_dataset = [c for c in REGISTRY if c in checks and c not in CATALOG_WIDE]
+    shared: dict[str, Any] = {}
     for name in report.datasets:
         if splits:
             Selection(dataset=name, splits=tuple(splits))  # validates
             _check_splits(session, name, splits)
-        context = AuditContext(session, tuple(report.datasets), name, tuple(splits), seed, progress)
+        context = AuditContext(
+            session, tuple(report.datasets), name, tuple(splits), seed, progress, shared
+        )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]
     for check in catalog_wide if report.datasets else []:

@@ -19,27 +19,32 @@ def run(context: AuditContext) -> Outcome:
 def check_balance(data: DatasetImages) -> Outcome:
     findings: list[Finding] = []
     table: dict[str, list[int]] = {}
+    # Every label the set names or an image has; unlabeled images are left out.
+    seen = set(data.labels[data.labels >= 0].tolist())
+    numbers = np.array(sorted(set(data.label_numbers) | seen), dtype=np.int64)
     for split in sorted(set(data.splits.tolist())):
-        counts = np.bincount(data.labels[data.splits == split], minlength=10)[:10]
+        labelled = data.labels[(data.splits == split) & (data.labels >= 0)]
+        counts = (labelled[:, None] == numbers[None, :]).sum(axis=0).astype(np.int64)
         table[split] = counts.tolist()
         present = counts[counts > 0]
-        ratio = float(present.min() / present.max()) if present.size else 0.0
-        missing = [label for label in range(10) if counts[label] == 0]
+        if not present.size:
+            continue  # no labels in this split (a test set published without them)
+        ratio = float(present.min() / present.max())
+        missing = [int(label) for label, n in zip(numbers, counts, strict=True) if n == 0]
         if missing:
             findings.append(
                 Finding("balance", "missing-labels", "warning",
                         f"{data.name} {split}: no images of label(s) {', '.join(map(str, missing))}",
                         details={"split": split, "missing": missing})
             )  # fmt: skip
-        smallest, largest = (
-            int(np.argmin(np.where(counts > 0, counts, counts.max() + 1))),
-            int(np.argmax(counts)),
-        )
+        low = int(np.argmin(np.where(counts > 0, counts, counts.max() + 1)))
+        high = int(np.argmax(counts))
+        smallest, largest = int(numbers[low]), int(numbers[high])
         severity = "warning" if ratio < BALANCE_WARNING_RATIO else "info"
         findings.append(
             Finding("balance", "class-ratio", severity,
                     f"{data.name} {split}: smallest/largest class ratio {ratio:.2f} "
-                    f"(label {smallest}: {counts[smallest]:,}, label {largest}: {counts[largest]:,})",
+                    f"(label {smallest}: {counts[low]:,}, label {largest}: {counts[high]:,})",
                     details={"split": split, "ratio": round(ratio, 4), "counts": counts.tolist()})
         )  # fmt: skip
-    return findings, {"counts": table}
+    return findings, {"counts": table, "labels": numbers.tolist()}

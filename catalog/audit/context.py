@@ -10,7 +10,7 @@ models are fitted on) and their ink measures (``data.ink``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -41,6 +41,9 @@ class AuditContext:
         Seed of the models' folds and initialisation.
     progress
         Called as ``progress(check, done, total)``; see :meth:`ticker`.
+    shared
+        One dict for the whole audit run, where a check keeps what it computed for
+        one dataset and needs again for another (identify results, for leakage).
     """
 
     session: Session
@@ -49,6 +52,7 @@ class AuditContext:
     splits: tuple[str, ...] = ()
     seed: int = 0
     progress: Progress | None = None
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def data(self) -> DatasetImages:

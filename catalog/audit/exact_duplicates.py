@@ -10,6 +10,7 @@ import numpy as np
 from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
 from catalog.audit.images import DatasetImages
+from catalog.sources import UNLABELED
 
 
 def run(context: AuditContext) -> Outcome:
@@ -27,7 +28,7 @@ def check_exact_duplicates(data: DatasetImages) -> Outcome:
     for group in groups.tolist():
         members = order[starts[group] : starts[group + 1]]
         splits = sorted(set(data.splits[members].tolist()))
-        labels = sorted(set(data.labels[members].tolist()))
+        labels = sorted(set(data.labels[members].tolist()) - {UNLABELED})
         refs = data.refs(members)
         where = "across splits " + "/".join(splits) if len(splits) > 1 else f"within {splits[0]}"
         if len(splits) > 1:

@@ -22,6 +22,8 @@ from catalog.db import Dataset, Export, ExportedFile, Image
 from catalog.query import dataset_id
 
 LIST_FILES = {"manifest.csv"}
+#: Exported-file formats of files that hold many images (catalog.export.container).
+CONTAINER_FILES = ("idx", "npz", "parquet", "tar")
 
 
 def run(context: AuditContext) -> Outcome:
@@ -50,6 +52,7 @@ def check_files(
     )  # fmt: skip
     problems: dict[str, list[tuple[ImageRef, str, str]]] = {
         "missing": [], "changed": [], "unreadable": [], "pixels-differ": [],
+        "container-changed": [],
     }  # fmt: skip
     known: set[str] = set()
     checked = 0
@@ -67,6 +70,12 @@ def check_files(
                 problems["unreadable"].append((ref, path, exc.strerror or str(exc)))
                 continue
             if hashlib.sha256(data).hexdigest() == digest:
+                continue
+            if fmt in CONTAINER_FILES:
+                # A shard or IDX file holds many images (manifest.csv lists them):
+                # any change to its bytes changes what training reads.
+                reason = f"{fmt} file's digest differs from the one recorded"
+                problems["container-changed"].append((ref, path, reason))
                 continue
             problems["changed"].append((ref, path, "digest differs from the one recorded"))
             if fmt == "jpg":
@@ -104,12 +113,14 @@ def check_files(
         "changed": "warning",
         "unreadable": "error",
         "pixels-differ": "error",
+        "container-changed": "error",
     }
     what = {
         "missing": "exported file(s) are missing",
         "changed": "exported file(s) changed on disk (digest differs)",
         "unreadable": "exported file(s) cannot be read or decoded",
         "pixels-differ": "exported file(s) decode to pixels that differ from the catalog's",
+        "container-changed": "exported container file(s) (IDX, npz, parquet, shards) changed on disk",
     }
     findings = [
         Finding("files", code, severity[code], f"{len(items)} {what[code]}: "

@@ -17,7 +17,7 @@ class ImageRef:
     dataset: str
     split: str
     index: int
-    label: int
+    label: int | None  # None: published without a label
     sha256: str
 
 

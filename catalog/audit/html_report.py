@@ -147,10 +147,13 @@ def render_html(report: AuditReport, session: Session) -> str:
 
 
 def _balance_table(report: AuditReport) -> str:
-    rows = []
+    tables = []
     for name, summary in report.summary.get("balance", {}).items():
+        labels = summary.get("labels", list(range(10)))
+        rows = []
         for split, counts in summary["counts"].items():
             cells = "".join(f"<td>{n:,}</td>" for n in counts)
             rows.append(f"<tr><th>{html.escape(name)} {html.escape(split)}</th>{cells}</tr>")
-    header = "<tr><th></th>" + "".join(f"<th>{label}</th>" for label in range(10)) + "</tr>"
-    return f"<table>{header}{''.join(rows)}</table>"
+        header = "<tr><th></th>" + "".join(f"<th>{label}</th>" for label in labels) + "</tr>"
+        tables.append(f"<table>{header}{''.join(rows)}</table>")
+    return "".join(tables)

@@ -2,12 +2,16 @@
 
 Sources against the genuine MNIST/Fashion-MNIST/KMNIST fingerprints; split sizes,
 per-label counts and content digests against the known ones when the dataset claims
-to be one of them.
+to be one of them. A dataset not ingested from genuine files alone is identified
+image by image against MNIST (:mod:`catalog.audit.identified`): a re-split is info,
+lossy copies a warning, labels differing from the canonical image's and copies of
+test images in train-like splits are listed.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 import numpy as np
 from sqlalchemy import select
@@ -15,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
+from catalog.audit.identified import identity_findings
 from catalog.audit.images import DatasetImages
 from catalog.db import Source
 from catalog.fingerprints import KNOWN_DATASETS, known_split
@@ -22,11 +27,21 @@ from catalog.query import dataset_id
 
 
 def run(context: AuditContext) -> Outcome:
-    return check_identity(context.session, context.data), {}
+    found, accounted = identity_findings(context, context.data)
+    findings = check_identity(context.session, context.data, accounted)
+    if found:  # identify said what the images are; "not a known dataset" would mislead
+        findings = [f for f in findings if f.code != "unknown-dataset"]
+    return findings + found, {}
 
 
-def check_identity(session: Session, data: DatasetImages) -> list[Finding]:
-    """Sources against the known fingerprints, and splits against the known sizes."""
+def check_identity(
+    session: Session, data: DatasetImages, accounted: Collection[str] = ()
+) -> list[Finding]:
+    """Sources against the known fingerprints, and splits against the known sizes.
+
+    Splits in ``accounted`` are left out of the size comparison: identify named
+    every image of them (a re-split or a lossy copy), and says so itself.
+    """
     findings: list[Finding] = []
     ds = dataset_id(session, data.name)
     sources = session.scalars(select(Source).where(Source.dataset_id == ds)).all()
@@ -43,7 +58,7 @@ def check_identity(session: Session, data: DatasetImages) -> list[Finding]:
                     details={"sources": [s.uri for s in sources]})
         )  # fmt: skip
     for claim in sorted(claimed):
-        findings += _compare_to_known(data, claim)
+        findings += _compare_to_known(data, claim, accounted)
     if not claimed:
         findings.append(
             Finding("identity", "unknown-dataset", "info",
@@ -54,15 +69,16 @@ def check_identity(session: Session, data: DatasetImages) -> list[Finding]:
     return findings
 
 
-def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
+def _compare_to_known(data: DatasetImages, claim: str, accounted: Collection[str]) -> list[Finding]:
     findings: list[Finding] = []
     for split in sorted(set(data.splits.tolist())):
         known = known_split(claim, split)
-        if known is None:
+        if known is None or split in accounted:
             continue
         mask = data.splits == split
         size = int(mask.sum())
-        counts = np.bincount(data.labels[mask], minlength=10)[:10].tolist()
+        known_labels = data.original_labels[mask]
+        counts = np.bincount(known_labels[known_labels >= 0], minlength=10)[:10].tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")
@@ -73,7 +89,7 @@ def _compare_to_known(data: DatasetImages, claim: str) -> list[Finding]:
             order = np.argsort(data.indices[mask], kind="stable")
             block = np.ascontiguousarray(data.pixels[mask][order])
             pixels_ok = hashlib.sha256(block.tobytes()).hexdigest() == known.pixels_sha256
-            labels_bytes = data.labels[mask][order].astype(np.uint8).tobytes()
+            labels_bytes = data.original_labels[mask][order].astype(np.uint8).tobytes()
             labels_ok = hashlib.sha256(labels_bytes).hexdigest() == known.labels_sha256
             content = pixels_ok and labels_ok
             if not pixels_ok:

@@ -15,7 +15,10 @@ from catalog.audit.features import InkMeasures, ink_measures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
 from catalog.dbtypes import bytewise
-from catalog.query import dataset_id
+from catalog.decision_log import reviewed_ids
+from catalog.labelsets import label_set
+from catalog.query import CURRENT_LABEL, dataset_id, with_state
+from catalog.sources import UNLABELED
 
 
 @dataclass
@@ -30,11 +33,25 @@ class DatasetImages:
     sha256: npt.NDArray[np.str_]
     pixels: npt.NDArray[np.uint8] | None  # None when sizes differ (see odd-images)
     shapes: npt.NDArray[np.int64]  # (n, 2)
+    # ``labels`` are the current ones (after decisions); identity checks the source's.
+    original_labels: npt.NDArray[np.int64]
+    reviewed: npt.NDArray[np.bool_]  # relabelled, tagged "reviewed" or excluded: not judged
+    label_numbers: tuple[int, ...] = ()  # the dataset's label set
 
     def ref(self, i: int) -> ImageRef:
+        label = int(self.labels[i])
         return ImageRef(
-            self.name, str(self.splits[i]), int(self.indices[i]), int(self.labels[i]),
-            str(self.sha256[i]),
+            self.name, str(self.splits[i]), int(self.indices[i]),
+            None if label == UNLABELED else label, str(self.sha256[i]),
+        )  # fmt: skip
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> DatasetImages:
+        """The images where ``keep`` is true."""
+        return DatasetImages(
+            self.name, self.ids[keep], self.splits[keep], self.indices[keep], self.labels[keep],
+            self.sha256[keep], None if self.pixels is None else self.pixels[keep],
+            self.shapes[keep], self.original_labels[keep], self.reviewed[keep],
+            self.label_numbers,
         )  # fmt: skip
 
     def refs(self, positions: Iterable[int]) -> list[ImageRef]:
@@ -51,12 +68,13 @@ class DatasetImages:
 
 def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetImages:
     """Read one dataset's images (all, or of ``splits``) into numpy blocks."""
-    ids, split_names, indices, labels, digests, shapes = [], [], [], [], [], []
+    ids, split_names, indices, labels, digests, shapes, originals = [], [], [], [], [], [], []
     blocks: list[npt.NDArray[np.uint8]] = []
+    ds = dataset_id(session, name)
     query = (
-        select(Image.id, Image.split, Image.index, Image.label, Image.sha256, Image.height,
-               Image.width, Image.pixels)
-        .where(Image.dataset_id == dataset_id(session, name))
+        with_state(select(Image.id, Image.split, Image.index, CURRENT_LABEL, Image.sha256,
+                          Image.height, Image.width, Image.pixels, Image.label))
+        .where(Image.dataset_id == ds)
         .order_by(bytewise(Image.split), Image.index)
     )  # fmt: skip
     if splits:
@@ -68,8 +86,9 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
             ids.append(row[0])
             split_names.append(row[1])
             indices.append(row[2])
-            labels.append(row[3])
+            labels.append(UNLABELED if row[3] is None else row[3])
             digests.append(row[4])
+            originals.append(UNLABELED if row[8] is None else row[8])
             shapes.append((row[5], row[6]))
             first_shape = first_shape or (row[5], row[6])
             if (row[5], row[6]) != first_shape or len(row[7]) != row[5] * row[6]:
@@ -84,13 +103,17 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         pixels = np.concatenate(blocks)
     else:
         pixels = np.zeros((0, 28, 28), dtype=np.uint8)
+    id_array = np.asarray(ids, dtype=np.int64)
     return DatasetImages(
         name=name,
-        ids=np.asarray(ids, dtype=np.int64),
+        ids=id_array,
         splits=np.asarray(split_names, dtype=np.str_),
         indices=np.asarray(indices, dtype=np.int64),
         labels=np.asarray(labels, dtype=np.int64),
         sha256=np.asarray(digests, dtype=np.str_),
         pixels=pixels,
         shapes=np.asarray(shapes, dtype=np.int64).reshape(-1, 2),
+        original_labels=np.asarray(originals, dtype=np.int64),
+        reviewed=np.isin(id_array, reviewed_ids(session)),
+        label_numbers=label_set(session, ds).numbers,
     )

@@ -41,6 +41,8 @@ def check_label_errors(
     model fitted on the whole train split, train images by k-fold, so ``data``
     should hold the whole dataset even when only some splits are audited.
     """
+    if (data.labels < 0).any():  # images without a label are neither judged nor judges
+        data = data.subset(data.labels >= 0)
     if data.pixels is None or len(data.pixels) < 50 or len(set(data.labels.tolist())) < 2:
         return [], {"skipped": "too few images or labels to judge"}
     is_test = data.splits != "train"
@@ -55,6 +57,9 @@ def check_label_errors(
     if splits:
         judged &= np.isin(data.splits, list(splits))
     order = order[judged[order]]
+    # An image a person has looked at since is not flagged again; say how many.
+    reviewed = data.reviewed[order] & (scores.score[order] >= LABEL_ERROR_SCORE)
+    order = order[~data.reviewed[order]]
     suspects = order[scores.score[order] >= LABEL_ERROR_SCORE]
     findings = [
         Finding("label-errors", "likely-label-error", "warning",
@@ -77,6 +82,7 @@ def check_label_errors(
         "method": LABEL_ERROR_METHOD,
         "threshold": LABEL_ERROR_SCORE,
         "suspects": len(suspects),
+        "skipped_reviewed": int(reviewed.sum()),
         "ranking": ranking,
     }
     return findings, summary

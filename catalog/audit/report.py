@@ -52,4 +52,9 @@ def _ranking_lines(report: AuditReport) -> list[str]:
                 for r in ranking[:5]
             )
             out.append(f"  top suspects in {name} {split}: {top}")
+        if summary.get("skipped_reviewed"):
+            out.append(
+                f"  skipped {summary['skipped_reviewed']} suspects in {name} already reviewed "
+                "(relabelled, tagged reviewed or excluded)"
+            )
     return out

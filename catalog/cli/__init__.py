@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from catalog.cli import audit, browse, dbcmd, export, ingest, sheet
+from catalog.cli import audit, browse, curation, dbcmd, export, identify, ingest, serve, sheet
 from catalog.cli.options import DbOpt
 from catalog.cli.state import State
 from catalog.errors import CatalogError
@@ -64,5 +64,12 @@ app.command()(export.export)
 app.command()(export.exports)
 app.command()(sheet.sheet)
 app.command()(audit.audit)
+app.command()(serve.serve)
+for command in (
+    curation.relabel, curation.exclude, curation.include, curation.tag, curation.untag,
+    curation.undo, curation.history, curation.decisions, curation.apply,
+):  # fmt: skip
+    app.command()(command)
+app.command()(identify.identify)
 db_app.command("upgrade")(dbcmd.db_upgrade)
 db_app.command("current")(dbcmd.db_current)

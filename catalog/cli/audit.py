@@ -29,10 +29,23 @@ def audit(
         bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
     ] = False,
     seed: SeedOpt = 0,
+    tag_name: Annotated[
+        str | None,
+        typer.Option("--tag", help="Tag every image named in a finding, to review later."),
+    ] = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store/--no-store",
+            help="Record the run in the catalog, for `serve` (--no-store: only read).",
+        ),
+    ] = True,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
     Exits 1 when a finding is an error (with --strict: a warning or an error).
+    The label-error check skips images already relabelled, tagged reviewed or
+    excluded, and says how many.
     """
     catalog = open_catalog(ctx)
     with named_bars("count", "elapsed") as on_progress:
@@ -42,6 +55,11 @@ def audit(
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(catalog.audit_html(report), encoding="utf-8")
+    if tag_name is not None:
+        tagged = catalog.tag_findings(report, tag_name)
+        typer.echo(f"{tagged.describe()} (tag {tag_name})", err=as_json)
+    if store:
+        catalog.record_audit(report)
     if as_json:
         echo_json(report.to_json())
     else:

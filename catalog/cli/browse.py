@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from catalog.cli.options import DatasetOpt, JsonOpt, with_selection
-from catalog.cli.output import ROW_FORMATS, echo_json, write_rows
+from catalog.cli.output import ROW_FORMATS, echo_json, say_left_out, write_rows
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
@@ -28,12 +28,24 @@ def datasets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             f"genuine {summary.genuine}" if summary.genuine else "not a known genuine dataset"
         )
         typer.echo(f"{summary.name}  ({identity})")
+        typer.echo(f"  labels: {label_line(summary.labels, summary.label_names)}")
         for split, n in summary.splits.items():
             per_label = " ".join(str(c) for c in summary.label_counts[split])
-            typer.echo(f"  {split:<6} {n:>7,}   labels 0-9: {per_label}")
+            unlabeled = summary.unlabeled.get(split, 0)
+            none = f"   unlabeled {unlabeled:,}" if unlabeled else ""
+            typer.echo(f"  {split:<6} {n:>7,}   per label: {per_label}{none}")
         for source in summary.sources:
             mark = "genuine" if source["genuine"] else "unknown"
             typer.echo(f"  source {source['role'] or source['format']}: {source['uri']} [{mark}]")
+
+
+def label_line(numbers: list[int], names: list[str]) -> str:
+    """``10 classes: 0 T-shirt/top, 1 Trouser, ...`` (digits as ``0-9``)."""
+    if names == [str(n) for n in numbers] and numbers == list(range(len(numbers))):
+        return f"{len(numbers)} classes, {numbers[0]}-{numbers[-1]}" if numbers else "none"
+    pairs = [f"{n} {name}" for n, name in zip(numbers, names, strict=True)]
+    shown = ", ".join(pairs[:12]) + (f", ... ({len(pairs)})" if len(pairs) > 12 else "")
+    return f"{len(numbers)} classes: {shown}"
 
 
 def show(
@@ -58,7 +70,12 @@ def show(
         echo_json(asdict(row) | {"height": pixels.shape[0], "width": pixels.shape[1]})
         return
     typer.echo(render_text(pixels))
-    typer.echo(f"{row.dataset} {row.split}:{row.index}  label {row.label}  sha256 {row.sha256}")
+    label = "none" if row.label is None else str(row.label)
+    named = f" ({row.name})" if row.name and row.name != label else ""
+    meta = "".join(f"  {k}={v}" for k, v in sorted(row.meta.items()))
+    typer.echo(
+        f"{row.dataset} {row.split}:{row.index}  label {label}{named}  sha256 {row.sha256}{meta}"
+    )
     if png is not None:
         typer.echo(f"Wrote {png}")
 
@@ -70,14 +87,21 @@ def query(
     output: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json, jsonl or ids.")
     ] = "table",
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print the selected images, one row each (with exported file paths)."""
+    """Print the selected images, one row each (current label, tags, exported paths).
+
+    A label a decision changed shows the source's label beside it.
+    """
+    output = "json" if as_json else output
     if output not in ROW_FORMATS:
         msg = f"{output!r} is not one of {', '.join(ROW_FORMATS)}"
         raise typer.BadParameter(msg, param_hint="--format")
     from catalog.api import CatalogSelection
 
-    write_rows(CatalogSelection(open_catalog(ctx), selection).iter_rows(), output)
+    selected = CatalogSelection(open_catalog(ctx), selection)
+    write_rows(selected.iter_rows(), output)
+    say_left_out(selected.left_out())
 
 
 @with_selection(omit=("order", "limit", "offset"))
@@ -87,21 +111,46 @@ def count(
     by: Annotated[str, typer.Option("--by", help="split, label or split,label.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Count the selected images, optionally grouped by split and/or label."""
+    """Count the selected images (current labels), optionally grouped by split and/or label."""
     from catalog.api import CatalogSelection
 
     keys = [key.strip() for key in by.split(",") if key.strip()]
-    counts = list(CatalogSelection(open_catalog(ctx), selection).counts(keys).items())
+    selected = CatalogSelection(open_catalog(ctx), selection)
+    counts = list(selected.counts(keys).items())
+    left_out = selected.left_out()
+    say_left_out(left_out)
+    names = selected.label_set() if "label" in keys else None
+    at = keys.index("label") if "label" in keys else -1
     if as_json:
         if keys:
-            echo_json([dict(zip(keys, group, strict=True)) | {"count": n} for group, n in counts])
+            echo_json(
+                [
+                    dict(zip(keys, group, strict=True))
+                    | ({"name": names.name(group[at])} if names is not None else {})
+                    | {"count": n}
+                    for group, n in counts
+                ]
+            )
         else:
-            echo_json({"count": counts[0][1] if counts else 0})
+            echo_json({"count": counts[0][1] if counts else 0, "left_out": left_out})
         return
     if not keys:
         typer.echo(str(counts[0][1] if counts else 0))
         return
-    typer.echo("  ".join(f"{key:>6}" for key in keys) + f"  {'count':>7}")
+    shown = []
     for group, n in counts:
-        typer.echo("  ".join(f"{value!s:>6}" for value in group) + f"  {n:>7}")
-    typer.echo(f"{'total':>{8 * len(keys) - 2}}  {sum(n for _, n in counts):>7}")
+        values = [str(value) for value in group]
+        if names is not None:
+            label = group[at]
+            name = names.name(label)
+            values[at] = (
+                "unlabeled"
+                if label is None
+                else (values[at] if name == values[at] else f"{label} {name}")
+            )
+        shown.append((values, n))
+    width = max([6, *(len(v) for values, _ in shown for v in values)])
+    typer.echo("  ".join(f"{key:>{width}}" for key in keys) + f"  {'count':>7}")
+    for values, n in shown:
+        typer.echo("  ".join(f"{value:>{width}}" for value in values) + f"  {n:>7}")
+    typer.echo(f"{'total':>{(width + 2) * len(keys) - 2}}  {sum(n for _, n in counts):>7}")

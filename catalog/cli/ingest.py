@@ -18,8 +18,9 @@ def ingest(
     source: Annotated[
         str,
         typer.Argument(
-            help="IDX folder or file, mnist.pkl.gz, mnist.npz, a folder of images, "
-            "or mnist / fashion-mnist / kmnist to download.",
+            help="IDX folder or file, mnist.pkl.gz, mnist.npz, CSV, parquet, EMNIST's "
+            "gzip.zip, QMNIST or Kuzushiji files, a folder of images, or mnist / "
+            "fashion-mnist / kmnist / k49 / qmnist / emnist to download.",
             show_default=False,
         ),
     ],
@@ -34,6 +35,12 @@ def ingest(
     ] = None,
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Download cache folder.", show_default=False)
+    ] = None,
+    subset: Annotated[
+        str | None,
+        typer.Option(
+            "--subset", help="EMNIST split: balanced, byclass, bymerge, digits, letters, mnist."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -50,15 +57,18 @@ def ingest(
                 source, cache_dir=cache, mirrors=mirror or None,
                 progress=lambda file_name, done, total: on_bytes(file_name, done, total),
             )  # fmt: skip
-        path = files[0].parent
-        dataset = dataset or source
+        path = files[0] if len(files) == 1 else files[0].parent  # EMNIST: the zip itself
+        if source != "emnist":  # an EMNIST split names its own dataset: emnist-letters
+            dataset = dataset or source
     catalog = open_catalog(ctx)
-    decoded = decode_source(path)  # once: it sizes the bar and feeds the ingest
+    decoded = decode_source(path, subset)  # once: it sizes the bar and feeds the ingest
     with progress_bar(f"Ingesting {path.name}", decoded.total) as advance:
         result = catalog.ingest(
             path, dataset=dataset, replace=replace, progress=advance, decoded=decoded,
             on_wait=say,
         )  # fmt: skip
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
     if as_json:
         echo_json(
             {
@@ -67,6 +77,9 @@ def ingest(
                 "counts": result.counts,
                 "already_present": result.already_present,
                 "replaced": result.replaced,
+                "unlabeled": result.unlabeled,
+                "label_set": result.label_set,
+                "warnings": result.warnings,
                 "files": [asdict(f) | {"genuine": result.genuine.get(f.uri)} for f in result.files],
             }
         )
@@ -76,7 +89,10 @@ def ingest(
         typer.echo(f"Already in the catalog: {result.dataset} ({counts}); nothing ingested.")
         return
     replaced = f" (replaced {', '.join(result.replaced)})" if result.replaced else ""
-    typer.echo(f"Ingested {result.total:,} images into {result.dataset}{replaced}: {counts}")
+    unlabeled = f" ({result.unlabeled:,} without a label)" if result.unlabeled else ""
+    typer.echo(
+        f"Ingested {result.total:,} images into {result.dataset}{replaced}: {counts}{unlabeled}"
+    )
     for file in result.files:
         genuine = result.genuine.get(file.uri)
         mark = f"genuine {genuine}" if genuine else "not a known genuine file"

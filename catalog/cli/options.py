@@ -1,8 +1,11 @@
 """Options that several commands share, each defined once.
 
 The selection options (which images: ``--dataset``, ``--split``, ``--label``,
-``--index``, ``--sample``, ``--per-label``, ``--seed``, ``--order``,
-``--limit``, ``--offset``) are the rows of :data:`SELECTION_OPTIONS`. A command
+``--unlabeled``, ``--where``, ``--index``, ``--sample``, ``--per-label``,
+``--group-by``, ``--per-group``, ``--seed``, ``--order``, ``--limit``,
+``--offset``, and the curation filters ``--tag``, ``--without-tag``,
+``--relabelled``, ``--excluded``, ``--include-excluded``,
+``--original-labels``) are the rows of :data:`SELECTION_OPTIONS`. A command
 takes them all by declaring one parameter ``selection: Selection`` and the
 decorator :func:`with_selection`, which puts the options in its signature in
 that parameter's place (typer reads ``__signature__``) and hands the command
@@ -53,19 +56,25 @@ SeedOpt = Annotated[
 ]
 
 
-def parse_labels(values: list[str] | None) -> tuple[int, ...]:
-    """``["3,5", "7"]`` -> ``(3, 5, 7)``; range checks are :class:`Selection`'s."""
-    labels: list[int] = []
+def parse_labels(values: list[str] | None) -> tuple[str, ...]:
+    """``["3,5", "Trouser"]`` -> ``("3", "5", "Trouser")``: numbers or class names,
+    checked against the dataset's label set when the selection runs."""
+    labels: list[str] = []
     for value in values or []:
-        for part in value.split(","):
-            if not part.strip():
-                continue
-            try:
-                labels.append(int(part))
-            except ValueError:
-                msg = f"label {part!r} is not a number 0-9"
-                raise typer.BadParameter(msg, param_hint="--label") from None
+        labels.extend(part.strip() for part in value.split(",") if part.strip())
     return tuple(labels)
+
+
+def parse_where(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``["writer=123"]`` -> ``(("writer", "123"),)``."""
+    pairs = []
+    for value in values or []:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            msg = f"{value!r} is not KEY=VALUE (e.g. writer=123)"
+            raise typer.BadParameter(msg, param_hint="--where")
+        pairs.append((key.strip(), text.strip()))
+    return tuple(pairs)
 
 
 def parse_range(value: str | None) -> tuple[int, int] | None:
@@ -86,6 +95,18 @@ def splits_tuple(values: list[str] | None) -> tuple[str, ...]:
 
 def same(value: Any) -> Any:
     return value
+
+
+def names_tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values else None
+
+
+def only_excluded(value: bool) -> str | None:
+    return "only" if value else None
+
+
+def also_excluded(value: bool) -> str | None:
+    return "include" if value else None
 
 
 @dataclass(frozen=True)
@@ -113,10 +134,28 @@ SELECTION_OPTIONS = (
     SelectionOption("split", SplitOpt, None, "splits", splits_tuple),
     SelectionOption(
         "label",
-        _option(list[str] | None, "--label", "-l", help="Label(s) 0-9; repeatable or 3,5."),
+        _option(
+            list[str] | None,
+            "--label",
+            "-l",
+            help="Label number or class name (3, Trouser, a); repeatable or 3,5.",
+        ),
         None,
         "labels",
         parse_labels,
+    ),
+    SelectionOption(
+        "unlabeled",
+        _option(bool, "--unlabeled", help="Only images published without a label."),
+        False,
+        "unlabeled",
+    ),
+    SelectionOption(
+        "where",
+        _option(list[str] | None, "--where", help="Per-image metadata KEY=VALUE; repeatable."),
+        None,
+        "where",
+        parse_where,
     ),
     SelectionOption(
         "index",
@@ -137,6 +176,18 @@ SELECTION_OPTIONS = (
         None,
         "per_label",
     ),
+    SelectionOption(
+        "group_by",
+        _option(str | None, "--group-by", help="Metadata key for --per-group (e.g. writer)."),
+        None,
+        "group_by",
+    ),
+    SelectionOption(
+        "per_group",
+        _option(int | None, "--per-group", help="N random images of each --group-by value."),
+        None,
+        "per_group",
+    ),
     SelectionOption("seed", SeedOpt, 0, "seed"),
     SelectionOption("order", _option(str, "--order", help="index or random."), "index", "order"),
     SelectionOption(
@@ -145,7 +196,70 @@ SELECTION_OPTIONS = (
     SelectionOption(
         "offset", _option(int, "--offset", help="Skip the first N images."), 0, "offset"
     ),
+    SelectionOption(
+        "tag",
+        _option(list[str] | None, "--tag", help="Only images with this tag; repeatable."),
+        None,
+        "tags",
+        names_tuple,
+    ),
+    SelectionOption(
+        "without_tag",
+        _option(list[str] | None, "--without-tag", help="Only images without this tag."),
+        None,
+        "without_tags",
+        names_tuple,
+    ),
+    SelectionOption(
+        "relabelled",
+        _option(bool, "--relabelled", help="Only images whose label was changed."),
+        False,
+        "relabelled",
+    ),
+    SelectionOption(
+        "excluded",
+        _option(bool, "--excluded", help="Only excluded images."),
+        False,
+        "excluded",
+        only_excluded,
+    ),
+    SelectionOption(
+        "include_excluded",
+        _option(bool, "--include-excluded", help="Keep excluded images in."),
+        False,
+        "excluded",
+        also_excluded,
+    ),
+    SelectionOption(
+        "original_labels",
+        _option(bool, "--original-labels", help="Use the source's labels, not decisions."),
+        False,
+        "original_labels",
+    ),
 )
+
+
+def selection_values(options: Collection[SelectionOption], given: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`Selection` fields the options ``given`` set (None: the field's default).
+
+    Two options that set one field (``--excluded``, ``--include-excluded``) cannot
+    both be given.
+    """
+    values: dict[str, Any] = {}
+    setters: dict[str, str] = {}
+    for option in options:
+        value = option.convert(given.pop(option.name))
+        if value is None:
+            continue
+        if option.field in values:
+            first, second = (
+                f"--{n.replace('_', '-')}" for n in (setters[option.field], option.name)
+            )
+            msg = f"{first} and {second} cannot be combined"
+            raise typer.BadParameter(msg, param_hint=first)
+        values[option.field] = value
+        setters[option.field] = option.name
+    return values
 
 
 def with_selection(
@@ -178,7 +292,7 @@ def with_selection(
                 params.append(param.replace(kind=kind, annotation=hints[param.name]))
 
         def command_with_selection(*args: Any, **kwargs: Any) -> R:
-            values = {o.field: o.convert(kwargs.pop(o.name)) for o in options}
+            values = selection_values(options, kwargs)
             return command(*args, selection=Selection(**values), **kwargs)
 
         update_wrapper(command_with_selection, command)

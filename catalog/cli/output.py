@@ -89,14 +89,13 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 def write_rows(rows: Iterable[ImageRow], output: str) -> None:
     """Print image rows as ``output``: one of :data:`ROW_FORMATS`."""
     out = sys.stdout
-    fields = ["dataset", "split", "index", "label", "sha256", "paths"]
+    fields = ["dataset", "split", "index", "label", "sha256", "paths",
+              "original_label", "excluded", "tags", "decision", "name", "meta"]  # fmt: skip
     if output == "json":
-        echo_json([asdict(row) | {"paths": list(row.paths)} for row in rows])
+        echo_json([asdict(row) for row in rows])
     elif output == "jsonl":
         for row in rows:
-            typer.echo(
-                json.dumps({k: getattr(row, k) for k in fields} | {"paths": list(row.paths)})
-            )
+            typer.echo(json.dumps({k: getattr(row, k) for k in fields}))
     elif output == "ids":
         for row in rows:
             typer.echo(f"{row.split}:{row.index}")
@@ -105,9 +104,13 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(fields)
         for row in rows:
+            meta = ";".join(f"{k}={v}" for k, v in sorted(row.meta.items()))
+            label = "" if row.label is None else row.label
             writer.writerow(
-                [row.dataset, row.split, row.index, row.label, row.sha256, ";".join(row.paths)]
-            )
+                [row.dataset, row.split, row.index, label, row.sha256,
+                 ";".join(row.paths), "" if row.original_label is None else row.original_label,
+                 int(row.excluded), ";".join(row.tags), row.decision or "", row.name, meta]
+            )  # fmt: skip
         out.write(buffer.getvalue())
     else:
         typer.echo(
@@ -115,7 +118,22 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
         )
         for row in rows:
             paths = " ".join(row.paths)
+            label = "-" if row.label is None else str(row.label)
+            named = f" {row.name}" if row.name and row.name != label else ""
+            meta = " ".join(f"{k}={v}" for k, v in sorted(row.meta.items()))
+            was = f" (was {row.original_label})" if row.original_label != row.label else ""
+            notes = [*row.tags, *(["excluded"] if row.excluded else [])]
+            tags = f"  [{', '.join(notes)}]" if notes else ""
             typer.echo(
-                f"{row.dataset:<12} {row.split:<6} {row.index:>6} {row.label:>5}  "
-                f"{row.sha256[:16]}  {paths}".rstrip()
+                f"{row.dataset:<12} {row.split:<6} {row.index:>6} {label:>5}  "
+                f"{row.sha256[:16]}  {paths}{named and '  ' + named.strip()}"
+                f"{meta and '  ' + meta}".rstrip()
+                + was
+                + tags
             )
+
+
+def say_left_out(n: int) -> None:
+    """Tell stderr how many excluded images a command left out (nothing when none)."""
+    if n:
+        typer.echo(f"Left out {n:,} excluded images (--include-excluded keeps them)", err=True)

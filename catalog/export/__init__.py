@@ -1,9 +1,10 @@
 """Export: write a selection in a shape training code reads, and record every file.
 
-The output format (``output``, a key of :data:`WRITERS`) says what goes on disk;
-today's one is ``folder``: one image file per image, in one of the
-:data:`LAYOUTS` (see :mod:`catalog.export.layouts`), each encoded in one of the
-image :data:`FORMATS`. Each file appears whole or not at all; re-running an
+The output format (``output``, a key of :data:`WRITERS`) says what goes on disk:
+``folder`` is one image file per image, in one of the :data:`LAYOUTS` (see
+:mod:`catalog.export.layouts`), each encoded in one of the image :data:`FORMATS`;
+``idx``, ``npz``, ``parquet`` and ``webdataset`` put many images into each file
+(see :mod:`catalog.export.container`). Each file appears whole or not at all; re-running an
 export skips files that are already there and identical; file rows are
 committed chunk by chunk, so an interrupted export has recorded what it wrote
 and a re-run finishes the job.
@@ -117,6 +118,8 @@ def export_images(
     overwrite: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
+    folder_names: str = "numbers",
+    shard_size: int = 10_000,
     fsync: bool = True,
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
@@ -133,7 +136,9 @@ def export_images(
     out_dir
         The export folder (created if needed).
     output
-        The output format, a key of :data:`WRITERS`; ``folder`` (one file per image).
+        The output format, a key of :data:`WRITERS`: ``folder`` (one file per
+        image), ``idx`` (MNIST's gzipped IDX files), ``npz`` (Keras' ``mnist.npz``),
+        ``parquet`` (the Hugging Face layout) or ``webdataset`` (tar shards).
     layout, fmt, quality
         For ``folder``: see :mod:`catalog.export.layouts`; ``quality`` is for JPG only.
     lists
@@ -146,6 +151,12 @@ def export_images(
         Worker processes that encode and write; default all cores.
     progress
         Called with the number of images done after each chunk.
+    folder_names
+        ``numbers`` (``train/1/``) or ``names``: the class name as the label's
+        folder (``train/Trouser/``), as ImageFolder users expect. Unlabeled
+        images go to ``unlabeled/`` either way.
+    shard_size
+        For ``webdataset``: images per shard.
     fsync
         Flush each file and its folder to disk before recording it (default);
         False is faster and risks recorded files lost in a power cut.
@@ -162,5 +173,8 @@ def export_images(
     if output not in WRITERS:
         msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
         raise SelectionError(msg)
-    options = ExportOptions(layout, fmt, quality, lists, overwrite, jobs, progress, fsync)
+    options = ExportOptions(
+        layout, fmt, quality, lists, overwrite, jobs, progress,
+        folder_names=folder_names, shard_size=shard_size, fsync=fsync,
+    )  # fmt: skip
     return get_writer(output)(session, selection, out_dir, options)

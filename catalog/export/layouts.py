@@ -22,8 +22,13 @@ LAYOUTS = ("classic", "by-label", "flat")
 FORMATS = ("png", "jpg", "bmp", "pgm")
 
 
-def relative_path(layout: str, fmt: str, dataset: str, split: str, index: int, label: int) -> str:
+def relative_path(
+    layout: str, fmt: str, dataset: str, split: str, index: int, label: int | str
+) -> str:
     """Where an image goes inside the export folder, as a POSIX relative path.
+
+    ``label`` is the label's number, its folder name (``--folder-names names``),
+    or ``unlabeled`` (see :mod:`catalog.export.family`).
 
     >>> relative_path("classic", "png", "mnist", "test", 7, 9)
     'test/000007_9.png'

@@ -1,7 +1,9 @@
 """The manifest and the list files that training tools read.
 
-``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256``) is
-always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
+``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256,
+original_label,decision,name,metadata``: ``label`` is the current one,
+``decision`` the latest decision about the image, empty for none, ``name`` the
+class name and ``metadata`` the per-image metadata as ``key=value;...``) is always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
 ``mxnet`` (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
 (``<split>.csv``). They share one writer because they share one life: all are
 written under temporary names as the export goes and renamed into place
@@ -20,6 +22,10 @@ from typing import Any, TextIO
 from catalog.errors import ExportError
 from catalog.export.atomic import TEMP_MARK
 
+#: A label of an image published without one (catalog.sources.UNLABELED, repeated
+#: here so that the export package loads no numpy).
+UNLABELED = -1
+
 LISTS = ("caffe", "mxnet", "csv")
 
 
@@ -32,7 +38,10 @@ class Lists:
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
-        self.manifest.write("path,dataset,split,index,label,sha256,file_sha256\n")
+        self.manifest.write(
+            "path,dataset,split,index,label,sha256,file_sha256,original_label,decision,"
+            "name,metadata\n"
+        )
         self.per_split: dict[tuple[str, str], TextIO] = {}
 
     def _open(self, name: str) -> TextIO:
@@ -53,11 +62,16 @@ class Lists:
             self.per_split[key] = handle
         return self.per_split[key]
 
-    def add(self, files: list[Any]) -> None:
-        """Append one block's files (rows from :func:`catalog.export.pool.collect`)."""
-        # Every field is a checked name, a number or a hex digest: no CSV quoting needed.
+    def add(self, files: list[Any], extras: Sequence[str] | None = None) -> None:
+        """Append one block's files (rows from :func:`catalog.export.pool.collect`);
+        ``extras`` are each file's quoted name and metadata manifest fields."""
+        # Every other field is a checked name, a number or a hex digest: no quoting needed.
+        tails = extras if extras is not None else [","] * len(files)
         self.manifest.write(
-            "".join(f"{p},{d},{s},{i},{lb},{h},{fh}\n" for p, d, s, i, lb, h, fh, *_ in files)
+            "".join(
+                f"{p},{d},{s},{i},{_label(lb)},{h},{fh},{_label(ol)},{dc or ''},{tail}\n"
+                for (p, d, s, i, lb, h, fh, _, _, _, ol, dc), tail in zip(files, tails, strict=True)
+            )
         )
         for kind in self.kinds:
             by_split: dict[str, list[str]] = {}
@@ -89,3 +103,8 @@ class Lists:
         for temp, target in self.final:
             os.replace(temp, target)
         return [target for _, target in self.final]
+
+
+def _label(label: int | None) -> str:
+    """A label as the manifest writes it: empty for an unlabeled image."""
+    return "" if label is None or label == UNLABELED else str(label)

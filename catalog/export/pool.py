@@ -127,12 +127,14 @@ def make_tasks(
 
 def collect(
     outcomes: list[WriteOutcome], paths: list[str], block: PixelBlock, names: dict[int, str]
-) -> list[tuple[str, str, str, int, int, str, str, int, int, str]]:
-    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status)
-    for each image a task got to (a task stopped by an OS error reports fewer)."""
+) -> list[tuple[str, str, str, int, int, str, str, int, int, str, int, int]]:
+    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status,
+    original label, latest decision or 0) for each image a task got to (a task stopped
+    by an OS error reports fewer)."""
     files = []
     datasets = [names[ds] for ds in block.dataset_ids.tolist()]
     indices, labels, ids = block.indices.tolist(), block.labels.tolist(), block.ids.tolist()
+    originals, decisions = block.original_labels.tolist(), block.decisions.tolist()
     for task, outcome in enumerate(outcomes):
         for j, (status, size, digest) in enumerate(
             zip(outcome.status, outcome.sizes, outcome.sha256, strict=True)
@@ -141,7 +143,7 @@ def collect(
             files.append(
                 (
                     paths[i], datasets[i], block.splits[i], indices[i], labels[i],
-                    block.sha256[i], digest, ids[i], size, status,
+                    block.sha256[i], digest, ids[i], size, status, originals[i], decisions[i],
                 )
             )  # fmt: skip
     return files

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
+from catalog.decision_log import latest_decision
 from catalog.errors import ExportError
 from catalog.query import Selection, count_selected
 
@@ -29,18 +30,27 @@ def begin_write(session: Session) -> None:
 
 
 def start_export(
-    session: Session, selection: Selection, root: Path, layout: str, fmt: str
+    session: Session,
+    selection: Selection,
+    root: Path,
+    layout: str,
+    fmt: str,
+    *,
+    output: str = "folder",
 ) -> tuple[Export, int, dict[int, str]]:
-    """Record a new export of ``selection`` into ``root``; returns the committed
-    record, the number of images selected and dataset names by id."""
+    """Record a new export of ``selection`` into ``root`` as ``output`` (a key of
+    :data:`catalog.export.formats.WRITERS`); returns the committed record, the
+    number of images selected and dataset names by id."""
     total = count_selected(session, selection)
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
+    state = latest_decision(session)  # the decisions this export reflects
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
-        root=str(root), selection=selection.to_json(), layout=layout, format=fmt, count=total
-    )
+        root=str(root), selection=selection.to_json(), output=output, layout=layout, format=fmt,
+        count=total, decision_id=state,
+    )  # fmt: skip
     begin_write(session)
     session.add(record)
     session.commit()
@@ -83,7 +93,7 @@ class FileRecorder:
         root = str(self.root)
         written: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
-        for path, *_, digest, image_id, size, status in files:
+        for path, _, _, _, _, _, digest, image_id, size, status, *_ in files:
             row = (self.export_id, image_id, f"{root}/{path}", self.fmt, size, digest, now)
             if status == "written":
                 written.append(row)

@@ -53,9 +53,11 @@ from catalog.identity.result import (
     Leak,
     find_leakage,
 )
-from catalog.identity.summary import summarize
+from catalog.identity.store import IDENTITY_KEYS, store_identity
+from catalog.identity.summary import describe_leak, summarize
 
 __all__ = [
+    "IDENTITY_KEYS",
     "KINDS",
     "PIXEL_TOLERANCE",
     "SIGNATURE_MARGIN",
@@ -65,12 +67,14 @@ __all__ = [
     "Leak",
     "Registry",
     "build_registry",
+    "describe_leak",
     "find_leakage",
     "identify",
     "identify_session",
     "load_shipped",
     "registry_from_dataset",
     "resolve_reference",
+    "store_identity",
     "summarize",
 ]
 

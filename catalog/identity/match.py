@@ -22,12 +22,12 @@ closest distinct MNIST digits differ by 17 (signatures: 0.033 against 0.040).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Image, Source
@@ -43,6 +43,7 @@ from catalog.identity.signature import (
     shifted,
 )
 from catalog.query import POSITION, dataset_id
+from catalog.sources import UNLABELED
 
 #: Most blurred difference (levels) a confirmed pixel match may have.
 PIXEL_TOLERANCE = 14.0
@@ -150,8 +151,8 @@ def identify_session(
     """Identify every image of ``dataset`` against ``against`` (see :func:`catalog.identity.identify`)."""
     ds = dataset_id(session, dataset)
     rows = session.connection().execute(
-        select(Image.id, Image.split, POSITION, Image.label, Image.sha256, Image.height,
-               Image.width)
+        select(Image.id, Image.split, POSITION, func.coalesce(Image.label, UNLABELED), Image.sha256,
+               Image.height, Image.width)
         .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     ).all()  # fmt: skip
@@ -391,10 +392,3 @@ def _confirm_by_pixels(
     ok = (blurred_max[at, first] <= PIXEL_TOLERANCE) & (best_rms <= PIXEL_MARGIN * runner_up)
     ok &= np.isfinite(best_rms)
     return ok, candidates[at, first], max_error[at, first], gain[at, first], stretched[at, first]
-
-
-def identify_many(
-    session: Session, datasets: Sequence[str], against: str = "mnist"
-) -> list[res.IdentityResult]:
-    """:func:`identify_session` for several datasets against one reference."""
-    return [identify_session(session, name, against) for name in datasets]

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Image
-from catalog.errors import CatalogError
+from catalog.db import Dataset, Image
+from catalog.errors import CatalogError, DatasetNotFoundError
 from catalog.identity.signature import (
     MomentAccumulator,
     Pixels,
@@ -29,6 +29,7 @@ from catalog.identity.signature import (
     pixel_digests,
 )
 from catalog.query import dataset_id
+from catalog.sources import UNLABELED
 
 DATA_DIR = Path(__file__).with_name("data")
 #: Reference sets shipped with the package.
@@ -248,7 +249,7 @@ class DatasetBlocks:
 
     def __iter__(self) -> Iterator[RefBlock]:
         query = (
-            select(Image.id, Image.split, Image.index, Image.label, Image.sha256,
+            select(Image.id, Image.split, Image.index, func.coalesce(Image.label, UNLABELED), Image.sha256,
                    Image.height, Image.width, Image.pixels)
             .where(Image.dataset_id == self.dataset)
             .order_by(Image.split, Image.index)
@@ -284,4 +285,13 @@ def _ref_block(rows: Sequence[Any]) -> RefBlock:
 
 def registry_from_dataset(session: Session, name: str) -> Registry:
     """A registry of dataset ``name`` in the catalog, read in two streamed passes."""
-    return build_registry(name, DatasetBlocks(session, name))
+    try:
+        blocks = DatasetBlocks(session, name)
+    except DatasetNotFoundError:
+        names = ", ".join(sorted(session.scalars(select(Dataset.name)))) or "none"
+        msg = (
+            f"Cannot identify against {name!r}: expected {' or '.join(SHIPPED)} (shipped) "
+            f"or a dataset of the catalog (datasets: {names})"
+        )
+        raise DatasetNotFoundError(msg) from None
+    return build_registry(name, blocks)

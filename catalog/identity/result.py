@@ -104,8 +104,15 @@ class IdentityResult:
 
     def label_disagreements(self) -> list[ImageIdentity]:
         """Matched images whose label differs from the canonical image's label."""
-        bad = np.flatnonzero(self.matched() & (self.labels != self.canonical_labels))
-        return [self.record(int(i)) for i in bad]
+        return [self.record(int(i)) for i in np.flatnonzero(self.disagreeing())]
+
+    def disagreeing(self) -> npt.NDArray[np.bool_]:
+        """Matched, both labelled, and the labels differ (an unlabeled image disagrees with none)."""
+        labelled = (self.labels >= 0) & (self.canonical_labels >= 0)
+        found: npt.NDArray[np.bool_] = (
+            self.matched() & labelled & (self.labels != self.canonical_labels)
+        )
+        return found
 
     def repeated(self) -> dict[tuple[str, int], list[tuple[str, int]]]:
         """Canonical images that more than one image of the dataset is a copy of."""

@@ -6,4 +6,8 @@ import below, so ``Base.metadata`` (and so Alembic's ``check``) sees every table
 once this package is imported.
 """
 
+from catalog.models import decisions as decisions
+from catalog.models import family  # noqa: F401  (label sets, per-image metadata)
+from catalog.models.audit_runs import AuditFinding as AuditFinding
+from catalog.models.audit_runs import AuditRun as AuditRun
 from catalog.models.embeddings import Embedding as Embedding

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from catalog.errors import CatalogError
+from catalog.errors import MissingExtraError
 
 __all__ = [
     "EXACT_LIMIT",
@@ -50,10 +50,6 @@ IVF_TRAIN_PER_LIST = 40  # k-means training points per cell (faiss asks for 39)
 IVF_SEED = 1234
 _QUERY_BLOCK = 1024  # exact search: query rows per block
 _POINT_BLOCK = 8192  # exact search: indexed rows per block (32 MB of float32 distances)
-
-
-class MissingExtraError(CatalogError):
-    """An optional dependency is not installed; the message names the extra."""
 
 
 class NeighbourSearch(Protocol):

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,9 @@ from catalog.errors import InvalidNameError, SourceFormatError, UnknownFormatErr
 
 #: Images per batch. 4096 MNIST images are 3.2 MB of pixels.
 BATCH_SIZE = 4096
+
+#: The label a reader gives an image published without one; stored as NULL.
+UNLABELED = -1
 
 SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -51,8 +54,12 @@ class Batch:
 
     split: str
     indices: npt.NDArray[np.int64]  # (n,) index of each image within its split
-    labels: npt.NDArray[np.int64]  # (n,) 0-9
+    labels: npt.NDArray[np.int64]  # (n,) >= 0, or UNLABELED
     pixels: npt.NDArray[np.uint8]  # (n, height, width), C-contiguous
+    #: Per-image attributes the source carries (QMNIST's writer, a CSV's extra
+    #: columns): key -> (n,) array of values (int or str); None in an object
+    #: array means the image has no value for that key.
+    meta: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class SourceFile:
     role: str = ""  # e.g. "train images", "test labels"
     split: str | None = None  # the one split this file holds, None when several
     note: str | None = None  # e.g. how float pixels were scaled back to uint8
+    file_md5: str | None = None  # of the bytes on disk (the .gz itself), when known
+    file_sha256: str | None = None
 
 
 @dataclass
@@ -77,6 +86,13 @@ class Decoded:
     counts: dict[str, int]  # images per split, known before any batch is read
     batches: Iterator[Batch]
     files: list[SourceFile] = field(default_factory=list)
+    #: Class names the source publishes (number -> name), e.g. an EMNIST mapping
+    #: file or a parquet ClassLabel; None when the source names none.
+    label_names: dict[int, str] | None = None
+    #: The dataset name the source implies (``emnist-letters``), or None.
+    dataset: str | None = None
+    #: Warnings about the source that do not stop the ingest (lossy conversions).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -129,10 +145,58 @@ IDX_DTYPES: dict[int, str] = {
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 
 
-def detect_format(path: Path) -> str:
-    """Tell which reader handles ``path``: ``idx``, ``pickle``, ``npz`` or ``folder``.
+PARQUET_MAGIC = b"PAR1"
+#: File names that tell a family member apart from plain IDX or npz.
+EMNIST_NAME = re.compile(r"^emnist-[a-z]+-(?:train|test)-images-idx3-ubyte(?:\.gz)?$")
+QMNIST_NAME = re.compile(
+    r"^(?:qmnist-(?:train|test)|xnist)-(?:labels-idx2-int|images-idx3-ubyte)(?:\.gz|\.xz)?$"
+)
+KMNIST_NPZ_NAME = re.compile(r"^[a-z0-9]+-(?:train|test)-imgs\.npz$")
 
-    The choice is made from content (magic bytes), not from the file name.
+
+def _named(fmt: str, folder: Path, name: str) -> bool:
+    """True when a file called ``name`` in ``folder`` marks the folder as ``fmt``."""
+    if fmt == "emnist":
+        return EMNIST_NAME.match(name) is not None
+    if fmt == "qmnist":
+        return QMNIST_NAME.match(name) is not None
+    if fmt == "idx":
+        return "idx" in name and is_idx_header(peek(folder / name, 4))
+    if fmt == "parquet":
+        return name.endswith(".parquet")
+    if fmt == "kmnist-npz":
+        return KMNIST_NPZ_NAME.match(name) is not None
+    return name.endswith((".csv", ".csv.gz")) and "classmap" not in name
+
+
+def _detect_folder(path: Path) -> str:
+    names = sorted(child.name for child in path.iterdir() if child.is_file())
+    for fmt in ("emnist", "qmnist", "idx", "parquet", "kmnist-npz", "csv"):
+        if any(_named(fmt, path, name) for name in names):
+            return fmt
+    # The Hugging Face layout keeps its shards one level down (data/, mnist/).
+    for child in sorted(path.iterdir()):
+        if child.is_dir() and any(p.suffix == ".parquet" for p in child.iterdir()):
+            return "parquet"
+    return "folder"
+
+
+def _zip_members(path: Path) -> list[str]:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        msg = f"Cannot read {path} as a zip archive: {exc}"
+        raise SourceFormatError(msg) from None
+
+
+def detect_format(path: Path) -> str:
+    """Tell which reader handles ``path`` (a key of :data:`READERS`).
+
+    The choice is made from content (magic bytes, zip member names, a CSV's
+    first line), and for folders from the names of the files they hold.
 
     Raises
     ------
@@ -143,25 +207,41 @@ def detect_format(path: Path) -> str:
         msg = f"Source not found: {path}"
         raise UnknownFormatError(msg)
     if path.is_dir():
-        for child in sorted(path.iterdir()):
-            if child.is_file() and "idx" in child.name and is_idx_header(peek(child, 4)):
-                return "idx"
-        return "folder"
+        return _detect_folder(path)
     head = peek(path, 16)
     if not head:
         msg = f"Source {path} is empty"
         raise UnknownFormatError(msg)
+    if QMNIST_NAME.match(path.name):
+        return "qmnist"
+    if EMNIST_NAME.match(path.name):
+        return "emnist"
     if is_idx_header(head):
         return "idx"
+    if head[:4] == PARQUET_MAGIC:
+        return "parquet"
     if head[:4] == ZIP_MAGIC:
+        members = _zip_members(path)
+        if any(EMNIST_NAME.match(m.rsplit("/", 1)[-1]) for m in members):
+            return "emnist"
+        if members == ["arr_0.npy"]:
+            return "kmnist-npz"
         return "npz"
     if head[:1] == b"\x80" or head[:1] in (b"(", b"]", b"}"):
         return "pickle"
+    if _looks_like_csv(peek(path, 64)):
+        return "csv"
     msg = (
-        f"Unknown format for {path}: expected IDX, pickle, npz or a folder of images, "
-        f"found first bytes {head[:8].hex()}"
+        f"Unknown format for {path}: expected IDX, pickle, npz, CSV, parquet, EMNIST, QMNIST "
+        f"or a folder of images, found first bytes {head[:8].hex()}"
     )
     raise UnknownFormatError(msg)
+
+
+def _looks_like_csv(head: bytes) -> bool:
+    """A first line of fields separated by commas: ``label,pixel0,...`` or ``5,0,0,...``."""
+    line = head.split(b"\n")[0].rstrip(b"\r")
+    return line.count(b",") >= 2 and bool(re.fullmatch(rb"[A-Za-z0-9_,. \"x-]+", line))
 
 
 class HashingReader:
@@ -194,6 +274,11 @@ READERS: dict[str, tuple[str, str]] = {
     "pickle": ("catalog.sources.classic_pickle", "read_pickle"),
     "npz": ("catalog.sources.npz", "read_npz"),
     "folder": ("catalog.sources.folder", "read_folder"),
+    "csv": ("catalog.sources.csv_text", "read_csv"),
+    "parquet": ("catalog.sources.parquet", "read_parquet"),
+    "emnist": ("catalog.sources.emnist", "read_emnist"),
+    "qmnist": ("catalog.sources.qmnist", "read_qmnist"),
+    "kmnist-npz": ("catalog.sources.kuzushiji", "read_kuzushiji"),
 }
 
 

@@ -41,13 +41,17 @@ from catalog.errors import SourceFormatError
 from catalog.sources import (
     BATCH_SIZE,
     IMAGE_SUFFIXES,
+    UNLABELED,
     Batch,
     Decoded,
     SourceFile,
     check_split_name,
 )
+from catalog.sources.pixels import to_gray
 
 CLASSIC = "classic"
+#: The by-label folder of images without a label (what export writes for them).
+UNLABELED_FOLDER = "unlabeled"
 BY_LABEL = "by-label"
 
 #: Pillow plugins allowed to decode (PPM reads pgm).
@@ -137,8 +141,15 @@ def _image_suffix(root: Path, rel: str, suffix: str) -> None:
 
 
 def _label(root: Path, rel: str, text: str) -> int:
-    if len(text) != 1:
-        msg = f"Invalid label in {rel} in {root}: expected 0-9, found {text}"
+    if text == UNLABELED_FOLDER:
+        return UNLABELED
+    if (
+        not text.isdigit()
+        or not text.isascii()
+        or len(text) > 5
+        or (len(text) > 1 and text[0] == "0")
+    ):
+        msg = f"Invalid label in {rel} in {root}: expected a number such as 0-9, found {text}"
         raise SourceFormatError(msg)
     return int(text)
 
@@ -165,10 +176,10 @@ def _list_by_label(
 ) -> None:
     for rel, path, is_dir in folders:
         name = rel.rsplit("/", 1)[1]
-        if not is_dir or not name.isdigit() or not name.isascii():
+        if not is_dir or not ((name.isdigit() and name.isascii()) or name == UNLABELED_FOLDER):
             msg = (
                 f"Unexpected {'folder' if is_dir else 'file'} {rel} in {root}: expected only "
-                "label folders 0-9 in a by-label split"
+                f"label folders 0-9 (or other numbers, or {UNLABELED_FOLDER}) in a by-label split"
             )
             raise SourceFormatError(msg)
         label = _label(root, rel, name)
@@ -244,6 +255,10 @@ class _Decoder:
         self.md5 = hashlib.md5()  # the digest MNIST mirrors publish
         self.size = 0
         self.shape: tuple[int, int] | None = None
+        self.conversions: dict[str, int] = {}  # rule -> images converted by it
+        self.first_lossy: str | None = None
+        self.lossy = 0
+        self.warnings: list[str] = []
 
     def _image(self, rel: str, path: str) -> npt.NDArray[np.uint8]:
         try:
@@ -273,8 +288,7 @@ class _Decoder:
                     )
                     raise SourceFormatError(msg)
                 image.load()
-                gray = image if image.mode == "L" else image.convert("L")
-                pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8)
+                converted = to_gray(image)
         except _BAD_IMAGE as exc:
             if isinstance(exc, UnidentifiedImageError):
                 text = "not a png, jpeg, bmp or pgm image"
@@ -283,7 +297,14 @@ class _Decoder:
             msg = f"Cannot decode image {rel} in {self.root}: {text}"
             raise SourceFormatError(msg) from None
         self.shape = (height, width)
-        return pixels.reshape(height, width)
+        if converted.conversion:
+            self.conversions[converted.conversion] = (
+                self.conversions.get(converted.conversion, 0) + 1
+            )
+            if converted.lossy:
+                self.lossy += 1
+                self.first_lossy = self.first_lossy or f"{rel} ({converted.conversion})"
+        return converted.pixels
 
     def batches(self) -> Iterator[Batch]:
         for split in self.splits:
@@ -313,8 +334,21 @@ class _Decoder:
                 sha256=self.sha256.hexdigest(),
                 md5=self.md5.hexdigest(),
                 role="images",
+                note=self.note(),
             )
         )
+        if self.first_lossy is not None:
+            self.warnings.append(
+                f"Lossy conversion to 8-bit gray in {self.root}: {self.lossy} image(s) lost "
+                f"information, first {self.first_lossy}"
+            )
+
+    def note(self) -> str | None:
+        """Which conversions were applied, to how many images (None when none)."""
+        if not self.conversions:
+            return None
+        rules = "; ".join(f"{n} x {rule}" for rule, n in sorted(self.conversions.items()))
+        return f"converted to 8-bit gray: {rules}"
 
 
 def read_folder(path: Path) -> Decoded:
@@ -344,9 +378,11 @@ def read_folder(path: Path) -> Decoded:
     """
     layout, splits = _list(path)
     files: list[SourceFile] = []
+    decoder = _Decoder(path, layout, splits, files)
     return Decoded(
         format=f"folder/{layout}",
         counts={split.name: len(split.rels) for split in splits},
-        batches=_Decoder(path, layout, splits, files).batches(),
+        batches=decoder.batches(),
         files=files,
+        warnings=decoder.warnings,
     )

@@ -9,15 +9,18 @@ is allocated, and the images are streamed in blocks.
 from __future__ import annotations
 
 import gzip
+import lzma
 import re
 import struct
+import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, Self, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
 from catalog.sources import (
@@ -45,29 +48,84 @@ SPLIT_PREFIXES = {"train": "train", "t10k": "test", "test": "test"}
 
 @dataclass(frozen=True)
 class IdxHeader:
-    path: Path
-    gzipped: bool
+    path: Path  # the file, or the zip archive that holds it as ``member``
+    gzipped: bool  # compressed (gzip or xz)
     dtype: str
     dims: tuple[int, ...]
     header_size: int
+    member: str | None = None
 
     @property
     def count(self) -> int:
         return self.dims[0]
 
-
-def _open(path: Path) -> tuple[BinaryIO, bool]:
-    with path.open("rb") as raw:
-        gzipped = raw.read(2) == GZIP_MAGIC
-    opened = gzip.open(path, "rb") if gzipped else path.open("rb")  # noqa: SIM115 - caller closes
-    return cast(BinaryIO, opened), gzipped
+    @property
+    def name(self) -> str:
+        """How messages name the file: ``path`` or ``archive.zip!member``."""
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
 
 
-def _read_exact(stream: BinaryIO | HashingReader, size: int, path: Path, what: str) -> bytes:
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+class _Opened:
+    """A decompressing stream that closes what it was opened from."""
+
+    def __init__(self, stream: BinaryIO, *owned: Any) -> None:
+        self.stream = stream
+        self.owned = owned
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def close(self) -> None:
+        self.stream.close()
+        for item in self.owned:
+            item.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _head(path: Path, member: str | None) -> bytes:
+    if member is None:
+        with path.open("rb") as raw:
+            return raw.read(6)
+    with zipfile.ZipFile(path) as archive, archive.open(member) as raw:
+        return raw.read(6)
+
+
+def open_stream(path: Path, member: str | None = None) -> tuple[BinaryIO, bool]:
+    """Open ``path`` (or its zip ``member``) for reading, decompressing gzip or xz
+    (QMNIST's xnist files); the flag says whether it was compressed."""
+    head = _head(path, member)
+    owned: list[Any] = []
+    if member is None:
+        raw: BinaryIO = path.open("rb")
+    else:
+        archive = zipfile.ZipFile(path)
+        owned.append(archive)
+        raw = cast(BinaryIO, archive.open(member))
+    owned.append(raw)
+    if head[:2] == GZIP_MAGIC:
+        stream: BinaryIO = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    elif head == XZ_MAGIC:
+        stream = cast(BinaryIO, lzma.LZMAFile(raw, "rb"))  # noqa: SIM115 - closed by _Opened
+    else:
+        return cast(BinaryIO, _Opened(raw, *owned[:-1])), False
+    return cast(BinaryIO, _Opened(stream, *reversed(owned))), True
+
+
+def read_exact(stream: BinaryIO | HashingReader, size: int, path: str | Path, what: str) -> bytes:
+    """Read exactly ``size`` bytes, or raise a one-line error naming ``path``."""
     try:
         data = stream.read(size)
-    except (OSError, EOFError, zlib.error) as exc:
-        msg = f"Cannot read {path}: corrupt or truncated gzip data while reading {what} ({exc})"
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        kind = "xz" if isinstance(exc, lzma.LZMAError) else "gzip"
+        msg = f"Cannot read {path}: corrupt or truncated {kind} data while reading {what} ({exc})"
         raise SourceFormatError(msg) from None
     if len(data) != size:
         msg = f"{path} is truncated: expected {size:,} bytes of {what}, found {len(data):,}"
@@ -75,7 +133,7 @@ def _read_exact(stream: BinaryIO | HashingReader, size: int, path: Path, what: s
     return data
 
 
-def read_header(path: Path) -> IdxHeader:
+def read_header(path: Path, member: str | None = None) -> IdxHeader:
     """Read and check the header of an IDX file (not its data).
 
     Raises
@@ -83,30 +141,35 @@ def read_header(path: Path) -> IdxHeader:
     SourceFormatError
         On a wrong magic number, an unknown type code, or absurd dimensions.
     """
-    stream, gzipped = _open(path)
+    where = f"{path}!{member}" if member else str(path)
+    try:
+        stream, gzipped = open_stream(path, member)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        msg = f"Cannot open {where}: {exc}"
+        raise SourceFormatError(msg) from None
     with stream:
-        magic = _read_exact(stream, 4, path, "the IDX magic number")
+        magic = read_exact(stream, 4, where, "the IDX magic number")
         if magic[0] != 0 or magic[1] != 0:
-            msg = f"{path} is not an IDX file: magic number {magic.hex()} should start with 0000"
+            msg = f"{where} is not an IDX file: magic number {magic.hex()} should start with 0000"
             raise SourceFormatError(msg)
         if magic[2] not in IDX_DTYPES:
             msg = (
-                f"{path} has unknown IDX type code 0x{magic[2]:02x}: expected one of "
+                f"{where} has unknown IDX type code 0x{magic[2]:02x}: expected one of "
                 + ", ".join(f"0x{code:02x}" for code in IDX_DTYPES)
             )
             raise SourceFormatError(msg)
         ndim = magic[3]
         if not 1 <= ndim <= 3:
-            msg = f"{path} declares {ndim} dimensions: expected 1 (labels) or 3 (images)"
+            msg = f"{where} declares {ndim} dimensions: expected 1 (labels) or 3 (images)"
             raise SourceFormatError(msg)
-        dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, path, "the dimensions"))
+        dims = struct.unpack(f">{ndim}I", read_exact(stream, 4 * ndim, where, "the dimensions"))
     if dims[0] > MAX_COUNT:
-        msg = f"{path} claims {dims[0]:,} items: more than the {MAX_COUNT:,} this reader accepts"
+        msg = f"{where} claims {dims[0]:,} items: more than the {MAX_COUNT:,} this reader accepts"
         raise SourceFormatError(msg)
     if any(not 1 <= side <= MAX_SIDE for side in dims[1:]):
-        msg = f"{path} claims images of {'x'.join(map(str, dims[1:]))}: sides must be 1-{MAX_SIDE}"
+        msg = f"{where} claims images of {'x'.join(map(str, dims[1:]))}: sides must be 1-{MAX_SIDE}"
         raise SourceFormatError(msg)
-    return IdxHeader(path, gzipped, IDX_DTYPES[magic[2]], tuple(dims), 4 + 4 * ndim)
+    return IdxHeader(path, gzipped, IDX_DTYPES[magic[2]], tuple(dims), 4 + 4 * ndim, member)
 
 
 def _check_length(header: IdxHeader) -> None:
@@ -168,7 +231,8 @@ def read_idx(path: Path) -> Decoded:
     All headers are checked before any data is read: magic number, type code,
     dimensions, that images and labels agree in count, and (for raw files) that
     the length on disk matches. Gzipped files are checked to their end as they
-    stream, and labels are checked to be 0-9.
+    stream. Labels are whatever uint8 numbers the file holds (Fashion-MNIST,
+    KMNIST and EMNIST use the same layout with their own classes).
 
     Raises
     ------
@@ -213,69 +277,90 @@ def _stream(
     plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]
 ) -> Iterator[Batch]:
     for split, images, labels in plans:
-        all_labels = _read_labels(labels, split, files)
-        yield from _stream_images(images, split, all_labels, files)
+        all_labels = read_array(labels, f"{split} labels", files).astype(np.int64)
+        yield from stream_images(images, split, all_labels, files)
 
 
-def _read_labels(header: IdxHeader, split: str, files: list[SourceFile]) -> np.ndarray:
-    stream, _ = _open(header.path)
+def read_array(
+    header: IdxHeader, role: str, files: list[SourceFile], fmt: str = "idx"
+) -> npt.NDArray[Any]:
+    """Read a whole (small) IDX array, such as labels, and record its file."""
+    stream, _ = open_stream(header.path, header.member)
+    size = int(np.prod(header.dims, dtype=np.int64)) * np.dtype(header.dtype).itemsize
     with stream:
         hashing = HashingReader(stream)
-        _read_exact(hashing, header.header_size, header.path, "the header")
-        data = _read_exact(hashing, header.count, header.path, "labels")
-        _expect_end(hashing, header.path)
-    labels = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-    bad = np.flatnonzero(labels > 9)
-    if bad.size:
-        msg = f"{header.path} has label {labels[bad[0]]} at index {bad[0]}: labels must be 0-9"
-        raise SourceFormatError(msg)
-    files.append(_source_file(header, hashing, f"{split} labels"))
-    return labels
+        read_exact(hashing, header.header_size, header.name, "the header")
+        data = read_exact(hashing, size, header.name, role)
+        _expect_end(hashing, header.name)
+    files.append(_source_file(header, hashing, role, fmt))
+    return np.frombuffer(data, dtype=header.dtype).reshape(header.dims)
 
 
-def _stream_images(
-    header: IdxHeader, split: str, labels: np.ndarray, files: list[SourceFile]
+def stream_images(
+    header: IdxHeader,
+    split: str,
+    labels: npt.NDArray[np.int64],
+    files: list[SourceFile],
+    *,
+    transpose: bool = False,
+    meta: dict[str, npt.NDArray[Any]] | None = None,
+    fmt: str = "idx",
 ) -> Iterator[Batch]:
+    """Stream an IDX images file in batches; ``transpose`` turns EMNIST's
+    column-major images upright; ``meta`` holds per-image columns to slice along."""
     _, height, width = header.dims
-    stream, _ = _open(header.path)
+    stream, _ = open_stream(header.path, header.member)
     with stream:
         hashing = HashingReader(stream)
-        _read_exact(hashing, header.header_size, header.path, "the header")
+        read_exact(hashing, header.header_size, header.name, "the header")
         for start in range(0, header.count, BATCH_SIZE):
             n = min(BATCH_SIZE, header.count - start)
-            data = _read_exact(
-                hashing, n * height * width, header.path, f"images {start}-{start + n - 1}"
+            data = read_exact(
+                hashing, n * height * width, header.name, f"images {start}-{start + n - 1}"
             )
+            pixels = np.frombuffer(data, dtype=np.uint8).reshape(n, height, width)
+            if transpose:
+                pixels = np.ascontiguousarray(pixels.transpose(0, 2, 1))
             yield Batch(
                 split=split,
                 indices=np.arange(start, start + n, dtype=np.int64),
                 labels=labels[start : start + n],
-                pixels=np.frombuffer(data, dtype=np.uint8).reshape(n, height, width),
+                pixels=pixels,
+                meta={key: values[start : start + n] for key, values in (meta or {}).items()},
             )
-        _expect_end(hashing, header.path)
-    files.append(_source_file(header, hashing, f"{split} images"))
+        _expect_end(hashing, header.name)
+    files.append(_source_file(header, hashing, f"{split} images", fmt))
 
 
-def _expect_end(stream: HashingReader, path: Path) -> None:
+def _expect_end(stream: HashingReader, path: str) -> None:
     extra = _read_exact_or_less(stream, path)
     if extra:
         msg = f"{path} has data past the end its header declares"
         raise SourceFormatError(msg)
 
 
-def _read_exact_or_less(stream: HashingReader, path: Path) -> bytes:
+def _read_exact_or_less(stream: HashingReader, path: str) -> bytes:
     try:
         return stream.read(1)
-    except (OSError, EOFError, zlib.error) as exc:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         msg = f"Cannot read {path}: corrupt or truncated gzip data at its end ({exc})"
         raise SourceFormatError(msg) from None
 
 
-def _source_file(header: IdxHeader, hashing: HashingReader, role: str) -> SourceFile:
+def _source_file(
+    header: IdxHeader, hashing: HashingReader, role: str, fmt: str = "idx"
+) -> SourceFile:
+    uri = str(header.path.resolve())
+    size = header.path.stat().st_size
+    if header.member is not None:
+        uri += f"!{header.member}"
+        with zipfile.ZipFile(header.path) as archive:
+            size = archive.getinfo(header.member).compress_size
+    suffix = ".xz" if header.member is None and header.path.suffix == ".xz" else ".gz"
     return SourceFile(
-        uri=str(header.path.resolve()),
-        format="idx.gz" if header.gzipped else "idx",
-        size=header.path.stat().st_size,
+        uri=uri,
+        format=fmt + suffix if header.gzipped else fmt,
+        size=size,
         sha256=hashing.sha256.hexdigest(),
         md5=hashing.md5.hexdigest(),
         role=role,

@@ -40,12 +40,19 @@ class ExportOptions:
     overwrite: bool = False
     jobs: int | None = None  # worker processes; None: all cores
     progress: Progress | None = None  # called with images done after each chunk
+    folder_names: str = "numbers"  # by-label folders: label "numbers" or class "names"
+    shard_size: int = 10_000  # webdataset: images per shard
     fsync: bool = True  # files and folders on disk before they are recorded
 
 
 @dataclass
 class ExportResult:
-    """What an export did."""
+    """What an export did.
+
+    For a container format (every output but ``folder``), ``count``, ``written``
+    and ``skipped`` count images (those in files written, those in files already
+    there and identical) and ``files`` lists the files.
+    """
 
     export_id: int
     root: Path
@@ -54,6 +61,10 @@ class ExportResult:
     skipped: int  # files already there and identical
     manifest: Path
     lists: list[Path] = field(default_factory=list)
+    renamed: int = 0  # files of relabelled images removed from their old names
+    removed: int = 0  # files of now-excluded images removed from the folder
+    left_out: int = 0  # images the filters match that are excluded
+    files: list[Path] = field(default_factory=list)  # container formats: the files
 
 
 class OutputWriter(Protocol):
@@ -72,6 +83,10 @@ class OutputWriter(Protocol):
 #: format's dependencies load only when it is used.
 WRITERS: dict[str, tuple[str, str]] = {
     "folder": ("catalog.export.formats.folder", "write_folder"),
+    "idx": ("catalog.export.formats.idx", "write_idx"),
+    "npz": ("catalog.export.formats.npz", "write_npz"),
+    "parquet": ("catalog.export.formats.parquet", "write_parquet"),
+    "webdataset": ("catalog.export.formats.webdataset", "write_webdataset"),
 }
 
 

@@ -3,7 +3,9 @@
 Files are encoded and written by the worker pool (:mod:`catalog.export.pool`),
 each atomically (:mod:`catalog.export.atomic`). Re-running an export skips
 files that are already there and identical; a different file at a target path
-is an error unless ``overwrite``. One block of images is in the workers while
+is an error unless ``overwrite``. Names use the current labels; a re-run after
+decisions removes old names of relabelled images and files of excluded ones
+(:mod:`catalog.export.sync`). One block of images is in the workers while
 the previous one is recorded, so encoding and the catalog's writes overlap.
 """
 
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
 from catalog.export.atomic import make_folders, prepare_root
+from catalog.export.family import label_folders, manifest_extras
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
 from catalog.export.lists import LISTS, Lists
@@ -31,7 +34,8 @@ from catalog.export.pool import (
     write_files,
 )
 from catalog.export.recorder import FileRecorder, begin_write, start_export
-from catalog.query import PixelBlock, Selection, iter_pixel_blocks
+from catalog.export.sync import remove_stale
+from catalog.query import PixelBlock, Selection, count_left_out, iter_pixel_blocks
 
 Pending = tuple[PixelBlock, list[str], list[Future[WriteOutcome]]]
 
@@ -65,11 +69,13 @@ def write_folder(
         options.quality,
         options.overwrite,
     )
+    label_dir = label_folders(session, options.folder_names)
     root = prepare_root(out_dir, options.fsync)
     record, total, names = start_export(session, selection, root, layout, fmt)
     recorder = FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
     counts = [0, 0]  # written, skipped
+    exported: dict[int, str] = {}  # image id -> relative path this run
 
     def finish(block: PixelBlock, paths: list[str], futures: list[Future[WriteOutcome]]) -> None:
         """Wait for a block's files, record them, then fail if any could not be written."""
@@ -82,7 +88,9 @@ def write_folder(
         record.written = counts[0]
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
-        listing.add(files)
+        listing.add(files, manifest_extras(session, files))
+        exported.update((row[7], row[0]) for row in files)
+        session.commit()  # end that read: the next chunk's write must begin as a writer
         if options.progress is not None:
             options.progress(len(block))
 
@@ -96,7 +104,7 @@ def write_folder(
         pending: Pending | None = None
         for block in iter_pixel_blocks(reader, selection):
             paths = [
-                relative_path(layout, fmt, names[ds], split, index, label)
+                relative_path(layout, fmt, names[ds], split, index, label_dir(ds, label))
                 for ds, split, index, label in zip(
                     block.dataset_ids.tolist(), block.splits, block.indices.tolist(),
                     block.labels.tolist(), strict=True,
@@ -114,7 +122,13 @@ def write_folder(
             finish(*pending)
         produced = listing.commit()
     written, skipped = counts
-    return ExportResult(record.id, root, total, written, skipped, produced[0], produced[1:])
+    begin_write(session)
+    renamed, removed = remove_stale(session, record, selection, exported)
+    session.commit()
+    return ExportResult(
+        record.id, root, total, written, skipped, produced[0], produced[1:], renamed, removed,
+        count_left_out(session, selection),
+    )  # fmt: skip
 
 
 def _finish_or_drain(
@@ -137,7 +151,7 @@ def _raise_on_failure(
     for outcome in outcomes:
         if outcome.error:
             raise ExportError(outcome.error)
-    conflicts = [row[0] for row in files if row[-1] == "conflict"]
+    conflicts = [row[0] for row in files if row[9] == "conflict"]
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         msg = (

@@ -1,0 +1,303 @@
+"""What the container formats share: a few big files instead of one file per image.
+
+IDX, npz, parquet and WebDataset exports put many images into each file. Each
+file is written in pieces, as blocks of pixels stream from the catalog, under a
+temporary name in the export folder (:class:`AtomicFile`), and renamed into
+place whole once complete, so a reader never sees half a shard. The export is
+recorded like a folder export (:class:`ContainerExport`): its row first, then
+one exported-file row per output file with the sha256 of its bytes, so that
+``audit --check files`` finds a changed or missing shard. The exported-file row
+of a container names the first image it holds (the row needs an image); which
+images each file holds is in ``manifest.csv``, one line per image, whose
+``path`` is ``<file>#<key>``: the row in an IDX, npz or parquet file, the member
+key in a shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import ExitStack
+from multiprocessing import get_context
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
+
+from catalog.errors import ExportConflictError, ExportError, SelectionError
+from catalog.export.atomic import TEMP_MARK, prepare_root
+from catalog.export.encoders import encode_pngs
+from catalog.export.formats import ExportOptions, ExportResult
+from catalog.export.lists import Lists
+from catalog.export.recorder import FileRecorder, begin_write, start_export
+from catalog.query import PixelBlock, Selection, count_images, iter_pixel_blocks
+
+#: Images per PNG-encoding task handed to a worker process.
+PNG_TASK = 1024
+
+
+class AtomicFile:
+    """One output file, written in pieces under a temporary name, put in place whole."""
+
+    def __init__(self, root: Path, name: str, first_image: int) -> None:
+        self.name = name
+        self.first_image = first_image  # the image its exported-file row names
+        self.target = root / name
+        self.temp = root / f".{name}{TEMP_MARK}-{os.getpid()}"
+        try:
+            self.handle = self.temp.open("wb")
+        except OSError as exc:
+            msg = f"Cannot write {name} into {root}: {exc.strerror}"
+            raise ExportError(msg) from None
+        self.images = 0  # how many images it holds
+
+    def write(self, data: bytes | memoryview) -> None:
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            msg = f"Cannot write {self.name} into {self.target.parent}: {exc.strerror}"
+            raise ExportError(msg) from None
+
+    def finish(self, overwrite: bool) -> tuple[str, str, int]:
+        """Put the file in place; returns (status, sha256, size), status as
+        :func:`catalog.export.atomic.write_atomically` gives it."""
+        try:
+            self.handle.close()
+            with self.temp.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            size = self.temp.stat().st_size
+            if self.target.exists():
+                with self.target.open("rb") as handle:
+                    current = hashlib.file_digest(handle, "sha256").hexdigest()
+                if current == digest:
+                    self.temp.unlink()
+                    return "skipped", digest, size
+                if not overwrite:
+                    self.temp.unlink()
+                    return "conflict", digest, size
+            os.replace(self.temp, self.target)
+        except OSError as exc:
+            msg = f"Cannot write {self.name} into {self.target.parent}: {exc.strerror}"
+            raise ExportError(msg) from None
+        return "written", digest, size
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def refuse_folder_options(options: ExportOptions, output: str) -> None:
+    """A container format has no layout, image format or list files: refuse them."""
+    if options.layout != "classic" or options.fmt != "png" or options.lists:
+        msg = f"--layout, --format and --list apply to --as folder, not to --as {output}"
+        raise SelectionError(msg)
+    if options.shard_size < 1:
+        msg = f"--shard-size must be 1 or more, got {options.shard_size}"
+        raise SelectionError(msg)
+
+
+class ContainerExport:
+    """An export into container files: its record, its files, its manifest.
+
+    Use as a context manager: on an error every temporary file goes; on success
+    call :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        selection: Selection,
+        out_dir: Path,
+        options: ExportOptions,
+        output: str,
+        image_format: str,
+    ) -> None:
+        self.session = session
+        self.selection = selection
+        self.options = options
+        self.root = prepare_root(out_dir)
+        self.split_counts = {
+            key[0]: n for key, n in count_images(session, selection, ("split",))
+        }  # before the export's row, which start_export commits
+        self.record, self.total, self.names = start_export(
+            session, selection, self.root, "", image_format, output=output
+        )
+        self.recorder = FileRecorder(session, self.record.id, self.root, output_file_format(output))
+        self.files: list[AtomicFile] = []
+        self.stack = ExitStack()
+        self.manifest = Lists(self.root, ())
+        self.stack.callback(self.manifest.abort)
+        self.stack.callback(self._abort_files)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stack.close()
+
+    def _abort_files(self) -> None:
+        for file in self.files:
+            if not file.handle.closed:
+                file.abort()
+
+    def open(self, name: str, first_image: int) -> AtomicFile:
+        """A new output file ``name`` in the export folder."""
+        file = AtomicFile(self.root, name, first_image)
+        self.files.append(file)
+        return file
+
+    def blocks(self) -> Iterator[PixelBlock]:
+        """The selected images with pixels, a block at a time, in selection order."""
+        # Pixels stream through a session of their own, as in a folder export.
+        with Session(self.session.get_bind()) as reader:
+            for block in iter_pixel_blocks(reader, self.selection):
+                yield block
+                if self.options.progress is not None:
+                    self.options.progress(len(block))
+
+    def add(
+        self, block: PixelBlock, rows: npt.NDArray[np.intp], paths: list[str], digests: list[str]
+    ) -> None:
+        """Add the manifest lines of ``block``'s images ``rows``, stored at ``paths``
+        (``<file>#<key>``) as bytes with sha256 ``digests``."""
+        # Rows shaped as :func:`catalog.export.pool.collect` makes them for folder
+        # exports, so that the manifest has the same columns whatever the format.
+        names, splits, sha256 = self.names, block.splits, block.sha256
+        datasets, labels = block.dataset_ids.tolist(), block.labels.tolist()
+        indices, ids = block.indices.tolist(), block.ids.tolist()
+        self.manifest.add(
+            [
+                (path, names[datasets[i]], splits[i], indices[i], labels[i], sha256[i], fh,
+                 ids[i], 0, "written")
+                for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
+            ]
+        )  # fmt: skip
+
+    def finish(self) -> ExportResult:
+        """Put every file in place, record them, write the manifest."""
+        rows: list[Any] = []
+        written = skipped = 0
+        conflicts: list[str] = []
+        for file in self.files:
+            status, digest, size = file.finish(self.options.overwrite)
+            rows.append((file.name, digest, file.first_image, size, status))
+            if status == "written":
+                written += file.images
+            elif status == "skipped":
+                skipped += file.images
+            else:
+                conflicts.append(file.name)
+        begin_write(self.session)
+        self.recorder.record(rows)
+        self.record.written = written
+        self.session.commit()
+        if conflicts:
+            more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+            msg = (
+                f"{self.root / conflicts[0]}{more} already exists and differs from what the "
+                "export writes; use --overwrite to replace"
+            )
+            raise ExportConflictError(msg)
+        produced = self.manifest.commit()
+        return ExportResult(
+            self.record.id, self.root, self.total, written, skipped, produced[0],
+            files=[file.target for file in self.files],
+        )  # fmt: skip
+
+
+def output_file_format(output: str) -> str:
+    """The ``format`` of an output format's exported-file rows (8 characters at most)."""
+    return "tar" if output == "webdataset" else output
+
+
+def split_runs(block: PixelBlock) -> Iterator[tuple[str, npt.NDArray[np.intp]]]:
+    """Each split in ``block`` with the rows that belong to it, in block order."""
+    if len(set(block.splits)) == 1:
+        yield block.splits[0], np.arange(len(block))
+        return
+    splits = np.asarray(block.splits)
+    for split in dict.fromkeys(block.splits):
+        yield split, np.flatnonzero(splits == split)
+
+
+def file_prefix(split: str) -> str:
+    """MNIST's names for its splits in file names: ``train`` and ``t10k``."""
+    return "t10k" if split == "test" else split
+
+
+def encode_with_digests(pixels: npt.NDArray[np.uint8]) -> tuple[list[bytes], list[str]]:
+    """PNGs of a block of images and the sha256 of each (runs in a worker)."""
+    pngs = encode_pngs(pixels)
+    return pngs, sha256_hex(pngs)
+
+
+Encoded = tuple[list[bytes], list[str]]
+
+
+class PngEncoder:
+    """PNG-encodes blocks in worker processes while this process reads the next block."""
+
+    def __init__(self, jobs: int) -> None:
+        self.stack = ExitStack()
+        self.pool: Executor | None = None
+        if jobs > 1:
+            self.pool = self.stack.enter_context(
+                ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork"))
+            )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def submit(self, pixels: npt.NDArray[np.uint8]) -> list[Future[Encoded]]:
+        if self.pool is None:
+            future: Future[Encoded] = Future()
+            future.set_result(encode_with_digests(pixels))
+            return [future]
+        return [
+            self.pool.submit(encode_with_digests, pixels[start : start + PNG_TASK])
+            for start in range(0, len(pixels), PNG_TASK)
+        ]
+
+    @staticmethod
+    def result(futures: list[Future[Encoded]]) -> Encoded:
+        pngs: list[bytes] = []
+        digests: list[str] = []
+        for future in futures:
+            more, their = future.result()
+            pngs += more
+            digests += their
+        return pngs, digests
+
+
+def encoded_blocks(
+    export: ContainerExport, jobs: int
+) -> Iterator[tuple[PixelBlock, list[bytes], list[str]]]:
+    """The export's blocks with their PNGs and the PNGs' sha256; one block is
+    encoded (in ``jobs`` worker processes) while the next is read."""
+    with PngEncoder(jobs) as encoder:
+        pending: tuple[PixelBlock, list[Future[Encoded]]] | None = None
+        for block in export.blocks():
+            submitted = (block, encoder.submit(block.pixels))
+            if pending is not None:
+                yield pending[0], *encoder.result(pending[1])
+            pending = submitted
+        if pending is not None:
+            yield pending[0], *encoder.result(pending[1])
+
+
+def sha256_hex(items: list[bytes]) -> list[str]:
+    sha256 = hashlib.sha256
+    return [sha256(item).hexdigest() for item in items]

@@ -1,0 +1,302 @@
+"""Images as CSV rows: one image per line, pixel values as decimal integers.
+
+Three layouts are common, and all are read:
+
+- Kaggle's *Digit Recognizer* (https://www.kaggle.com/competitions/digit-recognizer/data):
+  ``train.csv`` has a header ``label,pixel0,...,pixel783``; ``test.csv`` has
+  ``pixel0,...,pixel783`` and no labels (its images are stored unlabeled);
+- the headerless ``mnist_train.csv`` / ``mnist_test.csv`` (pjreddie.com,
+  "MNIST in CSV"): the label, then 784 pixel values, on every line;
+- the header ``label,1x1,1x2,...,28x28`` of the same files on Kaggle.
+
+Pixel columns (``pixelN`` or ``RxC``) must be a square number of them; other
+named columns become per-image metadata. Files are streamed in blocks of
+lines, never loaded whole, and may be gzipped. A file's split is taken from its
+name (``train``, ``test``, ``val``; else its stem). Errors name the line:
+values outside 0-255, rows of another length, a non-square pixel count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from catalog.errors import SourceFormatError
+from catalog.sources import (
+    BATCH_SIZE,
+    UNLABELED,
+    Batch,
+    Decoded,
+    HashingReader,
+    SourceFile,
+    check_split_name,
+)
+from catalog.sources.idx import open_stream
+
+PIXEL_NAME = re.compile(r"^(?:pixel\d+|\d+x\d+)$")
+INTEGER = re.compile(rb"^\s*-?\d+\s*$")
+SPLIT_WORDS = (("train", "train"), ("test", "test"), ("valid", "val"), ("val", "val"))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    path: Path
+    split: str
+    header: bool  # the first line names the columns
+    columns: int  # fields per line
+    label: int | None  # column of the label, None for an unlabeled file
+    pixels: tuple[int, int]  # first and last+1 column of the pixels (contiguous)
+    side: int
+    extra: tuple[tuple[int, str], ...]  # (column, name) of metadata columns
+    count: int  # data lines
+
+
+def _split_of(path: Path) -> str:
+    stem = path.name.lower().split(".")[0]
+    for word, split in SPLIT_WORDS:
+        if re.search(rf"(?:^|[^a-z]){word}(?:$|[^a-z])", stem):
+            return split
+    return check_split_name(re.sub(r"[^a-z0-9_-]", "-", stem) or "data", str(path))
+
+
+def _fields(line: bytes) -> list[str]:
+    return next(csv.reader([line.decode("utf-8", "replace")]))
+
+
+def _layout(path: Path) -> _Layout:
+    stream, _ = open_stream(path)
+    with stream:
+        first = b""
+        count = 0
+        for line in io.BufferedReader(_Raw(stream)):
+            if not line.strip():
+                continue
+            if not first:
+                first = line.rstrip(b"\r\n")
+            count += 1
+    if not first:
+        msg = f"{path} has no lines: expected a CSV of images, one per line"
+        raise SourceFormatError(msg)
+    names = [name.strip() for name in _fields(first)]
+    header = not all(INTEGER.match(name.encode()) for name in names)
+    if not header:
+        side = math.isqrt(len(names) - 1)
+        if len(names) < 2 or side * side != len(names) - 1:
+            msg = (
+                f"{path} line 1: expected a label and a square number of pixel values "
+                f"(784 = 28x28), found {len(names) - 1} values after the label"
+            )
+            raise SourceFormatError(msg)
+        return _Layout(
+            path, _split_of(path), False, len(names), 0, (1, len(names)), side, (), count
+        )
+    pixel_columns = [i for i, name in enumerate(names) if PIXEL_NAME.match(name)]
+    if not pixel_columns or pixel_columns != list(range(pixel_columns[0], pixel_columns[-1] + 1)):
+        msg = f"{path} line 1: expected pixel columns pixel0..pixelN or 1x1..RxC side by side"
+        raise SourceFormatError(msg)
+    side = math.isqrt(len(pixel_columns))
+    if side * side != len(pixel_columns):
+        msg = (
+            f"{path} line 1: expected a square number of pixel columns (784 = 28x28), "
+            f"found {len(pixel_columns)}"
+        )
+        raise SourceFormatError(msg)
+    lowered = [name.lower() for name in names]
+    label = lowered.index("label") if "label" in lowered else None
+    extra = tuple(
+        (i, name) for i, name in enumerate(names) if i != label and i not in pixel_columns
+    )
+    return _Layout(
+        path, _split_of(path), True, len(names), label,
+        (pixel_columns[0], pixel_columns[-1] + 1), side, extra, count - 1,
+    )  # fmt: skip
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    found = sorted(
+        p for p in path.iterdir()
+        if p.is_file() and p.name.lower().endswith((".csv", ".csv.gz"))
+        and not p.name.lower().split(".")[0].endswith("classmap")
+    )  # fmt: skip
+    if not found:
+        msg = f"No CSV files found in {path}: expected train.csv, test.csv or mnist_train.csv"
+        raise SourceFormatError(msg)
+    return found
+
+
+def read_csv(path: Path) -> Decoded:
+    """Read images from a CSV file, or from every ``.csv`` in a folder (one split each).
+
+    Returns
+    -------
+    Decoded
+        One split per file, sizes counted in a first pass over the lines;
+        unlabeled files give :data:`~catalog.sources.UNLABELED` labels; extra
+        columns come as batch metadata.
+
+    Raises
+    ------
+    SourceFormatError
+        Naming the file and line: a value outside 0-255 or not an integer, a
+        row with another number of fields, a non-square pixel count, two files
+        for one split, or files of different image sizes.
+    """
+    layouts = [_layout(file) for file in _files(path)]
+    splits = [layout.split for layout in layouts]
+    if len(set(splits)) != len(splits):
+        msg = f"{path} holds more than one CSV file per split: {', '.join(p.name for p in _files(path))}"
+        raise SourceFormatError(msg)
+    if len({layout.side for layout in layouts}) > 1:
+        found = ", ".join(f"{lay.path.name} {lay.side}x{lay.side}" for lay in layouts)
+        msg = f"CSV files in {path} hold images of different sizes: {found}"
+        raise SourceFormatError(msg)
+    decoded = Decoded(
+        format="csv", counts={lay.split: lay.count for lay in layouts}, batches=iter(())
+    )
+    decoded.batches = _stream(layouts, decoded.files)
+    return decoded
+
+
+def _stream(layouts: list[_Layout], files: list[SourceFile]) -> Iterator[Batch]:
+    for layout in layouts:
+        raw, compressed = open_stream(layout.path)
+        with raw:
+            hashing = HashingReader(raw)
+            yield from _batches(layout, io.BufferedReader(_Raw(hashing)))
+        files.append(
+            SourceFile(
+                uri=str(layout.path.resolve()),
+                format="csv.gz" if compressed else "csv",
+                size=layout.path.stat().st_size,
+                sha256=hashing.sha256.hexdigest(),
+                md5=hashing.md5.hexdigest(),
+                role=f"{layout.split} images"
+                + ("" if layout.label is not None else " (unlabeled)"),
+                split=layout.split,
+            )
+        )
+
+
+class _Raw(io.RawIOBase):
+    """A hashing reader as a raw stream, so that a BufferedReader can split lines."""
+
+    def __init__(self, source: HashingReader | BinaryIO) -> None:
+        self.source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _batches(layout: _Layout, stream: BinaryIO) -> Iterator[Batch]:
+    line_number = 0
+    start = 0
+    block: list[bytes] = []
+    numbers: list[int] = []
+    for line in stream:
+        line_number += 1
+        if not line.strip() or (layout.header and line_number == 1):
+            continue
+        block.append(line.rstrip(b"\r\n"))
+        numbers.append(line_number)
+        if len(block) == BATCH_SIZE:
+            yield _parse(layout, block, numbers, start)
+            start += len(block)
+            block, numbers = [], []
+    if block:
+        yield _parse(layout, block, numbers, start)
+
+
+def _parse(layout: _Layout, block: list[bytes], numbers: list[int], start: int) -> Batch:
+    n = len(block)
+    where = layout.path
+    if layout.extra:
+        rows = [_fields(line) for line in block]
+        for row, number in zip(rows, numbers, strict=True):
+            if len(row) != layout.columns:
+                msg = f"{where} line {number}: expected {layout.columns} values, found {len(row)}"
+                raise SourceFormatError(msg)
+        numeric_columns = [c for c in range(layout.columns) if c not in dict(layout.extra)]
+        text = ",".join(",".join(row[c] for c in numeric_columns) for row in rows).encode()
+        width = len(numeric_columns)
+    else:
+        for line, number in zip(block, numbers, strict=True):
+            if line.count(b",") != layout.columns - 1:
+                msg = f"{where} line {number}: expected {layout.columns} values, found {line.count(b',') + 1}"
+                raise SourceFormatError(msg)
+        text = b",".join(block)
+        width = layout.columns
+        rows = []
+    values = _integers(text, n * width)
+    if values is None:
+        _raise_first_bad_line(layout, block, numbers)
+    table = values.reshape(n, width)  # type: ignore[union-attr]
+    label_col = None if layout.label is None else _position(layout, layout.label)
+    first, stop = _position(layout, layout.pixels[0]), _position(layout, layout.pixels[1] - 1) + 1
+    pixels = table[:, first:stop]
+    bad = np.flatnonzero((pixels < 0).any(axis=1) | (pixels > 255).any(axis=1))
+    if bad.size:
+        row = pixels[bad[0]]
+        value = row[(row < 0) | (row > 255)][0]
+        msg = f"{where} line {numbers[bad[0]]}: pixel value {value} is outside 0-255"
+        raise SourceFormatError(msg)
+    if label_col is None:
+        labels = np.full(n, UNLABELED, dtype=np.int64)
+    else:
+        labels = table[:, label_col].astype(np.int64)
+        negative = np.flatnonzero(labels < 0)
+        if negative.size:
+            msg = f"{where} line {numbers[negative[0]]}: label {labels[negative[0]]} is negative"
+            raise SourceFormatError(msg)
+    meta = {
+        name: np.array([row[column] for row in rows], dtype=object) for column, name in layout.extra
+    }
+    return Batch(
+        split=layout.split,
+        indices=np.arange(start, start + n, dtype=np.int64),
+        labels=labels,
+        pixels=pixels.astype(np.uint8).reshape(n, layout.side, layout.side),
+        meta=meta,
+    )
+
+
+def _position(layout: _Layout, column: int) -> int:
+    """Where ``column`` lands once the metadata columns are taken out."""
+    return column - sum(1 for extra, _ in layout.extra if extra < column)
+
+
+def _integers(text: bytes, expected: int) -> npt.NDArray[np.int64] | None:
+    """Parse comma-separated integers in C; None when any field is not one."""
+    if not re.fullmatch(rb"[0-9,\s+-]*", text):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = np.fromstring(text, dtype=np.int64, sep=",")
+    return values if len(values) == expected else None
+
+
+def _raise_first_bad_line(layout: _Layout, block: list[bytes], numbers: list[int]) -> None:
+    skip = {column for column, _ in layout.extra}
+    for line, number in zip(block, numbers, strict=True):
+        for column, value in enumerate(_fields(line)):
+            if column not in skip and not INTEGER.match(value.encode()):
+                msg = f"{layout.path} line {number}: expected an integer in column {column + 1}, found {value!r}"
+                raise SourceFormatError(msg)
+    msg = f"{layout.path}: cannot parse the lines {numbers[0]}-{numbers[-1]} as integers"
+    raise SourceFormatError(msg)

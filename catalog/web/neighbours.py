@@ -1,0 +1,86 @@
+"""Nearest neighbours for the image and review pages: one index per dataset, kept.
+
+The index is built on first use (or warmed at start-up) from the embeddings the
+catalog stores, or, where some are missing, from the pixels in memory: a page
+request never writes. Search is exact (:class:`~catalog.similarity.index.ExactIndex`):
+one query against 70,000 embeddings takes milliseconds, and nothing needs faiss.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from catalog import db, query
+from catalog.api import Catalog
+from catalog.details import rows_by_id
+from catalog.query import ImageRow, Selection
+from catalog.similarity import NeighbourIndex, embed_pixels, load_embeddings, nearest
+from catalog.similarity.index import build_index
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    row: ImageRow
+    distance: float
+
+
+class NeighbourCache:
+    """One :class:`NeighbourIndex` per dataset, built once and shared by requests."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._indexes: dict[str, NeighbourIndex] = {}
+        self._lock = threading.Lock()
+
+    def index(self, dataset: str) -> NeighbourIndex:
+        with self._lock:
+            if dataset not in self._indexes:
+                self._indexes[dataset] = self._build(dataset)
+            return self._indexes[dataset]
+
+    def _build(self, dataset: str) -> NeighbourIndex:
+        everything = _whole(dataset)
+        with db.session_scope(self.catalog.engine) as session:
+            ids = query.select_ids(session, everything)
+            stored = load_embeddings(session, everything)
+            if len(stored) == len(ids):
+                ids, vectors = stored.ids, stored.vectors
+            else:  # embed in memory: a read-only server must not store them
+                parts = [
+                    (block.ids, embed_pixels(block.pixels))
+                    for block in query.iter_pixel_blocks(session, everything)
+                ]
+                ids = np.concatenate([p[0] for p in parts]) if parts else ids
+                vectors = np.concatenate([p[1] for p in parts]) if parts else stored.vectors
+        return NeighbourIndex(ids, vectors, build_index(vectors, method="exact"))
+
+    def nearest(self, image_id: int, dataset: str, k: int) -> list[Neighbour]:
+        """The ``k`` images of ``dataset`` that look most like image ``image_id``."""
+        index = self.index(dataset)
+        with db.session_scope(self.catalog.engine) as session:
+            (found,) = nearest(session, [image_id], k, index=index)
+            rows = rows_by_id(session, list(found.ids))
+        return [
+            Neighbour(rows[i], round(float(d), 4))
+            for i, d in zip(found.ids, found.distances, strict=True)
+            if i in rows
+        ]
+
+    def warm(self, datasets: list[str]) -> threading.Thread:
+        """Build the indexes of ``datasets`` in a background thread."""
+
+        def build() -> None:
+            for name in datasets:
+                self.index(name)
+
+        thread = threading.Thread(target=build, name="neighbour-index", daemon=True)
+        thread.start()
+        return thread
+
+
+def _whole(dataset: str) -> Selection:
+    """Every image of ``dataset``, excluded ones too (a neighbour's label helps judge)."""
+    return Selection(dataset=dataset, excluded="include")

@@ -1,0 +1,143 @@
+"""Browsing pages: overview, grid (with its sprite sheet), image, thumbnails, exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from catalog import db
+from catalog.api import Catalog, CatalogSelection
+from catalog.details import image_details, label_names, pixels_by_digest
+from catalog.errors import ImageNotFoundError
+from catalog.query import ImageRow
+from catalog.web.app import render
+from catalog.web.params import (
+    check_names,
+    paged,
+    parse_int,
+    parse_page,
+    parse_selection,
+    query_string,
+)
+from catalog.web.pngs import SPRITE_COLUMNS, png_bytes, sprite_bytes
+
+#: Thumbnails never change for a digest: cache them for a year.
+IMMUTABLE = "public, max-age=31536000, immutable"
+#: Largest image index a URL may name (larger cannot be stored).
+MAX_INDEX = 2**31 - 1
+MAX_NEIGHBOURS = 50
+
+
+def catalog_of(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def image_json(row: ImageRow) -> dict[str, Any]:
+    """One image as the JSON API lists it, with the URLs of its page and thumbnail."""
+    return {
+        "id": row.id, "dataset": row.dataset, "split": row.split, "index": row.index,
+        "label": row.label, "sha256": row.sha256,
+        "url": f"/image/{row.dataset}/{row.split}/{row.index}",
+        "thumb": f"/thumb/{row.sha256}.png",
+    }  # fmt: skip
+
+
+def overview(request: Request) -> Response:
+    check_names(request.query_params, ())
+    catalog = catalog_of(request)
+    datasets = []
+    for summary in catalog.datasets(counts=False):  # counted below, by current label
+        counts = catalog.select(dataset=summary.name).counts(("split", "label"))
+        with db.session_scope(catalog.engine) as session:
+            names = label_names(session, summary.name)
+        labels = sorted({label for _, label in counts} | set(names))
+        table = {split: {str(label): counts.get((split, label), 0) for label in labels}
+                 for split in sorted({split for split, _ in counts})}  # fmt: skip
+        datasets.append({
+            "name": summary.name, "created_at": summary.created_at, "genuine": summary.genuine,
+            "total": sum(counts.values()), "splits": {s: sum(t.values()) for s, t in table.items()},
+            "labels": labels, "label_names": {str(k): v for k, v in names.items()},
+            "counts": table, "sources": summary.sources,
+        })  # fmt: skip
+    latest = catalog.latest_audit(findings=False)
+    audit = None
+    if latest is not None:
+        audit = {"run": latest.id, "generated_at": latest.report.generated_at,
+                 "datasets": latest.report.datasets, "counts": latest.counts}  # fmt: skip
+    return render(request, "overview.html", {"datasets": datasets, "audit": audit})
+
+
+def grid(request: Request) -> Response:
+    selection = parse_selection(request.query_params, extra=("page", "size"))
+    page = parse_page(request.query_params)
+    catalog = catalog_of(request)
+    total = CatalogSelection(catalog, selection).count()
+    rows = CatalogSelection(catalog, paged(selection, page)).rows()
+    pages = page.pages(total)
+    data = {
+        "selection": selection.to_json(), "total": total, "page": page.number,
+        "pages": pages, "size": page.size, "images": [image_json(row) for row in rows],
+    }  # fmt: skip
+    return render(
+        request, "grid.html", data, selection=selection, columns=SPRITE_COLUMNS,
+        sprite=f"/sprite.png?{query_string(selection, page=page.number, size=page.size)}",
+        prev=_page_url(selection, page.number - 1, page.size) if page.number > 1 else None,
+        next=_page_url(selection, page.number + 1, page.size) if page.number < pages else None,
+    )  # fmt: skip
+
+
+def _page_url(selection: Any, number: int, size: int) -> str:
+    return f"/grid?{query_string(selection, page=number, size=size)}"
+
+
+def sprite(request: Request) -> Response:
+    """One PNG holding a grid page's digits, :data:`SPRITE_COLUMNS` to a row."""
+    selection = parse_selection(request.query_params, extra=("page", "size"))
+    page = parse_page(request.query_params)
+    pixels, _ = CatalogSelection(catalog_of(request), paged(selection, page)).arrays()
+    headers = {"Cache-Control": "no-cache"}
+    return Response(sprite_bytes(pixels), media_type="image/png", headers=headers)
+
+
+def thumbnail(request: Request) -> Response:
+    """A digit's PNG, addressed by its content digest: the same bytes forever."""
+    check_names(request.query_params, ())
+    catalog = catalog_of(request)
+    with db.session_scope(catalog.engine) as session:
+        pixels = pixels_by_digest(session, request.path_params["sha256"])
+    return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+
+
+def image(request: Request) -> Response:
+    check_names(request.query_params, ("k",))
+    dataset, split = request.path_params["dataset"], request.path_params["split"]
+    text = request.path_params["index"]
+    if not text.isdigit() or int(text) > MAX_INDEX:
+        msg = f"No image {split}:{text[:20]}: the index is a whole number 0 or more"
+        raise ImageNotFoundError(msg)
+    k = parse_int(request.query_params, "k", 12, 1, MAX_NEIGHBOURS)
+    catalog = catalog_of(request)
+    with db.session_scope(catalog.engine) as session:
+        details = image_details(session, dataset, split, int(text))
+    found = request.app.state.neighbours.nearest(details.row.id, details.row.dataset, k)
+    data = {
+        **details.to_json(),
+        "thumb": f"/thumb/{details.row.sha256}.png",
+        "history": history_of(catalog, details.row),
+        "neighbours": [{**image_json(n.row), "distance": n.distance} for n in found],
+    }
+    return render(request, "image.html", data)
+
+
+def history_of(catalog: Catalog, row: ImageRow) -> list[dict[str, Any]]:
+    """The decisions about one image, oldest first."""
+    records = catalog.history(f"{row.split}:{row.index}", dataset=row.dataset)
+    return [record.to_json() for record in records]
+
+
+def exports(request: Request) -> Response:
+    check_names(request.query_params, ())
+    return render(request, "exports.html", {"exports": catalog_of(request).exports()})

@@ -1,0 +1,191 @@
+"""The audit's findings, and review mode: one label-error suspect at a time.
+
+Suspects are the latest stored audit run's label-error ranking (``mnist-catalog
+audit`` records it). Each key in review mode is one POST to ``/api/decide``, a
+curation decision by the reviewer: ``keep`` tags the image ``reviewed``,
+``relabel`` relabels it, ``exclude`` excludes it, ``undo`` reverts the latest
+decision about it that is not already undone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from catalog import db
+from catalog.api import Catalog
+from catalog.audit import CHECKS
+from catalog.audit.runs import StoredRun
+from catalog.details import image_details
+from catalog.errors import CatalogError, ImageNotFoundError, SelectionError
+from catalog.web.app import render
+from catalog.web.pages import MAX_INDEX, catalog_of, history_of, image_json
+from catalog.web.params import ParameterError, check_names, parse_int
+from catalog.web.security import Access, reviewer
+
+#: Findings listed per check on the audit page unless ``limit`` says otherwise, and the most.
+FINDINGS_SHOWN = 60
+MAX_FINDINGS = 1000
+#: Largest request body a decision may have.
+MAX_BODY = 4096
+ACTIONS = ("keep", "relabel", "exclude", "undo")
+REVIEWED_TAG = "reviewed"
+NEIGHBOURS = 12
+
+
+class NoAuditError(CatalogError):
+    """The catalog holds no stored audit run to show."""
+
+
+def latest(catalog: Catalog, dataset: str | None, *, findings: bool = True) -> StoredRun:
+    run = catalog.latest_audit(dataset, findings=findings)
+    if run is None:
+        where = f" of dataset {dataset}" if dataset else ""
+        msg = f"No audit run{where} is stored yet: run `mnist-catalog audit` first"
+        raise NoAuditError(msg)
+    return run
+
+
+def audit_page(request: Request) -> Response:
+    check_names(request.query_params, ("dataset", "limit"))
+    limit = parse_int(request.query_params, "limit", FINDINGS_SHOWN, 0, MAX_FINDINGS)
+    run = catalog_of(request).latest_audit(request.query_params.get("dataset"))
+    if run is None:
+        return render(request, "audit.html", {"run": None, "checks": {}})
+    report = run.report
+    checks: dict[str, dict[str, Any]] = {}
+    for check in [c for c in CHECKS if c in report.checks]:
+        found = [f for f in report.findings if f.check == check]
+        checks[check] = {
+            "count": len(found),
+            "findings": [asdict(f) for f in found[:limit]],
+            "summary": report.summary.get(check, {}),
+        }
+    data = {
+        "run": run.id, "recorded_at": run.recorded_at, "generated_at": report.generated_at,
+        "datasets": report.datasets, "splits": report.splits, "counts": report.counts(),
+        "checks": checks, "suspects": _rankings(run),
+    }  # fmt: skip
+    return render(request, "audit.html", data)
+
+
+def _rankings(run: StoredRun) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per dataset and split, the label-error ranking the run stored."""
+    summary = run.report.summary.get("label-errors", {})
+    return {
+        name: dict(part.get("ranking", {}))
+        for name, part in summary.items()
+        if isinstance(part, dict) and "ranking" in part
+    }
+
+
+def review_page(request: Request) -> Response:
+    params = request.query_params
+    check_names(params, ("dataset", "split", "n"))
+    catalog = catalog_of(request)
+    run = latest(catalog, params.get("dataset"), findings=False)
+    rankings = _rankings(run)
+    if not rankings:
+        msg = f"Audit run #{run.id} has no label-error ranking: run `mnist-catalog audit`"
+        raise NoAuditError(msg)
+    dataset = params.get("dataset") or min(rankings)
+    splits = rankings.get(dataset, {})
+    split = params.get("split") or ("test" if "test" in splits else next(iter(splits), ""))
+    if split not in splits:
+        msg = f"No suspects of split {split!r} in audit run #{run.id}: expected one of {', '.join(splits) or 'none'}"
+        raise SelectionError(msg)
+    suspects = splits[split]
+    n = parse_int(params, "n", 1, 1, max(1, len(suspects)))
+    if not suspects:
+        return render(request, "review.html", {"run": run.id, "total": 0, "suspect": None})
+    ref = suspects[n - 1]
+    with db.session_scope(catalog.engine) as session:
+        details = image_details(session, dataset, split, int(ref["index"]))
+    found = request.app.state.neighbours.nearest(details.row.id, dataset, NEIGHBOURS)
+    base = f"/review?dataset={dataset}&split={split}&n="
+    data = {
+        "run": run.id, "dataset": dataset, "split": split, "splits": list(splits),
+        "position": n, "total": len(suspects),
+        "suspect": {
+            **details.to_json(), "given": ref["label"], "suggested": ref["suggested"],
+            "score": ref["score"], "url": f"/image/{dataset}/{split}/{ref['index']}",
+            "thumb": f"/thumb/{details.row.sha256}.png",
+        },
+        "history": history_of(catalog, details.row),
+        "neighbours": [{**image_json(x.row), "distance": x.distance} for x in found],
+        "prev": f"{base}{n - 1}" if n > 1 else None,
+        "next": f"{base}{n + 1}" if n < len(suspects) else None,
+    }  # fmt: skip
+    return render(request, "review.html", data)
+
+
+async def decide(request: Request) -> Response:
+    """Record one review decision (POST, JSON body) and answer the image's new state."""
+    access: Access = request.app.state.access
+    access.check_write(request)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return JSONResponse({"error": f"Request body over {MAX_BODY} bytes"}, status_code=413)
+    try:
+        asked = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        msg = "The request body is not JSON"
+        raise ParameterError(msg) from None
+    if not isinstance(asked, dict):
+        msg = "The request body is not a JSON object"
+        raise ParameterError(msg)
+    by = reviewer(request, asked.get("by"))
+    if by is None:
+        msg = "Who decides? Give your name (the page asks once; scripts send 'by')"
+        raise ParameterError(msg)
+    return await run_in_threadpool(_decide, catalog_of(request), asked, by)
+
+
+def _decide(catalog: Catalog, asked: dict[str, Any], by: str) -> Response:
+    action, dataset, split = asked.get("action"), asked.get("dataset"), asked.get("split")
+    index = asked.get("index")
+    if action not in ACTIONS:
+        msg = f"Unknown action {str(action)[:40]!r}: expected one of {', '.join(ACTIONS)}"
+        raise ParameterError(msg)
+    if not isinstance(split, str) or not isinstance(index, int) or isinstance(index, bool):
+        msg = "A decision names its image by split (text) and index (a whole number)"
+        raise ParameterError(msg)
+    if not 0 <= index <= MAX_INDEX:
+        msg = f"No image {split[:32]}:{index}: the index is out of range"
+        raise ImageNotFoundError(msg)
+    if dataset is not None and not isinstance(dataset, str):
+        msg = "dataset must be text"
+        raise ParameterError(msg)
+    if not all(t.isprintable() for t in (split, dataset or "", str(asked.get("label", "")))):
+        msg = "The decision holds control characters: refused"
+        raise ParameterError(msg)
+    ref = f"{split}:{index}"
+    if action == "keep":
+        summary = catalog.tag(REVIEWED_TAG, ref, dataset=dataset, by=by, note="kept in review")
+    elif action == "relabel":
+        label = asked.get("label")
+        if not isinstance(label, int | str) or isinstance(label, bool):
+            msg = "relabel needs a label"
+            raise ParameterError(msg)
+        summary = catalog.relabel(ref, label, dataset=dataset, by=by, note="review")
+    elif action == "exclude":
+        summary = catalog.exclude(ref, reason="excluded in review", dataset=dataset, by=by)
+    else:
+        history = catalog.history(ref, dataset=dataset)
+        undone = {record.undoes for record in history}
+        open_ = [r for r in history if r.undoes is None and r.id not in undone]
+        if not open_:
+            msg = f"Nothing to undo for {ref}: no decision about it that is not undone"
+            raise CatalogError(msg)
+        summary = catalog.undo(open_[-1].id, by=by)
+    with db.session_scope(catalog.engine) as session:
+        details = image_details(session, dataset, split, index)
+    return JSONResponse({
+        "summary": summary.describe(), "recorded": summary.recorded, "image": details.to_json(),
+        "history": history_of(catalog, details.row),
+    })  # fmt: skip
