@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, ExportedFile, Image, Source
 from catalog.errors import ImageNotFoundError, SelectionError
 from catalog.labelsets import label_set
+from catalog.lookups import get_image
 from catalog.models.decisions import ImageState
-from catalog.query import CURRENT_LABEL, POSITION, ImageRow, dataset_id, get_image, with_state
+from catalog.query import CURRENT_LABEL, POSITION, ImageRow, dataset_id, with_state
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, ExportedFile, Image
 from catalog.dbtypes import bytewise
-from catalog.errors import DatasetNotFoundError, ImageNotFoundError, SelectionError
+from catalog.errors import DatasetNotFoundError, SelectionError
 from catalog.groups import filter_metadata, group_values, per_group
 from catalog.labelsets import LabelSet, label_set
 from catalog.metadata import metadata_of
@@ -45,7 +45,6 @@ __all__ = [
     "count_selected",
     "dataset_id",
     "decision_filters",
-    "get_image",
     "iter_pixel_blocks",
     "iter_rows",
     "label_column",
@@ -343,19 +342,6 @@ def _pixel_columns(selection: Selection) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
-    """The images with these ids, with pixels and current labels, in the order
-    given (ids may repeat)."""
-    wanted = list(ids)
-    query = with_state(select(*_pixel_columns(Selection()))).where(Image.id.in_(set(wanted)))
-    by_id = {row.id: row for row in session.connection().execute(query)}
-    missing = [i for i in wanted if i not in by_id]
-    if missing:
-        msg = f"No image with id {missing[0]} in the catalog: was its dataset replaced?"
-        raise ImageNotFoundError(msg)
-    return _block([by_id[i] for i in wanted])
-
-
 def _block(rows: Sequence[Any]) -> PixelBlock:
     n = len(rows)
     shapes = {(row.height, row.width) for row in rows}
@@ -394,29 +380,3 @@ def load_arrays(
         np.concatenate([block.pixels for block in blocks]),
         np.concatenate([block.labels for block in blocks]),
     )
-
-
-def get_image(
-    session: Session, dataset: str | None, split: str, index: int
-) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
-    """One image by its split and index, with its pixels."""
-    ds = dataset_id(session, dataset)
-    row = session.execute(
-        with_state(select(Dataset.name, *_pixel_columns(Selection())))
-        .join(Dataset, Dataset.id == Image.dataset_id)
-        .where(Image.dataset_id == ds, Image.split == split, Image.index == index)
-    ).one_or_none()
-    if row is None:
-        name = session.scalar(select(Dataset.name).where(Dataset.id == ds))
-        msg = f"No image {split}:{index} in dataset {name}"
-        raise ImageNotFoundError(msg)
-    pixels = np.frombuffer(row.pixels, dtype=np.uint8).reshape(row.height, row.width)
-    tags = session.scalars(
-        select(ImageTag.tag).where(ImageTag.image_id == row.id).order_by(ImageTag.tag)
-    )
-    image = ImageRow(
-        row.id, row.name, row.split, row.idx, row.label, row.sha256, (), row.original_label,
-        bool(row.excluded), tuple(tags), row.decision, label_set(session, ds).name(row.label),
-        metadata_of(session, [row.id]).get(row.id, {}),
-    )  # fmt: skip
-    return image, pixels

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine
 
-from catalog import db, query
+from catalog import db, lookups, query
 from catalog.errors import MissingExtraError
 from catalog.query import Selection
 
@@ -73,7 +73,7 @@ class SelectionDataset:
         """Several items in one query (DataLoader calls this for a batch)."""
         ids = self.ids[np.asarray(positions, dtype=np.intp)].tolist()
         with db.session_scope(self.connect()) as session:
-            block = query.load_by_ids(session, ids)
+            block = lookups.load_by_ids(session, ids)
         items = []
         for pixels, label in zip(block.pixels, block.labels.tolist(), strict=True):
             image: Any = pixels.copy()  # writable, as torch.from_numpy wants

@@ -66,7 +66,7 @@ def test_dataset_pickles_without_its_connection(digits: Catalog) -> None:
 
 
 def test_a_dataloader_with_two_workers_reads_every_image(digits: Catalog) -> None:
-    torch = pytest.importorskip("torch", reason="torch is not installed (extra test-extra)")
+    torch = pytest.importorskip("torch", reason='torch is not installed (pip install -e ".[test]")')
     from torch.utils.data import DataLoader
 
     picked = digits.select(labels=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9])

@@ -65,6 +65,7 @@ from catalog.audit.label_errors import (
 from catalog.audit.near_duplicates import check_near_duplicates
 from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
 from catalog.db import Dataset, Image
+from catalog.dbtypes import bytewise
 from catalog.errors import SelectionError
 from catalog.query import Selection, dataset_id
 
@@ -162,7 +163,7 @@ def audit(
             session.scalar(select(Dataset.name).where(Dataset.id == dataset_id(session, dataset)))
         ]
     else:
-        names = list(session.scalars(select(Dataset.name).order_by(Dataset.name)))
+        names = list(session.scalars(select(Dataset.name).order_by(bytewise(Dataset.name))))
     report = AuditReport(
         datasets=[str(n) for n in names], splits=list(splits), checks=list(checks),
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),

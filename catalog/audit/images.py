@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from catalog.audit.features import InkMeasures, ink_measures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
+from catalog.dbtypes import bytewise
 from catalog.decision_log import reviewed_ids
 from catalog.labelsets import label_set
 from catalog.query import CURRENT_LABEL, dataset_id, with_state
@@ -74,7 +75,7 @@ def load_images(session: Session, name: str, splits: Sequence[str]) -> DatasetIm
         with_state(select(Image.id, Image.split, Image.index, CURRENT_LABEL, Image.sha256,
                           Image.height, Image.width, Image.pixels, Image.label))
         .where(Image.dataset_id == ds)
-        .order_by(Image.split, Image.index)
+        .order_by(bytewise(Image.split), Image.index)
     )  # fmt: skip
     if splits:
         query = query.where(Image.split.in_(splits))
