@@ -99,19 +99,20 @@ def main() -> None:
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
     parser.add_argument("--screenshots", type=Path, default=HERE.parent / "docs")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--db", type=Path, help="reuse this catalog (MNIST + a stored audit)")
     args = parser.parse_args()
-    print(
-        f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
-    )
+    load = os.getloadavg()[0]
+    print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {load:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "mnist.db"
-        started = time.perf_counter()
-        cli(db, "ingest", str(args.mnist), "--dataset", "mnist")
-        print(f"ingest: {time.perf_counter() - started:.1f} s")
-        started = time.perf_counter()
-        audit = cli(db, "audit", "--check", "label-errors")
-        print(f"audit --check label-errors (recorded): {time.perf_counter() - started:.1f} s")
-        print("  " + "\n  ".join(audit.strip().splitlines()[:4]))
+        db = args.db or Path(tmp) / "mnist.db"
+        if args.db is None:
+            started = time.perf_counter()
+            cli(db, "ingest", str(args.mnist), "--dataset", "mnist")
+            print(f"ingest: {time.perf_counter() - started:.1f} s")
+            started = time.perf_counter()
+            audit = cli(db, "audit", "--check", "label-errors")
+            print(f"audit --check label-errors (recorded): {time.perf_counter() - started:.1f} s")
+            print("  " + "\n  ".join(audit.strip().splitlines()[:4]))
         server, url = start_server(db, args.port)
         try:
             base = url.split("/?token=")[0]

@@ -7,32 +7,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image as PILImage
 from sqlalchemy import Engine
 
-from catalog import db, decision_log, decisions, lookups, query
+from catalog import db, lookups, query
 from catalog.api_curation import CurationMixin, _names
+from catalog.api_selection import CatalogSelection
 from catalog.audit import AuditReport
 from catalog.audit.runs import StoredRun
-from catalog.decisions import Change, Summary
-from catalog.export import ExportResult, export_images
 from catalog.identity.result import IdentityResult
-from catalog.labelsets import LabelSet, label_set
-from catalog.pictures import selection_sheet
 from catalog.query import DatasetSummary, ImageRow, Selection
 from catalog.sources import Decoded
 from catalog.store import IngestResult, ingest
 
-if TYPE_CHECKING:
-    from catalog.training import SelectionDataset
+__all__ = ["Catalog", "CatalogSelection"]
 
 
 class Catalog(CurationMixin):
@@ -235,138 +229,3 @@ class Catalog(CurationMixin):
             unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
         return CatalogSelection(self, selection)
-
-
-class CatalogSelection:
-    """Some images of a catalog, to count, list, load or export."""
-
-    def __init__(self, catalog: Catalog, selection: Selection) -> None:
-        self.catalog = catalog
-        self.selection = selection
-
-    def count(self) -> int:
-        with db.session_scope(self.catalog.engine) as session:
-            return query.count_selected(session, self.selection)
-
-    def left_out(self) -> int:
-        """How many images the filters match that are left out as excluded."""
-        with db.session_scope(self.catalog.engine) as session:
-            return query.count_left_out(session, self.selection)
-
-    def _decide(self, action: str, tag: str | None, note: str | None, by: str | None) -> Summary:
-        with db.session_scope(self.catalog.engine, write=True) as session:
-            decisions.lock(session)
-            ids = query.select_ids(session, self.selection).tolist()
-            if action == "untag":
-                assert tag is not None
-                changes = decision_log.untag_changes(session, ids, tag, note)
-            else:
-                changes = [Change(image, action, tag=tag, note=note) for image in ids]
-            return decisions.record(session, changes, author=by)
-
-    def tag(self, name: str, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Put tag ``name`` on every selected image."""
-        return self._decide("tag", decisions.check_tag(name), note, by)
-
-    def untag(self, name: str, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Take tag ``name`` off every selected image that carries it."""
-        return self._decide("untag", name, note, by)
-
-    def exclude(self, *, reason: str, by: str | None = None) -> Summary:
-        """Exclude every selected image."""
-        return self._decide("exclude", None, reason, by)
-
-    def include(self, *, note: str | None = None, by: str | None = None) -> Summary:
-        """Include every selected image (select them with ``excluded="only"``)."""
-        return self._decide("include", None, note, by)
-
-    def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
-        with db.session_scope(self.catalog.engine) as session:
-            return dict(query.count_images(session, self.selection, by))
-
-    def rows(self) -> list[ImageRow]:
-        return list(self.iter_rows())
-
-    def iter_rows(self) -> Iterator[ImageRow]:
-        """Stream the rows a chunk at a time; the read stays open while you iterate."""
-        with db.session_scope(self.catalog.engine) as session:
-            yield from query.iter_rows(session, self.selection)
-
-    def ids(self) -> npt.NDArray[np.int64]:
-        with db.session_scope(self.catalog.engine) as session:
-            return query.select_ids(session, self.selection)
-
-    def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """Pixels as uint8 ``(N, H, W)`` and labels as int64 ``(N,)``, ready for training."""
-        with db.session_scope(self.catalog.engine) as session:
-            return query.load_arrays(session, self.selection)
-
-    def to_numpy(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """The same as :meth:`arrays`."""
-        return self.arrays()
-
-    def dataset(
-        self, transform: Callable[[Any], Any] | None = None, *, pil: bool = False
-    ) -> SelectionDataset:
-        """A map-style dataset of ``(image, label)`` for ``torch.utils.data.DataLoader``
-        (see :class:`catalog.training.SelectionDataset`); the ids are fixed now.
-
-        Images are uint8 ``(H, W)`` arrays, or PIL images with ``pil``; ``transform``
-        is applied to each. Works with DataLoader worker processes.
-        """
-        from catalog.training import make_dataset
-
-        return make_dataset(self.catalog.engine, self.selection, transform, pil)
-
-    def to_hf(self) -> Any:
-        """A Hugging Face ``datasets.Dataset`` (``image``, ``label`` with class names);
-        needs ``pip install "mnist-catalog[hf]"``."""
-        from catalog.training import to_hf
-
-        return to_hf(self.catalog.engine, self.selection)
-
-    def export(
-        self, out_dir: str | Path, *, output: str = "folder", **options: Any
-    ) -> ExportResult:
-        """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
-        ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
-        :func:`catalog.export.export_images`)."""
-        db.check_writable(self.catalog.engine)  # before a folder is made or a file written
-        with db.session_scope(self.catalog.engine) as session:
-            return export_images(session, self.selection, Path(out_dir), output=output, **options)
-
-    def export_holdout(
-        self, out_dir: str | Path, by: str, fraction: float, **options: Any
-    ) -> dict[str, ExportResult]:
-        """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
-
-        The groups (values of the metadata key ``by``) are shuffled by the
-        selection's seed and ``fraction`` of them held out as ``val``; each part
-        is one recorded export whose selection names the holdout.
-        """
-        results = {}
-        for part in ("train", "val"):
-            selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
-            results[part] = CatalogSelection(self.catalog, selection).export(
-                Path(out_dir) / part, **options
-            )
-        return results
-
-    def label_set(self) -> LabelSet:
-        """The label set of the selection's dataset: numbers, names, ``parse``."""
-        with db.session_scope(self.catalog.engine) as session:
-            return label_set(session, query.dataset_id(session, self.selection.dataset))
-
-    def sheet(
-        self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
-    ) -> PILImage.Image:
-        """A contact sheet of the selection; written as PNG to ``path`` if given."""
-        picture, _ = self.contact_sheet(cols=cols, scale=scale)
-        if path is not None:
-            picture.save(Path(path), format="PNG")
-        return picture
-
-    def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
-        """The contact sheet and how many digits it shows."""
-        with db.session_scope(self.catalog.engine) as session:
-            return selection_sheet(session, self.selection, cols=cols, scale=scale)

@@ -254,7 +254,8 @@ def load_states(session: Session, image_ids: Iterable[int]) -> dict[int, State]:
 def fold(state: State, change: Change) -> bool:
     """Apply ``change`` to ``state`` in place; False when it changes nothing."""
     if change.action == "relabel":
-        assert change.label is not None
+        # A relabel to None only comes from undoing the first relabel of an image
+        # published without a label: back to the source, which had none.
         label = None if change.label == state.original else change.label
         if label == state.label:
             return False

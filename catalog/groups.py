@@ -101,6 +101,8 @@ def holdout_mask(
     if not 0 < fraction < 1:
         msg = f"--holdout must be a fraction between 0 and 1, got {fraction}"
         raise SelectionError(msg)
+    if not len(values):
+        return np.zeros(0, dtype=bool)  # nothing selected: nothing to hold out
     _require_values(values, key, "--holdout-by")
     groups, codes = np.unique(values.astype(str), return_inverse=True)
     if len(groups) < 2:

@@ -86,8 +86,11 @@ class Selection:
         if self.unlabeled and self.labels:
             msg = "--unlabeled and --label cannot be combined: unlabeled images have no label"
             raise SelectionError(msg)
-        holdout = (self.holdout_by, self.holdout, self.holdout_part)
-        if any(v is not None for v in holdout) and any(v is None for v in holdout):
+        # A part needs the key and fraction; both without a part is the whole
+        # selection the holdout was cut from (as an export's record is re-read).
+        if (self.holdout_by is None) != (self.holdout is None) or (
+            self.holdout_part is not None and self.holdout_by is None
+        ):
             msg = "--holdout-by KEY and --holdout FRACTION go together"
             raise SelectionError(msg)
         if self.holdout_part not in (None, "train", "val"):

@@ -263,3 +263,28 @@ def test_two_writers_deciding_at_once_both_land_in_order(db_url: str, tmp_path: 
             assert {i: s.label for i, s in replay(session).items()} == {
                 i: s.label for i, s in stored_state(session).items()
             }
+
+
+def test_images_published_without_a_label_can_be_labelled_and_tagged(
+    db_url: str, tmp_path: Path
+) -> None:
+    from family_builders import write_csv as write_kaggle_csv
+
+    x, _ = random_digits(3, seed=12)
+    write_kaggle_csv(tmp_path / "k" / "test.csv", x, None)
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(tmp_path / "k", dataset="kaggle")
+        catalog.relabel("test:0", 4, note="looked at it")
+        catalog.tag("reviewed", ["test:0", "test:1"])
+        rows = catalog.select(split="test").rows()
+        assert [(r.label, r.original_label) for r in rows] == [
+            (4, None),
+            (None, None),
+            (None, None),
+        ]
+        assert catalog.select(split="test", labels=4).count() == 1
+        assert catalog.select(without_tag="reviewed").count() == 1
+        catalog.undo(1)
+        assert catalog.select(relabelled=True).count() == 0
+        with db.session_scope(catalog.engine, write=True) as session:
+            assert rebuild_state(session) == 2

@@ -359,9 +359,12 @@ def test_non_http_mirror_is_reported(tmp_path: Path, tiny: Tiny) -> None:
 
 
 def test_unknown_dataset(tmp_path: Path) -> None:
-    msg = "Cannot download unknown dataset 'emnist': expected one of fashion-mnist, kmnist, mnist"
+    msg = (
+        "Cannot download unknown dataset 'cifar10': expected one of "
+        "emnist, fashion-mnist, k49, kmnist, mnist, qmnist"
+    )
     with pytest.raises(DownloadError, match=re.escape(msg)):
-        download_dataset("emnist", cache_dir=tmp_path)
+        download_dataset("cifar10", cache_dir=tmp_path)
 
 
 def test_no_mirrors(tmp_path: Path, tiny: Tiny) -> None:

@@ -212,6 +212,24 @@ def test_identify_in_python_stores_unless_asked_not_to(tmp_path: Path, catalog: 
     ]
 
 
+def test_identify_compares_the_current_label_after_relabel_decisions(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    pixels, labels = random_digits(8, seed=4)
+    copy_labels = labels.copy()
+    copy_labels[2] = (labels[2] + 1) % 10  # wrong at the source
+    write_image_folder(tmp_path / "ref", {"train": (pixels, labels)})
+    write_image_folder(tmp_path / "copy", {"train": (pixels, copy_labels)})
+    catalog.ingest(tmp_path / "ref", dataset="ref")
+    catalog.ingest(tmp_path / "copy", dataset="copy")
+    before = catalog.identify("copy", against="ref", store=False)
+    assert [(d.index, d.label) for d in before.label_disagreements()] == [(2, copy_labels[2])]
+    catalog.relabel("train:2", int(labels[2]), dataset="copy", note="fixed")  # fixed by a decision
+    catalog.relabel("train:5", int((labels[5] + 3) % 10), dataset="copy")  # broken by one
+    after = catalog.identify("copy", against="ref", store=False)
+    assert [(d.index, d.label) for d in after.label_disagreements()] == [(5, (labels[5] + 3) % 10)]
+
+
 def test_bad_reference_is_one_line_and_exit_1(tmp_path: Path, db_url: str) -> None:
     pixels, labels = random_digits(3, seed=1)
     write_image_folder(tmp_path / "f", {"train": (pixels, labels)})

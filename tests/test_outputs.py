@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog import Catalog, db
 from catalog.db import Export, ExportedFile
-from catalog.errors import ExportConflictError, MissingExtraError, SelectionError
+from catalog.errors import ExportConflictError, ExportError, MissingExtraError, SelectionError
 from catalog.export.atomic import TEMP_MARK
 
 OUTPUTS = ["idx", "npz", "parquet", "webdataset"]
@@ -343,3 +343,57 @@ def test_cli_export_as_webdataset_and_a_bad_combination(db_url: str, tmp_path: P
     assert (code, stdout) == (1, "")
     assert err == "Error: --layout, --format and --list apply to --as folder, not to --as idx\n"
     assert not (tmp_path / "o2").exists()
+
+
+def test_containers_use_current_labels_and_leave_out_excluded_images(
+    digits: Catalog, tmp_path: Path
+) -> None:
+    digits.relabel("test:3", 9 if digits.image("test", 3)[0].label != 9 else 8)
+    digits.exclude("test:5", reason="smudged")
+    x, y = digits.select(split="test").arrays()
+    assert len(x) == 19
+    result = digits.select(split="test").export(tmp_path / "idx", output="idx")
+    assert result.left_out == 1
+    assert np.array_equal(idx_array(tmp_path / "idx" / "t10k-labels-idx1-ubyte.gz"), y)
+    assert np.array_equal(idx_array(tmp_path / "idx" / "t10k-images-idx3-ubyte.gz"), x)
+    lines = {int(r["index"]): r for r in manifest(tmp_path / "idx")}
+    assert 5 not in lines
+    assert lines[3]["label"] != lines[3]["original_label"]
+    assert lines[3]["decision"] != ""
+    digits.select(split="test").export(tmp_path / "wds", output="webdataset")
+    with tarfile.open(tmp_path / "wds" / "test-000000.tar") as tar:
+        names = tar.getnames()
+        assert "test_000005.png" not in names
+        cls = tar.extractfile("test_000003.cls").read()  # type: ignore[union-attr]
+    assert int(cls) == int(lines[3]["label"])
+
+
+def test_unlabeled_images_in_each_container(catalog: Catalog, tmp_path: Path) -> None:
+    from family_builders import write_csv
+
+    pixels, labels = random_digits(12, seed=5)
+    write_csv(tmp_path / "kaggle" / "train.csv", pixels[:8], labels[:8])
+    write_csv(tmp_path / "kaggle" / "test.csv", pixels[8:], None)
+    catalog.ingest(tmp_path / "kaggle", dataset="kaggle")
+    with pytest.raises(ExportError, match="unlabeled images and an IDX label file needs a label"):
+        catalog.select().export(tmp_path / "idx", output="idx")
+    with pytest.raises(ExportError, match="has unlabeled images or labels past 255"):
+        catalog.select().export(tmp_path / "npz", output="npz")
+    assert catalog.select(split="train").export(tmp_path / "idx", output="idx").count == 8
+    catalog.select(split="test").export(tmp_path / "wds", output="webdataset")
+    with tarfile.open(tmp_path / "wds" / "test-000000.tar") as tar:
+        names = tar.getnames()
+        meta = json.loads(tar.extractfile("test_000000.json").read())  # type: ignore[union-attr]
+    assert not [n for n in names if n.endswith(".cls")]
+    assert meta["label"] is None
+    if _has("pyarrow"):
+        import pyarrow.parquet as pq
+
+        catalog.select(split="test").export(tmp_path / "pq", output="parquet")
+        assert pq.read_table(tmp_path / "pq" / "test.parquet")["label"].to_pylist() == [-1] * 4
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

@@ -30,12 +30,19 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from catalog.errors import ExportConflictError, ExportError, SelectionError
-from catalog.export.atomic import TEMP_MARK, prepare_root
+from catalog.export.atomic import TEMP_MARK, prepare_root, sync_folder
 from catalog.export.encoders import encode_pngs
+from catalog.export.family import manifest_extras
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.lists import Lists
 from catalog.export.recorder import FileRecorder, begin_write, start_export
-from catalog.query import PixelBlock, Selection, count_images, iter_pixel_blocks
+from catalog.query import (
+    PixelBlock,
+    Selection,
+    count_images,
+    count_left_out,
+    iter_pixel_blocks,
+)
 
 #: Images per PNG-encoding task handed to a worker process.
 PNG_TASK = 1024
@@ -63,10 +70,14 @@ class AtomicFile:
             msg = f"Cannot write {self.name} into {self.target.parent}: {exc.strerror}"
             raise ExportError(msg) from None
 
-    def finish(self, overwrite: bool) -> tuple[str, str, int]:
+    def finish(self, overwrite: bool, fsync: bool = True) -> tuple[str, str, int]:
         """Put the file in place; returns (status, sha256, size), status as
-        :func:`catalog.export.atomic.write_atomically` gives it."""
+        :func:`catalog.export.atomic.write_atomically` gives it. With ``fsync`` the
+        bytes are on disk before the name appears."""
         try:
+            if fsync:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
             self.handle.close()
             with self.temp.open("rb") as handle:
                 digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -120,7 +131,7 @@ class ContainerExport:
         self.session = session
         self.selection = selection
         self.options = options
-        self.root = prepare_root(out_dir)
+        self.root = prepare_root(out_dir, options.fsync)
         self.split_counts = {
             key[0]: n for key, n in count_images(session, selection, ("split",))
         }  # before the export's row, which start_export commits
@@ -175,13 +186,15 @@ class ContainerExport:
         names, splits, sha256 = self.names, block.splits, block.sha256
         datasets, labels = block.dataset_ids.tolist(), block.labels.tolist()
         indices, ids = block.indices.tolist(), block.ids.tolist()
-        self.manifest.add(
-            [
-                (path, names[datasets[i]], splits[i], indices[i], labels[i], sha256[i], fh,
-                 ids[i], 0, "written")
-                for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
-            ]
-        )  # fmt: skip
+        originals, decisions = block.original_labels.tolist(), block.decisions.tolist()
+        files = [
+            (path, names[datasets[i]], splits[i], indices[i], labels[i], sha256[i], fh,
+             ids[i], 0, "written", originals[i], decisions[i])
+            for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
+        ]  # fmt: skip
+        self.manifest.add(files, manifest_extras(self.session, files))
+        # End that read: the export's own writes (at the end) must begin as a writer.
+        self.session.commit()
 
     def finish(self) -> ExportResult:
         """Put every file in place, record them, write the manifest."""
@@ -189,14 +202,17 @@ class ContainerExport:
         written = skipped = 0
         conflicts: list[str] = []
         for file in self.files:
-            status, digest, size = file.finish(self.options.overwrite)
-            rows.append((file.name, digest, file.first_image, size, status))
+            status, digest, size = file.finish(self.options.overwrite, self.options.fsync)
+            # Shaped as the recorder reads file rows: path at 0, digest ... status at 6-9.
+            rows.append((file.name, "", "", 0, 0, "", digest, file.first_image, size, status))
             if status == "written":
                 written += file.images
             elif status == "skipped":
                 skipped += file.images
             else:
                 conflicts.append(file.name)
+        if self.options.fsync and self.files:
+            sync_folder(self.root)  # the names on disk before the catalog records them
         begin_write(self.session)
         self.recorder.record(rows)
         self.record.written = written
@@ -209,9 +225,11 @@ class ContainerExport:
             )
             raise ExportConflictError(msg)
         produced = self.manifest.commit()
+        left_out = count_left_out(self.session, self.selection)
+        self.session.commit()
         return ExportResult(
             self.record.id, self.root, self.total, written, skipped, produced[0],
-            files=[file.target for file in self.files],
+            left_out=left_out, files=[file.target for file in self.files],
         )  # fmt: skip
 
 

@@ -27,12 +27,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.db import Image, Source
 from catalog.identity import result as res
-from catalog.identity.registry import SHIPPED, Registry, load_shipped, registry_from_dataset
+from catalog.identity.registry import (
+    LABEL,
+    SHIPPED,
+    Registry,
+    load_shipped,
+    registry_from_dataset,
+)
 from catalog.identity.search import nearest
 from catalog.identity.signature import (
     MAX_SHIFT,
@@ -42,8 +48,7 @@ from catalog.identity.signature import (
     shift_order,
     shifted,
 )
-from catalog.query import POSITION, dataset_id
-from catalog.sources import UNLABELED
+from catalog.query import POSITION, dataset_id, with_state
 
 #: Most blurred difference (levels) a confirmed pixel match may have.
 PIXEL_TOLERANCE = 14.0
@@ -151,8 +156,8 @@ def identify_session(
     """Identify every image of ``dataset`` against ``against`` (see :func:`catalog.identity.identify`)."""
     ds = dataset_id(session, dataset)
     rows = session.connection().execute(
-        select(Image.id, Image.split, POSITION, func.coalesce(Image.label, UNLABELED), Image.sha256,
-               Image.height, Image.width)
+        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
+                          Image.width))
         .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     ).all()  # fmt: skip

@@ -28,12 +28,14 @@ from catalog.identity.signature import (
     digests_from_hex,
     pixel_digests,
 )
-from catalog.query import dataset_id
+from catalog.query import CURRENT_LABEL, dataset_id, with_state
 from catalog.sources import UNLABELED
 
 DATA_DIR = Path(__file__).with_name("data")
 #: Reference sets shipped with the package.
 SHIPPED = ("mnist",)
+#: The label identify compares: the current one (after relabel decisions), -1 for none.
+LABEL = func.coalesce(CURRENT_LABEL, UNLABELED)
 #: Rows per signature file, so each file stays under 1 MB.
 SIGNATURE_ROWS_PER_FILE = 25_000
 #: Images read per block when building a registry from a catalog.
@@ -249,8 +251,8 @@ class DatasetBlocks:
 
     def __iter__(self) -> Iterator[RefBlock]:
         query = (
-            select(Image.id, Image.split, Image.index, func.coalesce(Image.label, UNLABELED), Image.sha256,
-                   Image.height, Image.width, Image.pixels)
+            with_state(select(Image.id, Image.split, Image.index, LABEL, Image.sha256,
+                              Image.height, Image.width, Image.pixels))
             .where(Image.dataset_id == self.dataset)
             .order_by(Image.split, Image.index)
         )  # fmt: skip

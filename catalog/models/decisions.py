@@ -72,7 +72,7 @@ class ImageState(Base):
     dataset_id: Mapped[int] = mapped_column(Integer)  # = images.dataset_id
     split: Mapped[str] = mapped_column(String(32))  # = images.split
     index: Mapped[int] = mapped_column("idx", Integer)  # = images.idx
-    source_label: Mapped[int] = mapped_column(SmallInteger)  # = images.label
+    source_label: Mapped[int | None] = mapped_column(SmallInteger)  # = images.label
 
 
 class ImageTag(Base):

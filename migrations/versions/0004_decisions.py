@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.Column("split", sa.String(length=32), nullable=False),
         sa.Column("idx", sa.Integer(), nullable=False),
-        sa.Column("source_label", sa.SmallInteger(), nullable=False),
+        sa.Column("source_label", sa.SmallInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["image_id"],
             ["images.id"],

@@ -11,6 +11,8 @@
       name = (window.prompt("Your name, recorded with each decision:") || "").trim();
       if (name) {
         document.cookie = COOKIE + "=" + encodeURIComponent(name) + "; path=/; SameSite=Strict; max-age=31536000";
+        const shown = document.getElementById("who");
+        if (shown) shown.textContent = name;
       }
     }
     return name;
