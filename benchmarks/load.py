@@ -8,13 +8,13 @@ operations at random (seeded per client) from a mix like a small team's:
 - ``arrays``: ``.arrays()`` of one label in a 200-image index range;
 - ``export``: a small export (two images per label, PNG, one job) into a folder
   of its own;
-- ``decision``: TODO: the curation API (``catalog.decisions`` /
-  ``Catalog.relabel``) is not in this branch yet; the op is skipped until it is.
+- ``decision``: relabel a random image to a random label (``Catalog.relabel``,
+  author ``clientN``).
 
 It reports operations per second, latency percentiles per operation and every
 error, then checks that nothing is lost: every export a client saw succeed is on
-record with exactly the files on disk, and there is no export on record that no
-client made.
+record with exactly the files on disk, there is no export on record that no
+client made, and each client's decisions are all in the log, no more, no fewer.
 
     python benchmarks/load.py                       # 8 clients x 60 s, both backends
     python benchmarks/load.py --clients 4 --seconds 10 --backend sqlite
@@ -55,7 +55,7 @@ PG_URL = os.environ.get(
     "MNIST_CATALOG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 #: Relative weights of the operations in the mix.
-MIX = {"query": 4, "count": 4, "arrays": 3, "export": 1}
+MIX = {"query": 4, "count": 4, "arrays": 3, "export": 1, "decision": 2}
 IMAGES = 10_000
 
 
@@ -64,6 +64,8 @@ class ClientResult:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     exports: list[tuple[int, str, int]] = field(default_factory=list)  # id, root, count
+    author: str = ""
+    decisions: int = 0  # decisions this client saw recorded
 
 
 @dataclass
@@ -122,11 +124,18 @@ def _operations(catalog: Catalog, out: Path, rng: random.Random, result: ClientR
         )
         result.exports.append((done.export_id, str(done.root), done.count))
 
-    return {"query": query, "count": count, "arrays": arrays, "export": export}
+    def decision() -> None:
+        image = f"train:{rng.randrange(IMAGES)}"
+        done = catalog.relabel(image, rng.randrange(10), dataset="load", by=result.author)
+        result.decisions += done.recorded
+
+    return {
+        "query": query, "count": count, "arrays": arrays, "export": export, "decision": decision,
+    }  # fmt: skip
 
 
 def _client(url: str, number: int, out: Path, start: Any, deadline: float, queue: Any) -> None:
-    result = ClientResult()
+    result = ClientResult(author=f"client{number}")
     rng = random.Random(number)
     try:
         with Catalog.open(url) as catalog:
@@ -164,15 +173,23 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _check(url: str, results: list[ClientResult]) -> list[str]:
-    """Every export a client made is on record with exactly its files, and no other."""
-    from sqlalchemy import select
+    """Every export a client made is on record with exactly its files, and no other;
+    every decision a client saw recorded is in the log, and no other."""
+    from sqlalchemy import func, select
 
     from catalog import db
     from catalog.db import Export, ExportedFile
+    from catalog.models.decisions import Decision
 
     lost: list[str] = []
     made = {export_id: (root, count) for r in results for export_id, root, count in r.exports}
     with Catalog.open(url) as catalog, db.session_scope(catalog.engine) as session:
+        logged = dict(
+            session.execute(select(Decision.author, func.count()).group_by(Decision.author)).all()
+        )
+        made_decisions = {r.author: r.decisions for r in results if r.decisions}
+        if logged != made_decisions:
+            lost.append(f"decisions in the log {logged} != decisions clients made {made_decisions}")
         on_record = {row.id: row for row in session.scalars(select(Export))}
         for export_id in sorted(set(on_record) - set(made)):
             lost.append(f"export #{export_id} is on record but no client made it")

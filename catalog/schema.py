@@ -43,9 +43,13 @@ def migrations_dir() -> Path:
 
 
 def alembic_config(engine: Engine | None = None) -> Any:
+    import sys
+
     from alembic.config import Config
 
-    cfg = Config()
+    # Config's stdout default is sys.stdout as it was when alembic.config was first
+    # imported (perhaps under a test runner's capture, closed since): pass today's.
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(migrations_dir()))
     return cfg
 

@@ -32,7 +32,7 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         real_fsync(fd)
 
     def record(self: FileRecorder, files: list[Any]) -> tuple[int, int]:
-        log.append(("record", sum(1 for f in files if f[-1] == "written")))
+        log.append(("record", sum(1 for f in files if f[9] == "written")))  # the status
         return real_record(self, files)
 
     monkeypatch.setattr(os, "fsync", fsync)

@@ -179,3 +179,15 @@ def test_test_set_threes_and_fives_in_the_classic_layout(
         )
         assert paths == {str(f) for f in files}
         assert (session.scalar(select(func.count()).select_from(ExportedFile)) or 0) >= 1902
+
+
+def test_a_sampled_export_records_the_ids_it_chose(tiny_catalog: Catalog, tmp_path: Path) -> None:
+    selected = tiny_catalog.select(sample=3, seed=5)
+    expected = [int(i) for i in selected.ids()]
+    selected.export(tmp_path / "out")
+    record = tiny_catalog.exports()[0]
+    assert record["selection"]["chosen_ids"] == expected
+    assert len(expected) == 3
+    whole = tiny_catalog.select()
+    whole.export(tmp_path / "all")
+    assert "chosen_ids" not in tiny_catalog.exports()[0]["selection"]  # nothing sampled

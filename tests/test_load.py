@@ -1,9 +1,10 @@
 """A short run of ``benchmarks/load.py``: clients sharing one catalog lose nothing.
 
 Four clients for eight seconds (the benchmark's default is eight for sixty) on
-each backend, a mix of query, count, ``.arrays()`` and small exports; zero
-errors, every export on record with exactly its files, no export on record that
-no client made. The figures are the benchmark's business, not asserted here.
+each backend, a mix of query, count, ``.arrays()``, small exports and relabels;
+zero errors, every export on record with exactly its files, no export on record
+that no client made, every client's decisions in the log. The figures are the
+benchmark's business, not asserted here.
 """
 
 from __future__ import annotations

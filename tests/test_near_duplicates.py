@@ -46,7 +46,7 @@ def shifted(image: Pixels, dy: int, dx: int) -> Pixels:
     return np.roll(image, (dy, dx), axis=(0, 1))
 
 
-def jpeg(image: Pixels, quality: int) -> Pixels:
+def jpeg(image: Pixels, quality: int = 75) -> Pixels:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))

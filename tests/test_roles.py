@@ -70,7 +70,7 @@ def test_a_select_only_role_reads(reader_url: tuple[str, str], tmp_path: Path) -
     assert (code, err) == (0, "")
     assert run(url, "sheet", "-o", str(tmp_path / "s.png"))[0] == 0
     assert (tmp_path / "s.png").stat().st_size > 0
-    code, out, err = run(url, "audit")
+    code, out, err = run(url, "audit", "--no-store")
     assert code in (0, 1)  # 1 when the audit finds problems in the tiny dataset
     assert "Traceback" not in err
     assert "tiny" in out
@@ -96,6 +96,13 @@ def test_a_select_only_role_is_refused_writes_in_one_line(
     assert err.endswith(f"{refusal}\n")
     assert err.count("\n") == 1
     assert not (tmp_path / "out").exists()  # refused before anything was made
+    code, out, err = run(url, "audit")  # stores the run by default
+    assert err.endswith(f"{refusal}\n")
+    assert err.count("\n") == 1
+    assert code == 1
+    code, out, err = run(url, "relabel", "train:0", "3")
+    assert (code, out) == (1, "")
+    assert err.endswith(f"{refusal}\n")
     with Catalog.open(url) as catalog, pytest.raises(CatalogReadOnlyError, match=refusal):
         catalog.ingest(TINY, dataset="other")
     with Catalog.open(owner) as catalog:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import pytest
 from builders import write_idx_pair
 from PIL import Image
 from sqlalchemy import delete, func, insert, select
+from test_near_duplicates import jpeg, repainted
 
 from catalog import Catalog, Selection
 from catalog.db import Dataset, session_scope
@@ -52,19 +52,6 @@ def synthetic_digits(n: int, seed: int = 0, size: tuple[int, int] = (28, 28)) ->
         dist = np.minimum(dist, np.hypot(yy - y0 - t * dy, xx - x0 - t * dx))
     pixels: Pixels = np.clip((width + 0.5 - dist) * 255, 0, 255).astype(np.uint8)
     return pixels
-
-
-def jpeg(image: Pixels, quality: int = 75) -> Pixels:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
-
-
-def repainted(image: Pixels, count: int, seed: int) -> Pixels:
-    rng = np.random.default_rng(seed)
-    out = image.copy()
-    out.flat[rng.choice(out.size, count, replace=False)] = rng.integers(0, 256, count)
-    return out
 
 
 def with_planted_copies(base: Pixels) -> tuple[Pixels, list[tuple[int, int]]]:

@@ -107,6 +107,13 @@ def test_grid_takes_the_cli_selection_options(client: TestClient) -> None:
     assert form["total"] == 100  # the grid's form sends empty fields: not given
     flag = client.get("/api/grid?split=test&relabelled").json()
     assert flag["selection"]["relabelled"] is True
+    round_trip = "split=test&label=3,5&index=0:50&tag=a&without-tag=b&relabelled=1&include-excluded=1&where=writer%3D7&sample=3&seed=2"
+    from starlette.datastructures import QueryParams
+
+    from catalog.web.params import parse_selection, query_string
+
+    selection = parse_selection(QueryParams(round_trip))
+    assert parse_selection(QueryParams(query_string(selection))) == selection
     window = client.get("/api/grid?split=test&index=10:20").json()
     assert [im["index"] for im in window["images"]] == list(range(10, 20))
 
@@ -342,3 +349,26 @@ def test_exports_page_lists_file_counts_and_out_of_date_exports(
     (export,) = client.get("/api/exports").json()["exports"]
     assert export["decisions_since"] == 1
     assert "out of date: 1 decision since" in client.get("/exports").text
+
+
+def test_unlabeled_images_have_their_own_column_and_grid(catalog: Catalog, tmp_path: Path) -> None:
+    from builders import random_digits
+    from family_builders import write_csv
+
+    x, y = random_digits(40, seed=3)
+    write_csv(tmp_path / "kaggle" / "train.csv", x[:30], y[:30])
+    write_csv(tmp_path / "kaggle" / "test.csv", x[30:], None)
+    catalog.ingest(tmp_path / "kaggle", dataset="kaggle")
+    with TestClient(create_app(catalog, hosts=HOSTS)) as client:
+        (kaggle,) = client.get("/api/overview").json()["datasets"]
+        assert kaggle["labels"][-1] == "unlabeled"
+        assert kaggle["counts"]["test"]["unlabeled"] == 10
+        assert sum(kaggle["counts"]["train"].values()) == 30
+        page = client.get("/")
+        assert page.status_code == 200
+        assert 'href="/grid?dataset=kaggle&split=test&unlabeled=1"' in page.text
+        grid = client.get("/grid?dataset=kaggle&split=test&unlabeled=1")
+        assert grid.text.count('class="cell') == 10
+        assert {im["label"] for im in client.get("/api/grid?unlabeled=1").json()["images"]} == {
+            None
+        }

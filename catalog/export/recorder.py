@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
 from catalog.decision_log import latest_decision
 from catalog.errors import ExportError
-from catalog.query import Selection, count_selected
+from catalog.query import Selection, count_selected, select_ids
 
 FILE_COLUMNS = ("export_id", "image_id", "path", "format", "size", "sha256", "written_at")
 
@@ -46,9 +46,14 @@ def start_export(
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
     state = latest_decision(session)  # the decisions this export reflects
+    recorded = selection.to_json()
+    if selection.is_random:
+        # The ids a sample picked, so the export can be repeated exactly even if
+        # the sampler (or numpy's generator) ever changes.
+        recorded["chosen_ids"] = [int(i) for i in select_ids(session, selection)]
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
-        root=str(root), selection=selection.to_json(), output=output, layout=layout, format=fmt,
+        root=str(root), selection=recorded, output=output, layout=layout, format=fmt,
         count=total, decision_id=state,
     )  # fmt: skip
     begin_write(session)

@@ -123,7 +123,7 @@ def describe_leak(leak: res.Leak) -> str:
     """One line for a :class:`~catalog.identity.result.Leak`.
 
     >>> describe_leak(res.Leak("old", "train", "mnist", "test", 3, ((50, 10), (51, 11))))
-    'old train: 3 images are copies of mnist test images (train 50 = test 10, train 51 = test 11)'
+    'old train: 3 images are copies of mnist test images (train 50 = test 10, train 51 = test 11, ...)'
     """
     shown = ", ".join(f"{leak.split} {a:,} = {leak.test_split} {b:,}" for a, b in leak.examples)
     more = ", ..." if leak.count > len(leak.examples) else ""

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, utcnow
+from catalog.dbtypes import UTCDateTime
 
 
 class AuditRun(Base):
@@ -23,7 +24,7 @@ class AuditRun(Base):
     __tablename__ = "audit_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     generated_at: Mapped[str] = mapped_column(String(40))  # the report's own timestamp
     datasets: Mapped[list[str]] = mapped_column(JSON)
     splits: Mapped[list[str]] = mapped_column(JSON)

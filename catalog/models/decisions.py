@@ -15,7 +15,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db import Base, utcnow
+from catalog.dbtypes import UTCDateTime
 
 #: What a decision can do to an image.
 ACTIONS = ("relabel", "exclude", "include", "tag", "untag")
@@ -49,7 +49,7 @@ class Decision(Base):
     tag: Mapped[str | None] = mapped_column(String(64))  # tag / untag: the tag's name
     note: Mapped[str | None] = mapped_column(Text)  # why (an exclusion's reason)
     author: Mapped[str] = mapped_column(String(64))  # who (--by)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     undoes: Mapped[int | None] = mapped_column(Integer)  # the decision this one reverts
 
 

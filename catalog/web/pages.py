@@ -53,9 +53,15 @@ def overview(request: Request) -> Response:
         counts = catalog.select(dataset=summary.name).counts(("split", "label"))
         with db.session_scope(catalog.engine) as session:
             names = label_names(session, summary.name)
-        labels = sorted({label for _, label in counts} | set(names))
-        table = {split: {str(label): counts.get((split, label), 0) for label in labels}
-                 for split in sorted({split for split, _ in counts})}  # fmt: skip
+        numbers = sorted({label for _, label in counts if label is not None} | set(names))
+        labels = [str(n) for n in numbers] + (
+            [UNLABELED] if any(label is None for _, label in counts) else []
+        )
+        table = {
+            split: {_key(label): n for (s, label), n in counts.items() if s == split}
+            for split in sorted({split for split, _ in counts})
+        }
+        table = {split: {key: row.get(key, 0) for key in labels} for split, row in table.items()}
         datasets.append({
             "name": summary.name, "created_at": summary.created_at, "genuine": summary.genuine,
             "total": sum(counts.values()), "splits": {s: sum(t.values()) for s, t in table.items()},
@@ -68,6 +74,14 @@ def overview(request: Request) -> Response:
         audit = {"run": latest.id, "generated_at": latest.report.generated_at,
                  "datasets": latest.report.datasets, "counts": latest.counts}  # fmt: skip
     return render(request, "overview.html", {"datasets": datasets, "audit": audit})
+
+
+#: The count table's column of images published without a label.
+UNLABELED = "unlabeled"
+
+
+def _key(label: int | None) -> str:
+    return UNLABELED if label is None else str(label)
 
 
 def grid(request: Request) -> Response:

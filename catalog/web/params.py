@@ -192,22 +192,28 @@ def query_string(selection: Selection, **extra: Any) -> str:
     if selection.offset:
         pairs.append(("offset", selection.offset))
     pairs += _curation_pairs(selection)
+    if selection.unlabeled:
+        pairs.append(("unlabeled", 1))
+    pairs += [("where", f"{key}={value}") for key, value in selection.where]
+    if selection.group_by is not None:
+        pairs.append(("group-by", selection.group_by))
+    if selection.per_group is not None:
+        pairs.append(("per-group", selection.per_group))
     pairs += [(k, v) for k, v in extra.items() if v is not None]
     return urlencode(pairs)
 
 
 def _curation_pairs(selection: Selection) -> list[tuple[str, Any]]:
-    """The curation filters, for a :class:`Selection` that has them."""
+    """The curation filters."""
     pairs: list[tuple[str, Any]] = []
-    pairs += [("tag", t) for t in getattr(selection, "tags", ())]
-    pairs += [("without-tag", t) for t in getattr(selection, "without_tags", ())]
-    if getattr(selection, "relabelled", False):
+    pairs += [("tag", t) for t in selection.tags]
+    pairs += [("without-tag", t) for t in selection.without_tags]
+    if selection.relabelled:
         pairs.append(("relabelled", 1))
-    excluded = getattr(selection, "excluded", "omit")
-    if excluded == "only":
+    if selection.excluded == "only":
         pairs.append(("excluded", 1))
-    elif excluded == "include":
+    elif selection.excluded == "include":
         pairs.append(("include-excluded", 1))
-    if getattr(selection, "original_labels", False):
+    if selection.original_labels:
         pairs.append(("original-labels", 1))
     return pairs
