@@ -81,7 +81,7 @@ def test_read_only_catalog_is_audited_in_memory(
     ingest_digits(catalog, tmp_path / "src", 400)
     schema = make_url(db_url).query["options"].removeprefix("-csearch_path=")  # type: ignore[union-attr]
     role = f"ro_{uuid.uuid4().hex[:10]}"
-    with pg_admin.connect() as conn:  # type: ignore[attr-defined]
+    with pg_admin.connect() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
         conn.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
         conn.execute(text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'))
@@ -95,7 +95,7 @@ def test_read_only_catalog_is_audited_in_memory(
         with session_scope(catalog.engine) as session:
             assert session.scalar(select(func.count()).select_from(Embedding)) == 0
     finally:
-        with pg_admin.connect() as conn:  # type: ignore[attr-defined]
+        with pg_admin.connect() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
 
