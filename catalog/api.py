@@ -118,17 +118,19 @@ class Catalog(CurationMixin):
         checks: Sequence[str] | None = None,
         seed: int = 0,
         progress: Callable[[str, int, int], None] | None = None,
+        memory: int = 1 << 30,
     ) -> AuditReport:
         """Audit one dataset or all (see :mod:`catalog.audit`).
 
-        ``progress(check, done, total)`` is called as each check advances.
+        ``progress(check, done, total)`` is called as each check advances; ``memory`` is the
+        budget in bytes that sets how many images are read and worked on at a time.
         """
         from catalog.audit import CHECKS, audit
 
         with db.session_scope(self.engine) as session:
             return audit(
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
-                progress=progress,
+                progress=progress, memory=memory,
             )  # fmt: skip
 
     def identify(

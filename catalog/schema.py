@@ -18,10 +18,11 @@ without trying to migrate or write anything.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DatabaseError
 
 from catalog.db import READ_ONLY_OPTION, make_engine
@@ -53,8 +54,26 @@ def alembic_config(engine: Engine | None = None) -> Any:
     return cfg
 
 
+_REVISION = re.compile(r"^revision\b[^=\n]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\b[^=\n]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+
+
 def head_revision(engine: Engine | None = None) -> str | None:
-    """The newest revision this client knows."""
+    """The newest revision this client knows.
+
+    Read from the scripts' ``revision`` and ``down_revision`` lines, without importing
+    Alembic (a short command such as ``count`` would pay for it); when they do not give
+    exactly one head, Alembic's script directory decides.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        revisions.update(_REVISION.findall(source))
+        parents.update(_DOWN.findall(source))
+    heads = revisions - parents
+    if len(heads) == 1:
+        return heads.pop()
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
@@ -73,11 +92,13 @@ def is_known(revision: str) -> bool:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision the catalog is at, or None for an empty database."""
-    from alembic.runtime.migration import MigrationContext
-
+    """The schema revision the catalog is at, or None for an empty database (one query,
+    without importing Alembic)."""
     with translated(engine), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if found is None else str(found)
 
 
 def _newer_message(engine: Engine, current: str) -> str:

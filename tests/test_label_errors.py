@@ -13,8 +13,6 @@ from test_near_duplicates import synthetic_digits
 
 from catalog.audit.label_model import LabelErrorScores, rank_label_errors
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-
 
 def flipped(
     labels: npt.NDArray[np.int64], count: int, seed: int
@@ -118,11 +116,10 @@ def test_bad_inputs_raise() -> None:
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="real MNIST files not beside the checkout")
-def test_real_mnist_planted_flips() -> None:
-    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as f:
+def test_real_mnist_planted_flips(mnist_dir: Path) -> None:
+    with gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz") as f:
         pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(MNIST_DIR / "t10k-labels-idx1-ubyte.gz") as f:
+    with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz") as f:
         labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
     noisy, where = flipped(labels, 100, seed=0)
     is_test = np.arange(len(labels)) >= 8_000

@@ -19,7 +19,6 @@ from catalog.audit.neighbours import (
     near_duplicate_distance,
 )
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 Pixels = npt.NDArray[np.uint8]
 
 
@@ -137,9 +136,8 @@ def test_pair_is_frozen() -> None:
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="real MNIST files not beside the checkout")
-def test_real_mnist_test_set() -> None:
-    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as f:
+def test_real_mnist_test_set(mnist_dir: Path) -> None:
+    with gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz") as f:
         images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
     assert find_near_duplicates(images) == []
     pixels, expected = planted(images)

@@ -55,7 +55,7 @@ from catalog.audit.features import BLANK_INK_FRACTION, INVERTED_BORDER_MEAN
 from catalog.audit.files import LIST_FILES, check_files
 from catalog.audit.findings import REPORT_VERSION, SEVERITIES, AuditReport, Finding, ImageRef
 from catalog.audit.identity import check_identity
-from catalog.audit.images import DatasetImages, load_images
+from catalog.audit.images import DEFAULT_MEMORY, DatasetImages, load_images
 from catalog.audit.label_errors import (
     LABEL_ERROR_LIST,
     LABEL_ERROR_METHOD,
@@ -74,6 +74,7 @@ __all__ = [
     "BLANK_INK_FRACTION",
     "CATALOG_WIDE",
     "CHECKS",
+    "DEFAULT_MEMORY",
     "INVERTED_BORDER_MEAN",
     "LABEL_ERROR_LIST",
     "LABEL_ERROR_METHOD",
@@ -136,6 +137,7 @@ def audit(
     checks: Sequence[str] = CHECKS,
     seed: int = 0,
     progress: Progress | None = None,
+    memory: int = DEFAULT_MEMORY,
 ) -> AuditReport:
     """Run the ``checks`` on one dataset (or every dataset) and return the report.
 
@@ -153,6 +155,10 @@ def audit(
         Seed of the label-error model's folds.
     progress
         Called as ``progress(check, done, total)``.
+    memory
+        Memory budget in bytes (default 1 GiB): pixels are read and worked on in blocks
+        sized by it. Per-image state (metadata, embeddings, the neighbour index: about
+        700 bytes an image) comes on top.
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
@@ -175,13 +181,29 @@ def audit(
             Selection(dataset=name, splits=tuple(splits))  # validates
             _check_splits(session, name, splits)
         context = AuditContext(
-            session, tuple(report.datasets), name, tuple(splits), seed, progress, shared
+            session,
+            tuple(report.datasets),
+            name,
+            tuple(splits),
+            seed,
+            progress,
+            shared,
+            memory,
         )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]
     for check in catalog_wide if report.datasets else []:
         started = datetime.now(UTC)
-        context = AuditContext(session, tuple(report.datasets), None, tuple(splits), seed, progress)
+        context = AuditContext(
+            session,
+            tuple(report.datasets),
+            None,
+            tuple(splits),
+            seed,
+            progress,
+            shared,
+            memory,
+        )
         findings, summary = REGISTRY[check](context)
         report.findings += findings
         report.summary[check] = summary

@@ -4,7 +4,8 @@ A check module defines ``run(context) -> (findings, summary)`` and is listed onc
 :data:`catalog.audit.REGISTRY`. The context carries what checks share, computed at most
 once and only when a check asks for it: the images of the dataset under audit
 (:attr:`AuditContext.data`), those of all its splits (:attr:`AuditContext.whole`, what
-models are fitted on) and their ink measures (``data.ink``).
+models are fitted on) and their ink measures (``data.ink``). Both hold metadata; pixels
+are streamed from the catalog in blocks sized by the memory budget.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from catalog.audit.findings import Finding
-from catalog.audit.images import DatasetImages, load_images
+from catalog.audit.images import DEFAULT_MEMORY, DatasetImages, chunk_for, load_images
 
 Progress = Callable[[str, int, int], None]  # (check, done, total)
 Outcome = tuple[list[Finding], dict[str, Any]]  # findings, and numbers for the summary
@@ -44,6 +45,8 @@ class AuditContext:
     shared
         One dict for the whole audit run, where a check keeps what it computed for
         one dataset and needs again for another (identify results, for leakage).
+    memory
+        Memory budget in bytes: sets how many images are read and worked on at a time.
     """
 
     session: Session
@@ -53,6 +56,7 @@ class AuditContext:
     seed: int = 0
     progress: Progress | None = None
     shared: dict[str, Any] = field(default_factory=dict)
+    memory: int = DEFAULT_MEMORY
 
     @cached_property
     def data(self) -> DatasetImages:
@@ -60,14 +64,21 @@ class AuditContext:
         if self.dataset is None:
             msg = "a check of the whole catalog has no dataset's images"
             raise ValueError(msg)
-        return load_images(self.session, self.dataset, self.splits)
+        return self._load(self.splits)
 
     @cached_property
     def whole(self) -> DatasetImages:
         """All of ``dataset``'s images, whatever ``splits`` says (models fit on all of train)."""
         if not self.splits or self.dataset is None:
             return self.data  # which raises for a check of the whole catalog
-        return load_images(self.session, self.dataset, ())
+        return self._load(())
+
+    def _load(self, splits: tuple[str, ...]) -> DatasetImages:
+        assert self.dataset is not None
+        data = load_images(self.session, self.dataset, splits)
+        height, width = data.shape or (28, 28)
+        data.chunk = chunk_for(self.memory, height, width)
+        return data
 
     def ticker(self, check: str, total: int) -> Callable[[int], None] | None:
         """A ``progress(n)`` callback for ``check`` that reports ``done`` of ``total``."""

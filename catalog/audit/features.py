@@ -1,19 +1,18 @@
-"""What describes an image, for the checks: ink measures and low-dimensional features.
+"""What describes an image, for the checks: ink measures and principal components.
 
-Three descriptions, each shared by the checks that need it:
-
-* :func:`ink_measures`: inked fraction, border pixels, and the blank and inverted masks
-  (odd images, and label errors, which leave blank and inverted images to odd images);
-* :func:`candidate_features`: PCA of despeckled low-frequency Fourier magnitudes, in which
-  near-duplicate candidates are searched (:mod:`catalog.audit.neighbours`);
-* :func:`pca_features`: the first principal components of the pixels, which the label-error
-  model sees (:mod:`catalog.audit.label_model`).
+* :func:`ink_measures`: per image, the inked fraction, the border's mean and inked pixels,
+  the ink mass and centroid, and the blank and inverted masks (odd images, and label errors,
+  which leave blank and inverted images to odd images). A few numbers per image, computed
+  block by block and joined by :meth:`InkMeasures.concatenate`;
+* :func:`fit_pca` and :func:`project`: the first principal components of the pixels, which
+  the label-error model sees (:mod:`catalog.audit.label_model`), fitted on a sample and
+  applied to any block; :func:`pca_features` does both for images in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,31 +27,54 @@ INVERTED_BORDER_MEAN = 128.0
 OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 """The nine shifts of at most one pixel in each direction."""
 
-_FREQUENCIES = 8  # low frequencies kept per axis in the Fourier magnitude feature
-_CANDIDATE_COMPONENTS = 40  # PCA dimensions of the near-duplicate candidate feature
 _LABEL_COMPONENTS = 50  # PCA dimensions the label-error model sees
 _CHUNK = 8192  # images per chunk when building features
 
 
 @dataclass(frozen=True)
 class InkMeasures:
-    """Per-image ink measures of ``(N, H, W)`` images."""
+    """Per-image ink measures of ``(N, H, W)`` images, all ``(N,)`` arrays."""
 
-    inked: npt.NDArray[Any]  # (N,) fraction of pixels >= 128
-    border: npt.NDArray[Any]  # (N, 2H + 2W - 4) float32 outermost pixels
-    blank: npt.NDArray[np.bool_]  # (N,) (nearly) no ink and not inverted
-    inverted: npt.NDArray[np.bool_]  # (N,) light background
+    inked: npt.NDArray[np.float32]  # fraction of pixels >= 128
+    border_mean: npt.NDArray[np.float32]  # mean of the outermost pixels
+    border_inked: npt.NDArray[np.int32]  # outermost pixels >= 128
+    mass: npt.NDArray[np.float32]  # sum of pixels / 255
+    cy: npt.NDArray[np.float32]  # centroid row (nan for an all-zero image)
+    cx: npt.NDArray[np.float32]  # centroid column
+    blank: npt.NDArray[np.bool_]  # (nearly) no ink and not inverted
+    inverted: npt.NDArray[np.bool_]  # light background
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[InkMeasures], shape: tuple[int, int]) -> InkMeasures:
+        """Join the measures of consecutive blocks (an empty list gives empty arrays)."""
+        if not parts:
+            return ink_measures(np.zeros((0, *shape), np.uint8))
+        fields = cls.__dataclass_fields__
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in fields})
 
 
 def ink_measures(pixels: npt.NDArray[np.uint8]) -> InkMeasures:
-    """Inked fraction, border pixels, and the blank and inverted masks."""
-    inked = (pixels >= 128).mean(axis=(1, 2))
+    """Ink measures of one block of ``(N, H, W)`` images."""
+    n, h, w = pixels.shape
+    inked = np.count_nonzero((pixels >= 128).reshape(n, -1), axis=1) / max(h * w, 1)
     border = np.concatenate(
         [pixels[:, 0, :], pixels[:, -1, :], pixels[:, 1:-1, 0], pixels[:, 1:-1, -1]], axis=1
-    ).astype(np.float32)
-    inverted = border.mean(axis=1) > INVERTED_BORDER_MEAN
+    )
+    border_mean = border.mean(axis=1, dtype=np.float64)
+    border_inked = np.count_nonzero(border >= 128, axis=1).astype(np.int32)
+    rows = pixels.sum(axis=2, dtype=np.int64)  # (n, h)
+    cols = pixels.sum(axis=1, dtype=np.int64)  # (n, w)
+    total = rows.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = (rows @ np.arange(h)) / total
+        cx = (cols @ np.arange(w)) / total
+    inverted = border_mean > INVERTED_BORDER_MEAN
     blank = (inked < BLANK_INK_FRACTION) & ~inverted
-    return InkMeasures(inked, border, blank, inverted)
+    return InkMeasures(
+        inked.astype(np.float32), border_mean.astype(np.float32), border_inked,
+        (total / 255.0).astype(np.float32), cy.astype(np.float32), cx.astype(np.float32),
+        blank, inverted,
+    )  # fmt: skip
 
 
 def principal_basis(
@@ -70,60 +92,61 @@ def principal_basis(
     return values[::-1][:k], basis
 
 
-def despeckle(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """Clamp every pixel to the range of its 8 neighbours (zero outside the frame)."""
-    h, w = pixels.shape[1:]
-    padded = np.pad(pixels, ((0, 0), (1, 1), (1, 1)))
-    low = np.full_like(pixels, 255)
-    high = np.zeros_like(pixels)
-    for dy, dx in OFFSETS:
-        if dy == 0 and dx == 0:
-            continue
-        neighbour = padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-        np.minimum(low, neighbour, out=low)
-        np.maximum(high, neighbour, out=high)
-    return np.clip(pixels, low, high)
+@dataclass(frozen=True)
+class PcaFit:
+    """A fitted projection: ``(pixels / 255 - mean) @ basis / scale``."""
+
+    mean: npt.NDArray[np.float32]  # (H * W,)
+    basis: npt.NDArray[np.float32]  # (H * W, k)
+    scale: float
 
 
-def fourier_magnitudes(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Low-frequency magnitudes of the 2-D Fourier transform of despeckled images."""
-    h, w = pixels.shape[1:]
-    fy = min(_FREQUENCIES, (h + 1) // 2)
-    fx = min(_FREQUENCIES, w // 2 + 1)
-    out: list[npt.NDArray[np.float32]] = []
-    for start in range(0, len(pixels), _CHUNK):
-        chunk = despeckle(pixels[start : start + _CHUNK]).astype(np.float32)
-        spectrum = np.abs(np.fft.rfft2(chunk))[:, :, :fx]
-        rows = np.concatenate([spectrum[:, :fy], spectrum[:, h - fy + 1 :]], axis=1)
-        out.append(rows.reshape(len(chunk), -1).astype(np.float32))
-    return np.concatenate(out)
+def fit_pca(pixels: npt.NDArray[np.uint8]) -> PcaFit:
+    """Fit the first principal components of ``pixels`` on the 0-1 scale.
+
+    The scale makes the projected features' mean variance 1 on the fitted images.
+    """
+    return fit_pca_blocks(lambda: (pixels[s : s + _CHUNK] for s in range(0, len(pixels), _CHUNK)))
 
 
-def candidate_features(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """PCA projection of the Fourier magnitudes (an orthogonal projection never adds distance)."""
-    features = fourier_magnitudes(pixels)
-    mean = features.mean(axis=0, dtype=np.float64).astype(np.float32)
-    features -= mean
-    cov = (features.T @ features).astype(np.float64)
-    _, basis = principal_basis(cov, min(_CANDIDATE_COMPONENTS, features.shape[1]))
-    return np.ascontiguousarray(features @ basis)
+def fit_pca_blocks(read: Callable[[], Iterable[npt.NDArray[np.uint8]]]) -> PcaFit:
+    """:func:`fit_pca` of images read in blocks: ``read()`` yields them, and is called twice
+    (the mean, then the covariance about it), so they are never held whole."""
+    total: npt.NDArray[np.float64] | None = None
+    n = 0
+    for block in read():
+        flat = block.reshape(len(block), -1)
+        part = flat.sum(axis=0, dtype=np.float64)
+        total = part if total is None else total + part
+        n += len(block)
+    if total is None or not n:
+        msg = "cannot fit principal components to no images"
+        raise ValueError(msg)
+    mean = (total / n / 255).astype(np.float32)
+    cov = np.zeros((len(mean), len(mean)), np.float64)
+    for block in read():
+        flat = block.reshape(len(block), -1)
+        for start in range(0, len(flat), _CHUNK):
+            centred = flat[start : start + _CHUNK].astype(np.float32) / 255 - mean
+            cov += centred.T @ centred
+    k = min(_LABEL_COMPONENTS, len(mean), max(n - 1, 1))
+    values, basis = principal_basis(cov, k)
+    scale = float(np.sqrt(max(values.sum() / max(n, 1) / k, 1e-12)))
+    return PcaFit(mean, basis, scale)
+
+
+def project(fit: PcaFit, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """The principal-component features of ``pixels`` under ``fit``, ``(N, k)`` float32."""
+    n = len(pixels)
+    flat = pixels.reshape(n, -1)
+    features = np.empty((n, fit.basis.shape[1]), np.float32)
+    for start in range(0, n, _CHUNK):
+        block = flat[start : start + _CHUNK].astype(np.float32) / 255 - fit.mean
+        features[start : start + _CHUNK] = block @ fit.basis
+    features /= np.float32(fit.scale)
+    return features
 
 
 def pca_features(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """First principal components of the pixels on the 0-1 scale, scaled to unit mean variance."""
-    n = len(pixels)
-    flat = pixels.reshape(n, -1)
-    mean = flat.mean(axis=0, dtype=np.float64).astype(np.float32) / 255
-    cov = np.zeros((flat.shape[1], flat.shape[1]), np.float64)
-    for start in range(0, n, _CHUNK):
-        block = flat[start : start + _CHUNK].astype(np.float32) / 255 - mean
-        cov += block.T @ block
-    k = min(_LABEL_COMPONENTS, flat.shape[1], max(n - 1, 1))
-    values, basis = principal_basis(cov, k)
-    features = np.empty((n, k), np.float32)
-    for start in range(0, n, _CHUNK):
-        block = flat[start : start + _CHUNK].astype(np.float32) / 255 - mean
-        features[start : start + _CHUNK] = block @ basis
-    scale = float(np.sqrt(max(values.sum() / max(n, 1) / k, 1e-12)))
-    features /= np.float32(scale)
-    return features
+    return project(fit_pca(pixels), pixels)

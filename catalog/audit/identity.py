@@ -85,11 +85,13 @@ def _compare_to_known(data: DatasetImages, claim: str, accounted: Collection[str
         if tuple(counts) != known.label_counts:
             problems.append(f"per-label counts {counts} differ from {list(known.label_counts)}")
         content = None
-        if known.pixels_sha256 and data.pixels is not None and not problems:
-            order = np.argsort(data.indices[mask], kind="stable")
-            block = np.ascontiguousarray(data.pixels[mask][order])
-            pixels_ok = hashlib.sha256(block.tobytes()).hexdigest() == known.pixels_sha256
-            labels_bytes = data.original_labels[mask][order].astype(np.uint8).tobytes()
+        if known.pixels_sha256 and data.shape is not None and not problems:
+            order = np.flatnonzero(mask)[np.argsort(data.indices[mask], kind="stable")]
+            digest = hashlib.sha256()
+            for _, block in data.blocks(order):  # streamed, in index order
+                digest.update(np.ascontiguousarray(block).tobytes())
+            pixels_ok = digest.hexdigest() == known.pixels_sha256
+            labels_bytes = data.original_labels[order].astype(np.uint8).tobytes()
             labels_ok = hashlib.sha256(labels_bytes).hexdigest() == known.labels_sha256
             content = pixels_ok and labels_ok
             if not pixels_ok:

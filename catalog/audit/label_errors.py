@@ -12,7 +12,8 @@ import numpy as np
 from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
 from catalog.audit.images import DatasetImages
-from catalog.audit.label_model import Method, rank_label_errors
+from catalog.audit.label_model import Method
+from catalog.audit.label_scoring import score_label_errors
 
 #: Label-error suspects reported as warnings: score, p(suggested) - p(given), at
 #: or above this.
@@ -37,20 +38,17 @@ def check_label_errors(
 ) -> Outcome:
     """Rank likely label errors; report those of ``splits`` (default all).
 
-    Every image is judged out of sample: images outside the train split by a
-    model fitted on the whole train split, train images by k-fold, so ``data``
-    should hold the whole dataset even when only some splits are audited.
+    Every image is judged out of sample (:mod:`catalog.audit.label_scoring`): the
+    model is fitted on a stratified sample of at most ``SAMPLE`` train images, judged
+    by k-fold, and scores every other image, so ``data`` should hold the whole dataset
+    even when only some splits are audited.
     """
     if (data.labels < 0).any():  # images without a label are neither judged nor judges
         data = data.subset(data.labels >= 0)
-    if data.pixels is None or len(data.pixels) < 50 or len(set(data.labels.tolist())) < 2:
+    if data.shape is None or len(data) < 50 or len(np.unique(data.labels)) < 2:
         return [], {"skipped": "too few images or labels to judge"}
-    is_test = data.splits != "train"
-    if not (~is_test).any():
-        is_test = np.zeros(len(data.labels), dtype=bool)  # no train split: k-fold over all
-    scores = rank_label_errors(
-        data.pixels, data.labels, is_test, method=LABEL_ERROR_METHOD, seed=seed, progress=progress
-    )
+    # Fitted on a stratified sample of train, every image scored out of sample, streamed.
+    scores = score_label_errors(data, method=LABEL_ERROR_METHOD, seed=seed, progress=progress)
     order = scores.ranked()
     # A blank or inverted image has no label to judge: odd-images reports it.
     judged = ~(data.ink.blank | data.ink.inverted)
@@ -80,6 +78,7 @@ def check_label_errors(
         ]  # fmt: skip
     summary = {
         "method": LABEL_ERROR_METHOD,
+        "fitted_on": int(scores.sampled.sum()),
         "threshold": LABEL_ERROR_SCORE,
         "suspects": len(suspects),
         "skipped_reviewed": int(reviewed.sum()),

@@ -29,7 +29,8 @@ many land in the top of the ranking; ``docs/audit-methods.md`` has the figures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +43,8 @@ __all__ = [
     "METHODS",
     "LabelErrorScores",
     "Method",
+    "Predictor",
+    "fit_predictor",
     "out_of_sample_probabilities",
     "rank_label_errors",
 ]
@@ -49,7 +52,8 @@ __all__ = [
 Method = Literal["mlp", "knn", "softmax"]
 METHODS: tuple[Method, ...] = ("mlp", "knn", "softmax")
 
-_FOLDS = 5
+FOLDS = 5
+"""Folds of the cross-fitting: each image is judged by a model fitted on the other four."""
 _NEIGHBOURS = 10
 _HIDDEN = 256
 _EPOCHS = 8
@@ -208,13 +212,13 @@ def out_of_sample_probabilities(
         If there are fewer than ``2 * 5`` train images.
     """
     train = np.flatnonzero(~is_test)
-    if len(train) < 2 * _FOLDS:
-        msg = f"need at least {2 * _FOLDS} train images for {_FOLDS}-fold scoring, got {len(train)}"
+    if len(train) < 2 * FOLDS:
+        msg = f"need at least {2 * FOLDS} train images for {FOLDS}-fold scoring, got {len(train)}"
         raise ValueError(msg)
     rng = np.random.default_rng(seed)
     fold = np.empty(len(train), np.int64)
-    fold[rng.permutation(len(train))] = np.arange(len(train)) % _FOLDS
-    jobs = [(train[fold != f], train[fold == f]) for f in range(_FOLDS)]
+    fold[rng.permutation(len(train))] = np.arange(len(train)) % FOLDS
+    jobs = [(train[fold != f], train[fold == f]) for f in range(FOLDS)]
     test = np.flatnonzero(is_test)
     if len(test):
         jobs.append((train, test))
@@ -229,6 +233,43 @@ def out_of_sample_probabilities(
     return out
 
 
+Predictor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
+"""Class probabilities ``(m, C)`` of features ``(m, D)`` from a fitted model."""
+
+
+def fit_predictor(
+    method: Method,
+    fit_x: npt.NDArray[np.float32],
+    fit_y: npt.NDArray[np.int64],
+    n_classes: int,
+    seed: tuple[int, int],
+) -> Predictor:
+    """Fit the ``method`` scorer on ``fit_x, fit_y``; the result predicts any block of features."""
+    if method == "knn":
+        return lambda x: _knn(fit_x, fit_y, x, n_classes)
+    hidden = _HIDDEN if method == "mlp" else 0
+    with _one_blas_thread():
+        params = _train_network(fit_x, fit_y, n_classes, hidden, seed)
+    return lambda x: _apply_network(params, x)
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run BLAS on one thread while training: its mini-batch products are too small to gain
+    from more, and on a busy machine threads that wait for each other by spinning made a
+    fit hundreds of times slower. Uses threadpoolctl when installed (the ``ann`` extra
+    brings it); without it, BLAS keeps its own setting."""
+    try:
+        from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
+            threadpool_limits,
+        )
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def _predict(
     method: Method,
     fit_x: npt.NDArray[np.float32],
@@ -237,10 +278,7 @@ def _predict(
     n_classes: int,
     seed: tuple[int, int],
 ) -> npt.NDArray[np.float64]:
-    if method == "knn":
-        return _knn(fit_x, fit_y, x, n_classes)
-    hidden = _HIDDEN if method == "mlp" else 0
-    return _train_network(fit_x, fit_y, x, n_classes, hidden, seed)
+    return fit_predictor(method, fit_x, fit_y, n_classes, seed)(x)
 
 
 def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -253,11 +291,10 @@ def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 def _train_network(
     fit_x: npt.NDArray[np.float32],
     fit_y: npt.NDArray[np.int64],
-    x: npt.NDArray[np.float32],
     n_classes: int,
     hidden: int,
     seed: tuple[int, int],
-) -> npt.NDArray[np.float64]:
+) -> list[npt.NDArray[np.float32]]:
     """Fit softmax regression (``hidden == 0``) or a one-hidden-layer ReLU network by Adam."""
     rng = np.random.default_rng(seed)
     d = fit_x.shape[1]
@@ -310,7 +347,14 @@ def _train_network(
                 v *= beta2
                 v += (1 - beta2) * g * g
                 p -= np.float32(rate * correction) * m / (np.sqrt(v) + np.float32(1e-8))
-    if hidden:
+    return params
+
+
+def _apply_network(
+    params: list[npt.NDArray[np.float32]], x: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """Class probabilities of ``x`` under fitted weights (two layers, or one)."""
+    if len(params) == 4:
         logits = np.maximum(x @ params[0] + params[1], 0) @ params[2] + params[3]
     else:
         logits = x @ params[0] + params[1]

@@ -25,37 +25,44 @@ allowing a tolerance would call them copies.
 
 The search
 ----------
-Comparing all 2.4 billion pairs with that measure is far too slow, so candidates come first:
-each image is despeckled (clamped to the range of its 8 neighbours, which removes isolated
-edited pixels), described by the magnitude of its low-frequency 2-D Fourier coefficients
-(unchanged by a shift that keeps the ink in the frame) and projected by PCA to 40 numbers
-(:func:`catalog.audit.features.candidate_features`).
-Pairs closer than ``candidate_radius`` in that space are found with a blocked float32 matrix
-product and verified with the exact measure. The radius defaults to
-:data:`CANDIDATE_RADIUS_PER_UNIT` times the threshold, calibrated on MNIST, where the planted
-copies above lie within 3,520 of their source (a shift that pushes ink out of the frame, or
-10 repainted pixels, moves the feature most).
+Comparing all n^2 / 2 pairs with that measure is far too slow, so candidates come first:
+each image gets its embedding (:mod:`catalog.similarity.embed`: centred, blurred low
+DCT frequencies, unchanged by a shift and barely moved by JPEG or a few repainted pixels),
+a nearest-neighbour index (:mod:`catalog.similarity.index`: exact up to 10,000 images,
+faiss above) gives each image's close neighbours (:func:`catalog.similarity.candidate_pairs`,
+about 1.6 pairs per image on MNIST) and only those pairs get the exact measure, in
+vectorised blocks (:func:`verify_pairs`). In the audit the embeddings come from the catalog
+(:mod:`catalog.audit.near_duplicates`); :func:`find_near_duplicates` does the same for
+images in memory.
+
+The exact check is fast because it rarely has to be exact: per offset, the lossy distance
+can only be within ``t`` if no pixel differs by more than ``LOSSY_TOLERANCE + t`` and the
+edit distance only if at most ``EDIT_PIXELS + t^2 / 16^2`` pixels differ by more than 16,
+two counts over uint8 differences; the sums and the partial sort run only on the few pairs
+and offsets that pass them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from catalog.audit.features import OFFSETS, candidate_features
+from catalog.audit.features import OFFSETS
+from catalog.similarity import NeighbourIndex, build_index, candidate_pairs, embed_pixels
+from catalog.similarity.neighbours import CANDIDATE_RADIUS
 
 __all__ = [
-    "CANDIDATE_RADIUS_PER_UNIT",
     "DEFAULT_THRESHOLD",
     "EDIT_PIXELS",
     "LOSSY_TOLERANCE",
     "NearDuplicatePair",
-    "find_candidate_pairs",
     "find_near_duplicates",
     "near_duplicate_distance",
+    "sorted_pairs",
+    "verify_pairs",
 ]
 
 DEFAULT_THRESHOLD = 30.0
@@ -67,10 +74,6 @@ EDIT_PIXELS = 10
 LOSSY_TOLERANCE = 32.0
 """Grey levels of difference per pixel the *lossy* distance ignores."""
 
-CANDIDATE_RADIUS_PER_UNIT = 150.0
-"""Candidate radius in feature space per unit of threshold (4,500 for the default 30)."""
-
-_BLOCK = 4096  # images per block of the candidate matrix product
 _VERIFY_CHUNK = 2048  # pairs verified at once
 
 
@@ -152,8 +155,9 @@ def find_near_duplicates(
     threshold
         Largest near-duplicate distance reported (see the module docstring).
     candidate_radius
-        Radius of the candidate search in feature space; defaults to
-        ``CANDIDATE_RADIUS_PER_UNIT * threshold``. A larger radius finds more pairs more slowly.
+        Embedding distance within which a neighbour is a candidate (default
+        :data:`catalog.similarity.neighbours.CANDIDATE_RADIUS`; a nearest neighbour is one
+        within the larger ``NEAREST_RADIUS`` too). A larger radius finds more pairs more slowly.
     progress
         Called with the number of images whose candidates were searched, as they are done.
 
@@ -166,6 +170,8 @@ def find_near_duplicates(
     ------
     ValueError
         If ``pixels`` is not a 3-D array of images at least 3 x 3, or ``threshold`` is negative.
+    MissingExtraError
+        If there are more than 10,000 images and faiss-cpu is not installed.
 
     Examples
     --------
@@ -182,85 +188,57 @@ def find_near_duplicates(
     if threshold < 0:
         msg = f"threshold must be >= 0, got {threshold}"
         raise ValueError(msg)
-    radius = CANDIDATE_RADIUS_PER_UNIT * threshold if candidate_radius is None else candidate_radius
-    firsts: list[npt.NDArray[np.int64]] = []
-    seconds: list[npt.NDArray[np.int64]] = []
-    dists: list[npt.NDArray[np.float64]] = []
-    for i, j in find_candidate_pairs(pixels, radius, progress=progress):
-        for start in range(0, len(i), _VERIFY_CHUNK):
-            ci, cj = i[start : start + _VERIFY_CHUNK], j[start : start + _VERIFY_CHUNK]
-            a, b = pixels[ci], pixels[cj]
-            d = _distances(a, b, threshold)
-            identical = (a == b).reshape(len(a), -1).all(axis=1)
-            keep = (d <= threshold) & ~identical
+    n = len(pixels)
+    if n < 2:
+        if progress is not None and n:
+            progress(n)
+        return []
+    vectors = embed_pixels(pixels)
+    index = NeighbourIndex(np.arange(n, dtype=np.int64), vectors, build_index(vectors))
+    radius = CANDIDATE_RADIUS if candidate_radius is None else candidate_radius
+    firsts, seconds, dists = [], [], []
+    for block in candidate_pairs(index, radius=radius):
+        for start in range(0, len(block), _VERIFY_CHUNK):
+            ci = block.first[start : start + _VERIFY_CHUNK]
+            cj = block.second[start : start + _VERIFY_CHUNK]
+            keep, d = verify_pairs(pixels[ci], pixels[cj], threshold)
             firsts.append(ci[keep])
             seconds.append(cj[keep])
             dists.append(d[keep])
+    if progress is not None:
+        progress(n)
+    return sorted_pairs(firsts, seconds, dists)
+
+
+def sorted_pairs(
+    firsts: list[npt.NDArray[np.int64]],
+    seconds: list[npt.NDArray[np.int64]],
+    dists: list[npt.NDArray[np.float64]],
+) -> list[NearDuplicatePair]:
+    """Join blocks of verified pairs, sorted by distance, then ``first`` and ``second``."""
     if not firsts:
         return []
-    first = np.concatenate(firsts)
-    second = np.concatenate(seconds)
-    dist = np.concatenate(dists)
+    first, second, dist = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(dists)
     order = np.lexsort((second, first, dist))
     return [
         NearDuplicatePair(int(first[k]), int(second[k]), float(dist[k])) for k in order.tolist()
     ]
 
 
-def find_candidate_pairs(
-    pixels: npt.NDArray[np.uint8],
-    radius: float,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
-    """Yield pairs of images closer than ``radius`` in the candidate feature space.
+def verify_pairs(
+    first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8], threshold: float
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """Which pairs are near duplicates: within ``threshold`` and not byte-identical.
 
-    Parameters
-    ----------
-    pixels
-        ``(N, H, W)`` uint8 images.
-    radius
-        Euclidean radius in the PCA space of despeckled Fourier magnitudes.
-    progress
-        Called with the number of images whose candidates were searched, as they are done.
-
-    Yields
-    ------
+    Returns
+    -------
     tuple of numpy.ndarray
-        ``(first, second)`` int64 position arrays with ``first < second``, in blocks.
+        ``(keep, distances)``: ``(M,)`` bool, and ``(M,)`` float64 distances, exact where
+        ``keep`` (elsewhere a value above ``threshold``, or ``inf``).
     """
-    n = len(pixels)
-    if n < 2:
-        if progress is not None and n:
-            progress(n)
-        return
-    features = candidate_features(pixels)
-    # Sort by the first component: a pair closer than radius is closer than radius in it,
-    # so a row block only meets the column blocks whose range overlaps its own +- radius.
-    order = np.argsort(features[:, 0], kind="stable")
-    z = np.ascontiguousarray(features[order])
-    half_sq = 0.5 * np.einsum("ij,ij->i", z, z)
-    lead = z[:, 0]
-    limit = np.float32(0.5 * radius * radius)
-    for row in range(0, n, _BLOCK):
-        row_stop = min(row + _BLOCK, n)
-        col_stop = int(np.searchsorted(lead, lead[row_stop - 1] + radius, side="right"))
-        zr = z[row:row_stop]
-        for col in range(row, col_stop, _BLOCK):
-            col_end = min(col + _BLOCK, col_stop)
-            # |zi - zj|^2 < r^2  <=>  zi.zj - |zj|^2/2 > |zi|^2/2 - r^2/2
-            gram = zr @ z[col:col_end].T
-            gram -= half_sq[col:col_end]
-            hits = gram > (half_sq[row:row_stop] - limit)[:, None]
-            ri, ci = np.nonzero(hits)
-            ri += row
-            ci += col
-            upper = ci > ri
-            a = order[ri[upper]]
-            b = order[ci[upper]]
-            yield np.minimum(a, b), np.maximum(a, b)
-        if progress is not None:
-            progress(row_stop - row)
+    d = _distances(first, second, threshold)
+    identical = (first == second).reshape(len(first), -1).all(axis=1)
+    return (d <= threshold) & ~identical, d
 
 
 def _check_images(pixels: npt.NDArray[np.uint8], name: str) -> None:
@@ -272,29 +250,36 @@ def _check_images(pixels: npt.NDArray[np.uint8], name: str) -> None:
 def _distances(
     first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8], threshold: float | None
 ) -> npt.NDArray[np.float64]:
-    """Near-duplicate distance of each pair; exact when at most ``threshold`` (or always)."""
+    """Near-duplicate distance of each pair; exact when at most ``threshold`` (or always).
+
+    Pixel differences are taken in uint8 (``max - min``, no widening); sums run only on
+    the pairs and offsets that the two counts of the module docstring let through.
+    """
     m = len(first)
     h, w = first.shape[1:]
-    inner = first[:, 1 : h - 1, 1 : w - 1].reshape(m, -1).astype(np.float32)
-    other = second.astype(np.float32)
+    inner = np.ascontiguousarray(first[:, 1 : h - 1, 1 : w - 1]).reshape(m, -1)
     n_pixels = inner.shape[1]
     keep = max(n_pixels - EDIT_PIXELS, 0)
     best = np.full(m, np.inf, np.float64)
+    limit = np.inf if threshold is None else threshold
+    lossy_max = LOSSY_TOLERANCE + limit  # a larger difference alone puts lossy above limit
+    edit_big = EDIT_PIXELS + limit * limit / 256  # more differences > 16: edit above limit
     for dy, dx in OFFSETS:
-        window = other[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx].reshape(m, -1)
-        diff = np.abs(inner - window)
-        excess = np.maximum(diff - np.float32(LOSSY_TOLERANCE), 0)
-        lossy = np.einsum("ij,ij->i", excess, excess, dtype=np.float64)
-        np.minimum(best, lossy, out=best)
-        sq = diff * diff
+        window = second[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx].reshape(m, -1)
+        diff = np.maximum(inner, window)
+        diff -= np.minimum(inner, window)  # |a - b| in uint8
         if threshold is None:
-            todo = np.arange(m)
+            lossy_rows = edit_rows = np.arange(m)
         else:
-            # More than EDIT_PIXELS + t^2/16^2 differences above 16 cannot fall under t.
-            big = np.count_nonzero(diff > 16, axis=1)
-            todo = np.flatnonzero(big <= EDIT_PIXELS + threshold * threshold / 256)
-        if len(todo):
-            part = np.partition(sq[todo], keep - 1, axis=1)[:, :keep] if keep else sq[todo, :0]
+            lossy_rows = np.flatnonzero(diff.max(axis=1) <= lossy_max)
+            edit_rows = np.flatnonzero(np.count_nonzero(diff > 16, axis=1) <= edit_big)
+        if len(lossy_rows):
+            excess = np.maximum(diff[lossy_rows].astype(np.float32) - LOSSY_TOLERANCE, 0)
+            lossy = np.einsum("ij,ij->i", excess, excess, dtype=np.float64)
+            best[lossy_rows] = np.minimum(best[lossy_rows], lossy)
+        if len(edit_rows):
+            sq = diff[edit_rows].astype(np.float32) ** 2
+            part = np.partition(sq, keep - 1, axis=1)[:, :keep] if keep else sq[:, :0]
             edit = part.sum(axis=1, dtype=np.float64)
-            best[todo] = np.minimum(best[todo], edit)
+            best[edit_rows] = np.minimum(best[edit_rows], edit)
     return np.sqrt(best)

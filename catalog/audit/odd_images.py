@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.audit.context import AuditContext, Outcome
+from catalog.audit.features import InkMeasures
 from catalog.audit.findings import Finding
 from catalog.audit.images import DatasetImages
 
@@ -47,21 +48,15 @@ def check_odd_images(data: DatasetImages) -> Outcome:
                     data.refs(wrong), {"expected": list(expected)})
         )  # fmt: skip
     summary: dict[str, Any] = {"wrong_size": int(wrong.size)}
-    if data.pixels is None or not len(data.pixels):
+    if data.shape is None or not len(data):
         return findings, summary
-    pixels = data.pixels.astype(np.float32)
-    ink = data.ink
-    inked, border, blank, inverted = ink.inked, ink.border, ink.blank, ink.inverted
-    touching = (border >= 128).any(axis=1) & ~inverted & ~blank
-    mass = pixels.sum(axis=(1, 2)) / 255.0
-    ys, xs = np.mgrid[0 : pixels.shape[1], 0 : pixels.shape[2]]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        total = pixels.sum(axis=(1, 2))
-        cy = (pixels * ys).sum(axis=(1, 2)) / total
-        cx = (pixels * xs).sum(axis=(1, 2)) / total
+    ink = data.ink  # streamed block by block, a few numbers per image
+    blank, inverted = ink.blank, ink.inverted
+    touching = (ink.border_inked > 0) & ~inverted & ~blank
+    mass, cy, cx = ink.mass, ink.cy, ink.cx
     normal = ~(blank | inverted)
-    mass_z = np.zeros(len(pixels))
-    centre_z = np.zeros(len(pixels))
+    mass_z = np.zeros(len(data))
+    centre_z = np.zeros(len(data))
     if normal.sum() > 10:
         mass_z[normal] = robust_z(mass[normal].astype(np.float64))
         centre_z[normal] = np.maximum(
@@ -85,7 +80,7 @@ def check_odd_images(data: DatasetImages) -> Outcome:
                 Finding("odd-images", code, severity,
                         f"{data.name}: {positions.size} image(s) {what}",
                         data.refs(positions),
-                        {"scores": _scores(code, positions, inked, border, mass_z, centre_z)})
+                        {"scores": _scores(code, positions, ink, mass_z, centre_z)})
             )  # fmt: skip
     return findings, summary
 
@@ -93,15 +88,14 @@ def check_odd_images(data: DatasetImages) -> Outcome:
 def _scores(
     code: str,
     positions: npt.NDArray[np.int64],
-    inked: npt.NDArray[Any],
-    border: npt.NDArray[Any],
+    ink: InkMeasures,
     mass_z: npt.NDArray[Any],
     centre_z: npt.NDArray[Any],
 ) -> list[float]:
     source = {
-        "blank": inked,
-        "inverted": border.mean(axis=1),
-        "touches-border": (border >= 128).sum(axis=1),
+        "blank": ink.inked,
+        "inverted": ink.border_mean,
+        "touches-border": ink.border_inked,
         "unusual-ink-mass": mass_z,
         "off-centre": centre_z,
     }[code]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.options import JsonOpt, SeedOpt, SplitOpt
+from catalog.cli.options import JsonOpt, MemoryOpt, SeedOpt, SplitOpt
 from catalog.cli.output import echo_json, named_bars
 from catalog.cli.state import open_catalog
 
@@ -40,6 +40,7 @@ def audit(
             help="Record the run in the catalog, for `serve` (--no-store: only read).",
         ),
     ] = True,
+    memory: MemoryOpt = 1 << 30,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
@@ -51,7 +52,7 @@ def audit(
     with named_bars("count", "elapsed") as on_progress:
         report = catalog.audit(
             dataset=dataset, splits=tuple(split or ()), checks=check or None, seed=seed,
-            progress=on_progress,
+            progress=on_progress, memory=memory,
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(catalog.audit_html(report), encoding="utf-8")

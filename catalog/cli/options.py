@@ -19,6 +19,7 @@ when it builds ``--help``.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -302,3 +303,39 @@ def with_selection(
         return command_with_selection
 
     return decorate
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_memory(text: str | int) -> int:
+    """Bytes in a size such as ``2G``, ``512M``, ``1.5G`` or ``800000000`` (powers of 1024).
+
+    >>> parse_memory("2G"), parse_memory("512m"), parse_memory("1000")
+    (2147483648, 536870912, 1000)
+    """
+    if isinstance(text, int):
+        return text
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    number = raw[: len(raw) - len(unit)]
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        value = -1
+    if not (value >= 1 and math.isfinite(value)):
+        msg = f"Invalid memory size {text!r}: expected a number with K, M, G or T, e.g. 2G"
+        raise typer.BadParameter(msg)
+    return int(value)
+
+
+MemoryOpt = Annotated[
+    int,
+    typer.Option(
+        "--memory",
+        parser=parse_memory,
+        metavar="SIZE",
+        show_default="1G",
+        help="Memory budget: pixels are read and worked on in blocks sized by it (e.g. 2G).",
+    ),
+]

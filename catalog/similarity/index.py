@@ -48,8 +48,8 @@ IVF_PROBES = 8  # cells scanned per query
 IVF_LISTS_PER_SQRT_N = 4  # cells: 4 sqrt(n), so a query scans 2 sqrt(n) points
 IVF_TRAIN_PER_LIST = 40  # k-means training points per cell (faiss asks for 39)
 IVF_SEED = 1234
-_QUERY_BLOCK = 1024  # exact search: query rows per block
-_POINT_BLOCK = 8192  # exact search: indexed rows per block (32 MB of float32 distances)
+_QUERY_BLOCK = 512  # exact search: query rows per block
+_POINT_BLOCK = 4096  # exact search: indexed rows per block (8 MB of float32 distances)
 
 
 class NeighbourSearch(Protocol):
@@ -108,7 +108,7 @@ def build_index(
 class ExactIndex:
     """Exact Euclidean search by blocked float32 matrix products.
 
-    Memory is bounded by the blocks (about 100 MB at a time), not by ``n``;
+    Memory is bounded by the blocks (about 30 MB at a time), not by ``n``;
     time grows as ``n * m``.
     """
 

@@ -54,6 +54,7 @@ NEAREST_RADIUS = 0.25
 """An image's nearest neighbour this close is a candidate too."""
 
 _PAIR_BLOCK = 65536  # candidate pairs yielded at a time
+_QUERY_ROWS = 65536  # images whose neighbours are searched at a time
 
 
 @dataclass(frozen=True)
@@ -230,13 +231,20 @@ def candidate_pairs(
     n = len(index)
     if n < 2:
         return
-    positions, distances = index.search.query_all(min(k, n - 1))
-    rows = np.broadcast_to(np.arange(n)[:, None], positions.shape)
-    close = (distances <= radius) & (positions >= 0)
-    close[:, 0] |= (distances[:, 0] <= nearest_radius) & (positions[:, 0] >= 0)
-    a = index.ids[rows[close]]
-    b = index.ids[positions[close]]
-    d = distances[close]
+    k = min(k, n - 1)
+    found_a: list[npt.NDArray[np.int64]] = []
+    found_b: list[npt.NDArray[np.int64]] = []
+    found_d: list[npt.NDArray[np.float32]] = []
+    # Queried in blocks of rows, so the (n, k) answers never exist whole (1M x 16 x 12 bytes).
+    for start in range(0, n, _QUERY_ROWS):
+        rows = np.arange(start, min(start + _QUERY_ROWS, n))
+        positions, distances = _others(index, rows, k)
+        close = (distances <= radius) & (positions >= 0)
+        close[:, 0] |= (distances[:, 0] <= nearest_radius) & (positions[:, 0] >= 0)
+        found_a.append(index.ids[np.broadcast_to(rows[:, None], close.shape)[close]])
+        found_b.append(index.ids[positions[close]])
+        found_d.append(distances[close])
+    a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
     first, second = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((second, first))
     first, second, d = first[order], second[order], d[order]
@@ -246,6 +254,26 @@ def candidate_pairs(
     for start in range(0, len(first), _PAIR_BLOCK):
         stop = start + _PAIR_BLOCK
         yield CandidatePairs(first[start:stop], second[start:stop], d[start:stop])
+
+
+def _others(
+    index: NeighbourIndex, rows: npt.NDArray[np.int64], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The ``k`` nearest other points of the indexed points ``rows``, nearest first.
+
+    Each row's own hit is removed (when the search missed it, as an approximate one may,
+    its farthest hit goes instead).
+    """
+    positions, distances = index.search.query(index.vectors[rows], k + 1)
+    is_self = positions == rows[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    first_self = np.argmax(is_self, axis=1)  # a duplicate of the row counts once
+    keep = np.ones(positions.shape, bool)
+    keep[np.arange(len(rows)), first_self] = False
+    return (
+        positions[keep].reshape(len(rows), k),
+        distances[keep].reshape(len(rows), k),
+    )
 
 
 def _dataset_of(session: Session, image_ids: npt.NDArray[np.int64]) -> str:
