@@ -84,7 +84,11 @@ def _tag_command(
     from catalog.api import CatalogSelection
 
     chosen = CatalogSelection(catalog, selection)
-    report(chosen.tag(name, note=note, by=by) if action == "tag" else chosen.untag(name, by=by))
+    report(
+        chosen.tag(name, note=note, by=by)
+        if action == "tag"
+        else chosen.untag(name, note=note, by=by)
+    )
 
 
 @with_selection(omit=("order",))
