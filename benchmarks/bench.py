@@ -296,6 +296,11 @@ def main() -> None:
     parser.add_argument("--scale", type=int, help="synthesize N images and measure growth")
     parser.add_argument("--scale-step", help=argparse.SUPPRESS)
     parser.add_argument("--scale-steps", default="ingest,count,arrays,export,audit,incremental")
+    parser.add_argument(
+        "--audit-skip",
+        default="",
+        help="checks the scale audit leaves out, comma-separated (e.g. identity); recorded",
+    )
     parser.add_argument("--plot", type=Path, help="draw time and memory against N from WORK")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
@@ -311,6 +316,7 @@ def main() -> None:
     if not (args.mnist / "train-images-idx3-ubyte.gz").exists():
         raise SystemExit(f"MNIST files not found in {args.mnist}")
     if args.scale:
+        os.environ["SCALE_AUDIT_SKIP"] = args.audit_skip  # read by the audit steps' processes
         work = args.work or Path(tempfile.mkdtemp(prefix="mnist-catalog-scale-"))
         steps = [s for s in args.scale_steps.split(",") if s]
         results = scale_bench.run_scale(Path(__file__), args.mnist, work, args.scale, steps)

@@ -11,8 +11,12 @@ RSS are its own) and records the load average, since other work may share the co
 - ``.arrays()`` of 60,000 train images, against a raw ``sqlite3`` fetch of the same blobs;
 - export of one label as PNG with 1 and 2 jobs, against the file-system floor (the same
   number of raw pixel files written by 1 and 2 processes);
-- full audit (every check), then 10,000 more images ingested and the audit again
-  (incremental: stored embeddings are reused).
+- full audit (every check, or all but those named by ``--audit-skip``, which the result
+  records), then 10,000 more images ingested and the audit again (incremental: stored
+  embeddings are reused).
+
+Steps already in ``WORK/scale-N.json`` are kept when a later run (``--scale-steps``) on the
+same data redoes others; synthesis is redone only when asked for (``synthesize``) or absent.
 
 Results go to ``WORK/scale-N.json``; ``--plot`` draws time and memory against N from all
 ``scale-*.json`` in WORK.
@@ -218,15 +222,22 @@ def step_export(work: Path) -> dict[str, object]:
 
 def _audit(work: Path) -> dict[str, object]:
     from catalog import Catalog
+    from catalog.audit import CHECKS
 
+    leave_out = [c for c in os.environ.get("SCALE_AUDIT_SKIP", "").split(",") if c]
+    checks = [c for c in CHECKS if c not in leave_out]
     catalog = Catalog.open(work / "catalog.db")
     started = time.perf_counter()
-    report = catalog.audit(dataset="scaled")
+    report = catalog.audit(dataset="scaled", checks=checks)
     return {
         "seconds": time.perf_counter() - started,
+        "checks": checks,
         "findings": report.counts(),
         "per_check": report.seconds,
         "near_duplicates": report.summary.get("near-duplicates", {}),
+        "label_errors_fitted_on": report.summary.get("label-errors", {})
+        .get("scaled", {})
+        .get("fitted_on"),
     }
 
 
@@ -256,17 +267,31 @@ STEPS: dict[str, Callable[[Path], dict[str, object]]] = {
 }
 
 
+def peak_rss_mb() -> int:
+    """This process's peak RSS in MB.
+
+    ``VmHWM`` where Linux has it: ``ru_maxrss`` survives ``exec``, so a step started by a
+    parent that held 1.6 GB of synthesized pixels would report the parent's peak as its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def measure(name: str, fn: Callable[[], dict[str, object]]) -> dict[str, object]:
     """Run ``fn`` and add CPU time, peak RSS and the load average."""
     load_before = os.getloadavg()[0]
     cpu = time.process_time()
     result = fn()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return result | {
         "step": name,
         "cpu_seconds": time.process_time() - cpu + children.ru_utime + children.ru_stime,
-        "rss_mb": round(usage.ru_maxrss / 1024),
+        "rss_mb": peak_rss_mb(),
         "child_rss_mb": round(children.ru_maxrss / 1024),
         "load": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
@@ -274,10 +299,13 @@ def measure(name: str, fn: Callable[[], dict[str, object]]) -> dict[str, object]
 
 def run_scale(bench: Path, mnist: Path, work: Path, n: int, steps: list[str]) -> dict[str, object]:
     work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, object] = {"n": n}
-    print(f"synthesizing {n:,} images ...", file=sys.stderr, flush=True)
-    results["synthesize"] = measure("synthesize", lambda: synthesize(mnist, work, n))
-    for name in steps:
+    saved = work / f"scale-{n}.json"
+    # Steps of an earlier run on the same data are kept; the ones run now replace theirs.
+    results: dict[str, object] = json.loads(saved.read_text()) if saved.exists() else {"n": n}
+    if "synthesize" in steps or "synthesize" not in results:
+        print(f"synthesizing {n:,} images ...", file=sys.stderr, flush=True)
+        results["synthesize"] = measure("synthesize", lambda: synthesize(mnist, work, n))
+    for name in (s for s in steps if s != "synthesize"):
         print(f"running {name} at {n:,} ...", file=sys.stderr, flush=True)
         command = [sys.executable, str(bench), "--scale-step", name, "--work", str(work)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -285,7 +313,8 @@ def run_scale(bench: Path, mnist: Path, work: Path, n: int, steps: list[str]) ->
             raise SystemExit(f"step {name} failed:\n{done.stderr}")
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(results[name]), file=sys.stderr, flush=True)
-    (work / f"scale-{n}.json").write_text(json.dumps(results, indent=1))
+        saved.write_text(json.dumps(results, indent=1))  # each step kept as it ends
+    saved.write_text(json.dumps(results, indent=1))
     return results
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "Method",
     "Predictor",
     "fit_predictor",
+    "one_blas_thread",
     "out_of_sample_probabilities",
     "rank_label_errors",
 ]
@@ -181,6 +182,7 @@ def out_of_sample_probabilities(
     method: Method = "mlp",
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    mapper: Callable[..., Iterator[npt.NDArray[np.float64]]] = map,
 ) -> npt.NDArray[np.float64]:
     """Cross-fit class probabilities: train by 5 folds, test by a model of all train images.
 
@@ -200,6 +202,9 @@ def out_of_sample_probabilities(
         Seed of the fold split and of model initialisation.
     progress
         Called with the number of images scored, as they are done.
+    mapper
+        Runs the fits: ``map`` (one after the other) or an executor's ``map`` (at once,
+        each fit with its own seed, so the result is the same).
 
     Returns
     -------
@@ -223,11 +228,14 @@ def out_of_sample_probabilities(
     if len(test):
         jobs.append((train, test))
     out = np.zeros((len(labels), n_classes), np.float64)
-    for number, (fit, judge) in enumerate(jobs):
-        job_seed = (seed, number)
-        out[judge] = _predict(
-            method, features[fit], labels[fit], features[judge], n_classes, job_seed
-        )
+
+    def predict(number: int) -> npt.NDArray[np.float64]:
+        fit, judge = jobs[number]
+        x, y = features[fit], labels[fit]
+        return _predict(method, x, y, features[judge], n_classes, (seed, number))
+
+    for (_, judge), probabilities in zip(jobs, mapper(predict, range(len(jobs))), strict=True):
+        out[judge] = probabilities
         if progress is not None:
             progress(len(judge))
     return out
@@ -248,13 +256,13 @@ def fit_predictor(
     if method == "knn":
         return lambda x: _knn(fit_x, fit_y, x, n_classes)
     hidden = _HIDDEN if method == "mlp" else 0
-    with _one_blas_thread():
+    with one_blas_thread():
         params = _train_network(fit_x, fit_y, n_classes, hidden, seed)
     return lambda x: _apply_network(params, x)
 
 
 @contextmanager
-def _one_blas_thread() -> Iterator[None]:
+def one_blas_thread() -> Iterator[None]:
     """Run BLAS on one thread while training: its mini-batch products are too small to gain
     from more, and on a busy machine threads that wait for each other by spinning made a
     fit hundreds of times slower. Uses threadpoolctl when installed (the ``ann`` extra

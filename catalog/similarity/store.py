@@ -10,6 +10,7 @@ Rows of another ``kind`` (an older method) are replaced when an image is embedde
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -167,18 +168,43 @@ def _stored_ids(session: Session, dataset_id: int, kind: str) -> npt.NDArray[np.
 def _embed_blocks(
     session: Session, ids: npt.NDArray[np.int64], chunk: int
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
-    """Yield ``(ids, embeddings)`` for ``ids``, ``chunk`` images read at a time."""
+    """Yield ``(ids, embeddings)`` for ``ids``, ``chunk`` images read at a time.
+
+    A worker thread embeds one chunk while this one reads the next and the caller writes
+    the last (numpy lets go of the GIL in the transform), so a second core is used.
+    """
     columns = (Image.id, Image.height, Image.width, Image.pixels)
     ids = np.sort(ids)  # order does not matter here, and sorted chunks are ranges
-    for start in range(0, len(ids), chunk):
-        rows = list(_rows_by_id(session, columns, Image.id, ids[start : start + chunk]))
-        by_shape: dict[tuple[int, int], list[Any]] = {}
-        for row in rows:
-            by_shape.setdefault((row.height, row.width), []).append(row)
-        for (height, width), group in by_shape.items():
-            pixels = np.frombuffer(b"".join(row.pixels for row in group), np.uint8)
-            vectors = embed_pixels(pixels.reshape(len(group), height, width))
-            yield np.fromiter((row.id for row in group), np.int64, len(group)), vectors
+    with ThreadPoolExecutor(1) as worker:
+        pending: Future[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]] | None
+        pending = None
+        for start in range(0, len(ids), chunk):
+            rows = list(_rows_by_id(session, columns, Image.id, ids[start : start + chunk]))
+            by_shape: dict[tuple[int, int], list[Any]] = {}
+            for row in rows:
+                by_shape.setdefault((row.height, row.width), []).append(row)
+            groups = [
+                (
+                    np.fromiter((row.id for row in group), np.int64, len(group)),
+                    np.frombuffer(b"".join(row.pixels for row in group), np.uint8).reshape(
+                        len(group), height, width
+                    ),
+                )
+                for (height, width), group in by_shape.items()
+            ]
+            del rows, by_shape
+            submitted = worker.submit(_embed_groups, groups)
+            if pending is not None:
+                yield from pending.result()
+            pending = submitted
+        if pending is not None:
+            yield from pending.result()
+
+
+def _embed_groups(
+    groups: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]],
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    return [(group_ids, embed_pixels(pixels)) for group_ids, pixels in groups]
 
 
 def _rows_by_id(
