@@ -22,6 +22,7 @@ exist the row is padded with position ``-1`` at distance ``inf``.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -235,6 +236,12 @@ class FaissIndex:
 
 
 def _import_faiss() -> Any:
+    # faiss's OpenMP threads spin while they wait for work by default; on a machine whose
+    # cores other work shares, that spinning took the cores from the threads with work
+    # (building and querying 200,000 points: 19-40 s of wall time spinning, 16-19 s
+    # passive, the same CPU time; docs/scale.md). OpenMP reads this once, when faiss first
+    # loads it; a value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import faiss  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
