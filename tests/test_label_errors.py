@@ -125,3 +125,24 @@ def test_real_mnist_planted_flips(mnist_dir: Path) -> None:
     is_test = np.arange(len(labels)) >= 8_000
     scores = rank_label_errors(pixels, noisy, is_test, method="knn")
     assert np.isin(scores.ranked(200), where).sum() >= 80
+
+
+def test_fits_side_by_side_give_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's six fits run two at a time; each is seeded, so that changes nothing,
+    and every image outside the sample is scored by the model of the whole sample."""
+    from catalog.audit import label_scoring
+    from catalog.audit.images import DatasetImages
+
+    pixels, labels = synthetic_digits(300, seed=9)
+    splits = np.where(np.arange(300) < 200, "train", "test")
+    data = DatasetImages.from_arrays(pixels, labels, splits, chunk=64)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(label_scoring, "FIT_THREADS", threads)
+        results.append(label_scoring.score_label_errors(data, sample=150))
+    one, two = results
+    assert np.array_equal(one.score, two.score)
+    assert np.array_equal(one.suggested, two.suggested)
+    assert 140 <= one.sampled.sum() <= 160
+    assert not one.sampled[200:].any()  # test images are never in the sample
+    assert (one.score != 0).all()  # and all images were scored

@@ -161,6 +161,16 @@ def test_faiss_index_finds_almost_all_exact_neighbours() -> None:
     assert (np.diff(distances, axis=1) >= 0).all()
 
 
+def test_faiss_index_gives_the_same_answers_every_time() -> None:
+    """The cells' centres are a seeded sample and their graph is built on one thread."""
+    pytest.importorskip("faiss")
+    vectors = embed_pixels(synthetic_digits(3000, seed=4))
+    first = build_index(vectors, method="faiss", threads=2).query_all(10)
+    again = build_index(vectors, method="faiss", threads=2).query_all(10)
+    assert np.array_equal(first[0], again[0])
+    assert np.array_equal(first[1], again[1])
+
+
 def test_missing_faiss_is_a_one_line_error_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
