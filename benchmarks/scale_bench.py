@@ -329,6 +329,8 @@ def plot(folder: Path, out: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
+    from catalog.audit import CHECKS
+
     runs = sorted(
         (json.loads(p.read_text()) for p in folder.glob("scale-*.json")), key=lambda r: r["n"]
     )
@@ -338,9 +340,15 @@ def plot(folder: Path, out: Path) -> None:
         if not points:
             continue
         ns = [p[0] / 1000 for p in points]
-        left.plot(ns, [float(p[1]["seconds"]) for p in points], "o-", label=step)
+        (line,) = left.plot(ns, [float(p[1]["seconds"]) for p in points], "o-", label=step)
+        left.plot(
+            ns, [float(p[1]["cpu_seconds"]) for p in points], "x--", color=line.get_color(),
+            label=f"{step} (CPU)",
+        )  # fmt: skip
         right.plot(ns, [float(p[1]["rss_mb"]) for p in points], "o-", label=step)
-    left.set(xlabel="images (thousands)", ylabel="seconds (wall)", title="time")
+    left.set(
+        xlabel="images (thousands)", ylabel="seconds", title="time: wall (solid), CPU (dashed)"
+    )
     right.set(xlabel="images (thousands)", ylabel="peak RSS (MB)", title="memory")
     for axis in (left, right):
         axis.grid(alpha=0.3)
@@ -350,6 +358,18 @@ def plot(folder: Path, out: Path) -> None:
         for r in runs
         if "audit" in r
     )
-    fig.suptitle(f"mnist-catalog on a 2-core machine shared with other work (audit {loads})")
+    skipped = sorted(
+        {
+            c
+            for r in runs
+            if "audit" in r
+            for c in CHECKS
+            if c not in r["audit"].get("checks", CHECKS)
+        }
+    )
+    title = f"mnist-catalog on a 2-core machine shared with other work (audit {loads})"
+    if skipped:
+        title += f"\naudit without {', '.join(skipped)}"
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
