@@ -11,8 +11,8 @@ quadratic in ``n``); :class:`FaissIndex` is an inverted-file index (IVF) from fa
 library chosen in ``docs/ann-choice.md``, imported only when it is used: small cells of
 :data:`IVF_POINTS_PER_LIST` points around centres drawn from the data, the cells nearest a
 query found by a small HNSW graph over the centres, so building and querying all points
-grow as ``n log n`` (a flat list of ``4 sqrt(n)`` k-means centres, as before, grew as
-``n^1.5``: about 210 s of CPU at a million images against about 70 s now). ``method="auto"``
+grow about as ``n log n`` (a flat list of ``4 sqrt(n)`` k-means centres, as before, grows
+as ``n^1.5``; at 300,000 digits it took 35 s of CPU where this takes 19 s). ``method="auto"``
 uses the exact search up to :data:`EXACT_LIMIT` points and faiss above; without faiss-cpu
 installed a large set is a :class:`MissingExtraError` naming the ``ann`` extra.
 
@@ -238,8 +238,8 @@ class FaissIndex:
 def _import_faiss() -> Any:
     # faiss's OpenMP threads spin while they wait for work by default; on a machine whose
     # cores other work shares, that spinning took the cores from the threads with work
-    # (building and querying 200,000 points: 19-40 s of wall time spinning, 16-19 s
-    # passive, the same CPU time; docs/scale.md). OpenMP reads this once, when faiss first
+    # (building and querying 200,000 points: 22-41 s of wall time spinning, 16-19 s
+    # passive, 12-15 s of CPU either way; docs/scale.md). OpenMP reads this once, when faiss first
     # loads it; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
