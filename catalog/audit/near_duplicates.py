@@ -11,6 +11,7 @@ check, their pixels read by id in blocks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,9 @@ from catalog.similarity import (
 )
 from catalog.similarity.embed import DIMENSIONS
 from catalog.similarity.store import load_embeddings_of
+
+# Verified pairs of a block: first and second positions, and their distances.
+_Verified = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
 
 
 def run(context: AuditContext) -> Outcome:
@@ -127,25 +131,49 @@ def _verified_pairs(
     """Candidate pairs of the images at ``positions``, confirmed by the exact measure.
 
     Returned pairs index into ``positions``. Candidates come sorted by their first image;
-    each block's pixels are read once by id (the first images as range scans).
+    each block's pixels are read once by id (the first images as range scans), and a
+    worker thread checks one block while the next is read (numpy lets go of the GIL in
+    the comparisons, the database driver while it steps), so a second core is used.
     """
     index = NeighbourIndex(np.arange(len(positions), dtype=np.int64), vectors, build_index(vectors))
     firsts, seconds, dists = [], [], []
     step = max(256, data.chunk // 2)  # two images per pair
-    for block in candidate_pairs(index):
-        for start in range(0, len(block), step):
-            a = block.first[start : start + step]
-            b = block.second[start : start + step]
-            wanted = np.unique(np.concatenate([a, b]))
-            pixels = _pixels(data, positions[wanted])
-            keep, d = verify_pairs(
-                pixels[np.searchsorted(wanted, a)], pixels[np.searchsorted(wanted, b)],
-                DEFAULT_THRESHOLD,
-            )  # fmt: skip
-            firsts.append(a[keep])
-            seconds.append(b[keep])
-            dists.append(d[keep])
+
+    def keep(found: Future[_Verified]) -> None:
+        a, b, d = found.result()
+        firsts.append(a)
+        seconds.append(b)
+        dists.append(d)
+
+    with ThreadPoolExecutor(1) as worker:
+        pending: Future[_Verified] | None = None
+        for block in candidate_pairs(index):
+            for start in range(0, len(block), step):
+                a = block.first[start : start + step]
+                b = block.second[start : start + step]
+                wanted = np.unique(np.concatenate([a, b]))
+                pixels = _pixels(data, positions[wanted])
+                submitted = worker.submit(_verify_block, a, b, wanted, pixels)
+                if pending is not None:
+                    keep(pending)
+                pending = submitted
+        if pending is not None:
+            keep(pending)
     return sorted_pairs(firsts, seconds, dists)
+
+
+def _verify_block(
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    wanted: npt.NDArray[np.int64],
+    pixels: npt.NDArray[np.uint8],
+) -> _Verified:
+    """The pairs ``(a, b)`` within the threshold, and their distances; ``pixels`` are those
+    of the sorted positions ``wanted``."""
+    kept, d = verify_pairs(
+        pixels[np.searchsorted(wanted, a)], pixels[np.searchsorted(wanted, b)], DEFAULT_THRESHOLD
+    )
+    return a[kept], b[kept], d[kept]
 
 
 def _pixels(data: DatasetImages, at: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
