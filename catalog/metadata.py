@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from catalog.db import Image, bulk_inserter
 from catalog.errors import SelectionError
 from catalog.models.family import ImageMetadata
-from catalog.sources import Batch
+
+if TYPE_CHECKING:  # filters name metadata keys without loading the readers (numpy)
+    from catalog.sources import Batch
 
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 

@@ -48,7 +48,9 @@ def match_block(
     offsets = np.asarray(reference.centre) - centroids(pixels[todo])
     suggested = suggested_shifts(offsets, shifts)
     for first_round in (True, False):
-        image, shift = np.nonzero(suggested if first_round else ~suggested)  # each image's shifts, smallest first
+        image, shift = np.nonzero(
+            suggested if first_round else ~suggested
+        )  # each image's shifts, smallest first
         if not len(image):
             continue
         results = [
