@@ -84,14 +84,15 @@ def _genuine_ids(session: Session, registry: Registry) -> npt.NDArray[np.int64]:
         select(Source.dataset_id).where(Source.genuine.like(f"{registry.name}/%")).distinct()
     ).all()
     for ds in datasets:
-        rows = session.execute(
-            select(Image.id, Image.split, Image.index, Image.sha256).where(Image.dataset_id == ds)
+        rows = session.connection().execute(
+            select(Image.id, Image.sha256).where(Image.dataset_id == ds)
         ).all()
         if not rows:
             continue
-        at = registry.lookup(digests_from_hex([r.sha256 for r in rows]))
+        image_ids, digests = zip(*rows, strict=True)  # columns, not per-row attribute access
+        at = registry.lookup(digests_from_hex(list(digests)))
         found = at >= 0
-        ids[at[found]] = np.fromiter((r.id for r in rows), np.int64, len(rows))[found]
+        ids[at[found]] = np.asarray(image_ids, dtype=np.int64)[found]
     return ids
 
 
