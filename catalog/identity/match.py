@@ -84,9 +84,11 @@ def _genuine_ids(session: Session, registry: Registry) -> npt.NDArray[np.int64]:
         select(Source.dataset_id).where(Source.genuine.like(f"{registry.name}/%")).distinct()
     ).all()
     for ds in datasets:
-        rows = session.connection().execute(
-            select(Image.id, Image.sha256).where(Image.dataset_id == ds)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(select(Image.id, Image.sha256).where(Image.dataset_id == ds))
+            .all()
+        )
         if not rows:
             continue
         image_ids, digests = zip(*rows, strict=True)  # columns, not per-row attribute access
