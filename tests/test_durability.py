@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,113 @@ def test_no_fsync_flushes_nothing(
     assert result.written == 1200
     assert [kind for kind, _ in events if kind != "record"] == []
     digits.close()
+
+
+# --- the staged writer: flushed together, named after --------------------------------
+
+
+def test_each_name_appears_only_after_its_bytes_are_flushed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every link or rename that names a file comes after an fsync of that file's
+    descriptor; the folder is flushed after the names; the fsyncs ran in several
+    threads at once (so the file system can share its commits)."""
+    from catalog.export import staged
+
+    flushed: set[tuple[int, int]] = set()  # (device, inode) of flushed files
+    threads: set[int] = set()
+    order: list[str] = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            order.append("folder")
+        else:
+            threads.add(threading.get_ident())
+            flushed.add((info.st_dev, info.st_ino))
+        real_fsync(fd)
+
+    def link(src: str, dst: str, **kw: Any) -> None:
+        info = os.stat(src)
+        assert (info.st_dev, info.st_ino) in flushed, f"{dst} named before its bytes were flushed"
+        order.append("name")
+        real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    writer = staged.StagedWriter(overwrite=False)
+    try:
+        for i in range(300):
+            assert writer.write(i, fd, f"{i}.bin", str(i).encode() * 50) is None
+        writer.flush()
+    finally:
+        writer.close()
+        os.close(fd)
+    assert writer.outcomes == dict.fromkeys(range(300), "written")
+    assert {p.name for p in folder.iterdir()} == {f"{i}.bin" for i in range(300)}
+    assert (folder / "7.bin").read_bytes() == b"7" * 50
+    assert len(flushed) == 300
+    assert len(threads) > 1  # flushed side by side, not one after another
+    assert order[-1] == "folder"
+    assert order.count("name") == 300
+
+
+def test_a_rerun_reads_what_is_there_and_flushes_nothing(
+    digits: Catalog, events: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    """Files already in place (an interrupted export's) are compared, not rewritten
+    and flushed again: the re-run's only flushes are none at all."""
+    first = digits.select().export(tmp_path / "out", jobs=1)
+    assert first.written == 1200
+    events.clear()
+    again = digits.select().export(tmp_path / "out", jobs=1)
+    assert (again.written, again.skipped) == (0, 1200)
+    assert [kind for kind, _ in events if kind == "file"] == []
+    digits.close()
+
+
+def test_staged_files_that_are_dropped_never_appear(tmp_path: Path) -> None:
+    """Closing a writer with files still staged (an error stopped the task) leaves
+    no file at those names and no temporary files."""
+    from catalog.export import staged
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    writer = staged.StagedWriter(overwrite=False)
+    try:
+        for i in range(5):
+            writer.write(i, fd, f"{i}.bin", b"x")
+    finally:
+        writer.close()
+        os.close(fd)
+    assert writer.outcomes == {}
+    assert list(folder.iterdir()) == []
+
+
+def test_different_bytes_at_the_name_are_a_conflict_unless_overwriting(tmp_path: Path) -> None:
+    from catalog.export import staged
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"old")
+    (folder / "b.bin").write_bytes(b"same")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        keep = staged.StagedWriter(overwrite=False)
+        assert keep.write(0, fd, "a.bin", b"new") == "conflict"
+        assert keep.write(1, fd, "b.bin", b"same") == "skipped"
+        keep.close()
+        replace = staged.StagedWriter(overwrite=True)
+        assert replace.write(0, fd, "a.bin", b"new") is None
+        replace.flush()
+        replace.close()
+    finally:
+        os.close(fd)
+    assert replace.outcomes == {0: "written"}
+    assert (folder / "a.bin").read_bytes() == b"new"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.bin", "b.bin"]

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from catalog.export.atomic import sync_folder, write_atomically
 from catalog.export.encoders import encode_many
+from catalog.export.staged import StagedWriter
 from catalog.query import PixelBlock
 
 #: Images handed to one worker task.
@@ -56,38 +56,48 @@ class WriteOutcome:
 
 
 def write_files(task: WriteTask) -> WriteOutcome:
-    """Encode and write one task's images; runs in a worker process."""
-    status: list[str] = []
+    """Encode and write one task's images; runs in a worker process.
+
+    Files are made durable a batch at a time (:class:`~catalog.export.staged.StagedWriter`):
+    every file reported ``written`` is on disk under its name, its folder synced.
+    """
     sizes: list[int] = []
     digests: list[str] = []
     folders: dict[str, int] = {}  # folder -> open directory fd
     sha256 = hashlib.sha256
+    error: str | None = None
+    writer = StagedWriter(overwrite=task.overwrite, fsync=task.fsync)
     try:
-        for relative, data in zip(
-            task.paths, encode_many(task.pixels, task.fmt, task.quality), strict=True
+        for slot, (relative, data) in enumerate(
+            zip(task.paths, encode_many(task.pixels, task.fmt, task.quality), strict=True)
         ):
             where, _, name = relative.rpartition("/")
             folder = f"{task.root}/{where}" if where else task.root
             try:
                 if folder not in folders:
                     folders[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-                outcome = write_atomically(folders[folder], name, data, task.overwrite, task.fsync)
+                writer.write(slot, folders[folder], name, data)
             except OSError as exc:
-                msg = f"Cannot write {name} into {folder}: {exc.strerror}"
-                return WriteOutcome(status, sizes, digests, msg)
-            status.append(outcome)
+                error = f"Cannot write {name} into {folder}: {exc.strerror}"
+                break
             sizes.append(len(data))
             digests.append(sha256(data).hexdigest())
-        if task.fsync:
-            for fd in folders.values():
-                sync_folder(fd)  # the new names, before the catalog records them
-    except OSError as exc:
-        msg = f"Cannot flush files to disk in {task.root}: {exc.strerror}"
-        return WriteOutcome(status, sizes, digests, msg)
+        try:
+            writer.flush()
+        except OSError as exc:
+            error = error or f"Cannot write into {task.root}: {exc.strerror}"
     finally:
+        writer.close()
         for fd in folders.values():
             os.close(fd)
-    return WriteOutcome(status, sizes, digests)
+    # Report the images up to the first one without an outcome: all of them were
+    # written (and flushed) or found; the rest were not put anywhere.
+    status: list[str] = []
+    for slot in range(len(sizes)):
+        if slot not in writer.outcomes:
+            break
+        status.append(writer.outcomes[slot])
+    return WriteOutcome(status, sizes[: len(status)], digests[: len(status)], error)
 
 
 class InlineExecutor:
