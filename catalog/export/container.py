@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from catalog.errors import ExportConflictError, ExportError, SelectionError
 from catalog.export.atomic import TEMP_MARK, prepare_root, sync_folder
 from catalog.export.encoders import encode_pngs
-from catalog.export.family import manifest_extras
+from catalog.export.family import ManifestTails
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.lists import Lists
 from catalog.export.recorder import FileRecorder, begin_write, start_export
@@ -142,6 +142,7 @@ class ContainerExport:
         self.files: list[AtomicFile] = []
         self.stack = ExitStack()
         self.manifest = Lists(self.root, ())
+        self.tails = ManifestTails(session)
         self.stack.callback(self.manifest.abort)
         self.stack.callback(self._abort_files)
 
@@ -181,18 +182,30 @@ class ContainerExport:
     ) -> None:
         """Add the manifest lines of ``block``'s images ``rows``, stored at ``paths``
         (``<file>#<key>``) as bytes with sha256 ``digests``."""
-        # Rows shaped as :func:`catalog.export.pool.collect` makes them for folder
-        # exports, so that the manifest has the same columns whatever the format.
-        names, splits, sha256 = self.names, block.splits, block.sha256
-        datasets, labels = block.dataset_ids.tolist(), block.labels.tolist()
-        indices, ids = block.indices.tolist(), block.ids.tolist()
-        originals, decisions = block.original_labels.tolist(), block.decisions.tolist()
-        files = [
-            (path, names[datasets[i]], splits[i], indices[i], labels[i], sha256[i], fh,
-             ids[i], 0, "written", originals[i], decisions[i])
-            for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
-        ]  # fmt: skip
-        self.manifest.add(files, manifest_extras(self.session, files))
+        # The columns of :class:`catalog.export.lists.Lists`' manifest, whatever the
+        # format; formatted here column by column, a block at a time.
+        whole = len(rows) == len(block)
+        picked = rows.tolist()
+        datasets = (block.dataset_ids if whole else block.dataset_ids[rows]).tolist()
+        labels = (block.labels if whole else block.labels[rows]).tolist()
+        ids = (block.ids if whole else block.ids[rows]).tolist()
+        indices = (block.indices if whole else block.indices[rows]).tolist()
+        originals = (block.original_labels if whole else block.original_labels[rows]).tolist()
+        decisions = (block.decisions if whole else block.decisions[rows]).tolist()
+        splits = block.splits if whole else [block.splits[i] for i in picked]
+        sha256 = block.sha256 if whole else [block.sha256[i] for i in picked]
+        names = [self.names[ds] for ds in datasets]
+        tails = self.tails.tails(datasets, labels, ids)
+        self.manifest.add_lines(
+            "".join(
+                f"{p},{d},{s},{i},{lb if lb >= 0 else ''},{h},{fh},{ol if ol >= 0 else ''},"
+                f"{dc or ''},{tail}\n"
+                for p, d, s, i, lb, h, fh, ol, dc, tail in zip(
+                    paths, names, splits, indices, labels, sha256, digests, originals,
+                    decisions, tails, strict=True,
+                )
+            )
+        )  # fmt: skip
         # End that read: the export's own writes (at the end) must begin as a writer.
         self.session.commit()
 
