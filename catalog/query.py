@@ -21,6 +21,7 @@ import numpy.typing as npt
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from catalog.blocks import block_of, stream_arrays, stream_rows
 from catalog.db import Dataset, ExportedFile, Image
 from catalog.errors import SelectionError
 from catalog.filters import (
@@ -180,21 +181,20 @@ def iter_pixel_blocks(
     session: Session, selection: Selection, chunk: int = CHUNK
 ) -> Iterator[PixelBlock]:
     """Stream the selected images with pixels, ``chunk`` at a time, in selection order."""
+    connection = session.connection()
     if _is_contiguous_filter(selection):
         # One streaming query: no id list, the index range scan does it all.
         _, query = _filtered(session, selection)
-        query = query.with_only_columns(*_pixel_columns(selection))
-        # Core rows (through the session's connection): the ORM's per-row
-        # bookkeeping costs more than SQLite's read for plain column selects.
-        result = session.connection().execute(query.execution_options(yield_per=chunk))
-        for rows in result.partitions(chunk):
-            yield _block(rows)
+        for rows in stream_rows(
+            connection, query.with_only_columns(*_pixel_columns(selection)), chunk
+        ):
+            yield block_of(rows)
         return
     ids = select_ids(session, selection)
     for part in _chunks(ids, chunk):
         query = with_state(select(*_pixel_columns(selection))).where(Image.id.in_(part.tolist()))
-        by_id = {row.id: row for row in session.connection().execute(query)}
-        yield _block([by_id[i] for i in part.tolist()])
+        by_id = {row[0]: row for rows in stream_rows(connection, query, chunk) for row in rows}
+        yield block_of([by_id[i] for i in part.tolist()])
 
 
 def _state_columns(selection: Selection) -> tuple[Any, ...]:
@@ -212,37 +212,15 @@ def _pixel_columns(selection: Selection) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _block(rows: Sequence[Any]) -> PixelBlock:
-    n = len(rows)
-    shapes = {(row.height, row.width) for row in rows}
-    if len(shapes) > 1:
-        msg = f"Selected images have different sizes {sorted(shapes)}: select one size at a time"
-        raise SelectionError(msg)
-    height, width = shapes.pop() if shapes else (0, 0)
-    pixels = np.frombuffer(b"".join(row.pixels for row in rows), dtype=np.uint8)
-    return PixelBlock(
-        ids=np.fromiter((row.id for row in rows), dtype=np.int64, count=n),
-        dataset_ids=np.fromiter((row.dataset_id for row in rows), dtype=np.int64, count=n),
-        splits=[row.split for row in rows],
-        indices=np.fromiter((row.idx for row in rows), dtype=np.int64, count=n),
-        labels=np.fromiter(
-            (UNLABELED if row.label is None else row.label for row in rows), dtype=np.int64, count=n
-        ),
-        sha256=[row.sha256 for row in rows],
-        pixels=pixels.reshape(n, height, width),
-        original_labels=np.fromiter(
-            (UNLABELED if row.original_label is None else row.original_label for row in rows),
-            dtype=np.int64,
-            count=n,
-        ),
-        decisions=np.fromiter((row.decision or 0 for row in rows), dtype=np.int64, count=n),
-    )
-
-
 def load_arrays(
     session: Session, selection: Selection
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """All selected pixels as one ``(N, H, W)`` uint8 array, and their int64 labels."""
+    if _is_contiguous_filter(selection):
+        # Only the columns the arrays hold: four per image instead of a block's twelve.
+        _, query = _filtered(session, selection)
+        columns = (label_column(selection), Image.height, Image.width, Image.pixels)
+        return stream_arrays(session.connection(), query.with_only_columns(*columns), CHUNK)
     blocks = list(iter_pixel_blocks(session, selection))
     if not blocks:
         return np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.int64)
