@@ -13,7 +13,7 @@ exports), live in :mod:`catalog.records`; they are importable from here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from catalog.blocks import block_of, stream_arrays, stream_rows
 from catalog.db import Dataset, ExportedFile, Image
-from catalog.errors import SelectionError
 from catalog.filters import (
     CURRENT_LABEL,
     POSITION,
