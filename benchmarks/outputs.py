@@ -4,7 +4,8 @@
 
 For each output format (``folder`` PNG files, ``idx``, ``npz``, ``parquet``,
 ``webdataset``) the 70,000 images of MNIST are exported from a catalog on
-SQLite, in a fresh process, with every core as workers, then read back for one
+SQLite, in a fresh process, with every core working (worker processes for the
+folder, PNG-encoding threads for parquet and shards), then read back for one
 epoch by the usual reader of that format, in another fresh process, to uint8
 arrays and labels:
 

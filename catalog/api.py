@@ -10,21 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import Engine
 
-from catalog import db, lookups, query
+from catalog import db
 from catalog.api_curation import CurationMixin, _names
 from catalog.api_selection import CatalogSelection
-from catalog.audit import AuditReport
-from catalog.audit.runs import StoredRun
-from catalog.identity.result import IdentityResult
-from catalog.query import DatasetSummary, ImageRow, Selection
-from catalog.sources import Decoded
-from catalog.store import IngestResult, ingest
+from catalog.selection import Selection
+
+if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test_cli_startup.py)
+    import numpy as np
+    import numpy.typing as npt
+
+    from catalog.audit import AuditReport
+    from catalog.audit.runs import StoredRun
+    from catalog.identity.result import IdentityResult
+    from catalog.records import DatasetSummary, ImageRow
+    from catalog.sources import Decoded
+    from catalog.store import IngestResult
 
 __all__ = ["Catalog", "CatalogSelection"]
 
@@ -88,6 +92,8 @@ class Catalog(CurationMixin):
         ``on_wait`` is called with a message when another ingest of the same
         dataset holds its lock; this one then waits for it to finish.
         """
+        from catalog.store import ingest
+
         with db.session_scope(self.engine, write=True) as session:
             return ingest(
                 session, Path(source), dataset=dataset, replace=replace, progress=progress,
@@ -96,6 +102,8 @@ class Catalog(CurationMixin):
 
     def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
         """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""
+        from catalog import query
+
         with db.session_scope(self.engine) as session:
             return query.list_datasets(session, counts=counts)
 
@@ -103,10 +111,14 @@ class Catalog(CurationMixin):
         self, split: str, index: int, *, dataset: str | None = None
     ) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
         """One image's row and pixels."""
+        from catalog import lookups
+
         with db.session_scope(self.engine) as session:
             return lookups.get_image(session, dataset, split, index)
 
     def exports(self) -> list[dict[str, Any]]:
+        from catalog import query
+
         with db.session_scope(self.engine) as session:
             return query.list_exports(session)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from catalog import db, decision_log, decisions
-from catalog.audit.findings import AuditReport
 from catalog.decision_log import DecisionRecord
 from catalog.decisions import Change, Summary
+
+if TYPE_CHECKING:  # the audit package loads every check: not for a count
+    from catalog.audit.findings import AuditReport
 
 
 class CurationMixin:

@@ -8,19 +8,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-from PIL import Image as PILImage
-
-from catalog import db, decision_log, decisions, query
+from catalog import db, decision_log, decisions, filters
 from catalog.decisions import Change, Summary
-from catalog.export import ExportResult, export_images
 from catalog.labelsets import LabelSet, label_set
-from catalog.pictures import selection_sheet
-from catalog.query import ImageRow, Selection
+from catalog.selection import Selection
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Pillow and the writers are imported where used: not for a count
+    import numpy as np
+    import numpy.typing as npt
+    from PIL import Image as PILImage
+
     from catalog.api import Catalog
+    from catalog.export import ExportResult
+    from catalog.records import ImageRow
     from catalog.training import SelectionDataset
 
 
@@ -33,14 +33,16 @@ class CatalogSelection:
 
     def count(self) -> int:
         with db.session_scope(self.catalog.engine) as session:
-            return query.count_selected(session, self.selection)
+            return filters.count_selected(session, self.selection)
 
     def left_out(self) -> int:
         """How many images the filters match that are left out as excluded."""
         with db.session_scope(self.catalog.engine) as session:
-            return query.count_left_out(session, self.selection)
+            return filters.count_left_out(session, self.selection)
 
     def _decide(self, action: str, tag: str | None, note: str | None, by: str | None) -> Summary:
+        from catalog import query
+
         with db.session_scope(self.catalog.engine, write=True) as session:
             decisions.lock(session)
             ids = query.select_ids(session, self.selection).tolist()
@@ -69,22 +71,28 @@ class CatalogSelection:
 
     def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
         with db.session_scope(self.catalog.engine) as session:
-            return dict(query.count_images(session, self.selection, by))
+            return dict(filters.count_images(session, self.selection, by))
 
     def rows(self) -> list[ImageRow]:
         return list(self.iter_rows())
 
     def iter_rows(self) -> Iterator[ImageRow]:
         """Stream the rows a chunk at a time; the read stays open while you iterate."""
+        from catalog import query
+
         with db.session_scope(self.catalog.engine) as session:
             yield from query.iter_rows(session, self.selection)
 
     def ids(self) -> npt.NDArray[np.int64]:
+        from catalog import query
+
         with db.session_scope(self.catalog.engine) as session:
             return query.select_ids(session, self.selection)
 
     def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         """Pixels as uint8 ``(N, H, W)`` and labels as int64 ``(N,)``, ready for training."""
+        from catalog import query
+
         with db.session_scope(self.catalog.engine) as session:
             return query.load_arrays(session, self.selection)
 
@@ -120,6 +128,8 @@ class CatalogSelection:
         :func:`catalog.export.export_images`)."""
         db.check_writable(self.catalog.engine)  # before a folder is made or a file written
         with db.session_scope(self.catalog.engine) as session:
+            from catalog.export import export_images
+
             return export_images(session, self.selection, Path(out_dir), output=output, **options)
 
     def export_holdout(
@@ -142,7 +152,7 @@ class CatalogSelection:
     def label_set(self) -> LabelSet:
         """The label set of the selection's dataset: numbers, names, ``parse``."""
         with db.session_scope(self.catalog.engine) as session:
-            return label_set(session, query.dataset_id(session, self.selection.dataset))
+            return label_set(session, filters.dataset_id(session, self.selection.dataset))
 
     def sheet(
         self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2
@@ -156,4 +166,6 @@ class CatalogSelection:
     def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
         """The contact sheet and how many digits it shows."""
         with db.session_scope(self.catalog.engine) as session:
+            from catalog.pictures import selection_sheet
+
             return selection_sheet(session, self.selection, cols=cols, scale=scale)

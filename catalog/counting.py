@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Export, Image
 from catalog.errors import DatasetNotFoundError, SelectionError
+from catalog.filters import decision_filters, label_column
+from catalog.filters import selection_query as _filtered
 from catalog.models.decisions import ImageState
-from catalog.query import _filtered, decision_filters, label_column
 from catalog.query_family import resolve_labels
 from catalog.selection import Selection
 

@@ -39,9 +39,9 @@ from catalog.decisions import (
     write_states,
 )
 from catalog.errors import CatalogError, DecisionError, UnknownTagError
+from catalog.filters import dataset_id
 from catalog.labelsets import LabelSet, label_set
 from catalog.models.decisions import ACTIONS, Decision, ImageState, ImageTag
-from catalog.query import dataset_id
 
 CSV_COLUMNS = ("dataset", "split", "index", "action", "label", "tag", "note", "by", "at", "id",
                "undoes")  # fmt: skip

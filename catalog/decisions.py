@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Dataset, Image, bulk_executor, bulk_inserter, utcnow
 from catalog.errors import DecisionError, ImageNotFoundError
+from catalog.filters import dataset_id
 from catalog.labelsets import label_set
 from catalog.models.decisions import ACTIONS, Decision, ImageState, ImageTag
-from catalog.query import dataset_id
 
 #: Images per IN (...) list when reading or writing state.
 CHUNK = 4000

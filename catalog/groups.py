@@ -9,10 +9,8 @@ drawn by PCG64 from the seed, like every other sample of :mod:`catalog.query`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +18,10 @@ from catalog.db import Image
 from catalog.errors import SelectionError
 from catalog.metadata import check_key
 from catalog.models.family import ImageMetadata
+
+if TYPE_CHECKING:  # numpy is imported where groups are drawn: a count filters without it
+    import numpy as np
+    import numpy.typing as npt
 
 AnySelect: TypeAlias = Select[Any]
 #: Ids per round trip when reading group values.
@@ -57,6 +59,8 @@ def filter_metadata(query: AnySelect, where: Sequence[tuple[str, str]]) -> AnySe
 
 def group_values(session: Session, ids: npt.NDArray[np.int64], key: str) -> npt.NDArray[np.object_]:
     """The value of ``key`` for each id, in the order of ``ids`` (None where absent)."""
+    import numpy as np
+
     found: dict[int, str] = {}
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK].tolist()
@@ -78,6 +82,8 @@ def per_group(
     values: npt.NDArray[np.object_], n: int, rng: np.random.Generator, key: str
 ) -> npt.NDArray[np.int64]:
     """Positions of up to ``n`` random images of each group, grouped in value order."""
+    import numpy as np
+
     _require_values(values, key, "--group-by")
     order = rng.permutation(len(values))
     codes = np.unique(values.astype(str), return_inverse=True)[1].reshape(-1)
@@ -98,6 +104,8 @@ def holdout_mask(
     ``round(fraction * groups)`` of them (at least one) are held out, so no
     group is on both sides.
     """
+    import numpy as np
+
     if not 0 < fraction < 1:
         msg = f"--holdout must be a fraction between 0 and 1, got {fraction}"
         raise SelectionError(msg)

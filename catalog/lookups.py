@@ -10,12 +10,13 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog.blocks import block_of
 from catalog.db import Dataset, Image
 from catalog.errors import ImageNotFoundError
 from catalog.labelsets import label_set
 from catalog.metadata import metadata_of
 from catalog.models.decisions import ImageTag
-from catalog.query import _block, _pixel_columns, dataset_id, with_state
+from catalog.query import _pixel_columns, dataset_id, with_state
 from catalog.records import ImageRow, PixelBlock
 from catalog.selection import Selection
 
@@ -56,4 +57,4 @@ def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
     if missing:
         msg = f"No image with id {missing[0]} in the catalog: was its dataset replaced?"
         raise ImageNotFoundError(msg)
-    return _block([by_id[i] for i in wanted])
+    return block_of([by_id[i] for i in wanted])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from catalog.db import Image, bulk_inserter
 from catalog.errors import SelectionError
 from catalog.models.family import ImageMetadata
-from catalog.sources import Batch
+
+if TYPE_CHECKING:  # filters name metadata keys without loading the readers (numpy)
+    from catalog.sources import Batch
 
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -60,11 +62,20 @@ def metadata_of(session: Session, image_ids: Sequence[int]) -> dict[int, dict[st
     found: dict[int, dict[str, str]] = {}
     if not image_ids:
         return found
+    low, high = min(image_ids), max(image_ids)
+    in_range = ImageMetadata.image_id.between(low, high)
+    # One primary-key probe first: most datasets have no metadata, and asking for
+    # thousands of ids costs more than the answer.
+    if session.scalar(select(ImageMetadata.image_id).where(in_range).limit(1)) is None:
+        return found
+    dense = high - low + 1 <= 2 * len(image_ids)  # ids fill their range: scan it, no IN list
+    wanted = set(image_ids)
     query = select(ImageMetadata.image_id, ImageMetadata.key, ImageMetadata.value).where(
-        ImageMetadata.image_id.in_(list(image_ids))
+        in_range if dense else ImageMetadata.image_id.in_(wanted)
     )
     for image_id, key, value in session.execute(query):
-        found.setdefault(image_id, {})[key] = value
+        if image_id in wanted:
+            found.setdefault(image_id, {})[key] = value
     return found
 
 

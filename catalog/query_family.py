@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from catalog.groups import group_values, holdout_mask
 from catalog.labelsets import LabelSet, label_set
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a count resolves labels without numpy
+    import numpy as np
+    import numpy.typing as npt
+
     from catalog.query import Selection
 
 

@@ -222,6 +222,16 @@ def test_sheet_writes_a_contact_sheet(db_url: str, tmp_path: Path) -> None:
         assert sheet.width >= 5 * 56
 
 
+def test_sheet_says_how_many_excluded_digits_it_left_out(db_url: str, tmp_path: Path) -> None:
+    run(db_url, "ingest", str(TINY), "--dataset", "tiny")
+    assert run(db_url, "exclude", "train:0", "--reason", "smudge")[0] == 0
+    code, out, err = run(db_url, "sheet", "-o", str(tmp_path / "s.png"))
+    assert (code, out) == (0, f"Wrote 4 digits to {tmp_path / 's.png'}\n")
+    assert err == "Left out 1 excluded images (--include-excluded keeps them)\n"
+    code, out, err = run(db_url, "sheet", "-o", str(tmp_path / "s.png"), "--include-excluded")
+    assert (code, out, err) == (0, f"Wrote 5 digits to {tmp_path / 's.png'}\n", "")
+
+
 def test_db_current_and_upgrade(db_url: str) -> None:
     head = db.head_revision(db.make_engine(db_url))
     code, out, _ = run(db_url, "db", "current")

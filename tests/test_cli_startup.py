@@ -13,6 +13,7 @@ from typing import Annotated
 
 import pytest
 import typer
+from builders import random_digits, write_image_folder
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -29,19 +30,52 @@ COMMAND = get_command(app)
 SELECTING = {"query": (), "count": ("order", "limit", "offset"), "export": (), "sheet": ()}
 
 
-@pytest.mark.parametrize("args", [["--help"], ["query", "--help"], ["export", "--help"]])
-def test_help_imports_no_numpy_sqlalchemy_or_pillow(args: list[str]) -> None:
+#: Packages a count must not import (top-level names, or catalog's own subpackages).
+HEAVY_FOR_COUNT = ("numpy", "PIL", "alembic", "faiss", "torch", "pyarrow", "catalog.audit",
+                   "catalog.identity", "catalog.export", "catalog.similarity",
+                   "catalog.sources")  # fmt: skip
+
+
+def imported_by(*args: str) -> tuple[str, list[str]]:
+    """Run ``python -X importtime -m catalog ARGS``; its output and the modules it imported."""
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "catalog", *args],
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "Usage: mnist-catalog" in result.stdout
-    imported = re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, flags=re.MULTILINE)
+    return result.stdout, re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, re.MULTILINE)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["query", "--help"], ["export", "--help"]])
+def test_help_imports_no_numpy_sqlalchemy_or_pillow(args: list[str]) -> None:
+    out, imported = imported_by(*args)
+    assert "Usage: mnist-catalog" in out
     assert "catalog.cli" in imported  # the check sees this checkout's imports
     heavy = [name for name in imported if name.split(".")[0] in ("numpy", "sqlalchemy", "PIL")]
     assert heavy == []
+
+
+def test_count_imports_no_numpy_pillow_alembic_or_audit(tmp_path: Path, db_url: str) -> None:
+    """A count needs SQLAlchemy and the selection's SQL, not numpy, Pillow, Alembic (the
+    catalog is at head), the audit or the writers."""
+    pixels, labels = random_digits(12, seed=1)
+    labels[:] = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]
+    write_image_folder(tmp_path / "drawn", {"train": (pixels[:9], labels[:9]),
+                                            "test": (pixels[9:], labels[9:])})  # fmt: skip
+    with catalog.Catalog.open(db_url) as opened:
+        opened.ingest(tmp_path / "drawn", dataset="drawn")
+    out, imported = imported_by("--db", db_url, "count", "--by", "split,label")
+    assert out.split() == [
+        "split", "label", "count", "test", "0", "1", "test", "1", "1", "test", "2", "1",
+        "train", "0", "3", "train", "1", "3", "train", "2", "3", "total", "12",
+    ]  # fmt: skip
+    assert "catalog.counting" in imported  # the check sees this checkout's imports
+    heavy = [m for m in imported if any(m == h or m.startswith(f"{h}.") for h in HEAVY_FOR_COUNT)]
+    assert heavy == []
+    out, imported = imported_by("--db", db_url, "count", "-d", "drawn", "-s", "train", "-l", "1")
+    assert out == "3\n"
+    assert not [m for m in imported if m.split(".")[0] in ("numpy", "PIL", "alembic")]
 
 
 def test_light_copies_match_the_library() -> None:

@@ -25,6 +25,7 @@ from catalog.audit.findings import Finding, ImageRef
 from catalog.audit.images import DatasetImages
 from catalog.db import Image, Source
 from catalog.identity import IdentityResult, Leak, describe_leak, find_leakage, identify_session
+from catalog.identity.sampling import SAMPLE, sampled_note
 from catalog.query import dataset_id
 
 CHECK = "identity"
@@ -54,7 +55,9 @@ def identified(context: AuditContext, name: str) -> IdentityResult | None:
                 select(func.count()).where(Image.dataset_id == dataset_id(session, name))
             )
             tick = context.ticker(CHECK, int(total or 0))
-            result = identify_session(context.session, name, REFERENCE, tick)
+            result = identify_session(
+                context.session, name, REFERENCE, tick, sample=SAMPLE, reuse=True
+            )
         cache[name] = result
     return cache[name]
 
@@ -64,8 +67,11 @@ def identity_findings(context: AuditContext, data: DatasetImages) -> tuple[list[
     (every image matched, in a re-split or a lossy copy), whose size and digest
     comparison they replace."""
     result = identified(context, data.name)
-    if result is None or not result.matched().any():
+    if result is None:
         return [], set()
+    sampled = _sampled(data, result)
+    if not result.matched().any():
+        return sampled, set()
     findings: list[Finding] = []
     counts = result.counts()
     mapping = result.summary()[0]
@@ -102,9 +108,34 @@ def identity_findings(context: AuditContext, data: DatasetImages) -> tuple[list[
             str(split) for split in np.unique(result.splits)
             if result.matched()[result.splits == split].all()
         }  # fmt: skip
+    findings += sampled
     findings += _disagreements(data, result)
     findings += _leaks(context, data, result)
     return findings, accounted
+
+
+def summary_of(context: AuditContext, name: str) -> dict[str, int]:
+    """How much identify searched for ``name`` in this audit, and what it reused."""
+    result = identified(context, name)
+    if result is None:
+        return {}
+    return result.counts() | {"searched": result.searched_now, "reused": result.reused,
+                              "unsearched": 0 if result.sampled is None
+                              else result.sampled.unsearched}  # fmt: skip
+
+
+def _sampled(data: DatasetImages, result: IdentityResult) -> list[Finding]:
+    """``not-derived`` when only a sample of the images no digest matched was searched."""
+    sampled = result.sampled
+    if sampled is None:
+        return []
+    return [
+        Finding(CHECK, "not-derived", "info",
+                f"{data.name}: {sampled_note(sampled, result.reference)}",
+                details={"reference": result.reference, "pending": sampled.pending,
+                         "sampled": sampled.searched, "matched": sampled.matched,
+                         "unsearched": sampled.unsearched})
+    ]  # fmt: skip
 
 
 def _whole_reference(result: IdentityResult) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
-from catalog.audit.identified import identity_findings
+from catalog.audit.identified import identity_findings, summary_of
 from catalog.audit.images import DatasetImages
 from catalog.db import Source
 from catalog.fingerprints import KNOWN_DATASETS, known_split
@@ -29,9 +29,10 @@ from catalog.query import dataset_id
 def run(context: AuditContext) -> Outcome:
     found, accounted = identity_findings(context, context.data)
     findings = check_identity(context.session, context.data, accounted)
-    if found:  # identify said what the images are; "not a known dataset" would mislead
+    if any(f.code != "not-derived" for f in found):
+        # identify said what the images are; "not a known dataset" would mislead
         findings = [f for f in findings if f.code != "unknown-dataset"]
-    return findings + found, {}
+    return findings + found, summary_of(context, str(context.dataset))
 
 
 def check_identity(

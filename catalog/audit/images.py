@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from catalog.audit.features import InkMeasures, ink_measures
+from catalog.audit.features import InkMeasures
 from catalog.audit.findings import ImageRef
 from catalog.db import Image
 from catalog.dbtypes import bytewise
@@ -29,6 +29,9 @@ from catalog.labelsets import label_set
 from catalog.pixels import pixels_of
 from catalog.query import CURRENT_LABEL, dataset_id, with_state
 from catalog.sources import UNLABELED
+
+if TYPE_CHECKING:
+    from catalog.audit.kept_ink import InkWork
 
 __all__ = [
     "DEFAULT_MEMORY",
@@ -98,6 +101,7 @@ class DatasetImages:
     reviewed: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
     label_numbers: tuple[int, ...] = ()  # the dataset's label set
     streamable: bool = True  # all images of the query, in order (not a subset)
+    ink_work: InkWork | None = None  # how :attr:`ink` was had, once it was
 
     def __post_init__(self) -> None:
         if len(self.original_labels) != len(self.ids):
@@ -204,12 +208,15 @@ class DatasetImages:
 
     @cached_property
     def ink(self) -> InkMeasures:
-        """Ink measures of every image (uniform sizes only), streamed once for every check."""
+        """Ink measures of every image (uniform sizes only), for every check: read back where
+        an earlier audit kept them, the rest streamed once (:mod:`catalog.audit.kept_ink`)."""
         if self.shape is None:
             msg = f"{self.name}: images of different sizes have no ink measures"
             raise ValueError(msg)
-        parts = [ink_measures(pixels) for _, pixels in self.blocks()]
-        return InkMeasures.concatenate(parts, self.shape)
+        from catalog.audit.kept_ink import ink_of
+
+        ink, self.ink_work = ink_of(self, self.shape)
+        return ink
 
 
 def _selected(

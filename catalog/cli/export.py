@@ -44,7 +44,12 @@ def export(
     ] = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores)."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes (folder) or PNG-encoding threads (parquet, webdataset); default: all cores.",
+        ),
     ] = None,
     folder_names: Annotated[
         str, typer.Option("--folder-names", help="by-label folders: numbers or names.")

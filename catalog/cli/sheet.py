@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from catalog.cli.options import with_selection
+from catalog.cli.output import say_left_out
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
@@ -27,3 +28,4 @@ def sheet(
     picture, n = selected.contact_sheet(cols=cols, scale=scale)
     picture.save(output, format="PNG")
     typer.echo(f"Wrote {n} digits to {output}")
+    say_left_out(selected.left_out())

@@ -14,7 +14,10 @@ file in ``formats/`` that reuses the rest:
 
 - ``layouts``: file names per layout; ``encoders``: pixels to PNG/JPG/BMP/PGM;
 - ``atomic``: whole-or-nothing files and the folders they go in;
-- ``pool``: worker processes that encode and write;
+- ``pool``: worker processes that encode and write (folder exports);
+- ``container``: the files of the other outputs; ``pngs``: their PNGs, encoded in
+  threads; ``tarblocks``: tar members a block at a time; ``background``: the
+  writer thread that writes and seals their files;
 - ``lists``: the manifest and the caffe/mxnet/csv list files;
 - ``recorder``: the export's row and its files' rows in the catalog;
 - ``formats``: the registry of output writers, one Protocol.

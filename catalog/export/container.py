@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack
-from multiprocessing import get_context
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,8 +29,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import ExportConflictError, ExportError, SelectionError
 from catalog.export.atomic import TEMP_MARK, prepare_root, sync_folder
-from catalog.export.encoders import encode_pngs
-from catalog.export.family import manifest_extras
+from catalog.export.family import ManifestTails
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.lists import Lists
 from catalog.export.recorder import FileRecorder, begin_write, start_export
@@ -44,12 +41,14 @@ from catalog.query import (
     iter_pixel_blocks,
 )
 
-#: Images per PNG-encoding task handed to a worker process.
-PNG_TASK = 1024
-
 
 class AtomicFile:
-    """One output file, written in pieces under a temporary name, put in place whole."""
+    """One output file, written in pieces under a temporary name, put in place whole.
+
+    Bytes written through :meth:`write` are hashed as they go; a file written
+    through its ``handle`` by another writer (gzip, pyarrow, numpy) is hashed
+    from disk when sealed.
+    """
 
     def __init__(self, root: Path, name: str, first_image: int) -> None:
         self.name = name
@@ -62,6 +61,9 @@ class AtomicFile:
             msg = f"Cannot write {name} into {root}: {exc.strerror}"
             raise ExportError(msg) from None
         self.images = 0  # how many images it holds
+        self.hasher = hashlib.sha256()
+        self.hashed = 0  # bytes that went through write() and the hasher
+        self.sealed: tuple[str, int] | None = None  # (sha256, size) once complete
 
     def write(self, data: bytes | memoryview) -> None:
         try:
@@ -69,19 +71,37 @@ class AtomicFile:
         except OSError as exc:
             msg = f"Cannot write {self.name} into {self.target.parent}: {exc.strerror}"
             raise ExportError(msg) from None
+        self.hasher.update(data)
+        self.hashed += len(data)
+
+    def seal(self, fsync: bool = True) -> tuple[str, int]:
+        """Close the complete file (on disk first with ``fsync``); returns its
+        sha256 and size. Can run in a writer thread, once the last write has."""
+        if self.sealed is not None:
+            return self.sealed
+        try:
+            self.handle.flush()
+            if fsync:
+                os.fsync(self.handle.fileno())
+            size = os.fstat(self.handle.fileno()).st_size
+            self.handle.close()
+            if self.hashed == size:
+                digest = self.hasher.hexdigest()
+            else:
+                with self.temp.open("rb") as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            msg = f"Cannot write {self.name} into {self.target.parent}: {exc.strerror}"
+            raise ExportError(msg) from None
+        self.sealed = digest, size
+        return self.sealed
 
     def finish(self, overwrite: bool, fsync: bool = True) -> tuple[str, str, int]:
         """Put the file in place; returns (status, sha256, size), status as
         :func:`catalog.export.atomic.write_atomically` gives it. With ``fsync`` the
         bytes are on disk before the name appears."""
+        digest, size = self.seal(fsync)
         try:
-            if fsync:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-            self.handle.close()
-            with self.temp.open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            size = self.temp.stat().st_size
             if self.target.exists():
                 with self.target.open("rb") as handle:
                     current = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -142,6 +162,7 @@ class ContainerExport:
         self.files: list[AtomicFile] = []
         self.stack = ExitStack()
         self.manifest = Lists(self.root, ())
+        self.tails = ManifestTails(session)
         self.stack.callback(self.manifest.abort)
         self.stack.callback(self._abort_files)
 
@@ -181,18 +202,30 @@ class ContainerExport:
     ) -> None:
         """Add the manifest lines of ``block``'s images ``rows``, stored at ``paths``
         (``<file>#<key>``) as bytes with sha256 ``digests``."""
-        # Rows shaped as :func:`catalog.export.pool.collect` makes them for folder
-        # exports, so that the manifest has the same columns whatever the format.
-        names, splits, sha256 = self.names, block.splits, block.sha256
-        datasets, labels = block.dataset_ids.tolist(), block.labels.tolist()
-        indices, ids = block.indices.tolist(), block.ids.tolist()
-        originals, decisions = block.original_labels.tolist(), block.decisions.tolist()
-        files = [
-            (path, names[datasets[i]], splits[i], indices[i], labels[i], sha256[i], fh,
-             ids[i], 0, "written", originals[i], decisions[i])
-            for i, path, fh in zip(rows.tolist(), paths, digests, strict=True)
-        ]  # fmt: skip
-        self.manifest.add(files, manifest_extras(self.session, files))
+        # The columns of :class:`catalog.export.lists.Lists`' manifest, whatever the
+        # format; formatted here column by column, a block at a time.
+        whole = len(rows) == len(block)
+        picked = rows.tolist()
+        datasets = (block.dataset_ids if whole else block.dataset_ids[rows]).tolist()
+        labels = (block.labels if whole else block.labels[rows]).tolist()
+        ids = (block.ids if whole else block.ids[rows]).tolist()
+        indices = (block.indices if whole else block.indices[rows]).tolist()
+        originals = (block.original_labels if whole else block.original_labels[rows]).tolist()
+        decisions = (block.decisions if whole else block.decisions[rows]).tolist()
+        splits = block.splits if whole else [block.splits[i] for i in picked]
+        sha256 = block.sha256 if whole else [block.sha256[i] for i in picked]
+        names = [self.names[ds] for ds in datasets]
+        tails = self.tails.tails(datasets, labels, ids)
+        self.manifest.add_lines(
+            "".join(
+                f"{p},{d},{s},{i},{lb if lb >= 0 else ''},{h},{fh},{ol if ol >= 0 else ''},"
+                f"{dc or ''},{tail}\n"
+                for p, d, s, i, lb, h, fh, ol, dc, tail in zip(
+                    paths, names, splits, indices, labels, sha256, digests, originals,
+                    decisions, tails, strict=True,
+                )
+            )
+        )  # fmt: skip
         # End that read: the export's own writes (at the end) must begin as a writer.
         self.session.commit()
 
@@ -251,71 +284,3 @@ def split_runs(block: PixelBlock) -> Iterator[tuple[str, npt.NDArray[np.intp]]]:
 def file_prefix(split: str) -> str:
     """MNIST's names for its splits in file names: ``train`` and ``t10k``."""
     return "t10k" if split == "test" else split
-
-
-def encode_with_digests(pixels: npt.NDArray[np.uint8]) -> tuple[list[bytes], list[str]]:
-    """PNGs of a block of images and the sha256 of each (runs in a worker)."""
-    pngs = encode_pngs(pixels)
-    return pngs, sha256_hex(pngs)
-
-
-Encoded = tuple[list[bytes], list[str]]
-
-
-class PngEncoder:
-    """PNG-encodes blocks in worker processes while this process reads the next block."""
-
-    def __init__(self, jobs: int) -> None:
-        self.stack = ExitStack()
-        self.pool: Executor | None = None
-        if jobs > 1:
-            self.pool = self.stack.enter_context(
-                ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork"))
-            )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stack.close()
-
-    def submit(self, pixels: npt.NDArray[np.uint8]) -> list[Future[Encoded]]:
-        if self.pool is None:
-            future: Future[Encoded] = Future()
-            future.set_result(encode_with_digests(pixels))
-            return [future]
-        return [
-            self.pool.submit(encode_with_digests, pixels[start : start + PNG_TASK])
-            for start in range(0, len(pixels), PNG_TASK)
-        ]
-
-    @staticmethod
-    def result(futures: list[Future[Encoded]]) -> Encoded:
-        pngs: list[bytes] = []
-        digests: list[str] = []
-        for future in futures:
-            more, their = future.result()
-            pngs += more
-            digests += their
-        return pngs, digests
-
-
-def encoded_blocks(
-    export: ContainerExport, jobs: int
-) -> Iterator[tuple[PixelBlock, list[bytes], list[str]]]:
-    """The export's blocks with their PNGs and the PNGs' sha256; one block is
-    encoded (in ``jobs`` worker processes) while the next is read."""
-    with PngEncoder(jobs) as encoder:
-        pending: tuple[PixelBlock, list[Future[Encoded]]] | None = None
-        for block in export.blocks():
-            submitted = (block, encoder.submit(block.pixels))
-            if pending is not None:
-                yield pending[0], *encoder.result(pending[1])
-            pending = submitted
-        if pending is not None:
-            yield pending[0], *encoder.result(pending[1])
-
-
-def sha256_hex(items: list[bytes]) -> list[str]:
-    sha256 = hashlib.sha256
-    return [sha256(item).hexdigest() for item in items]

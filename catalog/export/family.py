@@ -63,25 +63,54 @@ def label_folders(session: Session, folder_names: str) -> Callable[[int, int], i
     return folder
 
 
+class ManifestTails:
+    """Each image's last two manifest fields, ``name,metadata`` quoted as CSV.
+
+    The class name is looked up once per dataset and label, and an image without
+    metadata shares the quoted fields of its label; metadata is read only when
+    the images have any (:func:`catalog.metadata.metadata_of` probes first).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sets: dict[int, LabelSet] = {}
+        self.plain: dict[tuple[int, int], str] = {}  # (dataset id, label) -> fields
+        self.out = io.StringIO()
+        self.writer = csv.writer(self.out, lineterminator="")
+
+    def _fields(self, dataset_id: int, label: int, pairs: str) -> str:
+        if dataset_id not in self.sets:
+            self.sets[dataset_id] = label_set(self.session, dataset_id)
+        name = "" if label == UNLABELED else self.sets[dataset_id].name(label)
+        self.out.seek(0)
+        self.out.truncate()
+        self.writer.writerow([name, pairs])
+        return self.out.getvalue()
+
+    def tails(
+        self, dataset_ids: Sequence[int], labels: Sequence[int], ids: Sequence[int]
+    ) -> list[str]:
+        """The fields of the images ``ids`` of these datasets, with these labels."""
+        meta = metadata_of(self.session, ids)
+        plain = self.plain
+        out = []
+        for dataset_id, label, image_id in zip(dataset_ids, labels, ids, strict=True):
+            found = meta.get(image_id) if meta else None
+            if found:
+                pairs = ";".join(f"{k}={v}" for k, v in sorted(found.items()))
+                out.append(self._fields(dataset_id, label, pairs))
+                continue
+            fields = plain.get((dataset_id, label))
+            if fields is None:
+                fields = plain[dataset_id, label] = self._fields(dataset_id, label, "")
+            out.append(fields)
+        return out
+
+
 def manifest_extras(session: Session, files: Sequence[Any]) -> list[str]:
     """For each file row (label at 4, dataset name at 1, image id at 7): the quoted
     class name and metadata (``key=value;...``) fields of the manifest."""
-    ids = [row[7] for row in files]
-    meta = metadata_of(session, ids)
     names = dict(session.execute(select(Dataset.name, Dataset.id)).all())
-    sets: dict[int, LabelSet] = {}
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="")
-    extras = []
-    for row in files:
-        dataset_id = names[row[1]]
-        if dataset_id not in sets:
-            sets[dataset_id] = label_set(session, dataset_id)
-        label = row[4]
-        name = "" if label == UNLABELED else sets[dataset_id].name(label)
-        pairs = ";".join(f"{k}={v}" for k, v in sorted(meta.get(row[7], {}).items()))
-        out.seek(0)
-        out.truncate()
-        writer.writerow([name, pairs])
-        extras.append(out.getvalue())
-    return extras
+    return ManifestTails(session).tails(
+        [names[row[1]] for row in files], [row[4] for row in files], [row[7] for row in files]
+    )

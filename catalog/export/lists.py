@@ -86,6 +86,11 @@ class Lists:
             for split, lines in by_split.items():
                 self._list(kind, split).write("".join(lines))
 
+    def add_lines(self, text: str) -> None:
+        """Append manifest lines already formatted (an output with no list files)."""
+        assert not self.kinds, "list files are written by add()"
+        self.manifest.write(text)
+
     def abort(self) -> None:
         for handle in self.handles:
             with suppress(OSError):  # a full disk fails the last flush; the file goes anyway

@@ -44,6 +44,21 @@ class ImageIdentity:
         return None if self.canonical_label is None else self.label == self.canonical_label
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """How a search was cut short: ``searched`` images of the ``pending`` ones (those no
+    digest matched) were searched, at random; ``matched`` of them were lossy copies,
+    too few to search the rest (:data:`catalog.identity.sampling.DERIVED_SHARE`)."""
+
+    searched: int
+    pending: int
+    matched: int
+
+    @property
+    def unsearched(self) -> int:
+        return self.pending - self.searched
+
+
 @dataclass
 class IdentityResult:
     """Per image of ``dataset``: which image of ``reference`` it is, and how it matches."""
@@ -65,6 +80,14 @@ class IdentityResult:
     distances: npt.NDArray[np.float32]  # signature distance to the candidate, nan for exact
     stretched: npt.NDArray[np.bool_]  # the gain is the reference's own min/max stretch
     notes: list[str] = field(default_factory=list)
+    #: Set when only a sample of the images no digest matched was searched; the others
+    #: are "none" unsearched (``searched`` false).
+    sampled: Sampled | None = None
+    searched: npt.NDArray[np.bool_] | None = None  # None: every image was looked at
+    #: Images whose match was read back from an earlier run instead of searched again.
+    reused: int = 0
+    #: Images searched by signature in this run (not matched by digest, nor reused).
+    searched_now: int = 0
 
     def __len__(self) -> int:
         return len(self.image_ids)

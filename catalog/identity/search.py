@@ -21,6 +21,8 @@ NUMPY_BLOCK = 256
 #: Cells of the inverted-file index, and cells probed per query.
 LISTS = 256
 PROBES = 8
+#: Reference rows per cell the inverted-file index is trained on.
+TRAIN_PER_LIST = 64
 #: Smallest reference worth an inverted-file index.
 MIN_IVF = 20_000
 
@@ -43,7 +45,9 @@ def _faiss_index(reference: npt.NDArray[np.float32], exact: bool) -> Any:
     index: Any = quantizer
     if not exact and len(data) >= MIN_IVF:
         index = faiss.IndexIVFFlat(quantizer, dims, LISTS)
-        index.train(data)
+        # The cells' centres need a few dozen points each, not the whole reference
+        # (every k-th row: the same rows each time, so the same cells).
+        index.train(np.ascontiguousarray(data[:: max(1, len(data) // (TRAIN_PER_LIST * LISTS))]))
         index.nprobe = PROBES
     index.add(data)
     if len(_INDEXES) > 8:

@@ -38,7 +38,9 @@ class ExportOptions:
     quality: int = 95  # JPG only
     lists: Sequence[str] = ()
     overwrite: bool = False
-    jobs: int | None = None  # worker processes; None: all cores
+    jobs: int | None = (
+        None  # worker processes (folder), PNG threads (parquet, webdataset); None: all cores
+    )
     progress: Progress | None = None  # called with images done after each chunk
     folder_names: str = "numbers"  # by-label folders: label "numbers" or class "names"
     shard_size: int = 10_000  # webdataset: images per shard

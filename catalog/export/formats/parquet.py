@@ -19,17 +19,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from catalog.errors import MissingExtraError
+from catalog.export.background import Background
 from catalog.export.container import (
     AtomicFile,
     ContainerExport,
-    encoded_blocks,
     refuse_folder_options,
     split_runs,
 )
 from catalog.export.formats import ExportOptions, ExportResult
+from catalog.export.pngs import encoded_blocks
 from catalog.export.pool import default_jobs
 from catalog.labelsets import label_set
 from catalog.query import Selection, dataset_id
@@ -82,21 +84,23 @@ def write_parquet(
     with ContainerExport(session, selection, out_dir, options, "parquet", "png") as export:
         splits: dict[str, SplitFile] = {}
         try:
-            for block, pngs, digests in encoded_blocks(export, options.jobs or default_jobs()):
-                for split, rows in split_runs(block):
-                    if split not in splits:
-                        file = export.open(f"{split}.parquet", int(block.ids[rows[0]]))
-                        writer = pq.ParquetWriter(file.handle, schema, compression="snappy")
-                        splits[split] = SplitFile(file, writer, pa, schema)
-                    out, part = splits[split], rows.tolist()
-                    start = out.rows
-                    out.add([pngs[i] for i in part], block.labels[rows].tolist())
-                    export.add(
-                        block, rows, [f"{split}.parquet#{start + k}" for k in range(len(part))],
-                        [digests[i] for i in part],
-                    )  # fmt: skip
-            for out in splits.values():
-                out.flush(everything=True)
+            with Background() as background:
+                for block, pngs, digests in encoded_blocks(export, options.jobs or default_jobs()):
+                    for split, rows in split_runs(block):
+                        if split not in splits:
+                            file = export.open(f"{split}.parquet", int(block.ids[rows[0]]))
+                            writer = pq.ParquetWriter(file.handle, schema, compression="snappy")
+                            splits[split] = SplitFile(file, writer, pa, schema, background)
+                        out, part = splits[split], rows.tolist()
+                        start = out.rows
+                        out.add([pngs[i] for i in part], block.labels[rows].tolist())
+                        export.add(
+                            block, rows, [f"{split}.parquet#{start + k}" for k in range(len(part))],
+                            [digests[i] for i in part],
+                        )  # fmt: skip
+                for out in splits.values():
+                    out.flush(everything=True)
+                background.drain()
         finally:
             for out in splits.values():
                 out.writer.close()
@@ -104,10 +108,14 @@ def write_parquet(
 
 
 class SplitFile:
-    """One split's parquet file: rows gathered into whole row groups of :data:`ROW_GROUP`."""
+    """One split's parquet file: rows gathered into whole row groups of
+    :data:`ROW_GROUP`, written by the export's writer thread."""
 
-    def __init__(self, file: AtomicFile, writer: Any, pa: Any, schema: Any) -> None:
+    def __init__(
+        self, file: AtomicFile, writer: Any, pa: Any, schema: Any, background: Background
+    ) -> None:
         self.file, self.writer, self.pa, self.schema = file, writer, pa, schema
+        self.background = background
         self.pngs: list[bytes] = []
         self.labels: list[int] = []
         self.rows = 0  # rows added
@@ -119,18 +127,30 @@ class SplitFile:
         self.flush()
 
     def flush(self, everything: bool = False) -> None:
-        """Write the whole row groups gathered (with ``everything``, the rest too)."""
+        """Hand the whole row groups gathered (with ``everything``, the rest too) to
+        the writer thread."""
         n = len(self.pngs) if everything else len(self.pngs) // ROW_GROUP * ROW_GROUP
         if n == 0:
             return
-        pa = self.pa
-        image = pa.StructArray.from_arrays(
-            [pa.array(self.pngs[:n], pa.binary()), pa.nulls(n, pa.string())],
-            names=["bytes", "path"],
-        )
-        table = pa.Table.from_arrays(
-            [image, pa.array(self.labels[:n], pa.int64())], schema=self.schema
-        )
-        self.writer.write_table(table, row_group_size=ROW_GROUP)
+        self.background.submit(self._write, self.pngs[:n], self.labels[:n])
         del self.pngs[:n], self.labels[:n]
         self.file.images += n
+
+    def _write(self, pngs: list[bytes], labels: list[int]) -> None:
+        pa, n = self.pa, len(pngs)
+        # Arrays from their buffers: ``pa.array`` of a list checks for pandas
+        # objects, which imports pandas (most of a second) on first use.
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum([len(png) for png in pngs], out=offsets[1:])
+        data = pa.py_buffer(b"".join(pngs))
+        image = pa.StructArray.from_arrays(
+            [
+                pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), data]),
+                pa.nulls(n, pa.string()),
+            ],
+            names=["bytes", "path"],
+        )
+        numbers = np.asarray(labels, dtype=np.int64)
+        label = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(numbers)])
+        table = pa.Table.from_arrays([image, label], schema=self.schema)
+        self.writer.write_table(table, row_group_size=ROW_GROUP)

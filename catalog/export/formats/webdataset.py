@@ -8,12 +8,12 @@ the catalog's pixels), ``<key>.cls`` (the label as decimal text) and
 pixels). An unlabeled image has no ``.cls`` and a null ``label``. ``manifest.csv`` is the index of which image is in which shard: its
 ``path`` is ``<shard>#<key>``.
 
-The tar headers are POSIX ustar, built here from a template (one header is a
-few string operations; :mod:`tarfile` builds each from a ``TarInfo`` at several
-times the cost, which for three members per image is most of an export's time).
-Python's ``tarfile``, GNU tar and WebDataset read them. Each header has mode
-0644, owner 0 and mtime 0, so a shard is the same bytes on every run and a
-re-run skips it.
+The tar headers are POSIX ustar, built a block of members at a time
+(:mod:`catalog.export.tarblocks`; :mod:`tarfile` builds each from a ``TarInfo``
+at many times the cost, which for three members per image would be most of an
+export's time). Python's ``tarfile``, GNU tar and WebDataset read them. Each
+header has mode 0644, owner 0 and mtime 0, so a shard is the same bytes on
+every run and a re-run skips it.
 """
 
 from __future__ import annotations
@@ -23,50 +23,27 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
+from catalog.export.background import Background
 from catalog.export.container import (
     AtomicFile,
     ContainerExport,
-    encoded_blocks,
     refuse_folder_options,
     split_runs,
 )
 from catalog.export.formats import ExportOptions, ExportResult
+from catalog.export.pngs import encoded_blocks
 from catalog.export.pool import default_jobs
+from catalog.export.tarblocks import BLOCK, RECORD, tar_members
 from catalog.query import Selection
-
-BLOCK = 512
-RECORD = 20 * BLOCK  # tar files end on a whole record, as tarfile and GNU tar write them
-_IDS = b"0000644\0" + b"0000000\0" * 2  # mode, uid, gid
-_MTIME = b"%011o\0" % 0
-_REST = (
-    b"0" + b"\0" * 100  # regular file, no link
-    + b"ustar\x0000"  # POSIX magic and version
-    + b"\0" * 64  # user and group names
-    + b"0000000\0" * 2  # device numbers
-    + b"\0" * 167  # name prefix and padding
-)  # fmt: skip
-_BASE_SUM = sum(_IDS) + sum(_MTIME) + sum(b" " * 8) + sum(_REST)
-
-
-def tar_header(name: bytes, size: int) -> bytes:
-    """A ustar header for a regular file ``name`` (at most 100 bytes) of ``size`` bytes."""
-    size_field = b"%011o\0" % size
-    checksum = _BASE_SUM + sum(name) + sum(size_field)
-    return b"".join(
-        (name.ljust(100, b"\0"), _IDS, size_field, _MTIME, b"%06o\0 " % checksum, _REST)
-    )
-
-
-def tar_member(name: bytes, data: bytes) -> bytes:
-    """A member: header, data, and zeros up to the next 512-byte block."""
-    return tar_header(name, len(data)) + data + b"\0" * (-len(data) % BLOCK)
 
 
 class Shards:
-    """One split's shards: the open one and how many images it holds."""
+    """One split's shards: the open one and how many images it holds. Bytes go
+    to the files through the export's writer thread, which seals each shard
+    (flush, fsync, digest) as soon as it is complete."""
 
-    def __init__(self, export: ContainerExport, split: str, size: int) -> None:
-        self.export, self.split, self.size = export, split, size
+    def __init__(self, export: ContainerExport, split: str, size: int, writer: Background) -> None:
+        self.export, self.split, self.size, self.writer = export, split, size, writer
         self.number = -1
         self.current: AtomicFile | None = None
         self.bytes = 0
@@ -80,9 +57,9 @@ class Shards:
             self.bytes = 0
         return self.current, self.size - self.current.images
 
-    def write(self, data: bytes, images: int) -> None:
+    def write(self, data: bytes | memoryview, images: int) -> None:
         assert self.current is not None
-        self.current.write(data)
+        self.writer.submit(self.current.write, data)
         self.current.images += images
         self.bytes += len(data)
 
@@ -90,7 +67,8 @@ class Shards:
         """End the open shard: two zero blocks, then zeros to a whole record."""
         if self.current is not None:
             end = 2 * BLOCK
-            self.current.write(b"\0" * (end + (-(self.bytes + end) % RECORD)))
+            self.writer.submit(self.current.write, b"\0" * (end + (-(self.bytes + end) % RECORD)))
+            self.writer.submit(self.current.seal, self.export.options.fsync)
             self.current = None
 
 
@@ -100,20 +78,24 @@ def write_webdataset(
     """Write the selection as tar shards of PNG, label and metadata members (an
     :class:`~catalog.export.formats.OutputWriter`)."""
     refuse_folder_options(options, "webdataset")
-    with ContainerExport(session, selection, out_dir, options, "webdataset", "png") as export:
+    with (
+        ContainerExport(session, selection, out_dir, options, "webdataset", "png") as export,
+        Background() as writer,
+    ):
         shards: dict[str, Shards] = {}
         for block, pngs, digests in encoded_blocks(export, options.jobs or default_jobs()):
             ids, indices, labels = block.ids.tolist(), block.indices.tolist(), block.labels.tolist()
             datasets = [export.names[ds] for ds in block.dataset_ids.tolist()]
             for split, rows in split_runs(block):
                 if split not in shards:
-                    shards[split] = Shards(export, split, options.shard_size)
+                    shards[split] = Shards(export, split, options.shard_size, writer)
                 out = shards[split]
                 rows_left = rows.tolist()
                 while rows_left:
                     shard, room = out.room(ids[rows_left[0]])
                     part, rows_left = rows_left[:room], rows_left[room:]
-                    members: list[bytes] = []
+                    names: list[bytes] = []
+                    datas: list[bytes] = []
                     paths: list[str] = []
                     for i in part:
                         key = f"{split}_{indices[i]:06d}"
@@ -124,15 +106,19 @@ def write_webdataset(
                             f'"index": {indices[i]}, "label": {label if label >= 0 else "null"}, '
                             f'"sha256": "{block.sha256[i]}"}}'
                         )
-                        members.append(tar_member(f"{key}.png".encode(), pngs[i]))
                         if label >= 0:  # an unlabeled image has no .cls
-                            members.append(tar_member(f"{key}.cls".encode(), b"%d" % label))
-                        members.append(tar_member(f"{key}.json".encode(), meta.encode()))
+                            names += (f"{key}.png".encode(), f"{key}.cls".encode(),
+                                      f"{key}.json".encode())  # fmt: skip
+                            datas += (pngs[i], b"%d" % label, meta.encode())
+                        else:
+                            names += (f"{key}.png".encode(), f"{key}.json".encode())
+                            datas += (pngs[i], meta.encode())
                         paths.append(f"{shard.name}#{key}")
-                    out.write(b"".join(members), len(part))
+                    out.write(tar_members(names, datas), len(part))
                     export.add(
                         block, np.asarray(part, dtype=np.intp), paths, [digests[i] for i in part]
                     )
         for out in shards.values():
             out.close()
+        writer.drain()
         return export.finish()

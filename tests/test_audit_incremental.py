@@ -1,0 +1,57 @@
+"""An audit after an ingest reuses what an earlier audit measured per image: ink measures
+(here) and identity matches (tests/test_identity_sampling.py); only new images are measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from builders import random_digits, write_image_folder
+from sqlalchemy import delete
+
+from catalog import Catalog, db
+from catalog.audit.features import ink_measures
+from catalog.audit.images import load_images
+from catalog.audit.kept_ink import InkWork
+from catalog.models.measures import ImageMeasure
+
+
+def test_ink_measures_are_kept_and_only_new_images_measured(tmp_path: Path, db_url: str) -> None:
+    pixels, labels = random_digits(40, seed=12)
+    pixels[3] = 255 - pixels[3]  # one inverted image, whose flags must survive the round trip
+    write_image_folder(tmp_path / "first", {"train": (pixels[:30], labels[:30])})
+    write_image_folder(tmp_path / "more", {"extra": (pixels[30:], labels[30:])})
+    works = []
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(tmp_path / "first", dataset="drawn")
+        for step in ("first", "again", "after ingest", "only extra"):
+            if step == "after ingest":
+                catalog.ingest(tmp_path / "more", dataset="drawn")
+            with db.session_scope(catalog.engine) as session:
+                data = load_images(session, "drawn", ("extra",) if step == "only extra" else ())
+                ink = data.ink
+                works.append(data.ink_work)
+        # Stored measures are what the pixels give (current order: extra, then train).
+        order = np.concatenate([np.arange(30, 40), np.arange(30)])
+        with db.session_scope(catalog.engine) as session:
+            data = load_images(session, "drawn", ())
+            ink = data.ink
+        fresh = ink_measures(pixels[order])
+        for name in ("inked", "border_mean", "border_inked", "mass", "blank", "inverted"):
+            np.testing.assert_array_equal(getattr(ink, name), getattr(fresh, name))
+        np.testing.assert_allclose(ink.cy, fresh.cy)
+        assert bool(ink.inverted[10 + 3])
+        # Without kept rows (or with the table emptied) everything is measured again.
+        with db.session_scope(catalog.engine, write=True) as session:
+            session.execute(delete(ImageMeasure))
+        with db.session_scope(catalog.engine) as session:
+            data = load_images(session, "drawn", ())
+            _ = data.ink
+            works.append(data.ink_work)
+    assert works == [
+        InkWork(measured=30, reused=0, kept=True),
+        InkWork(measured=0, reused=30, kept=True),
+        InkWork(measured=10, reused=30, kept=True),
+        InkWork(measured=0, reused=10, kept=True),
+        InkWork(measured=40, reused=0, kept=True),
+    ]
