@@ -358,18 +358,16 @@ def plot(folder: Path, out: Path) -> None:
         for r in runs
         if "audit" in r
     )
-    skipped = sorted(
-        {
-            c
-            for r in runs
-            if "audit" in r
-            for c in CHECKS
-            if c not in r["audit"].get("checks", CHECKS)
-        }
-    )
     title = f"mnist-catalog on a 2-core machine shared with other work (audit {loads})"
-    if skipped:
-        title += f"\naudit without {', '.join(skipped)}"
+    skipped = {
+        f"{r['n'] // 1000}k": [c for c in CHECKS if c not in r["audit"].get("checks", CHECKS)]
+        for r in runs
+        if "audit" in r
+    }
+    if any(skipped.values()):
+        title += "\naudit " + ", ".join(
+            f"{n}: without {', '.join(c)}" if c else f"{n}: every check" for n, c in skipped.items()
+        )
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
