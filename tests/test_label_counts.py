@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from builders import random_digits, write_idx_pair
 from family_builders import write_csv
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, inspect, select
 
 from catalog import Catalog
 from catalog.db import Dataset, Image, session_scope
@@ -162,3 +162,33 @@ def test_selections_the_summary_cannot_answer_fall_back_to_the_images(
     assert not reads_summary(selection)
     for by in ((), ("split",), ("label",), ("split", "label")):
         assert counted(catalog, selection, by) == counted_over_images(catalog, selection, by)
+
+
+def test_upgrade_to_0010_fills_the_summary_of_an_existing_catalog(
+    db_url: str, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    from catalog import db
+
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(write_digits(tmp_path / "a", 240, seed=7), dataset="a")
+        write_csv(tmp_path / "k" / "test.csv", random_digits(4, seed=8)[0], None)
+        catalog.ingest(tmp_path / "k", dataset="k")
+        expected = grouped_images(catalog)
+    engine = db.make_engine(db_url)
+    cfg = db.alembic_config(engine)
+    with engine.connect() as connection:  # back to a catalog from before the summary
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0009")
+        connection.commit()
+    assert "label_counts" not in inspect(engine).get_table_names()
+    db.upgrade(engine)
+    engine.dispose()
+    with Catalog.open(db_url) as catalog:
+        assert summary_rows(catalog) == expected
+        assert (None in {label for _, _, label in expected}) is True
+        assert counted(catalog, Selection(dataset="a"), ("split",)) == {
+            ("test",): 60,
+            ("train",): 180,
+        }
