@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Export, Image
 from catalog.errors import DatasetNotFoundError, SelectionError
-from catalog.filters import decision_filters, label_column
+from catalog.filters import decision_filters, group_order, label_column
 from catalog.filters import selection_query as _filtered
 from catalog.label_counts import reads_summary, summary_statement
 from catalog.models.decisions import ImageState
@@ -45,7 +45,7 @@ def count_filtered(
         query = joined.with_only_columns(*grouped, func.count()).group_by(*grouped).order_by(None)
         found: list[Any] = list(session.execute(query))
         found = [(tuple(row[:-1]), int(row[-1])) for row in found if row[-1] > 0]
-        return sorted(found, key=_group_order)
+        return sorted(found, key=group_order)
     ds, query = count_statement(session, selection, by)
     counts: Counter[tuple[Any, ...]] = Counter()
     # An image without decisions passes unless the selection asks for a decision.
@@ -54,12 +54,7 @@ def count_filtered(
         counts.update({tuple(row[:-1]): int(row[-1]) for row in rows})
         counts.subtract(_decided(session, ds, selection, by, as_source=True))
     counts.update(_decided(session, ds, selection, by, as_source=False))
-    return sorted(((group, n) for group, n in counts.items() if n > 0), key=_group_order)
-
-
-def _group_order(item: tuple[tuple[Any, ...], int]) -> tuple[tuple[bool, Any], ...]:
-    """Sort groups by their values, unlabeled (None) after every label."""
-    return tuple((value is None, 0 if value is None else value) for value in item[0])
+    return sorted(((group, n) for group, n in counts.items() if n > 0), key=group_order)
 
 
 def count_statement(

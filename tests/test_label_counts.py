@@ -164,6 +164,20 @@ def test_selections_the_summary_cannot_answer_fall_back_to_the_images(
         assert counted(catalog, selection, by) == counted_over_images(catalog, selection, by)
 
 
+def test_a_sampled_count_by_label_puts_unlabeled_images_last(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Samples are counted over their ids, not the summary; labels and None sort together."""
+    pixels, labels = random_digits(5, seed=6)
+    write_csv(tmp_path / "k" / "train.csv", pixels, labels)
+    write_csv(tmp_path / "k" / "test.csv", pixels[:3], None)
+    catalog.ingest(tmp_path / "k", dataset="k")
+    counts = catalog.select(dataset="k", sample=8, seed=1).counts(by=("label",))
+    assert list(counts)[-1] == (None,)
+    assert counts[(None,)] == 3
+    assert sum(counts.values()) == 8
+
+
 def test_upgrade_to_0010_fills_the_summary_of_an_existing_catalog(
     db_url: str, tmp_path: Path
 ) -> None:
