@@ -2,7 +2,8 @@
 
 Most images have no decisions: their current label is the source's, they are
 not excluded and carry no tags. So a count is the count the source's labels
-give (one scan of the label index, as before any decision), corrected by the
+give (read from the ``label_counts`` summary, or one scan of the label index when
+the selection has other filters), corrected by the
 few images that have decisions: take away what they contribute with the
 source's labels, add what they contribute with their current state. Both
 corrections read ``image_state`` alone (one row per decided image, which
@@ -22,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from catalog.db import Export, Image
 from catalog.errors import DatasetNotFoundError, SelectionError
-from catalog.filters import decision_filters, label_column
+from catalog.filters import decision_filters, group_order, label_column
 from catalog.filters import selection_query as _filtered
+from catalog.label_counts import reads_summary, summary_statement
 from catalog.models.decisions import ImageState
 from catalog.query_family import resolve_labels
 from catalog.selection import Selection
@@ -42,7 +44,8 @@ def count_filtered(
         grouped = [Image.split if key == "split" else label for key in by]
         query = joined.with_only_columns(*grouped, func.count()).group_by(*grouped).order_by(None)
         found: list[Any] = list(session.execute(query))
-        return sorted((tuple(row[:-1]), int(row[-1])) for row in found if row[-1] > 0)
+        found = [(tuple(row[:-1]), int(row[-1])) for row in found if row[-1] > 0]
+        return sorted(found, key=group_order)
     ds, query = count_statement(session, selection, by)
     counts: Counter[tuple[Any, ...]] = Counter()
     # An image without decisions passes unless the selection asks for a decision.
@@ -51,7 +54,7 @@ def count_filtered(
         counts.update({tuple(row[:-1]): int(row[-1]) for row in rows})
         counts.subtract(_decided(session, ds, selection, by, as_source=True))
     counts.update(_decided(session, ds, selection, by, as_source=False))
-    return sorted((group, n) for group, n in counts.items() if n > 0)
+    return sorted(((group, n) for group, n in counts.items() if n > 0), key=group_order)
 
 
 def count_statement(
@@ -60,10 +63,15 @@ def count_statement(
     """The dataset's id and the one ``GROUP BY`` over the images' source labels that a
     count starts from.
 
-    It reads an index, not the table (on SQLite the covering ``(dataset_id, split, label,
-    idx)`` index; tests check the plan on both backends).
+    When the selection filters by dataset, split and label alone it reads the
+    ``label_counts`` summary (a few rows per split, see :mod:`catalog.label_counts`);
+    otherwise an index, not the table (on SQLite the covering ``(dataset_id, split,
+    label, idx)`` index). Tests check both plans on both backends.
     """
-    ds, plain = _filtered(session, selection, "plain")
+    ds, plain = _filtered(session, selection, "plain")  # also checks dataset and splits
+    if reads_summary(selection):
+        labels = resolve_labels(session, ds, selection.labels) if selection.labels else None
+        return ds, summary_statement(ds, selection, labels, by)
     columns = [Image.split if key == "split" else Image.label for key in by]
     return ds, plain.with_only_columns(*columns, func.count()).group_by(*columns).order_by(None)
 

@@ -176,7 +176,12 @@ def count_images(
         )
         for row in session.execute(query):
             counts[tuple(row[:-1])] = counts.get(tuple(row[:-1]), 0) + int(row[-1])
-    return sorted(counts.items())
+    return sorted(counts.items(), key=group_order)
+
+
+def group_order(item: tuple[tuple[Any, ...], int]) -> tuple[tuple[bool, Any], ...]:
+    """Sort groups by their values, unlabeled (None) after every label."""
+    return tuple((value is None, 0 if value is None else value) for value in item[0])
 
 
 def count_selected(session: Session, selection: Selection) -> int:

@@ -15,9 +15,10 @@ import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Export, ExportedFile, Image, Source
+from catalog.db import Dataset, Export, ExportedFile, Source
 from catalog.dbtypes import bytewise
 from catalog.labelsets import label_set
+from catalog.models.label_counts import LabelCount
 from catalog.query_family import count_by_label
 
 
@@ -74,15 +75,15 @@ class DatasetSummary:
 
 def list_datasets(session: Session, *, counts: bool = True) -> list[DatasetSummary]:
     """Every dataset with its splits, per-label counts and sources
-    (``counts=False``: without the counts, which read every image's row)."""
+    (``counts=False``: without the counts; they come from the ``label_counts`` summary)."""
     summaries: list[DatasetSummary] = []
     for dataset in session.scalars(select(Dataset).order_by(bytewise(Dataset.name))):
         counted = (
-            session.execute(
-                select(Image.split, Image.label, func.count())
-                .where(Image.dataset_id == dataset.id)
-                .group_by(Image.split, Image.label)
-                .order_by(bytewise(Image.split), Image.label)
+            session.execute(  # the source's labels, from the summary the store keeps
+                select(LabelCount.split, LabelCount.label, func.sum(LabelCount.n))
+                .where(LabelCount.dataset_id == dataset.id)
+                .group_by(LabelCount.split, LabelCount.label)
+                .order_by(bytewise(LabelCount.split), LabelCount.label)
             ).all()
             if counts
             else []

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset, Image, Source, bulk_inserter
 from catalog.errors import DatasetConflictError, InvalidNameError, SourceFormatError
 from catalog.fingerprints import identify_file
+from catalog.label_counts import refresh_label_counts
 from catalog.locks import OnWait, lock_dataset
 from catalog.metadata import insert_metadata
 from catalog.sources import UNLABELED, Decoded, SourceFile, detect_format, get_reader
@@ -169,6 +170,7 @@ def ingest(
         _delete_splits(session, row.id, present)
         result.replaced = present
     seen = _insert_images(session, row.id, decoded, progress)
+    refresh_label_counts(session, row.id, sorted(set(decoded.counts) | set(present)))
     result.unlabeled = seen.pop(UNLABELED, 0)
     _record_sources(session, row.id, decoded.files, result)
     result.label_set = _update_label_set(session, row.id, decoded, seen, result)
