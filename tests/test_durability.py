@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from builders import random_digits, write_idx_pair
 
 from catalog import Catalog
 from catalog.export.recorder import FileRecorder
+from catalog.export.staged import StagedWriter
 
 
 @pytest.fixture
@@ -85,14 +88,23 @@ def test_no_fsync_flushes_nothing(
 # --- the staged writer: flushed together, named after --------------------------------
 
 
+@contextmanager
+def opened(folder: Path) -> Iterator[int]:
+    """``folder``, created, as an open directory descriptor."""
+    folder.mkdir(exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def test_each_name_appears_only_after_its_bytes_are_flushed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Every link or rename that names a file comes after an fsync of that file's
     descriptor; the folder is flushed after the names; the fsyncs ran in several
     threads at once (so the file system can share its commits)."""
-    from catalog.export import staged
-
     flushed: set[tuple[int, int]] = set()  # (device, inode) of flushed files
     threads: set[int] = set()
     order: list[str] = []
@@ -116,16 +128,12 @@ def test_each_name_appears_only_after_its_bytes_are_flushed(
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "link", link)
     folder = tmp_path / "out"
-    folder.mkdir()
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    writer = staged.StagedWriter(overwrite=False)
-    try:
+    writer = StagedWriter(overwrite=False)
+    with opened(folder) as fd:
         for i in range(300):
             assert writer.write(i, fd, f"{i}.bin", str(i).encode() * 50) is None
         writer.flush()
-    finally:
         writer.close()
-        os.close(fd)
     assert writer.outcomes == dict.fromkeys(range(300), "written")
     assert {p.name for p in folder.iterdir()} == {f"{i}.bin" for i in range(300)}
     assert (folder / "7.bin").read_bytes() == b"7" * 50
@@ -152,41 +160,30 @@ def test_a_rerun_reads_what_is_there_and_flushes_nothing(
 def test_staged_files_that_are_dropped_never_appear(tmp_path: Path) -> None:
     """Closing a writer with files still staged (an error stopped the task) leaves
     no file at those names and no temporary files."""
-    from catalog.export import staged
-
     folder = tmp_path / "out"
-    folder.mkdir()
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    writer = staged.StagedWriter(overwrite=False)
-    try:
+    writer = StagedWriter(overwrite=False)
+    with opened(folder) as fd:
         for i in range(5):
             writer.write(i, fd, f"{i}.bin", b"x")
-    finally:
         writer.close()
-        os.close(fd)
     assert writer.outcomes == {}
     assert list(folder.iterdir()) == []
 
 
 def test_different_bytes_at_the_name_are_a_conflict_unless_overwriting(tmp_path: Path) -> None:
-    from catalog.export import staged
-
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "a.bin").write_bytes(b"old")
     (folder / "b.bin").write_bytes(b"same")
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        keep = staged.StagedWriter(overwrite=False)
+    with opened(folder) as fd:
+        keep = StagedWriter(overwrite=False)
         assert keep.write(0, fd, "a.bin", b"new") == "conflict"
         assert keep.write(1, fd, "b.bin", b"same") == "skipped"
         keep.close()
-        replace = staged.StagedWriter(overwrite=True)
+        replace = StagedWriter(overwrite=True)
         assert replace.write(0, fd, "a.bin", b"new") is None
         replace.flush()
         replace.close()
-    finally:
-        os.close(fd)
     assert replace.outcomes == {0: "written"}
     assert (folder / "a.bin").read_bytes() == b"new"
     assert sorted(p.name for p in folder.iterdir()) == ["a.bin", "b.bin"]
