@@ -21,7 +21,8 @@ from catalog.errors import ExportError
 TEMP_MARK = ".mnist-catalog-tmp"
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -41,14 +42,14 @@ def write_atomically(
     With ``fsync`` the bytes are on disk before the name appears; the caller
     syncs the folder (:func:`sync_folder`) before it records the file.
     """
-    if _HAS_TMPFILE:
+    if HAS_TMPFILE:
         try:
             fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o644, dir_fd=folder_fd)
         except OSError:
             pass  # the file system does not support it
         else:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 if fsync:
                     os.fsync(fd)
                 os.link(
@@ -60,7 +61,7 @@ def write_atomically(
                 pass  # compare below
             finally:
                 os.close(fd)
-    current = _read_existing(folder_fd, name, len(data))
+    current = read_existing(folder_fd, name, len(data))
     if current == data:
         return "skipped"
     if current is not None and not overwrite:
@@ -68,7 +69,7 @@ def write_atomically(
     temp = f".{name}{TEMP_MARK}-{os.getpid()}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=folder_fd)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         if fsync:
             os.fsync(fd)
     except BaseException:
@@ -80,10 +81,12 @@ def write_atomically(
     return "written"
 
 
-_HAS_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.exists("/proc/self/fd")
+#: Whether unnamed files (``O_TMPFILE``) can be made here and linked through ``/proc``.
+HAS_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.exists("/proc/self/fd")
 
 
-def _read_existing(folder_fd: int, name: str, size: int) -> bytes | None:
+def read_existing(folder_fd: int, name: str, size: int) -> bytes | None:
+    """Up to ``size + 1`` bytes of the file at ``name``, or None when there is none."""
     try:
         fd = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
     except FileNotFoundError:

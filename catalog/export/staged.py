@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from catalog.export.atomic import (
-    _HAS_TMPFILE,
+    HAS_TMPFILE,
     TEMP_MARK,
-    _read_existing,
-    _write_all,
+    read_existing,
     sync_folder,
+    write_all,
     write_atomically,
 )
 
@@ -71,7 +71,7 @@ class StagedWriter:
 
     def write(self, slot: int, folder_fd: int, name: str, data: bytes) -> str | None:
         """Stage ``data`` for ``name`` in the folder ``folder_fd``; see the class."""
-        current = _read_existing(folder_fd, name, len(data))
+        current = read_existing(folder_fd, name, len(data))
         if current is not None:
             if current == data:
                 self.outcomes[slot] = "skipped"
@@ -87,7 +87,7 @@ class StagedWriter:
 
     def _stage(self, slot: int, folder_fd: int, name: str, data: bytes, replace: bool) -> _Staged:
         fd, temp = -1, None
-        if _HAS_TMPFILE and not replace:
+        if HAS_TMPFILE and not replace:
             try:
                 fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o644, dir_fd=folder_fd)
             except OSError:
@@ -97,7 +97,7 @@ class StagedWriter:
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
             fd = os.open(temp, flags, 0o644, dir_fd=folder_fd)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
         except BaseException:
             self._discard(_Staged(slot, folder_fd, name, fd, temp, data))
             raise
