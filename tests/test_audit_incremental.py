@@ -55,3 +55,12 @@ def test_ink_measures_are_kept_and_only_new_images_measured(tmp_path: Path, db_u
         InkWork(measured=0, reused=10, kept=True),
         InkWork(measured=40, reused=0, kept=True),
     ]
+
+
+def test_measuring_no_images_gives_empty_measures() -> None:
+    """A block of zero images (an audit with nothing new) measures to empty arrays."""
+    from catalog.audit.features import InkMeasures, ink_measures
+
+    empty = ink_measures(np.zeros((0, 28, 28), np.uint8))
+    assert [len(getattr(empty, name)) for name in InkMeasures.__dataclass_fields__] == [0] * 8
+    assert len(InkMeasures.concatenate([], (28, 28)).inked) == 0

@@ -56,7 +56,7 @@ class InkMeasures:
 def ink_measures(pixels: npt.NDArray[np.uint8]) -> InkMeasures:
     """Ink measures of one block of ``(N, H, W)`` images."""
     n, h, w = pixels.shape
-    inked = np.count_nonzero((pixels >= 128).reshape(n, -1), axis=1) / max(h * w, 1)
+    inked = np.count_nonzero((pixels >= 128).reshape(n, h * w), axis=1) / max(h * w, 1)
     border = np.concatenate(
         [pixels[:, 0, :], pixels[:, -1, :], pixels[:, 1:-1, 0], pixels[:, 1:-1, -1]], axis=1
     )

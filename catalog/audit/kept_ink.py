@@ -53,8 +53,7 @@ def ink_of(data: DatasetImages, shape: tuple[int, int]) -> tuple[InkMeasures, In
         parts = [ink_measures(pixels) for _, pixels in data.blocks()]
     else:
         parts = [ink_measures(pixels) for _, pixels in data.blocks(missing)]
-    # (no parts: nothing new; InkMeasures.concatenate cannot measure zero images)
-    new = _records(InkMeasures.concatenate(parts, shape)) if parts else np.zeros(0, RECORD)
+    new = _records(InkMeasures.concatenate(parts, shape))
     kept = write_measures(session, KIND, data.ids[missing], new)
     merged = np.zeros(len(data), RECORD)
     merged[found] = records
