@@ -16,7 +16,7 @@ from catalog.errors import ImageNotFoundError
 from catalog.labelsets import label_set
 from catalog.metadata import metadata_of
 from catalog.models.decisions import ImageTag
-from catalog.query import _pixel_columns, dataset_id, with_state
+from catalog.query import dataset_id, pixel_columns, with_state
 from catalog.records import ImageRow, PixelBlock
 from catalog.selection import Selection
 
@@ -27,7 +27,7 @@ def get_image(
     """One image by its split and index, with its pixels."""
     ds = dataset_id(session, dataset)
     row = session.execute(
-        with_state(select(Dataset.name, *_pixel_columns(Selection())))
+        with_state(select(Dataset.name, *pixel_columns(Selection())))
         .join(Dataset, Dataset.id == Image.dataset_id)
         .where(Image.dataset_id == ds, Image.split == split, Image.index == index)
     ).one_or_none()
@@ -51,7 +51,7 @@ def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
     """The images with these ids, with pixels and current labels, in the order
     given (ids may repeat)."""
     wanted = list(ids)
-    query = with_state(select(*_pixel_columns(Selection()))).where(Image.id.in_(set(wanted)))
+    query = with_state(select(*pixel_columns(Selection()))).where(Image.id.in_(set(wanted)))
     by_id = {row.id: row for row in session.connection().execute(query)}
     missing = [i for i in wanted if i not in by_id]
     if missing:

@@ -185,13 +185,13 @@ def iter_pixel_blocks(
         # One streaming query: no id list, the index range scan does it all.
         _, query = _filtered(session, selection)
         for rows in stream_rows(
-            connection, query.with_only_columns(*_pixel_columns(selection)), chunk
+            connection, query.with_only_columns(*pixel_columns(selection)), chunk
         ):
             yield block_of(rows)
         return
     ids = select_ids(session, selection)
     for part in _chunks(ids, chunk):
-        query = with_state(select(*_pixel_columns(selection))).where(Image.id.in_(part.tolist()))
+        query = with_state(select(*pixel_columns(selection))).where(Image.id.in_(part.tolist()))
         by_id = {row[0]: row for rows in stream_rows(connection, query, chunk) for row in rows}
         yield block_of([by_id[i] for i in part.tolist()])
 
@@ -204,7 +204,8 @@ def _state_columns(selection: Selection) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _pixel_columns(selection: Selection) -> tuple[Any, ...]:
+def pixel_columns(selection: Selection) -> tuple[Any, ...]:
+    """The columns a :class:`PixelBlock` is made from (the decision state joined)."""
     return (
         Image.id, Image.dataset_id, Image.split, POSITION, *_state_columns(selection),
         Image.sha256, Image.height, Image.width, Image.pixels,
