@@ -19,7 +19,6 @@ import csv
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
-from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
+from catalog.sources import Decoded, SourceFile
+from catalog.sources.npz import split_batches
 
 FILE_NAME = re.compile(r"^(?P<name>[a-z0-9]+)-(?P<split>train|test)-(?P<role>imgs|labels)\.npz$")
 _CHUNK = 1 << 20
@@ -141,22 +141,8 @@ def read_kuzushiji(path: Path) -> Decoded:
     return Decoded(
         format="kmnist-npz",
         counts={split: len(x) for split, (x, _) in splits.items()},
-        batches=_batches(splits),
+        batches=split_batches(splits),
         files=files,
         label_names=names,
         dataset=name,
     )
-
-
-def _batches(
-    splits: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]],
-) -> Iterator[Batch]:
-    for split, (x, y) in splits.items():
-        for start in range(0, len(x), BATCH_SIZE):
-            stop = min(start + BATCH_SIZE, len(x))
-            yield Batch(
-                split=split,
-                indices=np.arange(start, stop, dtype=np.int64),
-                labels=y[start:stop],
-                pixels=np.ascontiguousarray(x[start:stop]),
-            )

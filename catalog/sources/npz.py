@@ -140,9 +140,10 @@ def _check_split(
     return x, y
 
 
-def _batches(
+def split_batches(
     splits: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[Any]]],
 ) -> Iterator[Batch]:
+    """Each split's ``(images, labels)`` arrays cut into batches of :data:`BATCH_SIZE`."""
     for split, (x, y) in splits.items():
         for start in range(0, len(x), BATCH_SIZE):
             stop = min(start + BATCH_SIZE, len(x))
@@ -200,6 +201,6 @@ def read_npz(path: Path) -> Decoded:
     return Decoded(
         format="npz",
         counts={split: len(x) for split, (x, _) in splits.items()},
-        batches=_batches(splits),
+        batches=split_batches(splits),
         files=[source],
     )
