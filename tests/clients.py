@@ -23,24 +23,40 @@ class Outcome:
     err: str
 
 
-def spawn(db_url: str, *args: str) -> subprocess.Popen[str]:
+def spawn(
+    db_url: str | Path, *args: str, until: Path | None = None, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """Start the CLI on ``db_url``; it imports, then waits for :func:`release`.
+
+    ``until``: repeat the command until that file exists; ``new_session``: in a process
+    group of its own (so a test can kill it and its workers together).
+    """
+    repeat = ["--repeat-until", str(until)] if until is not None else []
     return subprocess.Popen(
-        [sys.executable, str(RUN_CLI), "--db", db_url, *args],
+        [sys.executable, str(RUN_CLI), *repeat, "--db", str(db_url), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=new_session,
     )
+
+
+def release(*procs: subprocess.Popen[str]) -> None:
+    """Wait until every one of ``procs`` is imported, then let them all run."""
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n", proc.communicate()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
 
 
 def start(db_url: str, *args: str) -> subprocess.Popen[str]:
     """Start one command and let it go as soon as it is imported."""
     proc = spawn(db_url, *args)
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    assert proc.stdout.readline() == "ready\n", proc.communicate()
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
+    release(proc)
     return proc
 
 
@@ -52,13 +68,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Outcome:
 def run_together(db_url: str, commands: Sequence[Sequence[str]]) -> list[Outcome]:
     """Start every command, wait until all are imported, let them go together."""
     procs = [spawn(db_url, *command) for command in commands]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n", proc.communicate()
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+    release(*procs)
     outcomes = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)

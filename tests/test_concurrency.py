@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from builders import random_digits, write_idx_pair
+from clients import release, spawn
 from sqlalchemy import select
 
 from catalog import Catalog, db
@@ -27,32 +27,8 @@ from catalog.db import ExportedFile
 from catalog.export.atomic import TEMP_MARK
 from catalog.export.encoders import encode
 
-RUN_CLI = Path(__file__).parent / "scripts" / "run_cli.py"
 TINY = Path(__file__).parent / "data" / "tiny"
 TRAIN, TEST = 5000, 1000
-
-
-def spawn(catalog_file: Path, *args: str, until: Path | None = None) -> subprocess.Popen[str]:
-    """Start the CLI on ``catalog_file``; it imports, then waits for :func:`go`."""
-    repeat = ["--repeat-until", str(until)] if until is not None else []
-    return subprocess.Popen(
-        [sys.executable, str(RUN_CLI), *repeat, "--db", str(catalog_file), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def go(*procs: subprocess.Popen[str]) -> None:
-    """Wait until every one of ``procs`` is imported, then let them all run."""
-    for proc in procs:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n", proc.communicate()
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
 
 
 def finish(proc: subprocess.Popen[str]) -> str:
@@ -122,7 +98,7 @@ def test_two_processes_export_different_subsets_at_once(
             )
             for name, labels in subsets.items()
         }  # fmt: skip
-        go(*procs.values())
+        release(*procs.values())
         for proc in procs.values():
             finish(proc)
     with Catalog.open(catalog_file) as catalog:
@@ -157,7 +133,7 @@ def test_queries_while_another_process_ingests(
     stop = tmp_path / "stop"
     queries = spawn(catalog_file, "datasets", "--json", until=stop)
     ingest = spawn(catalog_file, "ingest", str(source), "--dataset", "gen")
-    go(queries)
+    release(queries)
     assert queries.stdout is not None
     lines = [queries.stdout.readline(), queries.stdout.readline()]
     while lines[-1] != "---\n":  # the first query is done before the ingest starts
@@ -166,7 +142,7 @@ def test_queries_while_another_process_ingests(
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.append(finish(queries)))
     reader.start()
-    go(ingest)
+    release(ingest)
     started = time.monotonic()
     finish(ingest)
     ingest_took = time.monotonic() - started
@@ -192,7 +168,7 @@ def test_two_processes_create_a_new_catalog_at_once(tmp_path: Path) -> None:
     create (migrate) it or wait for the other; both succeed, and it is at head."""
     catalog_file = tmp_path / "new.db"
     procs = [spawn(catalog_file, "ingest", str(TINY), "--dataset", f"tiny{i}") for i in (1, 2)]
-    go(*procs)
+    release(*procs)
     for proc in procs:
         finish(proc)
     with Catalog.open(catalog_file) as catalog:

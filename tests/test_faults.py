@@ -18,12 +18,12 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import clients
 import numpy as np
 import pytest
 from builders import random_digits, write_idx_pair
@@ -37,7 +37,6 @@ from catalog.db import Dataset, ExportedFile, Image, Source
 from catalog.export.atomic import TEMP_MARK
 from catalog.export.encoders import encode
 
-RUN_CLI = Path(__file__).parent / "scripts" / "run_cli.py"
 SEED = 20240611
 #: Images in the generated source: 5,000 train and 1,000 test, two export chunks.
 TRAIN, TEST = 5000, 1000
@@ -63,15 +62,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def spawn(db_url: str, *args: str) -> subprocess.Popen[str]:
-    """Start the CLI in a process group of its own; it imports, then waits for :func:`go`."""
-    return subprocess.Popen(
-        [sys.executable, str(RUN_CLI), "--db", db_url, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """The CLI in a process group of its own (killed with its workers); see :func:`go`."""
+    return clients.spawn(db_url, *args, new_session=True)
 
 
 def go(proc: subprocess.Popen[str]) -> float:
