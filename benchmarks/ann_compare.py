@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scale_bench import warp  # the scale benchmark's warped digits, one synthesizer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -62,32 +63,6 @@ def load_mnist(mnist: Path) -> np.ndarray:
         raw = gzip.decompress((mnist / f"{prefix}-images-idx3-ubyte.gz").read_bytes())
         parts.append(np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28))
     return np.concatenate(parts)
-
-
-def warp(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random small affine warps with bilinear sampling, in one numpy pass per block."""
-    n, h, w = images.shape
-    angle = np.deg2rad(rng.uniform(-12, 12, n))
-    scale = rng.uniform(0.9, 1.1, n)
-    shear = rng.uniform(-0.15, 0.15, n)
-    shift = rng.uniform(-1.5, 1.5, (n, 2))
-    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    dy, dx = yy - cy, xx - cx
-    src_y = cos[:, None, None] * dy - sin[:, None, None] * dx + cy - shift[:, 0, None, None]
-    src_x = sin[:, None, None] * dy + cos[:, None, None] * dx
-    src_x = src_x + shear[:, None, None] * dy + cx - shift[:, 1, None, None]
-    y0 = np.floor(src_y).astype(np.int64)
-    x0 = np.floor(src_x).astype(np.int64)
-    fy, fx = (src_y - y0).astype(np.float32), (src_x - x0).astype(np.float32)
-    padded = np.pad(images, ((0, 0), (1, 2), (1, 2))).astype(np.float32)
-    idx = np.arange(n)[:, None, None]
-    y0 = np.clip(y0 + 1, 0, h + 1)
-    x0 = np.clip(x0 + 1, 0, w + 1)
-    top = padded[idx, y0, x0] * (1 - fx) + padded[idx, y0, x0 + 1] * fx
-    bottom = padded[idx, y0 + 1, x0] * (1 - fx) + padded[idx, y0 + 1, x0 + 1] * fx
-    return np.clip(top * (1 - fy) + bottom * fy + 0.5, 0, 255).astype(np.uint8)
 
 
 def make_vectors(mnist: Path, scale: int | None) -> tuple[np.ndarray, str]:
