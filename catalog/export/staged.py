@@ -106,20 +106,20 @@ class StagedWriter:
     def flush(self) -> None:
         """Flush the staged files together, then name them; then sync their folders."""
         staged, self._staged = self._staged, []
+        named = 0
         try:
-            if self.fsync and staged:
-                if len(staged) == 1:
-                    os.fsync(staged[0].fd)
-                else:
-                    if self._pool is None:
-                        self._pool = ThreadPoolExecutor(FSYNC_THREADS)
-                    list(self._pool.map(os.fsync, [file.fd for file in staged]))
-            while staged:
-                self._publish(staged[0])
-                staged.pop(0)
-        finally:
+            if self.fsync and len(staged) > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(FSYNC_THREADS)
+                list(self._pool.map(os.fsync, [file.fd for file in staged]))
+            elif self.fsync and staged:
+                os.fsync(staged[0].fd)
             for file in staged:
-                self._discard(file)
+                self._publish(file)
+                named += 1
+        finally:
+            for file in staged[named:]:
+                self._discard(file)  # not named: nothing appears
         if self.fsync:
             for folder in self._folders:
                 sync_folder(folder)  # the new names, before the caller records them
