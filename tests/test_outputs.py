@@ -30,6 +30,14 @@ from catalog.export.atomic import TEMP_MARK
 OUTPUTS = ["idx", "npz", "parquet", "webdataset"]
 
 
+@pytest.fixture(params=OUTPUTS)
+def output(request: pytest.FixtureRequest) -> str:
+    """Each output format, skipping parquet where pyarrow is not installed."""
+    if request.param == "parquet":
+        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
+    return str(request.param)
+
+
 @pytest.fixture
 def digits(catalog: Catalog, tmp_path: Path) -> Catalog:
     pixels, labels = random_digits(60, seed=14)
@@ -195,12 +203,9 @@ def test_random_order_keeps_each_split_in_selection_order(
         assert listed == expected
 
 
-@pytest.mark.parametrize("output", OUTPUTS)
 def test_every_file_is_recorded_with_its_digest(
     digits: Catalog, tmp_path: Path, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     result = digits.select(split="train").export(tmp_path / "out", output=output, shard_size=25)
     assert result.count == result.written == 40
     with db.session_scope(digits.engine) as session:
@@ -222,12 +227,9 @@ def test_every_file_is_recorded_with_its_digest(
     assert not list((tmp_path / "out").glob(f".*{TEMP_MARK}*"))
 
 
-@pytest.mark.parametrize("output", OUTPUTS)
 def test_rerun_skips_identical_files_and_refuses_changed_ones(
     digits: Catalog, tmp_path: Path, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     picked = digits.select(split="test")
     first = picked.export(tmp_path / "out", output=output)
     again = picked.export(tmp_path / "out", output=output)
@@ -241,12 +243,9 @@ def test_rerun_skips_identical_files_and_refuses_changed_ones(
     assert not list((tmp_path / "out").glob(f".*{TEMP_MARK}*"))
 
 
-@pytest.mark.parametrize("output", OUTPUTS)
 def test_audit_finds_a_changed_or_missing_container_file(
     digits: Catalog, tmp_path: Path, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     result = digits.select().export(tmp_path / "out", output=output)
     assert [f for f in digits.audit(checks=["files"]).findings if f.check == "files"] == []
     changed = result.files[0]
@@ -263,12 +262,9 @@ def test_audit_finds_a_changed_or_missing_container_file(
     assert findings["missing"].details["paths"] == [str(changed)]
 
 
-@pytest.mark.parametrize("output", OUTPUTS)
 def test_a_failure_midway_leaves_no_file_at_a_final_name(
     digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     from catalog.export import container
     from catalog.query import PixelBlock, Selection, iter_pixel_blocks
 
