@@ -84,3 +84,25 @@ def one_line_error(outcome: Outcome, *fragments: str) -> bool:
         and outcome.err.count("\n") == 1
         and all(fragment in outcome.err for fragment in fragments)
     )
+
+
+def assert_ingest_refused(db_url: str, source: Path, fragments: Sequence[str]) -> None:
+    """Ingesting ``source`` beside a dataset already there fails with one line on stderr
+    naming every fragment, exit 1, no traceback, and the catalog lists what it did before."""
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+
+    tiny = Path(__file__).parent / "data" / "tiny"
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db_url, "ingest", str(tiny), "-d", "tiny"]).exit_code == 0
+    before = runner.invoke(app, ["--db", db_url, "datasets", "--json"]).stdout
+    result = runner.invoke(app, ["--db", db_url, "ingest", str(source), "-d", "bad"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("\n") == 1
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runner.invoke(app, ["--db", db_url, "datasets", "--json"]).stdout == before
