@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from catalog.errors import ExportError
+from catalog.errors import ExportConflictError, ExportError
 
 TEMP_MARK = ".mnist-catalog-tmp"
 
@@ -165,3 +165,13 @@ def make_folders(root: Path, relative_dirs: set[str], fsync: bool = True) -> Non
         for stale in folder.glob(f".*{TEMP_MARK}-*"):
             if abandoned(stale):
                 stale.unlink(missing_ok=True)  # left by an interrupted export
+
+
+def conflict_error(root: Path, names: list[str], differs_from: str) -> ExportConflictError:
+    """The error for files in the way: the first named, how many more, and what to do."""
+    more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+    msg = (
+        f"{root / names[0]}{more} already exists and differs from {differs_from}; "
+        "use --overwrite to replace"
+    )
+    return ExportConflictError(msg)

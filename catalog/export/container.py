@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
-from catalog.errors import ExportConflictError, ExportError, SelectionError
-from catalog.export.atomic import TEMP_MARK, prepare_root, sync_folder
+from catalog.errors import ExportError, SelectionError
+from catalog.export.atomic import TEMP_MARK, conflict_error, prepare_root, sync_folder
 from catalog.export.family import ManifestTails
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.lists import Lists
@@ -251,12 +251,7 @@ class ContainerExport:
         self.record.written = written
         self.session.commit()
         if conflicts:
-            more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-            msg = (
-                f"{self.root / conflicts[0]}{more} already exists and differs from what the "
-                "export writes; use --overwrite to replace"
-            )
-            raise ExportConflictError(msg)
+            raise conflict_error(self.root, conflicts, "what the export writes")
         produced = self.manifest.commit()
         left_out = count_left_out(self.session, self.selection)
         self.session.commit()

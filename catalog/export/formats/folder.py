@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from catalog.errors import CatalogError, ExportConflictError, ExportError, SelectionError
-from catalog.export.atomic import make_folders, prepare_root
+from catalog.errors import CatalogError, ExportError, SelectionError
+from catalog.export.atomic import conflict_error, make_folders, prepare_root
 from catalog.export.family import label_folders, manifest_extras
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
@@ -153,9 +153,4 @@ def _raise_on_failure(
             raise ExportError(outcome.error)
     conflicts = [row[0] for row in files if row[9] == "conflict"]
     if conflicts:
-        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-        msg = (
-            f"{root / conflicts[0]}{more} already exists and differs from the catalog's image; "
-            "use --overwrite to replace"
-        )
-        raise ExportConflictError(msg)
+        raise conflict_error(root, conflicts, "the catalog's image")
