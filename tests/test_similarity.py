@@ -93,6 +93,22 @@ def test_embedding_barely_moves_under_planted_edits_and_separates_other_digits()
     assert np.median(others) > 0.5
 
 
+def test_edited_pixels_alone_or_side_by_side_leave_a_thin_digit_where_it_was() -> None:
+    # A "1" has little ink, so a few bright edits weigh a lot in its embedding; the copy
+    # evaluate_audit.py once missed had two of its ten edits side by side (as here), which
+    # clamping to the neighbours' whole range left in place.
+    one = np.zeros((28, 28), np.uint8)
+    one[5:23, 13:15] = 250
+    edited = one.copy()
+    for (y, x), value in {(20, 5): 220, (21, 5): 123, (12, 9): 86, (23, 20): 200, (24, 20): 199,
+                          (3, 24): 74, (26, 3): 85}.items():  # fmt: skip
+        edited[y, x] = value
+    vectors = embed_pixels(np.stack([one, edited]))
+    assert float(np.linalg.norm(vectors[0] - vectors[1])) < 1e-6
+    # Strokes stay: only the tips of a stroke dim, its body keeps every pixel.
+    assert embed_module._despeckle(one[np.newaxis])[0, 6:22, 13:15].min() == 250
+
+
 def test_embedding_works_on_any_size_and_blank_images_give_zeros() -> None:
     small = synthetic_digits(5, size=(28, 28))
     tall = synthetic_digits(5, size=(40, 24))
