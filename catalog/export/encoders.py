@@ -51,8 +51,8 @@ def encode_pngs(pixels: npt.NDArray[np.uint8]) -> list[bytes]:
     PNG is simple enough to write directly: signature, IHDR, one zlib IDAT of
     the rows (each led by filter byte 0), IEND. The header is built once per
     block and the filter bytes added to the whole block at once, leaving one
-    deflate call per image (:data:`PNG_DEFLATE`); about 12x faster than Pillow
-    for 28x28.
+    deflate call per image (:data:`PNG_DEFLATE`): about 7 us per 28x28 digit,
+    where Pillow's ``Image.save`` takes about 200.
     """
     n, height, width = pixels.shape
     head = _PNG_SIGNATURE + _png_chunk(
@@ -60,17 +60,19 @@ def encode_pngs(pixels: npt.NDArray[np.uint8]) -> list[bytes]:
     )
     rows = np.zeros((n, height, width + 1), dtype=np.uint8)
     rows[:, :, 1:] = pixels
-    out = []
-    pack, crc32, compress = struct.pack, zlib.crc32, _DEFLATE.compress
-    for raw in rows.reshape(n, -1):
-        idat = compress(raw.tobytes(), PNG_LEVEL)
-        out.append(
-            b"".join(
-                (head, pack(">I", len(idat)), b"IDAT", idat, pack(">I", crc32(idat, _IDAT_CRC)),
-                 _PNG_END)
-            )
-        )  # fmt: skip
-    return out
+    # Slices of one buffer, one deflate each, then each file in one formatting
+    # (a third less time around the deflate than per-image tobytes and join).
+    step = height * (width + 1)
+    flat = rows.reshape(-1).data
+    compress, level, crc32 = _DEFLATE.compress, PNG_LEVEL, zlib.crc32
+    idats = [compress(flat[at : at + step], level) for at in range(0, n * step, step)]
+    return [
+        b"%s%sIDAT%s%s%s" % (
+            head, len(idat).to_bytes(4, "big"), idat, crc32(idat, _IDAT_CRC).to_bytes(4, "big"),
+            _PNG_END,
+        )
+        for idat in idats
+    ]  # fmt: skip
 
 
 def encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
