@@ -184,6 +184,15 @@ def test_containers_the_old_encoder_wrote_are_replaced_without_a_conflict(
     assert picked.export(out, output=output, shard_size=25).skipped == 60
 
 
+def one_pixel_off(pixels: npt.NDArray[np.uint8]) -> pngs.Encoded:
+    """PNGs of ``pixels`` with the first image's first pixel changed (module-level:
+    the encoding workers unpickle it by name)."""
+    changed = pixels.copy()
+    changed[0, 0, 0] ^= 1
+    written = encode_pngs(changed)
+    return written, pngs.sha256_hex(written)
+
+
 @pytest.mark.parametrize("output", ["parquet", "webdataset"])
 def test_a_container_of_other_pixels_is_still_a_conflict(
     digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
@@ -192,12 +201,6 @@ def test_a_container_of_other_pixels_is_still_a_conflict(
         pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     out = tmp_path / "out"
     picked = digits.select(split="test")
-
-    def one_pixel_off(pixels: npt.NDArray[np.uint8]) -> pngs.Encoded:
-        changed = pixels.copy()
-        changed[0, 0, 0] ^= 1
-        written = encode_pngs(changed)
-        return written, pngs.sha256_hex(written)
 
     with monkeypatch.context() as patched:
         use_old_encoder(patched)
