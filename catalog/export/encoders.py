@@ -28,12 +28,12 @@ def _png_deflate() -> tuple[ModuleType, int, str]:
     return zlib_ng, 1, f"zlib-ng {zlib_ng.ZLIBNG_VERSION} level 1"
 
 
+# ``PNG_LEVEL`` is the level of that deflate, ``PNG_DEFLATE`` names both. A PNG's
+# bytes are the same on every run with one zlib-ng build, but zlib-ng (like zlib
+# across versions) may compress differently on another machine, so exports compare
+# a file already in place that differs by its pixels
+# (:mod:`catalog.export.samepixels`).
 _DEFLATE, PNG_LEVEL, PNG_DEFLATE = _png_deflate()
-#: (``PNG_LEVEL`` is the level of that deflate; ``PNG_DEFLATE`` names both.) A PNG's
-#: bytes are the same on every run with one library version on one machine, but
-#: zlib-ng (like zlib across versions) may compress differently elsewhere, so
-#: files already in an export folder are compared by their pixels when their bytes
-#: differ (:func:`same_png_pixels`).
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

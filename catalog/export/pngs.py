@@ -2,12 +2,13 @@
 
 Parquet files and WebDataset shards hold one PNG per image. These used to be
 encoded in threads, because the standard zlib's deflate (about 20 us of a 28x28
-digit's 25) releases the GIL. With zlib-ng the deflate is about 6 us, and the
-Python around it (slicing, formatting, sha256) holds the GIL as long: threads then
-spent their time handing the GIL to and fro with the thread reading the catalog
-(``sqlite3`` releases it on every row). Forked workers share no GIL; on MNIST's
-70,000 digits a parquet export took 2.3-2.6 s with two threads and 1.6 s with two
-processes, for about 0.5 s less CPU (same machine, alternating runs). Pixels go to
+digit's 25) releases the GIL. With zlib-ng the deflate is about 6 us, next to
+2-3 us of Python around it (slicing, formatting, sha256) that holds the GIL, and
+threads spent their time handing the GIL to and fro with each other and with the
+thread reading the catalog (``sqlite3`` releases it on every row). Forked workers share no GIL; on MNIST's
+70,000 digits a parquet export took 2.4-2.7 s with two threads and 1.6 s with two
+processes, for about 0.5 s less CPU (same machine, alternating runs at a load of
+about 1.5; at a load of 6, 2.4-3.8 s against 2.1-2.6 s). Pixels go to
 a worker and PNGs come back pickled, about 1 MB per task, which costs less than
 the GIL did. Where ``fork`` is not available the threads remain.
 """
