@@ -208,3 +208,21 @@ def test_a_container_of_other_pixels_is_still_a_conflict(
         picked.export(out, output=output)
     with pytest.raises(ExportConflictError, match="use --overwrite to replace"):
         picked.export(out, output=output)
+
+
+@pytest.mark.parametrize("output", ["parquet", "webdataset"])
+def test_a_container_of_the_same_pixels_but_another_label_is_still_a_conflict(
+    digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
+) -> None:
+    if output == "parquet":
+        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
+    out = tmp_path / "out"
+    picked = digits.select(split="test")
+    with monkeypatch.context() as patched:
+        use_old_encoder(patched)
+        first = picked.export(out, output=output)
+    old = {p: p.read_bytes() for p in first.files}
+    digits.relabel("test:3", 9 if digits.image("test", 3)[0].label != 9 else 8)
+    with pytest.raises(ExportConflictError, match="use --overwrite to replace"):
+        picked.export(out, output=output)
+    assert {p: p.read_bytes() for p in first.files} == old  # nothing replaced
