@@ -117,13 +117,16 @@ def write_parquet(
                             file = export.open(f"{split}.parquet", int(block.ids[rows[0]]))
                             writer = pq.ParquetWriter(file.handle, schema, compression="snappy")
                             splits[split] = SplitFile(file, writer, pa, schema, background)
-                        out, part = splits[split], rows.tolist()
-                        start = out.rows
-                        out.add([pngs[i] for i in part], block.labels[rows].tolist())
-                        export.add(
-                            block, rows, [f"{split}.parquet#{start + k}" for k in range(len(part))],
-                            [digests[i] for i in part],
-                        )  # fmt: skip
+                        out, start, n = splits[split], splits[split].rows, len(rows)
+                        if n == len(block):  # a block of one split: no copies
+                            picked, their = pngs, digests
+                        else:
+                            part = rows.tolist()
+                            picked, their = [pngs[i] for i in part], [digests[i] for i in part]
+                        out.add(picked, block.labels[rows].tolist())
+                        prefix = f"{split}.parquet#"
+                        paths = [prefix + str(row) for row in range(start, start + n)]
+                        export.add(block, rows, paths, their)
                 for out in splits.values():
                     out.flush(everything=True)
                 background.drain()
