@@ -57,7 +57,7 @@ def _gather(futures: list[Future[Encoded]]) -> Encoded:
     return pngs, digests
 
 
-def encoders(jobs: int) -> Executor:
+def png_workers(jobs: int) -> Executor:
     """``jobs`` forked worker processes to encode PNGs (threads where there is no fork)."""
     if "fork" in multiprocessing.get_all_start_methods():
         return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
@@ -69,7 +69,7 @@ def encoded_blocks(
 ) -> Iterator[tuple[PixelBlock, list[bytes], list[str]]]:
     """The export's blocks with their PNGs and the PNGs' sha256; one block is
     encoded (by ``jobs`` workers) while the next is read."""
-    with encoders(max(jobs, 1)) as pool:
+    with png_workers(max(jobs, 1)) as pool:
         pending: tuple[PixelBlock, list[Future[Encoded]]] | None = None
         try:
             for block in export.blocks():
