@@ -48,7 +48,7 @@ def export(
             "--jobs",
             "-j",
             min=1,
-            help="Worker processes (folder) or PNG-encoding threads (parquet, webdataset); default: all cores.",
+            help="Worker processes: writing files (folder) or encoding PNGs (parquet, webdataset); default: all cores.",
         ),
     ] = None,
     folder_names: Annotated[

@@ -97,6 +97,29 @@ def read_existing(folder_fd: int, name: str, size: int) -> bytes | None:
         os.close(fd)
 
 
+#: The most of an existing file :func:`read_whole` reads to compare its content.
+COMPARE_LIMIT = 64 << 20
+
+
+def read_whole(folder_fd: int, name: str) -> bytes | None:
+    """All the bytes of the file at ``name`` (None when there is none, or it holds
+    more than :data:`COMPARE_LIMIT`)."""
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size > COMPARE_LIMIT:
+            return None
+        parts = []
+        while part := os.read(fd, max(size, 1 << 16)):
+            parts.append(part)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def sync_folder(folder: Path | int) -> None:
     """Flush a folder's entries (names created, renamed) to disk."""
     if isinstance(folder, int):

@@ -11,13 +11,18 @@ of a container names the first image it holds (the row needs an image); which
 images each file holds is in ``manifest.csv``, one line per image, whose
 ``path`` is ``<file>#<key>``: the row in an IDX, npz or parquet file, the member
 key in a shard.
+
+A file already at a final name is skipped when its bytes are equal, and otherwise
+a conflict unless ``overwrite``, or unless the format says it holds the same
+images (:data:`Same`: a parquet file or shard of PNGs another deflate wrote,
+:mod:`catalog.export.samepixels`); such a file is replaced without ``overwrite``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +46,10 @@ from catalog.query import (
     iter_pixel_blocks,
 )
 
+#: Whether the file at the first path holds the same images as the one at the
+#: second (a format's own comparison, for files whose bytes differ).
+Same = Callable[[Path, Path], bool]
+
 
 class AtomicFile:
     """One output file, written in pieces under a temporary name, put in place whole.
@@ -50,8 +59,9 @@ class AtomicFile:
     from disk when sealed.
     """
 
-    def __init__(self, root: Path, name: str, first_image: int) -> None:
+    def __init__(self, root: Path, name: str, first_image: int, same: Same | None = None) -> None:
         self.name = name
+        self.same = same
         self.first_image = first_image  # the image its exported-file row names
         self.target = root / name
         self.temp = root / f".{name}{TEMP_MARK}-{os.getpid()}"
@@ -108,7 +118,9 @@ class AtomicFile:
                 if current == digest:
                     self.temp.unlink()
                     return "skipped", digest, size
-                if not overwrite:
+                if not overwrite and not (
+                    self.same is not None and self.same(self.target, self.temp)
+                ):
                     self.temp.unlink()
                     return "conflict", digest, size
             os.replace(self.temp, self.target)
@@ -147,8 +159,10 @@ class ContainerExport:
         options: ExportOptions,
         output: str,
         image_format: str,
+        same: Same | None = None,
     ) -> None:
         self.session = session
+        self.same = same
         self.selection = selection
         self.options = options
         self.root = prepare_root(out_dir, options.fsync)
@@ -184,7 +198,7 @@ class ContainerExport:
 
     def open(self, name: str, first_image: int) -> AtomicFile:
         """A new output file ``name`` in the export folder."""
-        file = AtomicFile(self.root, name, first_image)
+        file = AtomicFile(self.root, name, first_image, self.same)
         self.files.append(file)
         return file
 

@@ -93,6 +93,11 @@ class ManifestTails:
         """The fields of the images ``ids`` of these datasets, with these labels."""
         meta = metadata_of(self.session, ids)
         plain = self.plain
+        if not meta:  # most datasets: one shared field per dataset and label
+            keys = list(zip(dataset_ids, labels, strict=True))
+            for dataset_id, label in set(keys) - plain.keys():
+                plain[dataset_id, label] = self._fields(dataset_id, label, "")
+            return list(map(plain.__getitem__, keys))
         out = []
         for dataset_id, label, image_id in zip(dataset_ids, labels, ids, strict=True):
             found = meta.get(image_id) if meta else None

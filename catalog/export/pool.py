@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.export.encoders import encode_many
+from catalog.export.samepixels import same_png
 from catalog.export.staged import StagedWriter
 from catalog.query import PixelBlock
 
@@ -60,6 +62,8 @@ def write_files(task: WriteTask) -> WriteOutcome:
 
     Files are made durable a batch at a time (:class:`~catalog.export.staged.StagedWriter`):
     every file reported ``written`` is on disk under its name, its folder synced.
+    A PNG already there that decodes to the same pixels in other bytes (another
+    deflate wrote it) is kept, and reported with its own size and digest.
     """
     sizes: list[int] = []
     digests: list[str] = []
@@ -73,15 +77,17 @@ def write_files(task: WriteTask) -> WriteOutcome:
         ):
             where, _, name = relative.rpartition("/")
             folder = f"{task.root}/{where}" if where else task.root
+            same = partial(same_png, pixels=task.pixels[slot]) if task.fmt == "png" else None
             try:
                 if folder not in folders:
                     folders[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-                writer.write(slot, folders[folder], name, data)
+                writer.write(slot, folders[folder], name, data, same)
             except OSError as exc:
                 error = f"Cannot write {name} into {folder}: {exc.strerror}"
                 break
-            sizes.append(len(data))
-            digests.append(sha256(data).hexdigest())
+            on_disk = writer.kept.get(slot, data)
+            sizes.append(len(on_disk))
+            digests.append(sha256(on_disk).hexdigest())
         try:
             writer.flush()
         except OSError as exc:

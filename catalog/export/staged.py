@@ -14,13 +14,17 @@ the caller records them) for a batch at a time:
 3. each file is linked (or renamed) to its name.
 
 A file already at its name is compared first and never rewritten when equal, so a
-re-run after an interruption reads instead of writing and flushing again.
+re-run after an interruption reads instead of writing and flushing again. Equal
+means the same bytes or, where the caller says how (``same``), the same content in
+other bytes: a PNG written by another deflate that decodes to the same pixels
+(:mod:`catalog.export.samepixels`), which is kept as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +32,7 @@ from catalog.export.atomic import (
     HAS_TMPFILE,
     TEMP_MARK,
     read_existing,
+    read_whole,
     sync_folder,
     write_all,
     write_atomically,
@@ -58,24 +63,42 @@ class StagedWriter:
     already at the name, and ``None`` when the file was staged: its outcome
     (``"written"``) arrives from :meth:`flush`, which runs by itself every
     :data:`BATCH` files and must be called (or the writer closed) before the caller
-    counts on the files. ``outcomes`` maps each slot to its outcome so far.
+    counts on the files. ``outcomes`` maps each slot to its outcome so far;
+    ``kept`` holds the bytes of the files kept because ``same`` found them equal
+    to what would have been written (their digest is not that of ``data``).
     """
 
     def __init__(self, *, overwrite: bool, fsync: bool = True) -> None:
         self.overwrite = overwrite
         self.fsync = fsync
         self.outcomes: dict[int, str] = {}
+        self.kept: dict[int, bytes] = {}
         self._staged: list[_Staged] = []
         self._folders: set[int] = set()  # folders whose names changed since the last flush
         self._pool: ThreadPoolExecutor | None = None
 
-    def write(self, slot: int, folder_fd: int, name: str, data: bytes) -> str | None:
-        """Stage ``data`` for ``name`` in the folder ``folder_fd``; see the class."""
+    def write(
+        self,
+        slot: int,
+        folder_fd: int,
+        name: str,
+        data: bytes,
+        same: Callable[[bytes], bool] | None = None,
+    ) -> str | None:
+        """Stage ``data`` for ``name`` in the folder ``folder_fd``; see the class.
+        ``same(existing bytes)`` says whether a file already there that differs
+        from ``data`` holds the same content all the same."""
         current = read_existing(folder_fd, name, len(data))
         if current is not None:
             if current == data:
                 self.outcomes[slot] = "skipped"
                 return "skipped"
+            if same is not None:
+                whole = read_whole(folder_fd, name)
+                if whole is not None and same(whole):
+                    self.kept[slot] = whole
+                    self.outcomes[slot] = "skipped"
+                    return "skipped"
             if not self.overwrite:
                 self.outcomes[slot] = "conflict"
                 return "conflict"

@@ -8,6 +8,8 @@ data scattered after its header, each member padded to whole 512-byte blocks.
 
 Every header has mode 0644, owner 0 and mtime 0, so the same members are the
 same bytes on every run. Python's ``tarfile``, GNU tar and WebDataset read them.
+:func:`read_members` reads such a file back, to compare a shard already in place
+with the one an export would put there.
 """
 
 from __future__ import annotations
@@ -95,3 +97,30 @@ def tar_members(names: Sequence[bytes], datas: Sequence[bytes]) -> memoryview:
         rows = _fixed(picked, k * BLOCK).reshape(len(members), k, BLOCK)
         out[(first[members] + 1)[:, np.newaxis] + np.arange(k)] = rows
     return out.reshape(-1).data
+
+
+def read_members(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+    """The members of a tar file as (header, data), and the bytes after the last
+    member (the end-of-archive blocks); None when ``data`` is not a plain tar of
+    regular files as :func:`tar_members` writes them."""
+    members: list[tuple[bytes, bytes]] = []
+    at = 0
+    while at + BLOCK <= len(data):
+        header = data[at : at + BLOCK]
+        if header[:NAME] == bytes(NAME):  # an end-of-archive block
+            return members, data[at:]
+        try:
+            size = int(header[_SIZE : _SIZE + 12].strip(b"\0 ") or b"0", 8)
+        except ValueError:
+            return None
+        start = at + BLOCK
+        at = start + (size + BLOCK - 1) // BLOCK * BLOCK
+        if at > len(data):
+            return None
+        members.append((header, data[start : start + size]))
+    return None
+
+
+def without_size(header: bytes) -> bytes:
+    """A member's header without its size and checksum fields (which follow from the data)."""
+    return header[:_SIZE] + header[_SIZE + 12 : _CHECKSUM] + header[_CHECKSUM + 8 :]

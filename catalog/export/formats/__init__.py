@@ -39,7 +39,7 @@ class ExportOptions:
     lists: Sequence[str] = ()
     overwrite: bool = False
     jobs: int | None = (
-        None  # worker processes (folder), PNG threads (parquet, webdataset); None: all cores
+        None  # worker processes (folder; PNGs of parquet, webdataset); None: all cores
     )
     progress: Progress | None = None  # called with images done after each chunk
     folder_names: str = "numbers"  # by-label folders: label "numbers" or class "names"

@@ -10,6 +10,10 @@ schema's ``huggingface`` metadata names the features (``Image`` and a
 classes. Row groups hold :data:`ROW_GROUP` images, so a streaming reader holds
 one small group at a time. The manifest's ``path`` is ``<file>#<row>``.
 
+A file already there whose PNGs another deflate wrote (same pixels, other
+bytes) and whose other columns and metadata are equal is replaced without
+``--overwrite`` (:func:`same_parquet`).
+
 Needs pyarrow: ``pip install "mnist-catalog[parquet]"``.
 """
 
@@ -33,6 +37,7 @@ from catalog.export.container import (
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.pngs import encoded_blocks
 from catalog.export.pool import default_jobs
+from catalog.export.samepixels import same_pngs
 from catalog.labelsets import label_set
 from catalog.query import Selection, dataset_id
 
@@ -65,6 +70,25 @@ def hf_features(names: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def same_parquet(existing: Path, written: Path) -> bool:
+    """Whether two parquet files hold the same table: schema and metadata, every
+    column but the PNG bytes equal, and PNGs of the same pixels."""
+    pa, pq = import_pyarrow()
+    try:
+        old = pq.read_table(existing)
+    except (pa.ArrowException, OSError):
+        return False
+    new = pq.read_table(written)
+    if not old.schema.equals(new.schema, check_metadata=True) or old.num_rows != new.num_rows:
+        return False
+    if any(not old.column(name).equals(new.column(name)) for name in new.column_names[1:]):
+        return False
+    before, after = old.column("image").combine_chunks(), new.column("image").combine_chunks()
+    return bool(before.field("path").equals(after.field("path"))) and same_pngs(
+        before.field("bytes").to_pylist(), after.field("bytes").to_pylist()
+    )
+
+
 def write_parquet(
     session: Session, selection: Selection, out_dir: Path, options: ExportOptions
 ) -> ExportResult:
@@ -81,7 +105,9 @@ def write_parquet(
         ],
         metadata=metadata,
     )
-    with ContainerExport(session, selection, out_dir, options, "parquet", "png") as export:
+    with ContainerExport(
+        session, selection, out_dir, options, "parquet", "png", same_parquet
+    ) as export:
         splits: dict[str, SplitFile] = {}
         try:
             with Background() as background:
@@ -91,13 +117,16 @@ def write_parquet(
                             file = export.open(f"{split}.parquet", int(block.ids[rows[0]]))
                             writer = pq.ParquetWriter(file.handle, schema, compression="snappy")
                             splits[split] = SplitFile(file, writer, pa, schema, background)
-                        out, part = splits[split], rows.tolist()
-                        start = out.rows
-                        out.add([pngs[i] for i in part], block.labels[rows].tolist())
-                        export.add(
-                            block, rows, [f"{split}.parquet#{start + k}" for k in range(len(part))],
-                            [digests[i] for i in part],
-                        )  # fmt: skip
+                        out, start, n = splits[split], splits[split].rows, len(rows)
+                        if n == len(block):  # a block of one split: no copies
+                            picked, their = pngs, digests
+                        else:
+                            part = rows.tolist()
+                            picked, their = [pngs[i] for i in part], [digests[i] for i in part]
+                        out.add(picked, block.labels[rows].tolist())
+                        prefix = f"{split}.parquet#"
+                        paths = [prefix + str(row) for row in range(start, start + n)]
+                        export.add(block, rows, paths, their)
                 for out in splits.values():
                     out.flush(everything=True)
                 background.drain()

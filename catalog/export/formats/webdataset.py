@@ -13,7 +13,9 @@ The tar headers are POSIX ustar, built a block of members at a time
 at many times the cost, which for three members per image would be most of an
 export's time). Python's ``tarfile``, GNU tar and WebDataset read them. Each
 header has mode 0644, owner 0 and mtime 0, so a shard is the same bytes on
-every run and a re-run skips it.
+every run and a re-run skips it. A shard already there whose PNGs another
+deflate wrote (same pixels, other bytes) and whose other members are equal is
+replaced without ``--overwrite`` (:func:`same_shard`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from catalog.export.container import (
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.pngs import encoded_blocks
 from catalog.export.pool import default_jobs
-from catalog.export.tarblocks import BLOCK, RECORD, tar_members
+from catalog.export.samepixels import same_pngs
+from catalog.export.tarblocks import (
+    BLOCK,
+    NAME,
+    RECORD,
+    read_members,
+    tar_members,
+    without_size,
+)
 from catalog.query import Selection
 
 
@@ -72,6 +82,25 @@ class Shards:
             self.current = None
 
 
+def same_shard(existing: Path, written: Path) -> bool:
+    """Whether two shards hold the same members: the same headers (but for sizes),
+    the same labels and metadata, and PNGs of the same pixels."""
+    old, new = read_members(existing.read_bytes()), read_members(written.read_bytes())
+    if old is None or new is None or old[1] != new[1] or len(old[0]) != len(new[0]):
+        return False
+    old_pngs: list[bytes] = []
+    new_pngs: list[bytes] = []
+    for (old_header, old_data), (new_header, new_data) in zip(old[0], new[0], strict=True):
+        if without_size(old_header) != without_size(new_header):
+            return False
+        if new_header[:NAME].rstrip(b"\0").endswith(b".png"):
+            old_pngs.append(old_data)
+            new_pngs.append(new_data)
+        elif old_data != new_data:
+            return False
+    return same_pngs(old_pngs, new_pngs)
+
+
 def write_webdataset(
     session: Session, selection: Selection, out_dir: Path, options: ExportOptions
 ) -> ExportResult:
@@ -79,7 +108,9 @@ def write_webdataset(
     :class:`~catalog.export.formats.OutputWriter`)."""
     refuse_folder_options(options, "webdataset")
     with (
-        ContainerExport(session, selection, out_dir, options, "webdataset", "png") as export,
+        ContainerExport(
+            session, selection, out_dir, options, "webdataset", "png", same_shard
+        ) as export,
         Background() as writer,
     ):
         shards: dict[str, Shards] = {}
