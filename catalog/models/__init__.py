@@ -13,3 +13,4 @@ from catalog.models.audit_runs import AuditRun as AuditRun
 from catalog.models.embeddings import Embedding as Embedding
 from catalog.models.label_counts import LabelCount as LabelCount
 from catalog.models.measures import ImageMeasure as ImageMeasure
+from catalog.models.kept_states import KeptState as KeptState

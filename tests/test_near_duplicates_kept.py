@@ -1,0 +1,131 @@
+"""An audit after an ingest searches only the new images (and those near them) for near
+duplicates, and finds the pairs a full search finds (catalog/audit/kept_pairs.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from builders import write_image_folder
+from test_near_duplicates import jpeg, shifted, synthetic_digits
+
+from catalog import Catalog
+from catalog.similarity import index as ivf
+from catalog.similarity import neighbours as rule
+
+OLD, NEW = 240, 40
+
+
+def planted(tmp_path: Path) -> tuple[Path, Path]:
+    """Old images with one planted pair among them; new ones holding a copy of an old
+    image (which becomes that image's nearest neighbour), a pair of two new images, and a
+    byte-identical copy of an old image (an exact duplicate, never a near one)."""
+    pixels, labels = synthetic_digits(OLD + NEW, seed=5)
+    pixels[7] = shifted(pixels[3], 1, 0)  # an old pair
+    pixels[OLD + 2] = shifted(pixels[20], 0, 1)  # a new copy of an old image
+    pixels[OLD + 5] = jpeg(pixels[OLD + 4])  # two new images
+    pixels[OLD + 9] = pixels[30]  # an exact duplicate
+    old = write_image_folder(tmp_path / "old", {"train": (pixels[:OLD], labels[:OLD])})
+    new = write_image_folder(tmp_path / "new", {"extra": (pixels[OLD:], labels[OLD:])})
+    return old, new
+
+
+def near_pairs(catalog: Catalog, *, full: bool = False) -> tuple[set[tuple[Any, ...]], dict[str, Any]]:
+    report = catalog.audit(dataset="drawn", checks=["near-duplicates"], full=full)
+    pairs = {
+        (tuple((r.split, r.index) for r in f.images), f.details["distance"])
+        for f in report.findings
+    }
+    return pairs, report.summary["near-duplicates"]["drawn"]
+
+
+@pytest.mark.parametrize("search", ["exact", "faiss"])
+def test_incremental_search_finds_what_a_full_one_finds(
+    tmp_path: Path, db_url: str, search: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if search == "faiss":
+        pytest.importorskip("faiss")
+        # faiss above 100 images: cells of 64, all probed at this size, so exact answers.
+        monkeypatch.setattr(ivf, "EXACT_LIMIT", 100)
+    old, new = planted(tmp_path)
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+        first, summary = near_pairs(catalog)
+        assert first == {((("train", 3), ("train", 7)), 0.0)}
+        assert summary["searched"] == OLD
+        catalog.ingest(new, dataset="drawn")
+        again, summary = near_pairs(catalog)
+        assert summary["reused"] > 0
+        assert summary["searched"] < OLD + NEW - 1
+        assert summary["indexed"] == OLD + NEW - 1  # the exact duplicate is not indexed
+        assert summary["reuse"].startswith(f"{NEW - 1:,} new and ")
+        full, summary = near_pairs(catalog, full=True)
+        assert summary["reuse"] == "every image searched (--full)"
+        assert again == full
+        assert {p for p, _ in full} == {
+            (("train", 3), ("train", 7)),
+            (("extra", 2), ("train", 20)),
+            (("extra", 4), ("extra", 5)),
+        }
+        # The full search was kept too: nothing new, nothing searched but the pairs' images.
+        _, summary = near_pairs(catalog)
+        assert summary["searched"] == 6
+        assert summary["reuse"].startswith("0 new and 6 nearby images searched")
+
+
+def test_old_pair_dropped_when_new_images_crowd_it_out(tmp_path: Path, db_url: str) -> None:
+    """A new image can push an old pair out of the candidate rule; the incremental search
+    then drops it as the full one does (here: neither keeps it, or both do)."""
+    pixels, labels = synthetic_digits(60, seed=8)
+    base = pixels[0]
+    crowd = np.stack([shifted(base, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    crowd[4] = jpeg(base, 95)
+    old = write_image_folder(tmp_path / "old", {"train": (np.concatenate([pixels, crowd[:1]]),
+                                                            np.zeros(61, np.int64))})  # fmt: skip
+    more = np.repeat(crowd[1:], 3, axis=0)  # byte-identical triples: one representative each
+    more[1::3] = jpeg_all(crowd[1:], 90)
+    more[2::3] = jpeg_all(crowd[1:], 80)
+    new = write_image_folder(tmp_path / "new", {"extra": (more, np.zeros(len(more), np.int64))})
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+        near_pairs(catalog)
+        catalog.ingest(new, dataset="drawn")
+        again, summary = near_pairs(catalog)
+        full, _ = near_pairs(catalog, full=True)
+    assert summary["reused"] > 0
+    assert again == full
+
+
+def jpeg_all(images: np.ndarray, quality: int) -> np.ndarray:
+    return np.stack([jpeg(image, quality) for image in images])
+
+
+def test_what_makes_the_next_search_full(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = planted(tmp_path)
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+        _, summary = near_pairs(catalog)
+        assert summary["reuse"] == "every image searched (nothing kept under these settings)"
+        # Other settings: the kept search is not used, and is replaced.
+        monkeypatch.setattr(rule, "CANDIDATE_RADIUS", 0.16)
+        _, summary = near_pairs(catalog)
+        assert summary["reuse"] == "every image searched (nothing kept under these settings)"
+        _, summary = near_pairs(catalog)
+        assert summary["reuse"].startswith("0 new and ")
+        monkeypatch.undo()
+        # Only some splits audited: kept apart from the whole dataset's search.
+        report = catalog.audit(dataset="drawn", splits=["train"], checks=["near-duplicates"])
+        assert report.summary["near-duplicates"]["drawn"]["reuse"].startswith("every image")
+        # A split ingested again has new images in place of the searched ones.
+        catalog.ingest(new, dataset="drawn")
+        _, summary = near_pairs(catalog)
+        catalog.ingest(old, dataset="drawn", replace=True)
+        pairs, summary = near_pairs(catalog)
+        assert summary["reuse"] == (
+            "every image searched (images searched before are gone (removed or ingested again))"
+        )
+        assert len(pairs) == 3
