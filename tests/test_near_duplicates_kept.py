@@ -12,6 +12,8 @@ from builders import write_image_folder
 from test_near_duplicates import jpeg, shifted, synthetic_digits
 
 from catalog import Catalog
+from catalog.audit.kept_pairs import _within_reach
+from catalog.similarity import NeighbourIndex, build_index, candidate_pairs
 from catalog.similarity import index as ivf
 from catalog.similarity import neighbours as rule
 
@@ -32,7 +34,9 @@ def planted(tmp_path: Path) -> tuple[Path, Path]:
     return old, new
 
 
-def near_pairs(catalog: Catalog, *, full: bool = False) -> tuple[set[tuple[Any, ...]], dict[str, Any]]:
+def near_pairs(
+    catalog: Catalog, *, full: bool = False
+) -> tuple[set[tuple[Any, ...]], dict[str, Any]]:
     report = catalog.audit(dataset="drawn", checks=["near-duplicates"], full=full)
     pairs = {
         (tuple((r.split, r.index) for r in f.images), f.details["distance"])
@@ -78,7 +82,7 @@ def test_incremental_search_finds_what_a_full_one_finds(
 def test_old_pair_dropped_when_new_images_crowd_it_out(tmp_path: Path, db_url: str) -> None:
     """A new image can push an old pair out of the candidate rule; the incremental search
     then drops it as the full one does (here: neither keeps it, or both do)."""
-    pixels, labels = synthetic_digits(60, seed=8)
+    pixels, _ = synthetic_digits(60, seed=8)
     base = pixels[0]
     crowd = np.stack([shifted(base, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
     crowd[4] = jpeg(base, 95)
@@ -129,3 +133,40 @@ def test_what_makes_the_next_search_full(
             "every image searched (images searched before are gone (removed or ingested again))"
         )
         assert len(pairs) == 3
+
+
+def candidates_by_image(index: NeighbourIndex, n_old: int) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for block in candidate_pairs(index, rows=np.arange(n_old)):
+        for a, b in zip(block.first.tolist(), block.second.tolist(), strict=True):
+            out.setdefault(a, set()).add(b)
+            out.setdefault(b, set()).add(a)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_image_whose_candidates_change_is_searched_again(seed: int) -> None:
+    """The rule the incremental search rests on: an added image changes an earlier image's
+    candidates only within its reach. Crowded clusters, so that many do change."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (12, 8)).astype(np.float32)
+    points = centres[rng.integers(0, 12, 400)] + rng.normal(0, 0.06, (400, 8)).astype(np.float32)
+    old, new = points[:320], points[320:]
+    before = NeighbourIndex(np.arange(320), old, build_index(old))
+    reach = np.empty((320, 2), np.float32)
+    list(candidate_pairs(before, reach=reach))
+    after = NeighbourIndex(np.arange(400), points, build_index(points))
+    changed = set()
+    for image in range(320):  # each old image's own candidates, before and after
+        mine = [set(), set()]
+        for k, index in enumerate((before, after)):
+            for block in candidate_pairs(index, rows=np.array([image])):
+                mine[k] |= set(block.first.tolist()) | set(block.second.tolist())
+        if mine[0] != mine[1]:
+            changed.add(image)
+    full_reach = np.full((400, 2), np.inf, np.float32)
+    full_reach[:320] = reach
+    searched = set(_within_reach(after.search, new, full_reach).tolist())
+    assert len(changed) >= 20
+    assert changed <= searched
+    assert len(searched - set(range(320, 400))) < 320  # not every image: the rule narrows

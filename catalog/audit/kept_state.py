@@ -79,11 +79,12 @@ def write_state(
                 connection, table, ("dataset_id", "check", "name", "part", "key", "value")
             )
             for name, blob in blobs.items():
-                data = memoryview(blob if isinstance(blob, bytes) else np.ascontiguousarray(blob))
-                data = data.cast("B")
+                data = np.frombuffer(blob, np.uint8) if isinstance(blob, bytes) else blob.ravel()
                 starts = range(0, max(len(data), 1), PART)
                 for part, start in enumerate(starts):
-                    insert_rows([(dataset, check, name, part, key, bytes(data[start : start + PART]))])
+                    insert_rows(
+                        [(dataset, check, name, part, key, data[start : start + PART].tobytes())]
+                    )
         session.commit()
     except DBAPIError:
         session.rollback()
@@ -94,7 +95,7 @@ def write_state(
 def pack(**arrays: npt.NDArray[Any]) -> bytes:
     """Arrays as one blob (numpy's ``.npz`` format, uncompressed, no pickles)."""
     out = io.BytesIO()
-    np.savez(out, **arrays)
+    np.savez(out, allow_pickle=False, **arrays)
     return out.getvalue()
 
 

@@ -196,6 +196,7 @@ def candidate_pairs(
     nearest_radius: float = NEAREST_RADIUS,
     rows: npt.NDArray[np.int64] | None = None,
     vectors: npt.NDArray[np.float32] | None = None,
+    reach: npt.NDArray[np.float32] | None = None,
 ) -> Iterator[CandidatePairs]:
     """Yield near-duplicate candidate pairs of images.
 
@@ -224,6 +225,10 @@ def candidate_pairs(
         between two other images are then left out, unless one is a candidate of these.
     vectors
         The embeddings of ``rows`` (default: from ``index.vectors``).
+    reach
+        A ``(len(rows), 2)`` array to fill with each searched image's distance to its
+        nearest and to its ``k``-th nearest neighbour (``inf`` where it has fewer than ``k``
+        others): an image added farther than both cannot change its candidates.
 
     Examples
     --------
@@ -236,8 +241,11 @@ def candidate_pairs(
     [([3], [7])]
     """
     n = len(index)
+    if reach is not None:
+        reach[:] = np.inf
     if n < 2:
         return
+    whole = k <= n - 1  # else every other image is among the k nearest, however far
     k = min(k, n - 1)
     searched = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     found_a: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)]
@@ -248,6 +256,9 @@ def candidate_pairs(
         block = searched[start : start + _QUERY_ROWS]
         mine = index.vectors[block] if vectors is None else vectors[start : start + len(block)]
         positions, distances = _others(index, block, mine, k)
+        if reach is not None:
+            reach[start : start + len(block), 0] = distances[:, 0]
+            reach[start : start + len(block), 1] = distances[:, k - 1] if whole else np.inf
         close = (distances <= radius) & (positions >= 0)
         close[:, 0] |= (distances[:, 0] <= nearest_radius) & (positions[:, 0] >= 0)
         found_a.append(index.ids[np.broadcast_to(block[:, None], close.shape)[close]])

@@ -34,9 +34,7 @@ def upgrade() -> None:
             name=op.f("fk_kept_states_dataset_id_datasets"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "dataset_id", "check", "name", "part", name=op.f("pk_kept_states")
-        ),
+        sa.PrimaryKeyConstraint("dataset_id", "check", "name", "part", name=op.f("pk_kept_states")),
     )
 
 
