@@ -158,7 +158,7 @@ def test_every_image_whose_candidates_change_is_searched_again(seed: int) -> Non
     after = NeighbourIndex(np.arange(400), points, build_index(points))
     changed = set()
     for image in range(320):  # each old image's own candidates, before and after
-        mine = [set(), set()]
+        mine: list[set[int]] = [set(), set()]
         for k, index in enumerate((before, after)):
             for block in candidate_pairs(index, rows=np.array([image])):
                 mine[k] |= set(block.first.tolist()) | set(block.second.tolist())

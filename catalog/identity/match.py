@@ -63,27 +63,41 @@ __all__ = [
 ]
 
 
-def resolve_reference(session: Session, against: str) -> Reference:
+def resolve_reference(
+    session: Session,
+    against: str,
+    looked_up: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
+) -> Reference:
     """The registry for ``against`` and where its pixels are.
 
     A shipped name (``mnist``) uses the shipped registry; its pixels are those of
     a dataset in the catalog ingested from the genuine files, if any (matched
     image by image on digests). Any other name is a dataset of the catalog.
+    ``looked_up`` is ``(dataset id, image ids, registry rows)`` of a dataset whose
+    digests the caller looked up in the shipped registry already, not read again.
     """
     if against in SHIPPED:
         registry = load_shipped(against)
-        return Reference.of(registry, _genuine_ids(session, registry))
+        return Reference.of(registry, _genuine_ids(session, registry, looked_up))
     registry = registry_from_dataset(session, against)
     assert registry.image_ids is not None
     return Reference.of(registry, registry.image_ids)
 
 
-def _genuine_ids(session: Session, registry: Registry) -> npt.NDArray[np.int64]:
+def _genuine_ids(
+    session: Session,
+    registry: Registry,
+    looked_up: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
+) -> npt.NDArray[np.int64]:
     ids = np.full(len(registry), -1, dtype=np.int64)
     datasets = session.scalars(
         select(Source.dataset_id).where(Source.genuine.like(f"{registry.name}/%")).distinct()
     ).all()
     for ds in datasets:
+        if looked_up is not None and looked_up[0] == ds:  # its digests are looked up already
+            known = looked_up[2] >= 0
+            ids[looked_up[2][known]] = looked_up[1][known]
+            continue
         rows = (
             session.connection()
             .execute(select(Image.id, Image.sha256).where(Image.dataset_id == ds))
@@ -135,10 +149,14 @@ def identify_session(
     widths = np.asarray(columns[6], dtype=np.int64).reshape(n)
     del rows, columns
     name = dataset if dataset is not None else _name(session, ds)
-    reference = resolve_reference(session, against)
+    at = np.full(n, -1, np.int64)
+    if against in SHIPPED:  # the registry is known before its pixels are
+        at = load_shipped(against).lookup(digests)
+    reference = resolve_reference(session, against, (ds, ids, at) if against in SHIPPED else None)
     registry = reference.registry
     cols = Columns.empty(n)
-    at = registry.lookup(digests)
+    if against not in SHIPPED:
+        at = registry.lookup(digests)
     exact = at >= 0
     cols.kinds[exact], cols.confirmed[exact], cols.positions[exact] = (
         res.EXACT,
