@@ -11,8 +11,9 @@ import pytest
 from builders import write_image_folder
 from test_near_duplicates import jpeg, shifted, synthetic_digits
 
-from catalog import Catalog
-from catalog.audit.kept_pairs import _within_reach
+from catalog import Catalog, db
+from catalog.audit.kept_pairs import _within_reach, state_key
+from catalog.audit.kept_state import read_state, write_state
 from catalog.similarity import NeighbourIndex, build_index, candidate_pairs
 from catalog.similarity import index as ivf
 from catalog.similarity import neighbours as rule
@@ -170,3 +171,29 @@ def test_every_image_whose_candidates_change_is_searched_again(seed: int) -> Non
     assert len(changed) >= 20
     assert changed <= searched
     assert len(searched - set(range(320, 400))) < 320  # not every image: the rule narrows
+
+
+def test_a_search_kept_beside_another_index_is_not_used(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two audits keeping their searches at once: one's search beside the other's index
+    (simulated: the first search's rows put back after a second full search) is refused."""
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(ivf, "EXACT_LIMIT", 100)
+    old, _ = planted(tmp_path)
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+        near_pairs(catalog)
+        with db.session_scope(catalog.engine) as session:
+            key = state_key(())
+            first = read_state(session, 1, "near-duplicates", key)
+        assert first is not None
+        near_pairs(catalog, full=True)  # a new index, with a new token
+        with db.session_scope(catalog.engine, write=True) as session:
+            searched = {name: first[name] for name in ("searched", "meta", "pairs")}
+            assert write_state(session, 1, "near-duplicates", key, searched, replace_all=False)
+        pairs, summary = near_pairs(catalog)
+    assert summary["reuse"] == (
+        "every image searched (the kept index and search disagree (two audits at once?))"
+    )
+    assert len(pairs) == 1

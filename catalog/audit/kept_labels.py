@@ -17,6 +17,7 @@ on a new sample, is not offered: it would change the results.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,21 +96,23 @@ def _keep(
     if scores.pca is None or not isinstance(scores.predict, Network):
         return True  # nothing outside the sample to score later: nothing to keep
     pool = _pool(data)
+    token = secrets.randbits(62)  # names the fit the scores kept beside it came from
     weights = {f"weight{i}": w for i, w in enumerate(scores.predict.params)}
     blobs = {
         "model": pack(mean=scores.pca.mean, basis=scores.pca.basis,
                       scale=np.array(scores.pca.scale), classes=np.array(_classes(data)),
                       when=np.array(datetime.now(UTC).isoformat(timespec="seconds")),
-                      sampled=np.array(int(scores.sampled.sum())), **weights),
+                      sampled=np.array(int(scores.sampled.sum())), token=np.array(token),
+                      **weights),
         "pool": pack_ids(data.ids[pool]),
         "pool_labels": pack(labels=data.labels[pool].astype(np.int16)),
         "ids": pack_ids(data.ids),
-        "scores": _packed_scores(data, scores),
+        "scores": _packed_scores(data, scores, token),
     }  # fmt: skip
     return write_state(session, dataset, CHECK, key, blobs)
 
 
-_Kept = tuple[PcaFit, Network, dict[str, npt.NDArray[np.generic]], str, int]
+_Kept = tuple[PcaFit, Network, dict[str, npt.NDArray[np.generic]], str, int, int]
 
 
 def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
@@ -117,6 +120,9 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     if blobs is None or not {"model", "pool", "pool_labels", "ids", "scores"} <= set(blobs):
         return "nothing kept under these settings"
     model = unpack(blobs["model"])
+    scores = unpack(blobs["scores"]) | {"ids": unpack_ids(blobs["ids"])}
+    if int(scores["token"]) != int(model["token"]):
+        return "the kept fit and scores disagree (two audits at once?)"
     if int(model["classes"]) != _classes(data):
         return "the labels are not those the model was fitted on"
     kept_pool = unpack_ids(blobs["pool"])
@@ -130,8 +136,7 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     weights = [model[f"weight{i}"] for i in range(sum(k.startswith("weight") for k in model))]
     pca = PcaFit(model["mean"], model["basis"], float(model["scale"]))
     note = f"fit of {model['when']} reused"
-    scores = unpack(blobs["scores"]) | {"ids": unpack_ids(blobs["ids"])}
-    return pca, Network(weights), scores, note, int(model["sampled"])
+    return pca, Network(weights), scores, note, int(model["sampled"]), int(model["token"])
 
 
 def _find(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -151,6 +156,7 @@ def _score_new(
     kept: dict[str, npt.NDArray[np.generic]],
     note: str,
     fitted_on: int,
+    token: int,
     progress: Callable[[int], None] | None,
 ) -> Scored:
     """Kept scores where the image and its label are as they were; the rest scored now."""
@@ -173,13 +179,13 @@ def _score_new(
     reuse = f"{note}; {int(todo.sum()):,} new images scored, {n - int(todo.sum()):,} reused"
     if todo.any():  # the scores kept grow by the new ones; the fit and its pool stay
         assert data.session is not None
-        blobs = {"ids": pack_ids(data.ids), "scores": _packed_scores(data, scores)}
+        blobs = {"ids": pack_ids(data.ids), "scores": _packed_scores(data, scores, token)}
         if not write_state(data.session, dataset_id(data.session, data.name), CHECK, key,
                            blobs, replace_all=False):  # fmt: skip
             reuse += "; not kept (the catalog refused the write)"
     return Scored(scores, reuse, fitted_on)
 
 
-def _packed_scores(data: DatasetImages, scores: StreamedScores) -> bytes:
+def _packed_scores(data: DatasetImages, scores: StreamedScores, token: int) -> bytes:
     return pack(labels=data.labels.astype(np.int16), suggested=scores.suggested.astype(np.int16),
-                score=scores.score, sampled=scores.sampled)  # fmt: skip
+                score=scores.score, sampled=scores.sampled, token=np.array(token))  # fmt: skip

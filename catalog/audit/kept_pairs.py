@@ -35,6 +35,7 @@ since the index was built (new images would crowd cells drawn without them).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +84,7 @@ class KeptSearch:
     index: npt.NDArray[np.uint8] | None  # the faiss index, or None (exact search)
     base: int  # searched[:base] are in ``index``
     when: str  # when it was kept
+    token: int  # names the index the search was made with
 
 
 def read_kept(
@@ -93,10 +95,12 @@ def read_kept(
     if blobs is None or not {"searched", "pairs", "meta"} <= set(blobs):
         return None, "nothing kept under these settings"
     meta = unpack(blobs["meta"])
+    if "index" in blobs and unpack(blobs.get("index_token", b""))["token"] != meta["token"]:
+        return None, "the kept index and search disagree (two audits at once?)"
     kept = KeptSearch(
         unpack_ids(blobs["searched"]), meta["reach"], unpack(blobs["pairs"]),
         np.frombuffer(blobs["index"], np.uint8) if "index" in blobs else None,
-        int(meta["base"]), str(meta["when"]),
+        int(meta["base"]), str(meta["when"]), int(meta["token"]),
     )  # fmt: skip
     if not np.isin(kept.searched, representatives).all():
         return None, "images searched before are gone (removed or ingested again)"
@@ -116,22 +120,31 @@ def keep(
     ids: npt.NDArray[np.int64],
     index: npt.NDArray[np.uint8] | None,
     base: int,
+    token: int = 0,
 ) -> bool:
     """Keep a search: ``searched`` image ids in index order with their ``reach``, the
     confirmed ``pairs`` (positions into ``ids``); a new ``index`` replaces the kept one,
-    None keeps it (an incremental search)."""
+    None keeps it (an incremental search made with the index named ``token``).
+
+    A new index gets a new token, kept beside it and in the search's ``meta``: when two
+    audits keep their searches at once, a search made with one index and kept beside
+    another is not used."""
     assert data.session is not None
     when = datetime.now(UTC).isoformat(timespec="seconds")
+    if index is not None:
+        token = secrets.randbits(62)
     first = np.asarray([p.first for p in pairs], np.int64)
     second = np.asarray([p.second for p in pairs], np.int64)
     blobs: dict[str, bytes | npt.NDArray[np.uint8]] = {
         "searched": pack_ids(searched),
-        "meta": pack(base=np.array(base), when=np.array(when), reach=reach.astype(np.float32)),
+        "meta": pack(base=np.array(base), when=np.array(when), reach=reach.astype(np.float32),
+                     token=np.array(token)),
         "pairs": pack(first=ids[first], second=ids[second],
                       distance=np.asarray([p.distance for p in pairs], np.float64)),
     }  # fmt: skip
     if index is not None:
         blobs["index"] = index
+        blobs["index_token"] = pack(token=np.array(token))
     # A full search replaces everything (an exact one drops any kept index).
     replace_all = index is not None or len(searched) <= ivf.EXACT_LIMIT
     dataset = dataset_id(data.session, data.name)
@@ -194,7 +207,7 @@ def search_since(
         "reuse": f"{len(new):,} new and {nearby:,} nearby images searched against "
                  f"{len(index):,}; {reused:,} reused from the search kept {kept.when}",
     }  # fmt: skip
-    if not keep(data, ids[order], reach, pairs, ids, None, kept.base):
+    if not keep(data, ids[order], reach, pairs, ids, None, kept.base, kept.token):
         summary["reuse"] += "; not kept (the catalog refused the write)"
     return pairs, summary
 
