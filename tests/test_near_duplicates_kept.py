@@ -197,3 +197,23 @@ def test_a_search_kept_beside_another_index_is_not_used(
         "every image searched (the kept index and search disagree (two audits at once?))"
     )
     assert len(pairs) == 1
+
+
+def test_audit_full_on_the_command_line(tmp_path: Path, db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+
+    old, _ = planted(tmp_path)
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+    base = ["--db", db_url, "audit", "--check", "near-duplicates"]
+    lines = []
+    for extra in ([], [], ["--full"]):
+        result = CliRunner().invoke(app, [*base, *extra])
+        lines.append([line for line in result.stdout.splitlines() if "↻" in line])
+    assert lines[0] == ["  ↻ drawn: every image searched (nothing kept under these settings)"]
+    assert lines[1][0].startswith(
+        f"  ↻ drawn: 0 new and 2 nearby images searched against {OLD - 0:,}; "
+    )
+    assert lines[2] == ["  ↻ drawn: every image searched (--full)"]
