@@ -108,7 +108,10 @@ def _full_search(
     }  # fmt: skip
     if data.session is not None:
         del index, vectors
-        blob = search.to_bytes() if isinstance(search, FaissIndex) else None
+        blob = None
+        if isinstance(search, FaissIndex):  # its vectors go before its bytes come
+            search.release_points()
+            blob = search.to_bytes()
         ids = data.ids[first]
         if not keep(data, ids, reach, pairs, ids, blob, len(first)):
             summary["reuse"] += "; not kept (the catalog refused the write)"

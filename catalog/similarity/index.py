@@ -244,6 +244,11 @@ class FaissIndex:
         self.data = np.zeros((0, dimensions), np.float32)
         return self
 
+    def release_points(self) -> None:
+        """Let go of the points' own copy, kept for :meth:`query_all` (which then finds
+        nothing); the index holds them too, and :meth:`query` still answers."""
+        self.data = self.data[:0]
+
     def to_bytes(self) -> npt.NDArray[np.uint8]:
         """The whole index (cells, their points, the centres' graph) as bytes."""
         faiss = _import_faiss()
