@@ -3,6 +3,7 @@ duplicates, and finds the pairs a full search finds (catalog/audit/kept_pairs.py
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,29 @@ def test_audit_full_on_the_command_line(tmp_path: Path, db_url: str) -> None:
         f"  ↻ drawn: 0 new and 2 nearby images searched against {OLD - 0:,}; "
     )
     assert lines[2] == ["  ↻ drawn: every image searched (--full)"]
+
+
+def test_kept_blobs_come_back_whole_across_parts(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blobs larger than a row's part, written whole or in pieces, read back as written."""
+    from catalog.audit import kept_state
+
+    monkeypatch.setattr(kept_state, "PART", 1000)
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, 4321, dtype=np.uint8)
+
+    def in_pieces(sink: Callable[[bytes], None]) -> None:
+        for start in range(0, 4321, 333):
+            sink(big[start : start + 333].tobytes())
+
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(planted(tmp_path)[0], dataset="drawn")
+        with db.session_scope(catalog.engine, write=True) as session:
+            blobs = {"whole": big, "pieces": in_pieces, "empty": b"", "exact": big[:2000].tobytes()}
+            assert write_state(session, 1, "test", "k1", blobs)  # type: ignore[arg-type]
+        with db.session_scope(catalog.engine) as session:
+            back = read_state(session, 1, "test", "k1")
+            assert read_state(session, 1, "test", "k2") is None
+    assert back == {"whole": big.tobytes(), "pieces": big.tobytes(), "empty": b"",
+                    "exact": big[:2000].tobytes()}  # fmt: skip

@@ -46,7 +46,15 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from catalog.audit.images import DatasetImages
-from catalog.audit.kept_state import pack, pack_ids, read_state, unpack, unpack_ids, write_state
+from catalog.audit.kept_state import (
+    Blob,
+    pack,
+    pack_ids,
+    read_state,
+    unpack,
+    unpack_ids,
+    write_state,
+)
 from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import KnownPairs, stored_vectors, verified_pairs
 from catalog.query import dataset_id
@@ -118,7 +126,7 @@ def keep(
     reach: npt.NDArray[np.float32],
     pairs: list[NearDuplicatePair],
     ids: npt.NDArray[np.int64],
-    index: npt.NDArray[np.uint8] | None,
+    index: Blob | None,
     base: int,
     token: int = 0,
 ) -> bool:
@@ -135,7 +143,7 @@ def keep(
         token = secrets.randbits(62)
     first = np.asarray([p.first for p in pairs], np.int64)
     second = np.asarray([p.second for p in pairs], np.int64)
-    blobs: dict[str, bytes | npt.NDArray[np.uint8]] = {
+    blobs: dict[str, Blob] = {
         "searched": pack_ids(searched),
         "meta": pack(base=np.array(base), when=np.array(when), reach=reach.astype(np.float32),
                      token=np.array(token)),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -28,10 +28,24 @@ from sqlalchemy.orm import Session
 from catalog.db import bulk_inserter
 from catalog.models.kept_states import KeptState
 
-__all__ = ["PART", "pack", "pack_ids", "read_state", "unpack", "unpack_ids", "write_state"]
+__all__ = [
+    "PART",
+    "Blob",
+    "Writer",
+    "pack",
+    "pack_ids",
+    "read_state",
+    "unpack",
+    "unpack_ids",
+    "write_state",
+]
 
 PART = 16 << 20
 """Largest bytes of a blob kept in one row."""
+
+Writer = Callable[[Callable[[bytes], None]], None]
+"""A blob written in pieces: called with a function that takes each piece in turn."""
+Blob = bytes | npt.NDArray[np.uint8] | Writer
 
 
 def read_state(session: Session, dataset: int, check: str, key: str) -> dict[str, bytes] | None:
@@ -57,15 +71,17 @@ def write_state(
     dataset: int,
     check: str,
     key: str,
-    blobs: Mapping[str, bytes | npt.NDArray[np.uint8]],
+    blobs: Mapping[str, Blob],
     *,
     replace_all: bool = True,
 ) -> bool:
     """Keep ``blobs`` for ``check`` of ``dataset`` under ``key`` and commit.
 
-    With ``replace_all`` every blob kept before for the check goes; without it only those
-    named in ``blobs`` are replaced (the others must have been kept under the same key).
-    Returns False, keeping nothing new, when the catalog refuses the write.
+    A blob is bytes, a uint8 array, or a :data:`Writer` that hands its bytes over in
+    pieces (a search index, never whole in memory twice). With ``replace_all`` every
+    blob kept before for the check goes; without it only those named in ``blobs`` are
+    replaced (the others must have been kept under the same key). Returns False,
+    keeping nothing new, when the catalog refuses the write.
     """
     table = cast(Table, KeptState.__table__)
     old = delete(KeptState).where(KeptState.dataset_id == dataset, KeptState.check == check)
@@ -79,17 +95,42 @@ def write_state(
                 connection, table, ("dataset_id", "check", "name", "part", "key", "value")
             )
             for name, blob in blobs.items():
-                data = np.frombuffer(blob, np.uint8) if isinstance(blob, bytes) else blob.ravel()
-                starts = range(0, max(len(data), 1), PART)
-                for part, start in enumerate(starts):
-                    insert_rows(
-                        [(dataset, check, name, part, key, data[start : start + PART].tobytes())]
-                    )
+                parts = _Parts(insert_rows, (dataset, check, name), key)
+                if callable(blob):
+                    blob(parts.add)
+                else:
+                    parts.add(blob if isinstance(blob, bytes) else blob.tobytes())
+                parts.close()
         session.commit()
     except DBAPIError:
         session.rollback()
         return False
     return True
+
+
+class _Parts:
+    """Bytes handed over in pieces, written as rows of :data:`PART` bytes (at least one)."""
+
+    def __init__(
+        self, insert_rows: Callable[[list[tuple[Any, ...]]], None], owner: tuple[Any, ...], key: str
+    ) -> None:
+        self.insert_rows, self.owner, self.key = insert_rows, owner, key
+        self.buffer = bytearray()
+        self.written = 0
+
+    def write(self, part: int, value: bytes) -> None:
+        self.insert_rows([(*self.owner, part, self.key, value)])
+
+    def add(self, piece: bytes) -> None:
+        self.buffer += piece
+        while len(self.buffer) >= PART:
+            self.write(self.written, bytes(self.buffer[:PART]))
+            del self.buffer[:PART]
+            self.written += 1
+
+    def close(self) -> None:
+        if self.buffer or not self.written:
+            self.write(self.written, bytes(self.buffer))
 
 
 def pack(**arrays: npt.NDArray[Any]) -> bytes:

@@ -109,9 +109,9 @@ def _full_search(
     if data.session is not None:
         del index, vectors
         blob = None
-        if isinstance(search, FaissIndex):  # its vectors go before its bytes come
+        if isinstance(search, FaissIndex):  # written in pieces, its own vectors let go first
             search.release_points()
-            blob = search.to_bytes()
+            blob = search.write
         ids = data.ids[first]
         if not keep(data, ids, reach, pairs, ids, blob, len(first)):
             summary["reuse"] += "; not kept (the catalog refused the write)"

@@ -23,6 +23,7 @@ exist the row is padded with position ``-1`` at distance ``inf``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -254,6 +255,11 @@ class FaissIndex:
         faiss = _import_faiss()
         blob: npt.NDArray[np.uint8] = faiss.serialize_index(self.index)
         return blob
+
+    def write(self, sink: Callable[[bytes], None]) -> None:
+        """Hand :meth:`to_bytes`'s bytes to ``sink`` in pieces, never all at once."""
+        faiss = _import_faiss()
+        faiss.write_index(self.index, faiss.PyCallbackIOWriter(sink, 1 << 20))
 
     def add(self, vectors: npt.NDArray[np.floating[Any]]) -> None:
         """Append points to the cells of their nearest centres (the centres stay)."""
