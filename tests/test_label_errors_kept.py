@@ -68,3 +68,25 @@ def test_a_changed_train_split_is_fitted_again(tmp_path: Path, db_url: str) -> N
             "fitted (train images were removed, replaced or relabelled since the fit)"
         )
         assert np.isfinite(summary["fitted_on"])
+
+
+def test_a_reingested_train_split_with_the_same_ids_is_fitted_again(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The train split replaced by other images with the same labels (and, on SQLite,
+    maybe the same ids): the pixels differ, so the kept fit is not used."""
+    pixels, labels = synthetic_digits(300, seed=9)
+    first = write_image_folder(tmp_path / "first", {"train": (pixels[:200], labels[:200])})
+    other = write_image_folder(tmp_path / "other", {"train": (pixels[100:300], labels[:200])})
+    test = write_image_folder(tmp_path / "test", {"test": (pixels[:50], labels[:50])})
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(test, dataset="drawn")
+        catalog.ingest(first, dataset="drawn")  # train last: its ids are the highest
+        label_report(catalog)
+        catalog.ingest(other, dataset="drawn", replace=True)
+        again, summary = label_report(catalog)
+        full, _ = label_report(catalog, full=True)
+    assert summary["reuse"] == (
+        "fitted (train images were removed, replaced or relabelled since the fit)"
+    )
+    assert again == full

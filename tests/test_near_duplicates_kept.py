@@ -244,3 +244,24 @@ def test_kept_blobs_come_back_whole_across_parts(
             assert read_state(session, 1, "test", "k2") is None
     assert back == {"whole": big.tobytes(), "pieces": big.tobytes(), "empty": b"",
                     "exact": big[:2000].tobytes()}  # fmt: skip
+
+
+def test_a_reingested_only_split_with_the_same_ids_is_searched_again(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Replacing a dataset's only split can give the new images the ids of the old ones
+    (SQLite reuses them); their pixels tell them apart, so nothing kept is reused."""
+    old, _ = planted(tmp_path)
+    pixels, labels = synthetic_digits(OLD, seed=11)
+    pixels[9] = shifted(pixels[2], 0, 1)
+    other = write_image_folder(tmp_path / "other", {"train": (pixels, labels)})
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+        near_pairs(catalog)
+        catalog.ingest(other, dataset="drawn", replace=True)
+        pairs, summary = near_pairs(catalog)
+        full, _ = near_pairs(catalog, full=True)
+    assert summary["reuse"] == (
+        "every image searched (images searched before are gone (removed or ingested again))"
+    )
+    assert pairs == full == {((("train", 2), ("train", 9)), 0.0)}

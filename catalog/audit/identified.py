@@ -27,6 +27,7 @@ from catalog.db import Image, Source
 from catalog.identity import IdentityResult, Leak, describe_leak, find_leakage, identify_session
 from catalog.identity.match import ImageColumns
 from catalog.identity.sampling import SAMPLE, sampled_note
+from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 
 CHECK = "identity"
@@ -69,20 +70,11 @@ def identified(context: AuditContext, name: str) -> IdentityResult | None:
 def image_columns(data: DatasetImages) -> ImageColumns:
     """``data``'s images as identify reads them: ordered by split name, then index."""
     order = np.lexsort((data.indices, data.splits))
-    hexes = np.frombuffer(data.sha256[order].astype("S16").tobytes(), np.uint8)
-    nibbles = _NIBBLES[hexes].reshape(len(order), 16).astype(np.uint64)
-    digests = (nibbles << (np.arange(15, -1, -1, dtype=np.uint64) * np.uint64(4))).sum(
-        axis=1, dtype=np.uint64
-    )
+    digests = digests_from_hex_array(data.sha256[order])
     return ImageColumns(
         data.ids[order], data.splits[order], data.indices[order], data.labels[order],
         digests, data.shapes[order, 0], data.shapes[order, 1],
     )  # fmt: skip
-
-
-_NIBBLES = np.zeros(256, np.uint8)
-_NIBBLES[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
-_NIBBLES[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
 
 
 def identity_findings(context: AuditContext, data: DatasetImages) -> tuple[list[Finding], set[str]]:

@@ -31,6 +31,7 @@ from catalog.audit.images import DatasetImages
 from catalog.audit.kept_state import pack, pack_ids, read_state, unpack, unpack_ids, write_state
 from catalog.audit.label_model import SETTINGS, Method, Network
 from catalog.audit.label_scoring import SAMPLE, StreamedScores, score_images, score_label_errors
+from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 
 CHECK = "label-errors"
@@ -105,7 +106,8 @@ def _keep(
                       sampled=np.array(int(scores.sampled.sum())), token=np.array(token),
                       **weights),
         "pool": pack_ids(data.ids[pool]),
-        "pool_labels": pack(labels=data.labels[pool].astype(np.int16)),
+        "pool_labels": pack(labels=data.labels[pool].astype(np.int16),
+                            digests=digests_from_hex_array(data.sha256[pool])),
         "ids": pack_ids(data.ids),
         "scores": _packed_scores(data, scores, token),
     }  # fmt: skip
@@ -126,10 +128,14 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     if int(model["classes"]) != _classes(data):
         return "the labels are not those the model was fitted on"
     kept_pool = unpack_ids(blobs["pool"])
-    kept_labels = unpack(blobs["pool_labels"])["labels"]
+    kept_labels = unpack(blobs["pool_labels"])
     pool = _pool(data)
     at = _find(data.ids[pool], kept_pool)
-    if (at < 0).any() or (data.labels[pool][at] != kept_labels).any():
+    if (
+        (at < 0).any()
+        or (data.labels[pool][at] != kept_labels["labels"]).any()
+        or (digests_from_hex_array(data.sha256[pool][at]) != kept_labels["digests"]).any()
+    ):  # an id can be given again to a new image once its own was deleted
         return "train images were removed, replaced or relabelled since the fit"
     if len(pool) != len(kept_pool):
         return f"{len(pool) - len(kept_pool):,} train images added since the fit"
@@ -166,7 +172,9 @@ def _score_new(
     sampled = np.zeros(n, bool)
     at = _find(data.ids, kept["ids"].astype(np.int64))
     same = at >= 0
-    same[same] = data.labels[at[same]] == kept["labels"][same]
+    same[same] = (data.labels[at[same]] == kept["labels"][same]) & (
+        digests_from_hex_array(data.sha256[at[same]]) == kept["digests"][same]
+    )
     suggested[at[same]] = kept["suggested"][same]
     score[at[same]] = kept["score"][same]
     sampled[at[same]] = kept["sampled"][same]
@@ -188,4 +196,5 @@ def _score_new(
 
 def _packed_scores(data: DatasetImages, scores: StreamedScores, token: int) -> bytes:
     return pack(labels=data.labels.astype(np.int16), suggested=scores.suggested.astype(np.int16),
-                score=scores.score, sampled=scores.sampled, token=np.array(token))  # fmt: skip
+                score=scores.score, sampled=scores.sampled, token=np.array(token),
+                digests=digests_from_hex_array(data.sha256))  # fmt: skip

@@ -57,6 +57,7 @@ from catalog.audit.kept_state import (
 )
 from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import KnownPairs, stored_vectors, verified_pairs
+from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 from catalog.similarity import NeighbourIndex, build_index
 from catalog.similarity import index as ivf
@@ -96,9 +97,16 @@ class KeptSearch:
 
 
 def read_kept(
-    session: Session, dataset: int, splits: tuple[str, ...], representatives: npt.NDArray[np.int64]
+    session: Session,
+    dataset: int,
+    splits: tuple[str, ...],
+    representatives: npt.NDArray[np.int64],
+    digests: npt.NDArray[np.uint64],
 ) -> tuple[KeptSearch | None, str]:
-    """The kept search if it can be built on, else None; and why not."""
+    """The kept search if it can be built on, else None; and why not.
+
+    ``representatives`` are the image ids to search now, ``digests`` their pixels'
+    (an id can be given again to a new image once its own was deleted)."""
     blobs = read_state(session, dataset, CHECK, state_key(splits))
     if blobs is None or not {"searched", "pairs", "meta"} <= set(blobs):
         return None, "nothing kept under these settings"
@@ -110,7 +118,8 @@ def read_kept(
         np.frombuffer(blobs["index"], np.uint8) if "index" in blobs else None,
         int(meta["base"]), str(meta["when"]), int(meta["token"]),
     )  # fmt: skip
-    if not np.isin(kept.searched, representatives).all():
+    at = _find(representatives, kept.searched)
+    if (at < 0).any() or (digests[at] != meta["digests"]).any():
         return None, "images searched before are gone (removed or ingested again)"
     added = len(representatives) - kept.base
     if kept.index is None and len(representatives) > ivf.EXACT_LIMIT:
@@ -146,7 +155,7 @@ def keep(
     blobs: dict[str, Blob] = {
         "searched": pack_ids(searched),
         "meta": pack(base=np.array(base), when=np.array(when), reach=reach.astype(np.float32),
-                     token=np.array(token)),
+                     token=np.array(token), digests=_digests(data, searched)),
         "pairs": pack(first=ids[first], second=ids[second],
                       distance=np.asarray([p.distance for p in pairs], np.float64)),
     }  # fmt: skip
@@ -228,6 +237,20 @@ def _within_reach(
     limit_k = np.minimum(reach[near, 1], rule.CANDIDATE_RADIUS) * (1 + _SLACK) + 1e-6
     limit_1 = np.minimum(reach[near, 0], rule.NEAREST_RADIUS) * (1 + _SLACK) + 1e-6
     return np.unique(near[(distances <= limit_k) | (distances <= limit_1)])
+
+
+def _digests(data: DatasetImages, image_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """The 64-bit pixel digests of ``image_ids`` (images of ``data``)."""
+    return digests_from_hex_array(data.sha256[_positions_of(data.ids, image_ids)])
+
+
+def _find(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Position in ``ids`` of each of ``wanted``, or -1."""
+    if not len(ids):
+        return np.full(len(wanted), -1, np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
+    return np.where(ids[at] == wanted, at, -1).astype(np.int64)
 
 
 def _positions_of(
