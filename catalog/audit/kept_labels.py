@@ -8,7 +8,8 @@ model of the whole sample) and every image's score, and the next one reuses both
 train split is unchanged: only the images it has no score for (new, or relabelled since)
 are scored, by the kept model, as a full audit would score them, so the findings are a
 full audit's. It fits again (and keeps that) when train images were added, removed or
-relabelled, under other settings, or with ``audit --full``.
+relabelled (images are told apart by id and pixel digest), under other settings, or with
+``audit --full``.
 
 A train split never grows in place (an ingest adds new splits, or replaces one whole with
 new images), so reusing a fit on a grown train split, which a full audit would fit again
@@ -35,7 +36,7 @@ from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 
 CHECK = "label-errors"
-VERSION = 1
+VERSION = 2
 
 
 def state_key(method: Method, seed: int) -> str:

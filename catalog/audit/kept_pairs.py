@@ -28,7 +28,8 @@ cells nearest them.
 A full search is made instead (and kept) when nothing is kept, when it was kept under
 other settings (:func:`state_key`: the embedding kind, the rule's and the index's
 constants, the audited splits), when an image searched then is gone (removed, or its
-split ingested again), when the kept search was exact and the images are now too many
+split ingested again: ids and pixel digests are compared, since SQLite may give a
+deleted image's id to a new one), when the kept search was exact and the images are now too many
 for it, or when more than :data:`REBUILD_FRACTION` of the indexed images were added
 since the index was built (new images would crowd cells drawn without them).
 """
@@ -69,7 +70,7 @@ from catalog.similarity.store import embed_images
 CHECK = "near-duplicates"
 REBUILD_FRACTION = 0.25
 """Images added since the kept index was built, as a fraction of it, that call for a new one."""
-VERSION = 2
+VERSION = 3
 _SLACK = 1e-4  # relative: distances of one pair from two searches may differ in the last bits
 
 
