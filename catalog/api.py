@@ -131,18 +131,20 @@ class Catalog(CurationMixin):
         seed: int = 0,
         progress: Callable[[str, int, int], None] | None = None,
         memory: int = 1 << 30,
+        full: bool = False,
     ) -> AuditReport:
         """Audit one dataset or all (see :mod:`catalog.audit`).
 
         ``progress(check, done, total)`` is called as each check advances; ``memory`` is the
-        budget in bytes that sets how many images are read and worked on at a time.
+        budget in bytes that sets how many images are read and worked on at a time;
+        ``full`` searches and fits from scratch instead of building on the last audit.
         """
         from catalog.audit import CHECKS, audit
 
         with db.session_scope(self.engine) as session:
             return audit(
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
-                progress=progress, memory=memory,
+                progress=progress, memory=memory, full=full,
             )  # fmt: skip
 
     def identify(

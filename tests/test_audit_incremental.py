@@ -64,3 +64,24 @@ def test_measuring_no_images_gives_empty_measures() -> None:
     empty = ink_measures(np.zeros((0, 28, 28), np.uint8))
     assert [len(getattr(empty, name)) for name in InkMeasures.__dataclass_fields__] == [0] * 8
     assert len(InkMeasures.concatenate([], (28, 28)).inked) == 0
+
+
+def test_identity_takes_the_audits_images_as_it_would_read_them(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The identity check hands identify the images the audit read already; they are
+    the columns identify reads itself, in its order."""
+    from catalog.audit.identified import image_columns
+    from catalog.identity.match import _image_columns
+
+    pixels, labels = random_digits(30, seed=3)
+    write_image_folder(tmp_path / "src", {"train": (pixels[:20], labels[:20]),
+                                          "test": (pixels[20:], labels[20:])})  # fmt: skip
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(tmp_path / "src", dataset="drawn")
+        catalog.relabel("train:4", (int(labels[4]) + 1) % 10, dataset="drawn")
+        with db.session_scope(catalog.engine) as session:
+            ours = image_columns(load_images(session, "drawn", ()))
+            theirs = _image_columns(session, 1)
+    for name in ("ids", "splits", "indices", "labels", "digests", "heights", "widths"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name))

@@ -138,6 +138,7 @@ def audit(
     seed: int = 0,
     progress: Progress | None = None,
     memory: int = DEFAULT_MEMORY,
+    full: bool = False,
 ) -> AuditReport:
     """Run the ``checks`` on one dataset (or every dataset) and return the report.
 
@@ -159,6 +160,9 @@ def audit(
         Memory budget in bytes (default 1 GiB): pixels are read and worked on in blocks
         sized by it. Per-image state (metadata, embeddings, the neighbour index: about
         700 bytes an image) comes on top.
+    full
+        Search every image for near duplicates and fit the label model again, instead of
+        building on what the last audit kept (which the new result then replaces).
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
@@ -189,6 +193,7 @@ def audit(
             progress,
             shared,
             memory,
+            full,
         )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]
@@ -203,6 +208,7 @@ def audit(
             progress,
             shared,
             memory,
+            full,
         )
         findings, summary = REGISTRY[check](context)
         report.findings += findings

@@ -47,6 +47,9 @@ class AuditContext:
         one dataset and needs again for another (identify results, for leakage).
     memory
         Memory budget in bytes: sets how many images are read and worked on at a time.
+    full
+        Work from scratch, even where an earlier audit kept what a check could build on
+        (the near-duplicate search, the label-error fit); what this run finds is kept.
     """
 
     session: Session
@@ -57,6 +60,7 @@ class AuditContext:
     progress: Progress | None = None
     shared: dict[str, Any] = field(default_factory=dict)
     memory: int = DEFAULT_MEMORY
+    full: bool = False
 
     @cached_property
     def data(self) -> DatasetImages:

@@ -25,7 +25,9 @@ from catalog.audit.findings import Finding, ImageRef
 from catalog.audit.images import DatasetImages
 from catalog.db import Image, Source
 from catalog.identity import IdentityResult, Leak, describe_leak, find_leakage, identify_session
+from catalog.identity.match import ImageColumns
 from catalog.identity.sampling import SAMPLE, sampled_note
+from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 
 CHECK = "identity"
@@ -55,11 +57,24 @@ def identified(context: AuditContext, name: str) -> IdentityResult | None:
                 select(func.count()).where(Image.dataset_id == dataset_id(session, name))
             )
             tick = context.ticker(CHECK, int(total or 0))
+            # The audited dataset's images, read once for every check, when they are all.
+            whole = context.data if name == context.dataset and not context.splits else None
             result = identify_session(
-                context.session, name, REFERENCE, tick, sample=SAMPLE, reuse=True
-            )
+                context.session, name, REFERENCE, tick, sample=SAMPLE, reuse=True,
+                images=None if whole is None else image_columns(whole),
+            )  # fmt: skip
         cache[name] = result
     return cache[name]
+
+
+def image_columns(data: DatasetImages) -> ImageColumns:
+    """``data``'s images as identify reads them: ordered by split name, then index."""
+    order = np.lexsort((data.indices, data.splits))
+    digests = digests_from_hex_array(data.sha256[order])
+    return ImageColumns(
+        data.ids[order], data.splits[order], data.indices[order], data.labels[order],
+        digests, data.shapes[order, 0], data.shapes[order, 1],
+    )  # fmt: skip
 
 
 def identity_findings(context: AuditContext, data: DatasetImages) -> tuple[list[Finding], set[str]]:

@@ -12,8 +12,8 @@ import numpy as np
 from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
 from catalog.audit.images import DatasetImages
+from catalog.audit.kept_labels import label_scores
 from catalog.audit.label_model import Method
-from catalog.audit.label_scoring import score_label_errors
 
 #: Label-error suspects reported as warnings: score, p(suggested) - p(given), at
 #: or above this.
@@ -27,7 +27,7 @@ LABEL_ERROR_LIST = 100
 def run(context: AuditContext) -> Outcome:
     whole = context.whole
     tick = context.ticker("label-errors", len(whole.ids))
-    return check_label_errors(whole, context.seed, tick, context.splits)
+    return check_label_errors(whole, context.seed, tick, context.splits, full=context.full)
 
 
 def check_label_errors(
@@ -35,20 +35,24 @@ def check_label_errors(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     splits: Sequence[str] = (),
+    *,
+    full: bool = False,
 ) -> Outcome:
     """Rank likely label errors; report those of ``splits`` (default all).
 
     Every image is judged out of sample (:mod:`catalog.audit.label_scoring`): the
     model is fitted on a stratified sample of at most ``SAMPLE`` train images, judged
     by k-fold, and scores every other image, so ``data`` should hold the whole dataset
-    even when only some splits are audited.
+    even when only some splits are audited. Unless ``full``, the fit and scores an
+    earlier audit kept are built on where that is sound (:mod:`catalog.audit.kept_labels`).
     """
     if (data.labels < 0).any():  # images without a label are neither judged nor judges
         data = data.subset(data.labels >= 0)
     if data.shape is None or len(data) < 50 or len(np.unique(data.labels)) < 2:
         return [], {"skipped": "too few images or labels to judge"}
     # Fitted on a stratified sample of train, every image scored out of sample, streamed.
-    scores = score_label_errors(data, method=LABEL_ERROR_METHOD, seed=seed, progress=progress)
+    scored = label_scores(data, LABEL_ERROR_METHOD, seed, progress, full=full)
+    scores = scored.scores
     order = scores.ranked()
     # A blank or inverted image has no label to judge: odd-images reports it.
     judged = ~(data.ink.blank | data.ink.inverted)
@@ -78,7 +82,8 @@ def check_label_errors(
         ]  # fmt: skip
     summary = {
         "method": LABEL_ERROR_METHOD,
-        "fitted_on": int(scores.sampled.sum()),
+        "fitted_on": scored.fitted_on,
+        "reuse": scored.reuse,
         "threshold": LABEL_ERROR_SCORE,
         "suspects": len(suspects),
         "skipped_reviewed": int(reviewed.sum()),

@@ -41,8 +41,10 @@ from catalog.audit.features import pca_features
 
 __all__ = [
     "METHODS",
+    "SETTINGS",
     "LabelErrorScores",
     "Method",
+    "Network",
     "Predictor",
     "fit_predictor",
     "one_blas_thread",
@@ -63,6 +65,10 @@ _BATCH = 512
 _LEARNING_RATE = 3e-3
 _WEIGHT_DECAY = 1e-4
 _KNN_BLOCK = 1024
+#: The settings a fit depends on (a kept fit is reused only under the same ones).
+SETTINGS = f"folds={FOLDS} hidden={_HIDDEN} steps={_EPOCHS},{_MIN_STEPS},{_BATCH} " + (
+    f"lr={_LEARNING_RATE},{_WEIGHT_DECAY} knn={_NEIGHBOURS}"
+)
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,17 @@ def fit_predictor(
     hidden = _HIDDEN if method == "mlp" else 0
     with one_blas_thread():
         params = _train_network(fit_x, fit_y, n_classes, hidden, seed)
-    return lambda x: _apply_network(params, x)
+    return Network(params)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A fitted ``mlp`` or ``softmax`` scorer: its weights, which predict any features."""
+
+    params: list[npt.NDArray[np.float32]]
+
+    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        return _apply_network(self.params, x)
 
 
 @contextmanager
@@ -306,14 +322,8 @@ def _train_network(
     """Fit softmax regression (``hidden == 0``) or a one-hidden-layer ReLU network by Adam."""
     rng = np.random.default_rng(seed)
     d = fit_x.shape[1]
-    shapes = (
-        [(d, hidden), (hidden,), (hidden, n_classes), (n_classes,)]
-        if hidden
-        else [
-            (d, n_classes),
-            (n_classes,),
-        ]
-    )
+    shapes = [(d, hidden), (hidden,), (hidden, n_classes), (n_classes,)]
+    shapes = shapes if hidden else [(d, n_classes), (n_classes,)]
     params = [
         (rng.standard_normal(s) * np.sqrt(2.0 / s[0])).astype(np.float32)
         if len(s) == 2

@@ -31,17 +31,25 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from catalog.audit.features import fit_pca_blocks, project
+from catalog.audit.features import PcaFit, fit_pca_blocks, project
 from catalog.audit.images import DatasetImages
 from catalog.audit.label_model import (
     FOLDS,
     Method,
+    Predictor,
     fit_predictor,
     one_blas_thread,
     out_of_sample_probabilities,
 )
 
-__all__ = ["FIT_THREADS", "SAMPLE", "StreamedScores", "score_label_errors", "stratified_sample"]
+__all__ = [
+    "FIT_THREADS",
+    "SAMPLE",
+    "StreamedScores",
+    "score_images",
+    "score_label_errors",
+    "stratified_sample",
+]
 
 SAMPLE = 60_000
 """Most train images the label model is fitted on (the rest are scored by it)."""
@@ -67,6 +75,8 @@ class StreamedScores:
     suggested: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
     sampled: npt.NDArray[np.bool_]
+    pca: PcaFit | None = None  # the features the model sees
+    predict: Predictor | None = None  # the model of the whole sample (None: nothing outside)
 
     def ranked(self) -> npt.NDArray[np.int64]:
         """Positions by decreasing score, ties broken by position."""
@@ -137,21 +147,37 @@ def score_label_errors(
     sampled = np.zeros(len(labels), bool)
     sampled[fitted] = True
     if predict is None:
-        return StreamedScores(suggested, score, sampled)
+        return StreamedScores(suggested, score, sampled, pca)
     del features
-    rest = np.flatnonzero(~sampled)
-    # Contiguous runs are streamed; a scattered rest (a sampled train split) is read by id.
-    source = data.blocks() if len(rest) > len(labels) // 2 else data.blocks(rest)
+    score_images(data, ~sampled, pca, predict, suggested, score, progress)
+    return StreamedScores(suggested, score, sampled, pca, predict)
+
+
+def score_images(
+    data: DatasetImages,
+    todo: npt.NDArray[np.bool_],
+    pca: PcaFit,
+    predict: Predictor,
+    suggested: npt.NDArray[np.int64],
+    score: npt.NDArray[np.float64],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Score the images where ``todo`` with a fitted model, into ``suggested`` and ``score``.
+
+    Most of the images are streamed in order; a few (a sampled train split's rest, an
+    ingest's new images) are read by id.
+    """
+    rest = np.flatnonzero(todo)
+    source = data.blocks() if len(rest) > len(todo) // 2 else data.blocks(rest)
     for positions, block in source:
-        todo = ~sampled[positions]
-        if not todo.any():
+        wanted = todo[positions]
+        if not wanted.any():
             continue
-        at = positions[todo]
-        probs = predict(project(pca, block[todo]))
-        suggested[at], score[at] = _margins(probs, labels[at])
+        at = positions[wanted]
+        probs = predict(project(pca, block[wanted]))
+        suggested[at], score[at] = _margins(probs, data.labels[at])
         if progress is not None:
             progress(len(at))
-    return StreamedScores(suggested, score, sampled)
 
 
 def _margins(

@@ -32,6 +32,9 @@ def render_text(report: AuditReport) -> str:
         seconds = sum(v for k, v in report.seconds.items() if k.endswith(check))
         lines.append("")
         lines.append(f"{check} ({seconds:.1f} s)")
+        for name, summary in report.summary.get(check, {}).items():
+            if isinstance(summary, dict) and summary.get("reuse"):
+                lines.append(f"  ↻ {name}: {summary['reuse']}")
         if not findings:
             lines.append("  ✓ nothing found")
         for finding in findings[:TEXT_LIMIT]:

@@ -41,6 +41,14 @@ def audit(
         ),
     ] = True,
     memory: MemoryOpt = 1 << 30,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Search every image for near duplicates and fit the label model again, "
+            "instead of building on what the last audit kept.",
+        ),
+    ] = False,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
@@ -52,7 +60,7 @@ def audit(
     with named_bars("count", "elapsed") as on_progress:
         report = catalog.audit(
             dataset=dataset, splits=tuple(split or ()), checks=check or None, seed=seed,
-            progress=on_progress, memory=memory,
+            progress=on_progress, memory=memory, full=full,
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(catalog.audit_html(report), encoding="utf-8")

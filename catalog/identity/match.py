@@ -24,6 +24,7 @@ closest distinct MNIST digits differ by 17 (signatures: 0.033 against 0.040).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -57,33 +58,48 @@ __all__ = [
     "PIXEL_TOLERANCE",
     "SIGNATURE_MARGIN",
     "SIGNATURE_TOLERANCE",
+    "ImageColumns",
     "Reference",
     "identify_session",
     "resolve_reference",
 ]
 
 
-def resolve_reference(session: Session, against: str) -> Reference:
+def resolve_reference(
+    session: Session,
+    against: str,
+    looked_up: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
+) -> Reference:
     """The registry for ``against`` and where its pixels are.
 
     A shipped name (``mnist``) uses the shipped registry; its pixels are those of
     a dataset in the catalog ingested from the genuine files, if any (matched
     image by image on digests). Any other name is a dataset of the catalog.
+    ``looked_up`` is ``(dataset id, image ids, registry rows)`` of a dataset whose
+    digests the caller looked up in the shipped registry already, not read again.
     """
     if against in SHIPPED:
         registry = load_shipped(against)
-        return Reference.of(registry, _genuine_ids(session, registry))
+        return Reference.of(registry, _genuine_ids(session, registry, looked_up))
     registry = registry_from_dataset(session, against)
     assert registry.image_ids is not None
     return Reference.of(registry, registry.image_ids)
 
 
-def _genuine_ids(session: Session, registry: Registry) -> npt.NDArray[np.int64]:
+def _genuine_ids(
+    session: Session,
+    registry: Registry,
+    looked_up: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
+) -> npt.NDArray[np.int64]:
     ids = np.full(len(registry), -1, dtype=np.int64)
     datasets = session.scalars(
         select(Source.dataset_id).where(Source.genuine.like(f"{registry.name}/%")).distinct()
     ).all()
     for ds in datasets:
+        if looked_up is not None and looked_up[0] == ds:  # its digests are looked up already
+            known = looked_up[2] >= 0
+            ids[looked_up[2][known]] = looked_up[1][known]
+            continue
         rows = (
             session.connection()
             .execute(select(Image.id, Image.sha256).where(Image.dataset_id == ds))
@@ -106,6 +122,7 @@ def identify_session(
     *,
     sample: int | None = None,
     reuse: bool = False,
+    images: ImageColumns | None = None,
 ) -> res.IdentityResult:
     """Identify every image of ``dataset`` against ``against`` (see :func:`catalog.identity.identify`).
 
@@ -114,31 +131,23 @@ def identify_session(
     lossy copies (:func:`catalog.identity.sampling.derived`); otherwise the result
     says it sampled (``result.sampled``). With ``reuse``, matches kept by an earlier
     run for the same images are read back, and new ones kept, when the catalog allows
-    the write (:mod:`catalog.identity.kept`).
+    the write (:mod:`catalog.identity.kept`). ``images`` are the dataset's images as
+    the caller read them already (an audit), instead of reading them again.
     """
     ds = dataset_id(session, dataset)
-    rows = session.connection().execute(
-        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
-                          Image.width))
-        .where(Image.dataset_id == ds)
-        .order_by(Image.split, Image.index)
-    ).all()  # fmt: skip
-    n = len(rows)
-    # One transposition of the rows into columns (attribute access per row costs more).
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-    ids = np.asarray(columns[0], dtype=np.int64).reshape(n)
-    splits = np.asarray(columns[1], dtype=np.str_).reshape(n)
-    indices = np.asarray(columns[2], dtype=np.int64).reshape(n)
-    labels = np.asarray(columns[3], dtype=np.int64).reshape(n)
-    digests = digests_from_hex(list(columns[4]))
-    heights = np.asarray(columns[5], dtype=np.int64).reshape(n)
-    widths = np.asarray(columns[6], dtype=np.int64).reshape(n)
-    del rows, columns
+    images = images or _image_columns(session, ds)
+    ids, splits, indices, labels = images.ids, images.splits, images.indices, images.labels
+    digests, heights, widths = images.digests, images.heights, images.widths
+    n = len(ids)
     name = dataset if dataset is not None else _name(session, ds)
-    reference = resolve_reference(session, against)
+    at = np.full(n, -1, np.int64)
+    if against in SHIPPED:  # the registry is known before its pixels are
+        at = load_shipped(against).lookup(digests)
+    reference = resolve_reference(session, against, (ds, ids, at) if against in SHIPPED else None)
     registry = reference.registry
     cols = Columns.empty(n)
-    at = registry.lookup(digests)
+    if against not in SHIPPED:
+        at = registry.lookup(digests)
     exact = at >= 0
     cols.kinds[exact], cols.confirmed[exact], cols.positions[exact] = (
         res.EXACT,
@@ -226,6 +235,40 @@ def identify_session(
         searched=None if sampled is None else searched,
         reused=reused,
         searched_now=searched_now,
+    )
+
+
+@dataclass(frozen=True)
+class ImageColumns:
+    """What identify reads of each image of a dataset, in (split, index) order."""
+
+    ids: npt.NDArray[np.int64]
+    splits: npt.NDArray[np.str_]
+    indices: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]  # current labels (decisions applied), UNLABELED for none
+    digests: npt.NDArray[np.uint64]  # the first 64 bits of each sha256
+    heights: npt.NDArray[np.int64]
+    widths: npt.NDArray[np.int64]
+
+
+def _image_columns(session: Session, ds: int) -> ImageColumns:
+    rows = session.connection().execute(
+        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
+                          Image.width))
+        .where(Image.dataset_id == ds)
+        .order_by(Image.split, Image.index)
+    ).all()  # fmt: skip
+    n = len(rows)
+    # One transposition of the rows into columns (attribute access per row costs more).
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    return ImageColumns(
+        np.asarray(columns[0], dtype=np.int64).reshape(n),
+        np.asarray(columns[1], dtype=np.str_).reshape(n),
+        np.asarray(columns[2], dtype=np.int64).reshape(n),
+        np.asarray(columns[3], dtype=np.int64).reshape(n),
+        digests_from_hex(list(columns[4])),
+        np.asarray(columns[5], dtype=np.int64).reshape(n),
+        np.asarray(columns[6], dtype=np.int64).reshape(n),
     )
 
 

@@ -221,7 +221,7 @@ def find_leakage(results: list[IdentityResult], examples: int = 5) -> list[Leak]
     a test split of another.
     """
     leaks: list[Leak] = []
-    names = sorted({s for r in results for s in r.canonical_splits.tolist()} - {""})
+    names = sorted({str(s) for r in results for s in np.unique(r.canonical_splits)} - {""})
     keyed = [(r, _keys(r, names)) for r in results]
     for r, keys in keyed:
         for split in sorted(set(r.splits.tolist())):
@@ -244,7 +244,9 @@ def find_leakage(results: list[IdentityResult], examples: int = 5) -> list[Leak]
 
 def _keys(r: IdentityResult, names: list[str]) -> npt.NDArray[np.int64]:
     """One integer per image for its canonical image (-1 where none)."""
-    codes = np.array([names.index(s) if s else -1 for s in r.canonical_splits.tolist()], np.int64)
+    codes = np.full(len(r.canonical_splits), -1, np.int64)
+    for code, name in enumerate(names):
+        codes[r.canonical_splits == name] = code
     return np.where(codes >= 0, codes * (1 << 40) + r.canonical_indices, -1)
 
 

@@ -11,5 +11,6 @@ from catalog.models import family  # noqa: F401  (label sets, per-image metadata
 from catalog.models.audit_runs import AuditFinding as AuditFinding
 from catalog.models.audit_runs import AuditRun as AuditRun
 from catalog.models.embeddings import Embedding as Embedding
+from catalog.models.kept_states import KeptState as KeptState
 from catalog.models.label_counts import LabelCount as LabelCount
 from catalog.models.measures import ImageMeasure as ImageMeasure

@@ -23,6 +23,7 @@ exist the row is padded with position ``-1`` at distance ``inf``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -66,6 +67,12 @@ class NeighbourSearch(Protocol):
     def query(self, vectors: npt.NDArray[np.floating[Any]], k: int) -> Neighbours: ...
 
     def query_all(self, k: int) -> Neighbours: ...
+
+    def within(self, vectors: npt.NDArray[np.floating[Any]], radius: float) -> Pairs: ...
+
+
+Pairs = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
+"""``(query rows, indexed positions, distances)`` of every pair found within a radius."""
 
 
 def build_index(
@@ -133,6 +140,22 @@ class ExactIndex:
     def query_all(self, k: int) -> Neighbours:
         """The ``k`` nearest other indexed points of every indexed point."""
         return self._search(self.data, k, np.arange(len(self.data)))
+
+    def within(self, vectors: npt.NDArray[np.floating[Any]], radius: float) -> Pairs:
+        """Every indexed point within ``radius`` of each row of ``vectors``."""
+        queries = _as_matrix(vectors, "query vectors", self.data.shape[1])
+        found: list[Pairs] = []
+        limit = 0.5 * radius * radius
+        for row in range(0, len(queries), _QUERY_BLOCK):
+            q = queries[row : row + _QUERY_BLOCK]
+            q_half = 0.5 * np.einsum("ij,ij->i", q, q)
+            for col in range(0, len(self.data), _POINT_BLOCK):
+                half = q_half[:, None] + self.half_sq[None, col : col + _POINT_BLOCK]
+                half -= q @ self.data[col : col + _POINT_BLOCK].T
+                rows, cols = np.nonzero(half <= limit)
+                distances = np.sqrt(np.maximum(2 * half[rows, cols], 0)).astype(np.float32)
+                found.append((rows + row, cols + col, distances))
+        return _joined(found)
 
     def _search(
         self, queries: npt.NDArray[np.float32], k: int, self_positions: npt.NDArray[np.int64] | None
@@ -209,13 +232,59 @@ class FaissIndex:
             self.index.add(self.data)
         self.index.nprobe = min(IVF_PROBES, lists)
 
+    @classmethod
+    def from_bytes(cls, blob: npt.NDArray[np.uint8], dimensions: int) -> FaissIndex:
+        """An index :meth:`to_bytes` kept, without its points' vectors (so no
+        :meth:`query_all`); :meth:`add` appends points after the kept ones."""
+        faiss = _import_faiss()
+        self = cls.__new__(cls)
+        self.index = faiss.deserialize_index(np.ascontiguousarray(blob, np.uint8))
+        self.quantizer = faiss.downcast_index(self.index.quantizer)
+        self.quantizer.hnsw.efSearch = HNSW_SEARCH
+        self.index.nprobe = min(IVF_PROBES, self.index.nlist)
+        self.data = np.zeros((0, dimensions), np.float32)
+        return self
+
+    def release_points(self) -> None:
+        """Let go of the points' own copy, kept for :meth:`query_all` (which then finds
+        nothing); the index holds them too, and :meth:`query` still answers."""
+        self.data = self.data[:0]
+
+    def to_bytes(self) -> npt.NDArray[np.uint8]:
+        """The whole index (cells, their points, the centres' graph) as bytes."""
+        faiss = _import_faiss()
+        blob: npt.NDArray[np.uint8] = faiss.serialize_index(self.index)
+        return blob
+
+    def write(self, sink: Callable[[bytes], None]) -> None:
+        """Hand :meth:`to_bytes`'s bytes to ``sink`` in pieces, never all at once."""
+        faiss = _import_faiss()
+        faiss.write_index(self.index, faiss.PyCallbackIOWriter(sink, 1 << 20))
+
+    def add(self, vectors: npt.NDArray[np.floating[Any]]) -> None:
+        """Append points to the cells of their nearest centres (the centres stay)."""
+        points = _as_matrix(vectors, "vectors", self.data.shape[1])
+        if len(points):
+            self.index.add(points)
+
     def __len__(self) -> int:
-        return len(self.data)
+        return int(self.index.ntotal)
 
     def query(self, vectors: npt.NDArray[np.floating[Any]], k: int) -> Neighbours:
         """The ``k`` nearest indexed points of each row of ``vectors`` (approximately)."""
         queries = _as_matrix(vectors, "query vectors", self.data.shape[1])
         return self._search(queries, k)
+
+    def within(self, vectors: npt.NDArray[np.floating[Any]], radius: float) -> Pairs:
+        """The indexed points within ``radius`` of each row of ``vectors`` that the
+        :data:`IVF_PROBES` cells nearest it hold."""
+        queries = _as_matrix(vectors, "query vectors", self.data.shape[1])
+        if not len(self) or not len(queries):
+            return _joined([])
+        limits, squared, found = self.index.range_search(queries, radius * radius)
+        rows = np.repeat(np.arange(len(queries), dtype=np.int64), np.diff(limits).astype(np.int64))
+        distances = np.sqrt(np.maximum(squared, 0)).astype(np.float32)
+        return rows, found.astype(np.int64), distances
 
     def query_all(self, k: int) -> Neighbours:
         """The ``k`` nearest other indexed points of every indexed point (approximately)."""
@@ -224,7 +293,7 @@ class FaissIndex:
 
     def _search(self, queries: npt.NDArray[np.float32], k: int) -> Neighbours:
         _check_k(k)
-        if not len(self.data) or not len(queries):
+        if not len(self) or not len(queries):
             return np.full((len(queries), k), -1, np.int64), np.full(
                 (len(queries), k), np.inf, np.float32
             )
@@ -262,6 +331,13 @@ def _as_matrix(
         msg = f"{name} must have shape {expected}, got {data.shape}"
         raise ValueError(msg)
     return data
+
+
+def _joined(found: list[Pairs]) -> Pairs:
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rows, cols, distances = (np.concatenate(part) for part in zip(*found, strict=True))
+    return rows.astype(np.int64), cols.astype(np.int64), distances.astype(np.float32)
 
 
 def _check_k(k: int) -> None:

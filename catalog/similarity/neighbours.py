@@ -194,6 +194,9 @@ def candidate_pairs(
     k: int = CANDIDATE_K,
     radius: float = CANDIDATE_RADIUS,
     nearest_radius: float = NEAREST_RADIUS,
+    rows: npt.NDArray[np.int64] | None = None,
+    vectors: npt.NDArray[np.float32] | None = None,
+    reach: npt.NDArray[np.float32] | None = None,
 ) -> Iterator[CandidatePairs]:
     """Yield near-duplicate candidate pairs of images.
 
@@ -217,6 +220,15 @@ def candidate_pairs(
         Largest embedding distance of a candidate among the ``k`` nearest.
     nearest_radius
         Largest embedding distance of a candidate that is the nearest neighbour.
+    rows
+        Only these rows of the index look for their candidates (default: all). Pairs
+        between two other images are then left out, unless one is a candidate of these.
+    vectors
+        The embeddings of ``rows`` (default: from ``index.vectors``).
+    reach
+        A ``(len(rows), 2)`` array to fill with each searched image's distance to its
+        nearest and to its ``k``-th nearest neighbour (``inf`` where it has fewer than ``k``
+        others): an image added farther than both cannot change its candidates.
 
     Examples
     --------
@@ -229,19 +241,27 @@ def candidate_pairs(
     [([3], [7])]
     """
     n = len(index)
+    if reach is not None:
+        reach[:] = np.inf
     if n < 2:
         return
+    whole = k <= n - 1  # else every other image is among the k nearest, however far
     k = min(k, n - 1)
-    found_a: list[npt.NDArray[np.int64]] = []
-    found_b: list[npt.NDArray[np.int64]] = []
-    found_d: list[npt.NDArray[np.float32]] = []
+    searched = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    found_a: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    found_b: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    found_d: list[npt.NDArray[np.float32]] = [np.zeros(0, np.float32)]
     # Queried in blocks of rows, so the (n, k) answers never exist whole (1M x 16 x 12 bytes).
-    for start in range(0, n, _QUERY_ROWS):
-        rows = np.arange(start, min(start + _QUERY_ROWS, n))
-        positions, distances = _others(index, rows, k)
+    for start in range(0, len(searched), _QUERY_ROWS):
+        block = searched[start : start + _QUERY_ROWS]
+        mine = index.vectors[block] if vectors is None else vectors[start : start + len(block)]
+        positions, distances = _others(index, block, mine, k)
+        if reach is not None:
+            reach[start : start + len(block), 0] = distances[:, 0]
+            reach[start : start + len(block), 1] = distances[:, k - 1] if whole else np.inf
         close = (distances <= radius) & (positions >= 0)
         close[:, 0] |= (distances[:, 0] <= nearest_radius) & (positions[:, 0] >= 0)
-        found_a.append(index.ids[np.broadcast_to(rows[:, None], close.shape)[close]])
+        found_a.append(index.ids[np.broadcast_to(block[:, None], close.shape)[close]])
         found_b.append(index.ids[positions[close]])
         found_d.append(distances[close])
     a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
@@ -257,14 +277,15 @@ def candidate_pairs(
 
 
 def _others(
-    index: NeighbourIndex, rows: npt.NDArray[np.int64], k: int
+    index: NeighbourIndex, rows: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], k: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """The ``k`` nearest other points of the indexed points ``rows``, nearest first.
+    """The ``k`` nearest other points of the indexed points ``rows`` (their ``vectors``),
+    nearest first.
 
     Each row's own hit is removed (when the search missed it, as an approximate one may,
     its farthest hit goes instead).
     """
-    positions, distances = index.search.query(index.vectors[rows], k + 1)
+    positions, distances = index.search.query(vectors, k + 1)
     is_self = positions == rows[:, None]
     is_self[~is_self.any(axis=1), -1] = True
     first_self = np.argmax(is_self, axis=1)  # a duplicate of the row counts once

@@ -28,8 +28,10 @@ from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels, from_bytes,
 __all__ = [
     "StoredEmbeddings",
     "compute_embeddings",
+    "embed_images",
     "load_embeddings",
     "load_embeddings_of",
+    "load_ids_of",
     "missing_ids",
 ]
 
@@ -100,7 +102,23 @@ def compute_embeddings(
     DatasetNotFoundError, SelectionError
         If the selection names no dataset of the catalog or an unknown split.
     """
-    todo = missing_ids(session, selection)
+    return embed_images(session, missing_ids(session, selection), chunk=chunk, progress=progress)
+
+
+def embed_images(
+    session: Session,
+    image_ids: npt.NDArray[np.int64],
+    *,
+    chunk: int = CHUNK,
+    progress: Progress | None = None,
+) -> int:
+    """Embed the images ``image_ids`` that have no embedding of the current kind yet.
+
+    Like :func:`compute_embeddings` for a known list of images (an audit's new ones),
+    without listing the whole dataset's. Returns how many were embedded.
+    """
+    ids = np.asarray(image_ids, np.int64)
+    todo = ids[~np.isin(ids, load_ids_of(session, ids))]
     connection = session.connection()
     insert_rows = bulk_inserter(
         connection, cast(Table, Embedding.__table__), ("image_id", "kind", "vector")
@@ -154,6 +172,20 @@ def load_embeddings_of(
     if not found_ids:
         return StoredEmbeddings(np.zeros(0, np.int64), np.zeros((0, DIMENSIONS), np.float32), kind)
     return StoredEmbeddings(np.concatenate(found_ids), np.concatenate(found_vectors), kind)
+
+
+def load_ids_of(
+    session: Session, image_ids: npt.NDArray[np.int64], *, kind: str = KIND
+) -> npt.NDArray[np.int64]:
+    """Which of ``image_ids`` have an embedding of ``kind`` (without reading the vectors)."""
+    ids = np.asarray(image_ids, np.int64)
+    found = [
+        np.fromiter((row[0] for row in _rows_by_id(
+            session, (Embedding.image_id,), Embedding.image_id, ids[start : start + CHUNK],
+            Embedding.kind == kind)), np.int64)
+        for start in range(0, len(ids), CHUNK)
+    ]  # fmt: skip
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def _stored_ids(session: Session, dataset_id: int, kind: str) -> npt.NDArray[np.int64]:

@@ -1,0 +1,201 @@
+"""Label errors after an ingest: the last audit's fit reused, only new images scored.
+
+The label model (:mod:`catalog.audit.label_scoring`) is fitted on a stratified sample of
+the train split drawn from the seed, so while the train split is the same images with the
+same labels, a full audit fits the very same model and gives every earlier image the same
+score. An audit therefore keeps the fit (the principal components and the weights of the
+model of the whole sample) and every image's score, and the next one reuses both when the
+train split is unchanged: only the images it has no score for (new, or relabelled since)
+are scored, by the kept model, as a full audit would score them, so the findings are a
+full audit's. It fits again (and keeps that) when train images were added, removed or
+relabelled (images are told apart by id and pixel digest), under other settings, or with
+``audit --full``.
+
+A train split never grows in place (an ingest adds new splits, or replaces one whole with
+new images), so reusing a fit on a grown train split, which a full audit would fit again
+on a new sample, is not offered: it would change the results.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
+
+from catalog.audit.features import PcaFit
+from catalog.audit.images import DatasetImages
+from catalog.audit.kept_state import pack, pack_ids, read_state, unpack, unpack_ids, write_state
+from catalog.audit.label_model import SETTINGS, Method, Network
+from catalog.audit.label_scoring import SAMPLE, StreamedScores, score_images, score_label_errors
+from catalog.identity.signature import digests_from_hex_array
+from catalog.query import dataset_id
+
+CHECK = "label-errors"
+VERSION = 2
+
+
+def state_key(method: Method, seed: int) -> str:
+    """What the kept fit depends on besides the images and their labels."""
+    return f"v{VERSION} {method} seed={seed} sample={SAMPLE} {SETTINGS}"
+
+
+@dataclass
+class Scored:
+    """Label-error scores of every image, and how they were had."""
+
+    scores: StreamedScores
+    reuse: str  # for the summary
+    fitted_on: int
+
+
+def label_scores(
+    data: DatasetImages,
+    method: Method,
+    seed: int,
+    progress: Callable[[int], None] | None,
+    *,
+    full: bool,
+) -> Scored:
+    """Scores of ``data``'s images (labelled ones only), building on a kept fit if sound."""
+    session = data.session
+    if session is None:
+        scores = score_label_errors(data, method=method, seed=seed, progress=progress)
+        return Scored(scores, "fitted (images in memory)", int(scores.sampled.sum()))
+    dataset = dataset_id(session, data.name)
+    key = state_key(method, seed)
+    why = "--full"
+    if not full:
+        blobs = read_state(session, dataset, CHECK, key)
+        kept = _usable(data, blobs)
+        if isinstance(kept, str):
+            why = kept
+        else:
+            return _score_new(data, key, *kept, progress)
+    scores = score_label_errors(data, method=method, seed=seed, progress=progress)
+    reuse = f"fitted ({why})"
+    if not _keep(session, dataset, key, data, scores):
+        reuse += "; not kept (the catalog refused the write)"
+    return Scored(scores, reuse, int(scores.sampled.sum()))
+
+
+def _pool(data: DatasetImages) -> npt.NDArray[np.int64]:
+    train = np.flatnonzero(data.splits == "train")
+    return train if len(train) else np.arange(len(data), dtype=np.int64)
+
+
+def _classes(data: DatasetImages) -> int:
+    return int(data.labels.max()) + 1 if len(data) else 1
+
+
+def _keep(
+    session: Session, dataset: int, key: str, data: DatasetImages, scores: StreamedScores
+) -> bool:
+    if scores.pca is None or not isinstance(scores.predict, Network):
+        return True  # nothing outside the sample to score later: nothing to keep
+    pool = _pool(data)
+    token = secrets.randbits(62)  # names the fit the scores kept beside it came from
+    weights = {f"weight{i}": w for i, w in enumerate(scores.predict.params)}
+    blobs = {
+        "model": pack(mean=scores.pca.mean, basis=scores.pca.basis,
+                      scale=np.array(scores.pca.scale), classes=np.array(_classes(data)),
+                      when=np.array(datetime.now(UTC).isoformat(timespec="seconds")),
+                      sampled=np.array(int(scores.sampled.sum())), token=np.array(token),
+                      **weights),
+        "pool": pack_ids(data.ids[pool]),
+        "pool_labels": pack(labels=data.labels[pool].astype(np.int16),
+                            digests=digests_from_hex_array(data.sha256[pool])),
+        "ids": pack_ids(data.ids),
+        "scores": _packed_scores(data, scores, token),
+    }  # fmt: skip
+    return write_state(session, dataset, CHECK, key, blobs)
+
+
+_Kept = tuple[PcaFit, Network, dict[str, npt.NDArray[np.generic]], str, int, int]
+
+
+def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
+    """The kept fit and scores, with a note for the summary; or why they cannot be used."""
+    if blobs is None or not {"model", "pool", "pool_labels", "ids", "scores"} <= set(blobs):
+        return "nothing kept under these settings"
+    model = unpack(blobs["model"])
+    scores = unpack(blobs["scores"]) | {"ids": unpack_ids(blobs["ids"])}
+    if int(scores["token"]) != int(model["token"]):
+        return "the kept fit and scores disagree (two audits at once?)"
+    if int(model["classes"]) != _classes(data):
+        return "the labels are not those the model was fitted on"
+    kept_pool = unpack_ids(blobs["pool"])
+    kept_labels = unpack(blobs["pool_labels"])
+    pool = _pool(data)
+    at = _find(data.ids[pool], kept_pool)
+    if (
+        (at < 0).any()
+        or (data.labels[pool][at] != kept_labels["labels"]).any()
+        or (digests_from_hex_array(data.sha256[pool][at]) != kept_labels["digests"]).any()
+    ):  # an id can be given again to a new image once its own was deleted
+        return "train images were removed, replaced or relabelled since the fit"
+    if len(pool) != len(kept_pool):
+        return f"{len(pool) - len(kept_pool):,} train images added since the fit"
+    weights = [model[f"weight{i}"] for i in range(sum(k.startswith("weight") for k in model))]
+    pca = PcaFit(model["mean"], model["basis"], float(model["scale"]))
+    note = f"fit of {model['when']} reused"
+    return pca, Network(weights), scores, note, int(model["sampled"]), int(model["token"])
+
+
+def _find(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Position in ``ids`` of each of ``wanted``, or -1."""
+    if not len(ids):
+        return np.full(len(wanted), -1, np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
+    return np.where(ids[at] == wanted, at, -1).astype(np.int64)
+
+
+def _score_new(
+    data: DatasetImages,
+    key: str,
+    pca: PcaFit,
+    predict: Network,
+    kept: dict[str, npt.NDArray[np.generic]],
+    note: str,
+    fitted_on: int,
+    token: int,
+    progress: Callable[[int], None] | None,
+) -> Scored:
+    """Kept scores where the image and its label are as they were; the rest scored now."""
+    n = len(data)
+    suggested = np.zeros(n, np.int64)
+    score = np.zeros(n, np.float64)
+    sampled = np.zeros(n, bool)
+    at = _find(data.ids, kept["ids"].astype(np.int64))
+    same = at >= 0
+    same[same] = (data.labels[at[same]] == kept["labels"][same]) & (
+        digests_from_hex_array(data.sha256[at[same]]) == kept["digests"][same]
+    )
+    suggested[at[same]] = kept["suggested"][same]
+    score[at[same]] = kept["score"][same]
+    sampled[at[same]] = kept["sampled"][same]
+    todo = np.ones(n, bool)
+    todo[at[same]] = False
+    score_images(data, todo, pca, predict, suggested, score, progress)
+    if progress is not None:
+        progress(n - int(todo.sum()))
+    scores = StreamedScores(suggested, score, sampled, pca, predict)
+    reuse = f"{note}; {int(todo.sum()):,} new images scored, {n - int(todo.sum()):,} reused"
+    if todo.any():  # the scores kept grow by the new ones; the fit and its pool stay
+        assert data.session is not None
+        blobs = {"ids": pack_ids(data.ids), "scores": _packed_scores(data, scores, token)}
+        if not write_state(data.session, dataset_id(data.session, data.name), CHECK, key,
+                           blobs, replace_all=False):  # fmt: skip
+            reuse += "; not kept (the catalog refused the write)"
+    return Scored(scores, reuse, fitted_on)
+
+
+def _packed_scores(data: DatasetImages, scores: StreamedScores, token: int) -> bytes:
+    return pack(labels=data.labels.astype(np.int16), suggested=scores.suggested.astype(np.int16),
+                score=scores.score, sampled=scores.sampled, token=np.array(token),
+                digests=digests_from_hex_array(data.sha256))  # fmt: skip
