@@ -29,7 +29,15 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.features import PcaFit
 from catalog.audit.images import DatasetImages
-from catalog.audit.kept_state import pack, pack_ids, read_state, unpack, unpack_ids, write_state
+from catalog.audit.kept_state import (
+    find_ids,
+    pack,
+    pack_ids,
+    read_state,
+    unpack,
+    unpack_ids,
+    write_state,
+)
 from catalog.audit.label_model import SETTINGS, Method, Network
 from catalog.audit.label_scoring import SAMPLE, StreamedScores, score_images, score_label_errors
 from catalog.identity.signature import digests_from_hex_array
@@ -131,7 +139,7 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     kept_pool = unpack_ids(blobs["pool"])
     kept_labels = unpack(blobs["pool_labels"])
     pool = _pool(data)
-    at = _find(data.ids[pool], kept_pool)
+    at = find_ids(data.ids[pool], kept_pool)
     if (
         (at < 0).any()
         or (data.labels[pool][at] != kept_labels["labels"]).any()
@@ -144,15 +152,6 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     pca = PcaFit(model["mean"], model["basis"], float(model["scale"]))
     note = f"fit of {model['when']} reused"
     return pca, Network(weights), scores, note, int(model["sampled"]), int(model["token"])
-
-
-def _find(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Position in ``ids`` of each of ``wanted``, or -1."""
-    if not len(ids):
-        return np.full(len(wanted), -1, np.int64)
-    order = np.argsort(ids, kind="stable")
-    at = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
-    return np.where(ids[at] == wanted, at, -1).astype(np.int64)
 
 
 def _score_new(
@@ -171,7 +170,7 @@ def _score_new(
     suggested = np.zeros(n, np.int64)
     score = np.zeros(n, np.float64)
     sampled = np.zeros(n, bool)
-    at = _find(data.ids, kept["ids"].astype(np.int64))
+    at = find_ids(data.ids, kept["ids"].astype(np.int64))
     same = at >= 0
     same[same] = (data.labels[at[same]] == kept["labels"][same]) & (
         digests_from_hex_array(data.sha256[at[same]]) == kept["digests"][same]

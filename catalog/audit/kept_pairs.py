@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from catalog.audit.images import DatasetImages
 from catalog.audit.kept_state import (
     Blob,
+    find_ids,
     pack,
     pack_ids,
     read_state,
@@ -119,7 +120,7 @@ def read_kept(
         np.frombuffer(blobs["index"], np.uint8) if "index" in blobs else None,
         int(meta["base"]), str(meta["when"]), int(meta["token"]),
     )  # fmt: skip
-    at = _find(representatives, kept.searched)
+    at = find_ids(representatives, kept.searched)
     if (at < 0).any() or (digests[at] != meta["digests"]).any():
         return None, "images searched before are gone (removed or ingested again)"
     added = len(representatives) - kept.base
@@ -243,15 +244,6 @@ def _within_reach(
 def _digests(data: DatasetImages, image_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
     """The 64-bit pixel digests of ``image_ids`` (images of ``data``)."""
     return digests_from_hex_array(data.sha256[_positions_of(data.ids, image_ids)])
-
-
-def _find(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Position in ``ids`` of each of ``wanted``, or -1."""
-    if not len(ids):
-        return np.full(len(wanted), -1, np.int64)
-    order = np.argsort(ids, kind="stable")
-    at = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
-    return np.where(ids[at] == wanted, at, -1).astype(np.int64)
 
 
 def _positions_of(

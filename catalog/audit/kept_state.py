@@ -32,6 +32,7 @@ __all__ = [
     "PART",
     "Blob",
     "Writer",
+    "find_ids",
     "pack",
     "pack_ids",
     "read_state",
@@ -155,3 +156,12 @@ def pack_ids(ids: npt.NDArray[np.int64]) -> bytes:
 def unpack_ids(blob: bytes) -> npt.NDArray[np.int64]:
     """The ids :func:`pack_ids` stored, in their order."""
     return np.cumsum(np.frombuffer(zlib.decompress(blob), "<i8")).astype(np.int64)
+
+
+def find_ids(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Position in ``ids`` (any order) of each of ``wanted``, or -1 where it is not there."""
+    if not len(ids):
+        return np.full(len(wanted), -1, np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
+    return np.where(ids[at] == wanted, at, -1).astype(np.int64)
