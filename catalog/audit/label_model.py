@@ -30,7 +30,6 @@ many land in the top of the ranking; ``docs/audit-methods.md`` has the figures.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +37,14 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.audit.features import pca_features
+from catalog.audit.label_scorers import (
+    HIDDEN,
+    SCORER_SETTINGS,
+    Network,
+    knn_probabilities,
+    one_blas_thread,
+    train_network,
+)
 
 __all__ = [
     "METHODS",
@@ -57,18 +64,8 @@ METHODS: tuple[Method, ...] = ("mlp", "knn", "softmax")
 
 FOLDS = 5
 """Folds of the cross-fitting: each image is judged by a model fitted on the other four."""
-_NEIGHBOURS = 10
-_HIDDEN = 256
-_EPOCHS = 8
-_MIN_STEPS = 1200
-_BATCH = 512
-_LEARNING_RATE = 3e-3
-_WEIGHT_DECAY = 1e-4
-_KNN_BLOCK = 1024
 #: The settings a fit depends on (a kept fit is reused only under the same ones).
-SETTINGS = f"folds={FOLDS} hidden={_HIDDEN} steps={_EPOCHS},{_MIN_STEPS},{_BATCH} " + (
-    f"lr={_LEARNING_RATE},{_WEIGHT_DECAY} knn={_NEIGHBOURS}"
-)
+SETTINGS = f"folds={FOLDS} {SCORER_SETTINGS}"
 
 
 @dataclass(frozen=True)
@@ -260,38 +257,11 @@ def fit_predictor(
 ) -> Predictor:
     """Fit the ``method`` scorer on ``fit_x, fit_y``; the result predicts any block of features."""
     if method == "knn":
-        return lambda x: _knn(fit_x, fit_y, x, n_classes)
-    hidden = _HIDDEN if method == "mlp" else 0
+        return lambda x: knn_probabilities(fit_x, fit_y, x, n_classes)
+    hidden = HIDDEN if method == "mlp" else 0
     with one_blas_thread():
-        params = _train_network(fit_x, fit_y, n_classes, hidden, seed)
+        params = train_network(fit_x, fit_y, n_classes, hidden, seed)
     return Network(params)
-
-
-@dataclass(frozen=True)
-class Network:
-    """A fitted ``mlp`` or ``softmax`` scorer: its weights, which predict any features."""
-
-    params: list[npt.NDArray[np.float32]]
-
-    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        return _apply_network(self.params, x)
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run BLAS on one thread while training: its mini-batch products are too small to gain
-    from more, and on a busy machine threads that wait for each other by spinning made a
-    fit hundreds of times slower. Uses threadpoolctl when installed (the ``ann`` extra
-    brings it); without it, BLAS keeps its own setting."""
-    try:
-        from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
-            threadpool_limits,
-        )
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _predict(
@@ -303,100 +273,3 @@ def _predict(
     seed: tuple[int, int],
 ) -> npt.NDArray[np.float64]:
     return fit_predictor(method, fit_x, fit_y, n_classes, seed)(x)
-
-
-def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    shifted: npt.NDArray[np.float32] = logits - logits.max(axis=1, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
-
-
-def _train_network(
-    fit_x: npt.NDArray[np.float32],
-    fit_y: npt.NDArray[np.int64],
-    n_classes: int,
-    hidden: int,
-    seed: tuple[int, int],
-) -> list[npt.NDArray[np.float32]]:
-    """Fit softmax regression (``hidden == 0``) or a one-hidden-layer ReLU network by Adam."""
-    rng = np.random.default_rng(seed)
-    d = fit_x.shape[1]
-    shapes = [(d, hidden), (hidden,), (hidden, n_classes), (n_classes,)]
-    shapes = shapes if hidden else [(d, n_classes), (n_classes,)]
-    params = [
-        (rng.standard_normal(s) * np.sqrt(2.0 / s[0])).astype(np.float32)
-        if len(s) == 2
-        else np.zeros(s, np.float32)
-        for s in shapes
-    ]
-    first = [np.zeros_like(p) for p in params]
-    second = [np.zeros_like(p) for p in params]
-    onehot = np.eye(n_classes, dtype=np.float32)
-    n = len(fit_x)
-    # Small sets get smaller batches and more epochs, so every fit takes enough steps.
-    size = min(_BATCH, max(32, n // 20))
-    per_epoch = -(-n // size)
-    epochs = max(_EPOCHS, -(-_MIN_STEPS // per_epoch))
-    step = 0
-    beta1, beta2 = 0.9, 0.999
-    for epoch in range(epochs):
-        rate = _LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
-        order = rng.permutation(n)
-        for start in range(0, n, size):
-            batch = order[start : start + size]
-            xb, yb = fit_x[batch], onehot[fit_y[batch]]
-            if hidden:
-                pre = xb @ params[0] + params[1]
-                act = np.maximum(pre, 0)
-                delta = (_softmax(act @ params[2] + params[3]) - yb) / np.float32(len(batch))
-                back = (delta @ params[2].T) * (pre > 0)
-                grads = [xb.T @ back, back.sum(axis=0), act.T @ delta, delta.sum(axis=0)]
-            else:
-                delta = (_softmax(xb @ params[0] + params[1]) - yb) / np.float32(len(batch))
-                grads = [xb.T @ delta, delta.sum(axis=0)]
-            step += 1
-            correction = np.sqrt(1 - beta2**step) / (1 - beta1**step)
-            for p, g, m, v in zip(params, grads, first, second, strict=True):
-                if p.ndim == 2:
-                    g = g + np.float32(_WEIGHT_DECAY) * p
-                m *= beta1
-                m += (1 - beta1) * g
-                v *= beta2
-                v += (1 - beta2) * g * g
-                p -= np.float32(rate * correction) * m / (np.sqrt(v) + np.float32(1e-8))
-    return params
-
-
-def _apply_network(
-    params: list[npt.NDArray[np.float32]], x: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float64]:
-    """Class probabilities of ``x`` under fitted weights (two layers, or one)."""
-    if len(params) == 4:
-        logits = np.maximum(x @ params[0] + params[1], 0) @ params[2] + params[3]
-    else:
-        logits = x @ params[0] + params[1]
-    return _softmax(logits.astype(np.float32)).astype(np.float64)
-
-
-def _knn(
-    fit_x: npt.NDArray[np.float32],
-    fit_y: npt.NDArray[np.int64],
-    x: npt.NDArray[np.float32],
-    n_classes: int,
-) -> npt.NDArray[np.float64]:
-    """Distance-weighted vote of the nearest fitted images, smoothed so no class has p = 0."""
-    k = min(_NEIGHBOURS, len(fit_x))
-    fit_sq = np.einsum("ij,ij->i", fit_x, fit_x)
-    out = np.empty((len(x), n_classes), np.float64)
-    for start in range(0, len(x), _KNN_BLOCK):
-        xb = x[start : start + _KNN_BLOCK]
-        dist = fit_sq[None, :] - 2 * (xb @ fit_x.T)
-        near = np.argpartition(dist, k - 1, axis=1)[:, :k]
-        d = np.take_along_axis(dist, near, axis=1) + np.einsum("ij,ij->i", xb, xb)[:, None]
-        weight = 1.0 / (np.sqrt(np.maximum(d, 0)).astype(np.float64) + 1e-3)
-        votes = np.zeros((len(xb), n_classes), np.float64)
-        np.add.at(votes, (np.arange(len(xb))[:, None], fit_y[near]), weight)
-        votes += 1e-3 * weight.sum(axis=1, keepdims=True) / n_classes
-        out[start : start + _KNN_BLOCK] = votes / votes.sum(axis=1, keepdims=True)
-    return out
