@@ -58,6 +58,14 @@ def pillow_pixels(data: bytes) -> npt.NDArray[np.uint8]:
         return np.asarray(image)
 
 
+@pytest.fixture(params=["parquet", "webdataset"])
+def output(request: pytest.FixtureRequest) -> str:
+    """Each container format, skipping parquet where pyarrow is not installed."""
+    if request.param == "parquet":
+        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
+    return str(request.param)
+
+
 def test_pngs_are_lossless_deterministic_and_read_by_stock_zlib_and_pillow() -> None:
     pixels, _ = random_digits(50, seed=5)
     edge = np.stack([np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8)])
@@ -148,12 +156,9 @@ def container_pngs(path: Path) -> list[bytes]:
     return list(images.field("bytes").to_pylist())
 
 
-@pytest.mark.parametrize("output", ["parquet", "webdataset"])
 def test_containers_the_old_encoder_wrote_are_replaced_without_a_conflict(
     digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     out = tmp_path / "out"
     picked = digits.select()
     with monkeypatch.context() as patched:
@@ -193,12 +198,9 @@ def one_pixel_off(pixels: npt.NDArray[np.uint8]) -> pngs.Encoded:
     return written, pngs.sha256_hex(written)
 
 
-@pytest.mark.parametrize("output", ["parquet", "webdataset"])
 def test_a_container_of_other_pixels_is_still_a_conflict(
     digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     out = tmp_path / "out"
     picked = digits.select(split="test")
 
@@ -210,12 +212,9 @@ def test_a_container_of_other_pixels_is_still_a_conflict(
         picked.export(out, output=output)
 
 
-@pytest.mark.parametrize("output", ["parquet", "webdataset"])
 def test_a_container_of_the_same_pixels_but_another_label_is_still_a_conflict(
     digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
-    if output == "parquet":
-        pytest.importorskip("pyarrow", reason="pyarrow is not installed")
     out = tmp_path / "out"
     picked = digits.select(split="test")
     with monkeypatch.context() as patched:
