@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import Image, bulk_inserter
@@ -77,6 +77,23 @@ def metadata_of(session: Session, image_ids: Sequence[int]) -> dict[int, dict[st
         if image_id in wanted:
             found.setdefault(image_id, {})[key] = value
     return found
+
+
+def may_have_metadata(session: Session, dataset_id: int) -> bool:
+    """Whether images of a dataset may have metadata: ``False`` means none has.
+
+    Two index probes, whatever the dataset's size: its lowest and highest image
+    id, then any metadata row between them. A dataset's ids are one range when
+    it was ingested in one go; where another dataset's ids interleave, a row of
+    theirs answers ``True``, which only costs the caller its per-image lookups.
+    """
+    low, high = session.execute(
+        select(func.min(Image.id), func.max(Image.id)).where(Image.dataset_id == dataset_id)
+    ).one()
+    if low is None:
+        return False
+    probe = select(ImageMetadata.image_id).where(ImageMetadata.image_id.between(low, high))
+    return session.scalar(probe.limit(1)) is not None
 
 
 def metadata_keys(session: Session, dataset_id: int) -> list[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset
 from catalog.errors import SelectionError
 from catalog.labelsets import LabelSet, label_set
-from catalog.metadata import metadata_of
+from catalog.metadata import may_have_metadata, metadata_of
 from catalog.sources import UNLABELED
 
 FOLDER_NAMES = ("numbers", "names")
@@ -67,14 +67,18 @@ class ManifestTails:
     """Each image's last two manifest fields, ``name,metadata`` quoted as CSV.
 
     The class name is looked up once per dataset and label, and an image without
-    metadata shares the quoted fields of its label; metadata is read only when
-    the images have any (:func:`catalog.metadata.metadata_of` probes first).
+    metadata shares the quoted fields of its label. Whether a dataset has any
+    metadata is asked once (:func:`catalog.metadata.may_have_metadata`); a block
+    of images is looked up only when one of its datasets may have some. (MNIST's
+    70,000 rows in blocks of 4,096 took 60-100 ms of a parquet export's 0.7 s
+    when every block probed the metadata table.)
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.sets: dict[int, LabelSet] = {}
         self.plain: dict[tuple[int, int], str] = {}  # (dataset id, label) -> fields
+        self.bare: dict[int, bool] = {}  # dataset id -> known to have no metadata
         self.out = io.StringIO()
         self.writer = csv.writer(self.out, lineterminator="")
 
@@ -91,9 +95,17 @@ class ManifestTails:
         self, dataset_ids: Sequence[int], labels: Sequence[int], ids: Sequence[int]
     ) -> list[str]:
         """The fields of the images ``ids`` of these datasets, with these labels."""
-        meta = metadata_of(self.session, ids)
+        datasets = set(dataset_ids)
+        for dataset_id in datasets - self.bare.keys():
+            self.bare[dataset_id] = not may_have_metadata(self.session, dataset_id)
+        bare = all(self.bare[dataset_id] for dataset_id in datasets)
+        meta = {} if bare else metadata_of(self.session, ids)
         plain = self.plain
-        if not meta:  # most datasets: one shared field per dataset and label
+        if not meta and len(datasets) == 1:  # most blocks: one field per label
+            (dataset_id,) = datasets
+            by_label = {label: self._plain(dataset_id, label) for label in set(labels)}
+            return list(map(by_label.__getitem__, labels))
+        if not meta:  # one shared field per dataset and label
             keys = list(zip(dataset_ids, labels, strict=True))
             for dataset_id, label in set(keys) - plain.keys():
                 plain[dataset_id, label] = self._fields(dataset_id, label, "")
@@ -105,11 +117,15 @@ class ManifestTails:
                 pairs = ";".join(f"{k}={v}" for k, v in sorted(found.items()))
                 out.append(self._fields(dataset_id, label, pairs))
                 continue
-            fields = plain.get((dataset_id, label))
-            if fields is None:
-                fields = plain[dataset_id, label] = self._fields(dataset_id, label, "")
-            out.append(fields)
+            out.append(self._plain(dataset_id, label))
         return out
+
+    def _plain(self, dataset_id: int, label: int) -> str:
+        """The fields of an image without metadata."""
+        fields = self.plain.get((dataset_id, label))
+        if fields is None:
+            fields = self.plain[dataset_id, label] = self._fields(dataset_id, label, "")
+        return fields
 
 
 def manifest_extras(session: Session, files: Sequence[Any]) -> list[str]:
