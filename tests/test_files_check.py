@@ -69,9 +69,9 @@ def test_a_big_container_file_is_hashed_in_pieces(digits: Catalog, tmp_path: Pat
             hasher.update(chunk)
     with Session(digits.engine) as session:  # recorded as if the export had written it
         session.execute(
-            update(ExportedFile).where(ExportedFile.path == str(big)).values(
-                sha256=hasher.hexdigest(), size=size
-            )
+            update(ExportedFile)
+            .where(ExportedFile.path == str(big))
+            .values(sha256=hasher.hexdigest(), size=size)
         )
         session.commit()
     tracemalloc.start()
@@ -82,3 +82,16 @@ def test_a_big_container_file_is_hashed_in_pieces(digits: Catalog, tmp_path: Pat
         tracemalloc.stop()
     assert found == {}
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB while checking a 48 MB file"
+
+
+def test_a_file_recorded_with_a_wrong_size_is_hashed_whole(digits: Catalog, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    digits.select().export(out)
+    first, second = sorted(str(p) for p in out.rglob("*.png"))[:2]
+    with Session(digits.engine) as session:  # sizes off by far, either way
+        for path, size in ((first, 3), (second, 10**6)):
+            session.execute(update(ExportedFile).where(ExportedFile.path == path).values(size=size))
+        session.commit()
+    assert file_findings(digits) == {}
+    Path(first).write_bytes(Path(first).read_bytes() + b"\0")  # grown by a byte
+    assert file_findings(digits)["changed"] == [first]

@@ -201,11 +201,16 @@ def _digests(files: list[tuple[str, int]]) -> list[str | OSError]:
                 with open(path, "rb") as handle:
                     found.append(hashlib.file_digest(handle, "sha256").hexdigest())
                 continue
-            # One more byte than recorded: a file that grew hashes differently.
-            # (A third of the time of ``Path.read_bytes``, which builds a file object.)
+            # One read of the recorded size and a byte more (a third of the time of
+            # ``Path.read_bytes``, which builds a file object); a file that has grown
+            # is read to its end.
             fd = os.open(path, os.O_RDONLY)
             try:
-                found.append(sha256(os.read(fd, size + 1)).hexdigest())
+                data = os.read(fd, size + 1)
+                hasher = sha256(data)
+                while len(data) > size and (more := os.read(fd, SMALL_FILE)):
+                    hasher.update(more)
+                found.append(hasher.hexdigest())
             finally:
                 os.close(fd)
         except OSError as exc:
