@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.db import Dataset
 from catalog.errors import SelectionError
 from catalog.labelsets import LabelSet, label_set
-from catalog.metadata import may_have_metadata, metadata_of
+from catalog.metadata import any_metadata, metadata_of
 from catalog.sources import UNLABELED
 
 FOLDER_NAMES = ("numbers", "names")
@@ -67,18 +67,18 @@ class ManifestTails:
     """Each image's last two manifest fields, ``name,metadata`` quoted as CSV.
 
     The class name is looked up once per dataset and label, and an image without
-    metadata shares the quoted fields of its label. Whether a dataset has any
-    metadata is asked once (:func:`catalog.metadata.may_have_metadata`); a block
-    of images is looked up only when one of its datasets may have some. (MNIST's
-    70,000 rows in blocks of 4,096 took 60-100 ms of a parquet export's 0.7 s
-    when every block probed the metadata table.)
+    metadata shares the quoted fields of its label. Whether the catalog holds any
+    metadata is asked once (:func:`catalog.metadata.any_metadata`); only then is
+    each block of images looked up. (MNIST's 70,000 rows in blocks of 4,096 took
+    60-100 ms of a parquet export's 0.7 s when every block probed the metadata
+    table.)
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.sets: dict[int, LabelSet] = {}
         self.plain: dict[tuple[int, int], str] = {}  # (dataset id, label) -> fields
-        self.bare: dict[int, bool] = {}  # dataset id -> known to have no metadata
+        self.any_metadata: bool | None = None  # asked on first use
         self.out = io.StringIO()
         self.writer = csv.writer(self.out, lineterminator="")
 
@@ -95,11 +95,10 @@ class ManifestTails:
         self, dataset_ids: Sequence[int], labels: Sequence[int], ids: Sequence[int]
     ) -> list[str]:
         """The fields of the images ``ids`` of these datasets, with these labels."""
+        if self.any_metadata is None:
+            self.any_metadata = any_metadata(self.session)
+        meta = metadata_of(self.session, ids) if self.any_metadata else {}
         datasets = set(dataset_ids)
-        for dataset_id in datasets - self.bare.keys():
-            self.bare[dataset_id] = not may_have_metadata(self.session, dataset_id)
-        bare = all(self.bare[dataset_id] for dataset_id in datasets)
-        meta = {} if bare else metadata_of(self.session, ids)
         plain = self.plain
         if not meta and len(datasets) == 1:  # most blocks: one field per label
             (dataset_id,) = datasets
