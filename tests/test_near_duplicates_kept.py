@@ -137,6 +137,39 @@ def test_what_makes_the_next_search_full(
         assert len(pairs) == 3
 
 
+def test_audits_of_some_splits_and_of_all_taking_turns_each_build_on_their_own(
+    tmp_path: Path, db_url: str
+) -> None:
+    old, new = planted(tmp_path)
+    fresh = "every image searched (nothing kept under these settings)"
+
+    def of_splits(*splits: str) -> tuple[set[tuple[Any, ...]], str]:
+        report = catalog.audit(dataset="drawn", splits=list(splits), checks=["near-duplicates"])
+        pairs = {tuple((r.split, r.index) for r in f.images) for f in report.findings}
+        return pairs, report.summary["near-duplicates"]["drawn"]["reuse"]
+
+    with Catalog.open(db_url) as catalog:
+        catalog.ingest(old, dataset="drawn")
+        catalog.ingest(new, dataset="drawn")
+        whole, summary = near_pairs(catalog)
+        assert summary["reuse"] == fresh
+        train, reuse = of_splits("train")
+        assert reuse == fresh
+        assert train == {(("train", 3), ("train", 7))}
+        again, summary = near_pairs(catalog)  # the whole dataset's search is still kept
+        assert summary["reuse"].startswith("0 new and ")
+        assert again == whole
+        pairs, reuse = of_splits("train")  # the part's search is kept beside it
+        assert reuse.startswith("0 new and ")
+        assert pairs == train
+        # Other splits take the one slot for a part: a full search, then built on.
+        extra, reuse = of_splits("extra")
+        assert reuse == fresh
+        assert extra == {(("extra", 4), ("extra", 5))}
+        assert of_splits("train")[1] == fresh
+        assert near_pairs(catalog)[1]["reuse"].startswith("0 new and ")
+
+
 def candidates_by_image(index: NeighbourIndex, n_old: int) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
     for block in candidate_pairs(index, rows=np.arange(n_old)):

@@ -27,7 +27,8 @@ cells nearest them.
 
 A full search is made instead (and kept) when nothing is kept, when it was kept under
 other settings (:func:`state_key`: the embedding kind, the rule's and the index's
-constants, the audited splits), when an image searched then is gone (removed, or its
+constants, the audited splits; an audit of some splits keeps its search apart from
+the whole dataset's, :data:`PART_CHECK`), when an image searched then is gone (removed, or its
 split ingested again: ids and pixel digests are compared, since SQLite may give a
 deleted image's id to a new one), when the kept search was exact and the images are now too many
 for it, or when more than :data:`REBUILD_FRACTION` of the indexed images were added
@@ -69,10 +70,20 @@ from catalog.similarity.index import FaissIndex, NeighbourSearch
 from catalog.similarity.store import embed_images
 
 CHECK = "near-duplicates"
+#: Where the search of an audit of some splits only (``--split``) is kept: beside the
+#: whole dataset's, so that audits of both, taking turns, each build on their own last
+#: search. One such slot per dataset: its key names the splits, so an audit of other
+#: splits searches in full and takes the slot.
+PART_CHECK = "near-duplicates:part"
 REBUILD_FRACTION = 0.25
 """Images added since the kept index was built, as a fraction of it, that call for a new one."""
 VERSION = 3
 _SLACK = 1e-4  # relative: distances of one pair from two searches may differ in the last bits
+
+
+def slot(splits: tuple[str, ...]) -> str:
+    """The kept state's ``check`` name for an audit of ``splits`` (empty: all)."""
+    return PART_CHECK if splits else CHECK
 
 
 def state_key(splits: tuple[str, ...]) -> str:
@@ -109,7 +120,7 @@ def read_kept(
 
     ``representatives`` are the image ids to search now, ``digests`` their pixels'
     (an id can be given again to a new image once its own was deleted)."""
-    blobs = read_state(session, dataset, CHECK, state_key(splits))
+    blobs = read_state(session, dataset, slot(splits), state_key(splits))
     if blobs is None or not {"searched", "pairs", "meta"} <= set(blobs):
         return None, "nothing kept under these settings"
     meta = unpack(blobs["meta"])
@@ -167,7 +178,8 @@ def keep(
     # A full search replaces everything (an exact one drops any kept index).
     replace_all = index is not None or len(searched) <= ivf.EXACT_LIMIT
     dataset = dataset_id(data.session, data.name)
-    return write_state(data.session, dataset, CHECK, state_key(data.selected_splits), blobs,
+    splits = data.selected_splits
+    return write_state(data.session, dataset, slot(splits), state_key(splits), blobs,
                        replace_all=replace_all)  # fmt: skip
 
 
