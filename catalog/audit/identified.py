@@ -27,7 +27,6 @@ from catalog.db import Image, Source
 from catalog.identity import IdentityResult, Leak, describe_leak, find_leakage, identify_session
 from catalog.identity.match import ImageColumns
 from catalog.identity.sampling import SAMPLE, sampled_note
-from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 
 CHECK = "identity"
@@ -70,10 +69,9 @@ def identified(context: AuditContext, name: str) -> IdentityResult | None:
 def image_columns(data: DatasetImages) -> ImageColumns:
     """``data``'s images as identify reads them: ordered by split name, then index."""
     order = np.lexsort((data.indices, data.splits))
-    digests = digests_from_hex_array(data.sha256[order])
     return ImageColumns(
         data.ids[order], data.splits[order], data.indices[order], data.labels[order],
-        digests, data.shapes[order, 0], data.shapes[order, 1],
+        data.digests[order], data.shapes[order, 0], data.shapes[order, 1],
     )  # fmt: skip
 
 

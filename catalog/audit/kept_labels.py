@@ -40,7 +40,6 @@ from catalog.audit.kept_state import (
 )
 from catalog.audit.label_model import SETTINGS, Method, Network
 from catalog.audit.label_scoring import SAMPLE, StreamedScores, score_images, score_label_errors
-from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 
 CHECK = "label-errors"
@@ -83,7 +82,7 @@ def label_scores(
         if isinstance(kept, str):
             why = kept
         else:
-            return _score_new(data, key, *kept, progress)
+            return _score_new(data, key, kept, progress)
     scores = score_label_errors(data, method=method, seed=seed, progress=progress)
     reuse = f"fitted ({why})"
     if not _keep(session, dataset, key, data, scores):
@@ -116,17 +115,26 @@ def _keep(
                       **weights),
         "pool": pack_ids(data.ids[pool]),
         "pool_labels": pack(labels=data.labels[pool].astype(np.int16),
-                            digests=digests_from_hex_array(data.sha256[pool])),
+                            digests=data.digests[pool]),
         "ids": pack_ids(data.ids),
         "scores": _packed_scores(data, scores, token),
     }  # fmt: skip
     return write_state(session, dataset, CHECK, key, blobs)
 
 
-_Kept = tuple[PcaFit, Network, dict[str, npt.NDArray[np.generic]], str, int, int]
+@dataclass
+class _KeptFit:
+    """A kept fit that can be built on, and the scores kept beside it."""
+
+    pca: PcaFit
+    predict: Network
+    scores: dict[str, npt.NDArray[np.generic]]  # ids, labels, digests, suggested, score, ...
+    note: str  # for the summary
+    fitted_on: int
+    token: int
 
 
-def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
+def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _KeptFit | str:
     """The kept fit and scores, with a note for the summary; or why they cannot be used."""
     if blobs is None or not {"model", "pool", "pool_labels", "ids", "scores"} <= set(blobs):
         return "nothing kept under these settings"
@@ -143,7 +151,7 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     if (
         (at < 0).any()
         or (data.labels[pool][at] != kept_labels["labels"]).any()
-        or (digests_from_hex_array(data.sha256[pool][at]) != kept_labels["digests"]).any()
+        or (data.digests[pool][at] != kept_labels["digests"]).any()
     ):  # an id can be given again to a new image once its own was deleted
         return "train images were removed, replaced or relabelled since the fit"
     if len(pool) != len(kept_pool):
@@ -151,21 +159,17 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _Kept | str:
     weights = [model[f"weight{i}"] for i in range(sum(k.startswith("weight") for k in model))]
     pca = PcaFit(model["mean"], model["basis"], float(model["scale"]))
     note = f"fit of {model['when']} reused"
-    return pca, Network(weights), scores, note, int(model["sampled"]), int(model["token"])
+    return _KeptFit(pca, Network(weights), scores, note, int(model["sampled"]), int(model["token"]))
 
 
 def _score_new(
     data: DatasetImages,
     key: str,
-    pca: PcaFit,
-    predict: Network,
-    kept: dict[str, npt.NDArray[np.generic]],
-    note: str,
-    fitted_on: int,
-    token: int,
+    fit: _KeptFit,
     progress: Callable[[int], None] | None,
 ) -> Scored:
     """Kept scores where the image and its label are as they were; the rest scored now."""
+    kept = fit.scores
     n = len(data)
     suggested = np.zeros(n, np.int64)
     score = np.zeros(n, np.float64)
@@ -173,28 +177,28 @@ def _score_new(
     at = find_ids(data.ids, kept["ids"].astype(np.int64))
     same = at >= 0
     same[same] = (data.labels[at[same]] == kept["labels"][same]) & (
-        digests_from_hex_array(data.sha256[at[same]]) == kept["digests"][same]
+        data.digests[at[same]] == kept["digests"][same]
     )
     suggested[at[same]] = kept["suggested"][same]
     score[at[same]] = kept["score"][same]
     sampled[at[same]] = kept["sampled"][same]
     todo = np.ones(n, bool)
     todo[at[same]] = False
-    score_images(data, todo, pca, predict, suggested, score, progress)
+    score_images(data, todo, fit.pca, fit.predict, suggested, score, progress)
     if progress is not None:
         progress(n - int(todo.sum()))
-    scores = StreamedScores(suggested, score, sampled, pca, predict)
-    reuse = f"{note}; {int(todo.sum()):,} new images scored, {n - int(todo.sum()):,} reused"
+    scores = StreamedScores(suggested, score, sampled, fit.pca, fit.predict)
+    reuse = f"{fit.note}; {int(todo.sum()):,} new images scored, {n - int(todo.sum()):,} reused"
     if todo.any():  # the scores kept grow by the new ones; the fit and its pool stay
         assert data.session is not None
-        blobs = {"ids": pack_ids(data.ids), "scores": _packed_scores(data, scores, token)}
+        blobs = {"ids": pack_ids(data.ids), "scores": _packed_scores(data, scores, fit.token)}
         if not write_state(data.session, dataset_id(data.session, data.name), CHECK, key,
                            blobs, replace_all=False):  # fmt: skip
             reuse += "; not kept (the catalog refused the write)"
-    return Scored(scores, reuse, fitted_on)
+    return Scored(scores, reuse, fit.fitted_on)
 
 
 def _packed_scores(data: DatasetImages, scores: StreamedScores, token: int) -> bytes:
     return pack(labels=data.labels.astype(np.int16), suggested=scores.suggested.astype(np.int16),
                 score=scores.score, sampled=scores.sampled, token=np.array(token),
-                digests=digests_from_hex_array(data.sha256))  # fmt: skip
+                digests=data.digests)  # fmt: skip

@@ -60,7 +60,6 @@ from catalog.audit.kept_state import (
 )
 from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import KnownPairs, stored_vectors, verified_pairs
-from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 from catalog.similarity import NeighbourIndex, build_index
 from catalog.similarity import index as ivf
@@ -168,7 +167,7 @@ def keep(
     blobs: dict[str, Blob] = {
         "searched": pack_ids(searched),
         "meta": pack(base=np.array(base), when=np.array(when), reach=reach.astype(np.float32),
-                     token=np.array(token), digests=_digests(data, searched)),
+                     token=np.array(token), digests=data.digests[find_ids(data.ids, searched)]),
         "pairs": pack(first=ids[first], second=ids[second],
                       distance=np.asarray([p.distance for p in pairs], np.float64)),
     }  # fmt: skip
@@ -206,18 +205,18 @@ def search_since(
         since = stored_vectors(data, np.concatenate([kept.searched[kept.base :], ids[new]]))
         faiss_index.add(since)
         search = faiss_index
-        order = _positions_of(ids, np.concatenate([kept.searched, ids[new]]))
+        order = find_ids(ids, np.concatenate([kept.searched, ids[new]]))
         vectors = np.zeros((0, DIMENSIONS), np.float32)  # not held: rows are read by id
         new_vectors = since[len(since) - len(new) :]
     index = NeighbourIndex(order, vectors, search)
     row_of = np.empty(len(first), np.int64)  # index row of each position
     row_of[order] = np.arange(len(order))
     old_reach = np.full((len(first), 2), np.inf, np.float32)  # by index row
-    old_reach[row_of[_positions_of(ids, kept.searched)]] = kept.reach
+    old_reach[row_of[find_ids(ids, kept.searched)]] = kept.reach
     near = _within_reach(search, new_vectors, old_reach)
     kept_first, kept_second = (
-        _positions_of(ids, kept.pairs["first"]),
-        _positions_of(ids, kept.pairs["second"]),
+        find_ids(ids, kept.pairs["first"]),
+        find_ids(ids, kept.pairs["second"]),
     )
     rows = np.unique(np.concatenate([row_of[new], near, row_of[kept_first], row_of[kept_second]]))
     row_vectors = vectors[rows] if len(vectors) else stored_vectors(data, ids[order[rows]])
@@ -251,16 +250,3 @@ def _within_reach(
     limit_k = np.minimum(reach[near, 1], rule.CANDIDATE_RADIUS) * (1 + _SLACK) + 1e-6
     limit_1 = np.minimum(reach[near, 0], rule.NEAREST_RADIUS) * (1 + _SLACK) + 1e-6
     return np.unique(near[(distances <= limit_k) | (distances <= limit_1)])
-
-
-def _digests(data: DatasetImages, image_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
-    """The 64-bit pixel digests of ``image_ids`` (images of ``data``)."""
-    return digests_from_hex_array(data.sha256[_positions_of(data.ids, image_ids)])
-
-
-def _positions_of(
-    ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Positions in ``ids`` of the ids ``wanted`` (all present)."""
-    order = np.argsort(ids, kind="stable")
-    return order[np.searchsorted(ids, wanted, sorter=order)].astype(np.int64)

@@ -26,7 +26,6 @@ from catalog.audit.images import DatasetImages
 from catalog.audit.kept_pairs import keep, read_kept, search_since
 from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import embeddings, verified_pairs
-from catalog.identity.signature import digests_from_hex_array
 from catalog.query import dataset_id
 from catalog.similarity import NeighbourIndex, build_index
 from catalog.similarity.index import FaissIndex
@@ -57,7 +56,7 @@ def check_near_duplicates(
     if data.session is not None and not full:
         dataset = dataset_id(data.session, data.name)
         kept, why = read_kept(data.session, dataset, data.selected_splits, data.ids[first],
-                              digests_from_hex_array(data.sha256[first]))  # fmt: skip
+                              data.digests[first])  # fmt: skip
     if kept is None:
         pairs, summary = _full_search(data, first, progress, why)
     else:

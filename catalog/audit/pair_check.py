@@ -13,6 +13,7 @@ import numpy.typing as npt
 from sqlalchemy.exc import DBAPIError
 
 from catalog.audit.images import DatasetImages
+from catalog.audit.kept_state import find_ids
 from catalog.audit.neighbours import (
     DEFAULT_THRESHOLD,
     NearDuplicatePair,
@@ -92,8 +93,7 @@ def stored_vectors(
     if len(loaded) == len(image_ids):
         return loaded.vectors
     at = np.isin(image_ids, loaded.ids)
-    order = np.argsort(data.ids, kind="stable")
-    positions = order[np.searchsorted(data.ids, image_ids[~at], sorter=order)]
+    positions = find_ids(data.ids, image_ids[~at])
     out = np.empty((len(image_ids), DIMENSIONS), np.float32)
     out[at], out[~at] = loaded.vectors, embed_in_memory(data, positions, None)
     return out

@@ -234,7 +234,7 @@ class FaissIndex:
 
     @classmethod
     def from_bytes(cls, blob: npt.NDArray[np.uint8], dimensions: int) -> FaissIndex:
-        """An index :meth:`to_bytes` kept, without its points' vectors (so no
+        """An index :meth:`write` kept, without its points' vectors (so no
         :meth:`query_all`); :meth:`add` appends points after the kept ones."""
         faiss = _import_faiss()
         self = cls.__new__(cls)
@@ -250,14 +250,9 @@ class FaissIndex:
         nothing); the index holds them too, and :meth:`query` still answers."""
         self.data = self.data[:0]
 
-    def to_bytes(self) -> npt.NDArray[np.uint8]:
-        """The whole index (cells, their points, the centres' graph) as bytes."""
-        faiss = _import_faiss()
-        blob: npt.NDArray[np.uint8] = faiss.serialize_index(self.index)
-        return blob
-
     def write(self, sink: Callable[[bytes], None]) -> None:
-        """Hand :meth:`to_bytes`'s bytes to ``sink`` in pieces, never all at once."""
+        """Hand the whole index (cells, their points, the centres' graph) to ``sink`` as
+        bytes, in pieces, never all at once (:meth:`from_bytes` reads them back)."""
         faiss = _import_faiss()
         faiss.write_index(self.index, faiss.PyCallbackIOWriter(sink, 1 << 20))
 

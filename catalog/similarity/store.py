@@ -102,7 +102,7 @@ def compute_embeddings(
     DatasetNotFoundError, SelectionError
         If the selection names no dataset of the catalog or an unknown split.
     """
-    return embed_images(session, missing_ids(session, selection), chunk=chunk, progress=progress)
+    return _embed_and_store(session, missing_ids(session, selection), chunk, progress)
 
 
 def embed_images(
@@ -118,7 +118,14 @@ def embed_images(
     without listing the whole dataset's. Returns how many were embedded.
     """
     ids = np.asarray(image_ids, np.int64)
-    todo = ids[~np.isin(ids, load_ids_of(session, ids))]
+    return _embed_and_store(session, ids[~np.isin(ids, load_ids_of(session, ids))], chunk, progress)
+
+
+def _embed_and_store(
+    session: Session, todo: npt.NDArray[np.int64], chunk: int, progress: Progress | None
+) -> int:
+    """Embed the images ``todo`` (known to need it) and store their vectors, replacing
+    any of another kind."""
     connection = session.connection()
     insert_rows = bulk_inserter(
         connection, cast(Table, Embedding.__table__), ("image_id", "kind", "vector")
