@@ -64,7 +64,7 @@ def prepare(mnist: Path, work: Path) -> dict[str, Path]:
 
 def step(fmt: str, source: Path, work: Path) -> dict[str, float]:
     from catalog import Catalog
-    from catalog.store import decode_source
+    from catalog.ingest.transaction import decode_source
 
     start = time.perf_counter()
     decoded = decode_source(source)

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from catalog.db import make_engine, session_scope
-from catalog.filters import count_images
-from catalog.records import list_datasets
+from catalog.db.engine import make_engine, session_scope
+from catalog.select.counts import count_images
+from catalog.select.listings import list_datasets
 from catalog.selection import Selection
 
 

@@ -49,10 +49,11 @@ from old_recipe import write_old_recipe_folder
 from sqlalchemy import select
 
 from catalog import Catalog
-from catalog.db import Image, session_scope
+from catalog.db.engine import session_scope
+from catalog.db.models.images import Image
 from catalog.identity import identify, load_shipped
 from catalog.identity.signature import digests_from_hex
-from catalog.query import dataset_id
+from catalog.select.filters import dataset_id
 from catalog.sources.idx import read_idx
 
 

@@ -177,13 +177,13 @@ def _check(url: str, results: list[ClientResult]) -> list[str]:
     every decision a client saw recorded is in the log, and no other."""
     from sqlalchemy import func, select
 
-    from catalog import db
-    from catalog.db import Export, ExportedFile
-    from catalog.models.decisions import Decision
+    from catalog.db.engine import session_scope
+    from catalog.db.models.decisions import Decision
+    from catalog.db.models.exports import Export, ExportedFile
 
     lost: list[str] = []
     made = {export_id: (root, count) for r in results for export_id, root, count in r.exports}
-    with Catalog.open(url) as catalog, db.session_scope(catalog.engine) as session:
+    with Catalog.open(url) as catalog, session_scope(catalog.engine) as session:
         logged = dict(
             session.execute(select(Decision.author, func.count()).group_by(Decision.author)).all()
         )

@@ -94,7 +94,7 @@ def step_blocks(work: Path) -> dict[str, object]:
     from sqlalchemy.orm import Session
 
     from catalog import Catalog
-    from catalog.query import iter_pixel_blocks
+    from catalog.select.reads import iter_pixel_blocks
 
     catalog = Catalog.open(work / "catalog.db")
     selection = catalog.select()

@@ -40,7 +40,8 @@ def peak_mb() -> float:
 
 
 def step_embed(db: Path) -> dict[str, object]:
-    from catalog.db import open_engine, session_scope
+    from catalog.db.engine import session_scope
+    from catalog.db.schema import open_engine
     from catalog.similarity.store import compute_embeddings
 
     engine = open_engine(db)
@@ -51,7 +52,8 @@ def step_embed(db: Path) -> dict[str, object]:
 
 
 def step_candidates(db: Path) -> dict[str, object]:
-    from catalog.db import open_engine, session_scope
+    from catalog.db.engine import session_scope
+    from catalog.db.schema import open_engine
     from catalog.similarity.index import build_index
     from catalog.similarity.neighbours import NeighbourIndex, candidate_pairs
     from catalog.similarity.store import load_embeddings

@@ -2,7 +2,7 @@
 
 This module imports nothing heavy, so the command line can build a
 :class:`Selection` from its options before numpy or SQLAlchemy are loaded;
-:mod:`catalog.query` compiles it to SQL.
+:mod:`catalog.select.filters` compiles it to SQL.
 """
 
 from __future__ import annotations

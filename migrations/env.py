@@ -1,4 +1,4 @@
-"""Alembic environment: runs on a connection handed in by catalog.db.upgrade,
+"""Alembic environment: runs on a connection handed in by catalog.db.schema.upgrade,
 or, from the ``alembic`` command line, on ``-x db=PATH_OR_URL``."""
 
 from __future__ import annotations
@@ -6,8 +6,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import catalog.models  # noqa: F401  (registers every feature's tables)
-from catalog.db import Base, make_engine
+import catalog.db.models  # noqa: F401  (registers every table)
+from catalog.db.engine import make_engine
+from catalog.db.models.base import Base
 
 config = context.config
 target_metadata = Base.metadata

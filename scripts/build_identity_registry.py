@@ -5,7 +5,7 @@ Usage::
     python scripts/build_identity_registry.py MNIST_FOLDER [--out catalog/identity/data]
 
 ``MNIST_FOLDER`` holds the four genuine IDX files (gzipped or not). The pixels of
-each split are checked against the digests in :mod:`catalog.fingerprints` before
+each split are checked against the digests in :mod:`catalog.sources.fingerprints` before
 anything is written, so the registry can only be built from genuine MNIST.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.fingerprints import known_split
 from catalog.identity.registry import DATA_DIR, RefBlock, build_registry, save_registry
+from catalog.sources.fingerprints import known_split
 from catalog.sources.idx import read_idx
 
 BLOCK = 10_000

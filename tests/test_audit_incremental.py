@@ -9,11 +9,12 @@ import numpy as np
 from builders import random_digits, write_image_folder
 from sqlalchemy import delete
 
-from catalog import Catalog, db
+from catalog import Catalog
 from catalog.audit.features import ink_measures
 from catalog.audit.images import load_images
 from catalog.audit.kept_ink import InkWork
-from catalog.models.measures import ImageMeasure
+from catalog.db.engine import session_scope
+from catalog.db.models.measures import ImageMeasure
 
 
 def test_ink_measures_are_kept_and_only_new_images_measured(tmp_path: Path, db_url: str) -> None:
@@ -27,13 +28,13 @@ def test_ink_measures_are_kept_and_only_new_images_measured(tmp_path: Path, db_u
         for step in ("first", "again", "after ingest", "only extra"):
             if step == "after ingest":
                 catalog.ingest(tmp_path / "more", dataset="drawn")
-            with db.session_scope(catalog.engine) as session:
+            with session_scope(catalog.engine) as session:
                 data = load_images(session, "drawn", ("extra",) if step == "only extra" else ())
                 ink = data.ink
                 works.append(data.ink_work)
         # Stored measures are what the pixels give (current order: extra, then train).
         order = np.concatenate([np.arange(30, 40), np.arange(30)])
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             data = load_images(session, "drawn", ())
             ink = data.ink
         fresh = ink_measures(pixels[order])
@@ -42,9 +43,9 @@ def test_ink_measures_are_kept_and_only_new_images_measured(tmp_path: Path, db_u
         np.testing.assert_allclose(ink.cy, fresh.cy)
         assert bool(ink.inverted[10 + 3])
         # Without kept rows (or with the table emptied) everything is measured again.
-        with db.session_scope(catalog.engine, write=True) as session:
+        with session_scope(catalog.engine, write=True) as session:
             session.execute(delete(ImageMeasure))
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             data = load_images(session, "drawn", ())
             _ = data.ink
             works.append(data.ink_work)
@@ -80,7 +81,7 @@ def test_identity_takes_the_audits_images_as_it_would_read_them(
     with Catalog.open(db_url) as catalog:
         catalog.ingest(tmp_path / "src", dataset="drawn")
         catalog.relabel("train:4", (int(labels[4]) + 1) % 10, dataset="drawn")
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             ours = image_columns(load_images(session, "drawn", ()))
             theirs = _image_columns(session, 1)
     for name in ("ids", "splits", "indices", "labels", "digests", "heights", "widths"):

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from catalog import Catalog
 from catalog.audit import AuditReport
 from catalog.cli import app
-from catalog.db import session_scope
-from catalog.models.embeddings import Embedding
+from catalog.db.engine import session_scope
+from catalog.db.models.embeddings import Embedding
 
 STREAMED = ["odd-images", "near-duplicates", "label-errors"]  # the ones that read pixels
 

@@ -19,8 +19,10 @@ from builders import random_digits, write_image_folder
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
-from catalog import Catalog, db
-from catalog.db import Dataset, Export, ExportedFile, Source
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import Export, ExportedFile
+from catalog.db.models.images import Dataset, Source
 
 #: Ordered differently by code point ("-" < "0" < "_") and by ICU en-US ("_" < "-" < "0").
 SPLITS = ("train-a", "train0", "train_b")
@@ -61,7 +63,7 @@ def answers(url: str, source: Path, out: Path) -> dict[str, object]:
         seeded = catalog.select(dataset="digits0", sample=9, seed=5)
         catalog.select(dataset="digits0", per_label=1, seed=2).export(out, jobs=1)
         summaries = catalog.datasets()
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             stamps = [
                 *session.scalars(select(Dataset.created_at)),
                 *session.scalars(select(Source.ingested_at)),

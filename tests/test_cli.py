@@ -13,8 +13,10 @@ import pytest
 from builders import idx_bytes, random_digits, write_idx_pair
 from typer.testing import CliRunner
 
-from catalog import Catalog, db
+from catalog import Catalog
 from catalog.cli import app
+from catalog.db.engine import make_engine
+from catalog.db.schema import head_revision
 
 TINY = Path(__file__).parent / "data" / "tiny"
 runner = CliRunner()
@@ -233,7 +235,7 @@ def test_sheet_says_how_many_excluded_digits_it_left_out(db_url: str, tmp_path: 
 
 
 def test_db_current_and_upgrade(db_url: str) -> None:
-    head = db.head_revision(db.make_engine(db_url))
+    head = head_revision(make_engine(db_url))
     code, out, _ = run(db_url, "db", "current")
     assert (code, out) == (
         0,

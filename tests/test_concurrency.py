@@ -22,8 +22,10 @@ from builders import random_digits, write_idx_pair
 from clients import release, spawn
 from sqlalchemy import select
 
-from catalog import Catalog, db
-from catalog.db import ExportedFile
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import ExportedFile
+from catalog.db.schema import current_revision, head_revision
 from catalog.export.atomic import TEMP_MARK
 from catalog.export.encoders import encode
 
@@ -69,7 +71,7 @@ def expected_files(catalog: Catalog, labels: list[int]) -> dict[str, bytes]:
 
 
 def recorded(catalog: Catalog, out: Path) -> dict[str, str]:
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         rows = session.execute(
             select(ExportedFile.path, ExportedFile.sha256).where(
                 ExportedFile.path.startswith(f"{out}/")
@@ -173,4 +175,4 @@ def test_two_processes_create_a_new_catalog_at_once(tmp_path: Path) -> None:
         finish(proc)
     with Catalog.open(catalog_file) as catalog:
         assert sorted(d.name for d in catalog.datasets()) == ["tiny1", "tiny2"]
-        assert db.current_revision(catalog.engine) == db.head_revision(catalog.engine)
+        assert current_revision(catalog.engine) == head_revision(catalog.engine)

@@ -13,15 +13,16 @@ import pytest
 from builders import random_digits, write_idx_pair
 from sqlalchemy import select
 
-from catalog import Catalog, db
-from catalog.db import Image
-from catalog.decision_log import rebuild_state, replay, stored_state
+from catalog import Catalog
+from catalog.curation.log import rebuild_state, replay, stored_state
+from catalog.db.engine import session_scope
+from catalog.db.models.decisions import Decision
+from catalog.db.models.images import Image
 from catalog.errors import CatalogError, DecisionError, ImageNotFoundError, UnknownTagError
-from catalog.models.decisions import Decision
 
 
 def state_of(catalog: Catalog) -> tuple[dict[int, tuple[Any, ...]], int]:
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         stored = {i: (s.label, s.excluded, sorted(s.tags), s.decision_id)
                   for i, s in stored_state(session).items()}  # fmt: skip
         count = len(session.scalars(select(Decision.id)).all())
@@ -36,7 +37,7 @@ def test_relabel_changes_the_current_label_and_keeps_the_source_label(
     [row, other] = tiny_catalog.select(split="test").rows()
     assert (row.label, row.original_label, row.decision) == (2, 7, 1)
     assert (other.label, other.original_label, other.decision) == (1, 1, None)
-    with db.session_scope(tiny_catalog.engine) as session:  # the source's label stays
+    with session_scope(tiny_catalog.engine) as session:  # the source's label stays
         assert session.scalar(select(Image.label).where(Image.id == row.id)) == 7
     assert tiny_catalog.select(split="test", labels=2).count() == 1
     assert tiny_catalog.select(split="test", labels=7).count() == 0
@@ -144,7 +145,7 @@ def test_state_tables_are_derived_from_the_log(tiny_catalog: Catalog) -> None:
     tiny_catalog.undo(2)
     tiny_catalog.relabel("test:0", 7)
     before = state_of(tiny_catalog)
-    with db.session_scope(tiny_catalog.engine, write=True) as session:
+    with session_scope(tiny_catalog.engine, write=True) as session:
         assert {i: s.decision_id for i, s in replay(session).items()} == {
             i: s[3] for i, s in before[0].items()
         }
@@ -201,7 +202,7 @@ def test_apply_csv_all_or_nothing_with_dry_run(tiny_catalog: Catalog, tmp_path: 
 def test_decisions_move_between_catalogs_as_csv(
     tiny_catalog: Catalog, tmp_path: Path, db_url: str
 ) -> None:
-    from catalog.decision_log import decisions_csv
+    from catalog.curation.log import decisions_csv
 
     tiny_catalog.relabel("test:0", 2, note='a "2", surely')
     tiny_catalog.exclude("train:0", reason="smudge, dark")
@@ -259,7 +260,7 @@ def test_two_writers_deciding_at_once_both_land_in_order(db_url: str, tmp_path: 
         assert [r.index for r in rows if r.label != r.original_label] == changed
         assert np.array_equal([rows[i].label for i in changed], (labels[changed] + 1) % 10)
         assert catalog.select(tag="a").count() == catalog.select(tag="b").count() == 30
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             assert {i: s.label for i, s in replay(session).items()} == {
                 i: s.label for i, s in stored_state(session).items()
             }
@@ -286,5 +287,5 @@ def test_images_published_without_a_label_can_be_labelled_and_tagged(
         assert catalog.select(without_tag="reviewed").count() == 1
         catalog.undo(1)
         assert catalog.select(relabelled=True).count() == 0
-        with db.session_scope(catalog.engine, write=True) as session:
+        with session_scope(catalog.engine, write=True) as session:
             assert rebuild_state(session) == 2

@@ -1,4 +1,4 @@
-"""Tests for catalog.download, over real HTTP to servers started on 127.0.0.1."""
+"""Tests for catalog.sources.download, over real HTTP to servers started on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from catalog.download import (
+from catalog.errors import DownloadError
+from catalog.sources.download import (
     DownloadProgress,
     dataset_cache_dir,
     default_cache_dir,
     download_dataset,
     identify_local_file,
 )
-from catalog.errors import DownloadError
-from catalog.fingerprints import KNOWN_DATASETS, MNIST_FILES, KnownDataset, KnownFile
+from catalog.sources.fingerprints import KNOWN_DATASETS, MNIST_FILES, KnownDataset, KnownFile
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

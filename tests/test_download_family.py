@@ -13,8 +13,8 @@ from family_builders import emnist_members, mapping_text, write_emnist_zip
 from test_download import Serve, Site, serve  # noqa: F401  (the fixture)
 
 from catalog import Catalog
-from catalog.download import download_dataset
-from catalog.fingerprints import KNOWN_DATASETS, KnownDataset, KnownFile, identify_file
+from catalog.sources.download import download_dataset
+from catalog.sources.fingerprints import KNOWN_DATASETS, KnownDataset, KnownFile, identify_file
 
 X, Y = random_digits(9, seed=41)
 

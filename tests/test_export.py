@@ -14,8 +14,9 @@ from builders import random_digits, write_idx_pair
 from PIL import Image
 from sqlalchemy import func, select
 
-from catalog import Catalog, db
-from catalog.db import ExportedFile
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import ExportedFile
 from catalog.errors import ExportConflictError, ExportError
 from catalog.export.atomic import TEMP_MARK
 from catalog.export.encoders import encode
@@ -31,7 +32,7 @@ def digits(catalog: Catalog, tmp_path: Path) -> Catalog:
 
 
 def recorded(catalog: Catalog) -> dict[str, tuple[int, str]]:
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         rows = session.execute(select(ExportedFile.path, ExportedFile.size, ExportedFile.sha256))
         return {path: (size, digest) for path, size, digest in rows}
 
@@ -173,7 +174,7 @@ def test_test_set_threes_and_fives_in_the_classic_layout(
     manifest = (out / "manifest.csv").read_text().splitlines()[1:]
     assert [line.split(",")[0] for line in manifest] == [f"test/{f.name}" for f in files]
     assert len((out / "test.txt").read_text().splitlines()) == 1902
-    with db.session_scope(mnist_catalog.engine) as session:
+    with session_scope(mnist_catalog.engine) as session:
         paths = set(
             session.scalars(select(ExportedFile.path).where(ExportedFile.path.like(f"{out}%")))
         )

@@ -15,8 +15,8 @@ from family_builders import emnist_members, mapping_text, write_csv, write_emnis
 from typer.testing import CliRunner
 
 from catalog.cli import app
-from catalog.fingerprints import KNOWN_DATASETS, KnownDataset, KnownFile
-from catalog.labelsets import FASHION_MNIST
+from catalog.facts.label_sets import FASHION_MNIST
+from catalog.sources.fingerprints import KNOWN_DATASETS, KnownDataset, KnownFile
 
 X, Y = random_digits(40, seed=51)
 
@@ -190,8 +190,8 @@ def test_gz_content_digest_is_recorded_beside_the_file_digest(db_url: str, tmp_p
 
 
 def test_sheet_captions_name_the_class(db_url: str, fashion: Path, tmp_path: Path) -> None:
-    from catalog.labelsets import built_in
-    from catalog.pictures import _caption
+    from catalog.export.sheets import _caption
+    from catalog.facts.label_sets import built_in
 
     fashion_set = built_in("fashion-mnist")
     assert fashion_set is not None

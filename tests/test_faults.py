@@ -31,9 +31,11 @@ from PIL import Image as PILImage
 from sqlalchemy import delete, func, select
 from typer.testing import CliRunner
 
-from catalog import Catalog, db
+from catalog import Catalog
 from catalog.cli import app
-from catalog.db import Dataset, ExportedFile, Image, Source
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import ExportedFile
+from catalog.db.models.images import Dataset, Image, Source
 from catalog.export.atomic import TEMP_MARK
 from catalog.export.encoders import encode
 
@@ -139,7 +141,7 @@ def integrity(backend: str, db_url: str) -> None:
 
 def split_counts(catalog: Catalog) -> tuple[int, dict[str, int], int]:
     """(datasets, images per split, sources) in ``catalog``."""
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         datasets = session.scalar(select(func.count()).select_from(Dataset)) or 0
         query = select(Image.split, func.count()).group_by(Image.split)
         counts = dict(session.execute(query).all())
@@ -185,7 +187,7 @@ def digests(files: dict[str, bytes]) -> dict[str, str]:
 def recorded_files(db_url: str, out: Path) -> dict[str, str]:
     """``exported_files`` rows under ``out``: relative path -> recorded sha256."""
     prefix = f"{out.resolve()}/"
-    with Catalog.open(db_url) as catalog, db.session_scope(catalog.engine) as session:
+    with Catalog.open(db_url) as catalog, session_scope(catalog.engine) as session:
         rows = session.execute(
             select(ExportedFile.path, ExportedFile.sha256).where(
                 ExportedFile.path.startswith(prefix)
@@ -237,7 +239,7 @@ def test_sigkill_during_ingest_leaves_all_or_nothing(
                 assert result.already_present == (state[0] == 1)
                 assert split_counts(catalog) == (1, SOURCE_COUNTS, 4)
                 integrity(backend, db_url)
-            with db.session_scope(catalog.engine, write=True) as session:
+            with session_scope(catalog.engine, write=True) as session:
                 session.execute(delete(Dataset))  # empty again for the next round
     # The kills did land mid-ingest: most found it running and undid its work.
     assert sum(killed for killed, _ in outcomes) >= n // 2, outcomes

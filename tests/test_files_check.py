@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.audit import files
-from catalog.db import ExportedFile
+from catalog.db.models.exports import ExportedFile
 
 
 @pytest.fixture

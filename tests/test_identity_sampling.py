@@ -11,12 +11,13 @@ from builders import random_digits, write_image_folder
 from old_recipe import Arrays, write_old_recipe_folder
 from sqlalchemy import func, select
 
-from catalog import Catalog, db
+from catalog import Catalog
 from catalog.audit import identified
+from catalog.db.engine import session_scope
+from catalog.db.models.measures import ImageMeasure
 from catalog.identity import identify_session
 from catalog.identity.result import Sampled
 from catalog.identity.sampling import derived, sample_of
-from catalog.models.measures import ImageMeasure
 
 
 def test_sample_is_fixed_and_in_order() -> None:
@@ -33,7 +34,7 @@ def test_foreign_digits_are_sampled_and_the_rest_not_searched(tmp_path: Path, db
     write_image_folder(tmp_path / "drawn", {"train": (pixels, labels)})
     with Catalog.open(db_url) as catalog:
         catalog.ingest(tmp_path / "drawn", dataset="drawn")
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             result = identify_session(session, "drawn", sample=20)
             full = identify_session(session, "drawn")
     assert result.sampled == Sampled(searched=20, pending=60, matched=0)
@@ -67,7 +68,7 @@ def test_a_partly_derived_dataset_is_searched_in_full(
     write_old_recipe_folder(tmp_path / "mixed", {"train": (pixels, labels)})
     with Catalog.open(db_url) as catalog:
         catalog.ingest(tmp_path / "mixed", dataset="mixed")
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             result = identify_session(session, "mixed", sample=16)
     assert derived(1, 16)  # one copy in a sample of 16 is enough
     assert result.sampled is None
@@ -80,7 +81,7 @@ def test_a_partly_derived_dataset_is_searched_in_full(
 
 
 def kept_rows(catalog: Catalog) -> int:
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         return int(session.scalar(select(func.count()).select_from(ImageMeasure)) or 0)
 
 

@@ -12,15 +12,16 @@ import pytest
 from builders import random_digits, write_idx_pair
 from sqlalchemy import func, select
 
-from catalog import Catalog, db
-from catalog.db import Image, Source
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.images import Image, Source
 from catalog.errors import DatasetConflictError, InvalidNameError, SourceFormatError
-from catalog.fingerprints import KNOWN_SPLITS
-from catalog.store import default_dataset_name
+from catalog.ingest.transaction import default_dataset_name
+from catalog.sources.fingerprints import KNOWN_SPLITS
 
 
 def image_count(catalog: Catalog) -> int:
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         return int(session.scalar(select(func.count()).select_from(Image)) or 0)
 
 
@@ -45,7 +46,7 @@ def test_same_content_twice_is_reported_and_not_duplicated(tiny_catalog: Catalog
     again = tiny_catalog.ingest(Path(__file__).parent / "data" / "tiny", dataset="tiny")
     assert again.already_present
     assert image_count(tiny_catalog) == 5
-    with db.session_scope(tiny_catalog.engine) as session:
+    with session_scope(tiny_catalog.engine) as session:
         assert session.scalar(select(func.count()).select_from(Source)) == 4
 
 

@@ -13,11 +13,12 @@ from family_builders import write_csv
 from sqlalchemy import delete, func, inspect, select
 
 from catalog import Catalog
-from catalog.db import Dataset, Image, session_scope
-from catalog.filters import count_images, label_column, selection_query
-from catalog.label_counts import reads_summary
-from catalog.models.label_counts import LabelCount
-from catalog.query import Selection
+from catalog.db.engine import session_scope
+from catalog.db.models.images import Dataset, Image
+from catalog.db.models.label_counts import LabelCount
+from catalog.select.counts import count_images, reads_summary
+from catalog.select.filters import label_column, selection_query
+from catalog.selection import Selection
 
 Rows = dict[tuple[Any, ...], int]
 
@@ -183,21 +184,22 @@ def test_upgrade_to_0010_fills_the_summary_of_an_existing_catalog(
 ) -> None:
     from alembic import command
 
-    from catalog import db
+    from catalog.db.engine import make_engine
+    from catalog.db.schema import alembic_config, upgrade
 
     with Catalog.open(db_url) as catalog:
         catalog.ingest(write_digits(tmp_path / "a", 240, seed=7), dataset="a")
         write_csv(tmp_path / "k" / "test.csv", random_digits(4, seed=8)[0], None)
         catalog.ingest(tmp_path / "k", dataset="k")
         expected = grouped_images(catalog)
-    engine = db.make_engine(db_url)
-    cfg = db.alembic_config(engine)
+    engine = make_engine(db_url)
+    cfg = alembic_config(engine)
     with engine.connect() as connection:  # back to a catalog from before the summary
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, "0009")
         connection.commit()
     assert "label_counts" not in inspect(engine).get_table_names()
-    db.upgrade(engine)
+    upgrade(engine)
     engine.dispose()
     with Catalog.open(db_url) as catalog:
         assert summary_rows(catalog) == expected

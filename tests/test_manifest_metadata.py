@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from catalog import Catalog
 from catalog.cli import app
-from catalog.metadata import any_metadata
+from catalog.facts.metadata import any_metadata
 
 X, Y = random_digits(30, seed=7)
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect, text
 
-from catalog import Catalog, db
+from catalog import Catalog
+from catalog.db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from catalog.db.schema import alembic_config, current_revision, head_revision, upgrade
 
 
 def test_fresh_catalog_is_at_head_and_matches_the_models(db_url: str) -> None:
     with Catalog.open(db_url) as catalog:
         engine = catalog.engine
-        assert db.current_revision(engine) == db.head_revision(engine)
-        cfg = db.alembic_config(engine)
+        assert current_revision(engine) == head_revision(engine)
+        cfg = alembic_config(engine)
         with engine.connect() as connection:
             cfg.attributes["connection"] = connection
             command.check(cfg)  # raises when models and migrations differ
@@ -23,33 +25,33 @@ def test_fresh_catalog_is_at_head_and_matches_the_models(db_url: str) -> None:
 def test_old_catalog_is_upgraded_on_open_and_keeps_its_rows(db_url: str) -> None:
     """SQLite upgrades on open; a shared PostgreSQL catalog is refused until
     ``db upgrade`` (see test_sharing.py), then opens with its rows."""
-    engine = db.make_engine(db_url)
-    db.upgrade(engine, "0001")
-    assert db.current_revision(engine) == "0001"
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
     assert "exports" not in inspect(engine).get_table_names()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO datasets (name, created_at) VALUES ('old', '2020-01-01')"))
     if engine.dialect.name != "sqlite":
-        db.upgrade(engine)
+        upgrade(engine)
     engine.dispose()
 
     with Catalog.open(db_url) as catalog:
-        assert db.current_revision(catalog.engine) == db.head_revision(catalog.engine)
+        assert current_revision(catalog.engine) == head_revision(catalog.engine)
         assert [d.name for d in catalog.datasets()] == ["old"]
         assert "exports" in inspect(catalog.engine).get_table_names()
 
 
 def test_migrations_downgrade_to_empty_and_back(db_url: str) -> None:
-    engine = db.make_engine(db_url)
-    db.upgrade(engine)
-    cfg = db.alembic_config(engine)
+    engine = make_engine(db_url)
+    upgrade(engine)
+    cfg = alembic_config(engine)
     with engine.connect() as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, "base")
         connection.commit()
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
-    db.upgrade(engine)
-    assert db.current_revision(engine) == db.head_revision(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision(engine)
     engine.dispose()
 
 
@@ -59,5 +61,5 @@ def test_sqlite_catalog_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -
     path = Path(str(tmp_path)) / "wal.db"
     with Catalog.open(path) as catalog, catalog.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -21,12 +21,13 @@ from PIL import Image
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from catalog import Catalog, db
+from catalog import Catalog
 from catalog.cli import app
-from catalog.db import Dataset
+from catalog.db.engine import session_scope
+from catalog.db.models.images import Dataset
 from catalog.errors import ExportConflictError, ExportError, InvalidNameError, SourceFormatError
+from catalog.ingest.transaction import decode_source
 from catalog.sources import check_split_name
-from catalog.store import decode_source
 
 TINY = Path(__file__).parent / "data" / "tiny"
 runner = CliRunner()
@@ -162,7 +163,7 @@ def test_export_refuses_a_stored_dataset_name_that_leaves_the_folder(
 ) -> None:
     """Defence in depth: a name that ingest would refuse, put into the catalog by hand
     (an old or edited catalog), makes a flat export fail before it creates anything."""
-    with db.session_scope(sqlite_catalog.engine) as session:
+    with session_scope(sqlite_catalog.engine) as session:
         session.execute(update(Dataset).values(name=stored))
     (tmp_path / "out").mkdir()
     in_tmp = set(Path("/tmp").glob("evil*"))

@@ -12,9 +12,10 @@ import pytest
 from builders import write_image_folder
 from test_near_duplicates import jpeg, shifted, synthetic_digits
 
-from catalog import Catalog, db
+from catalog import Catalog
 from catalog.audit.kept_pairs import _within_reach, state_key
 from catalog.audit.kept_state import read_state, write_state
+from catalog.db.engine import session_scope
 from catalog.similarity import NeighbourIndex, build_index, candidate_pairs
 from catalog.similarity import index as ivf
 from catalog.similarity import neighbours as rule
@@ -218,12 +219,12 @@ def test_a_search_kept_beside_another_index_is_not_used(
     with Catalog.open(db_url) as catalog:
         catalog.ingest(old, dataset="drawn")
         near_pairs(catalog)
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             key = state_key(())
             first = read_state(session, 1, "near-duplicates", key)
         assert first is not None
         near_pairs(catalog, full=True)  # a new index, with a new token
-        with db.session_scope(catalog.engine, write=True) as session:
+        with session_scope(catalog.engine, write=True) as session:
             searched = {name: first[name] for name in ("searched", "meta", "pairs")}
             assert write_state(session, 1, "near-duplicates", key, searched, replace_all=False)
         pairs, summary = near_pairs(catalog)
@@ -269,10 +270,10 @@ def test_kept_blobs_come_back_whole_across_parts(
 
     with Catalog.open(db_url) as catalog:
         catalog.ingest(planted(tmp_path)[0], dataset="drawn")
-        with db.session_scope(catalog.engine, write=True) as session:
+        with session_scope(catalog.engine, write=True) as session:
             blobs = {"whole": big, "pieces": in_pieces, "empty": b"", "exact": big[:2000].tobytes()}
             assert write_state(session, 1, "test", "k1", blobs)  # type: ignore[arg-type]
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             back = read_state(session, 1, "test", "k1")
             assert read_state(session, 1, "test", "k2") is None
     assert back == {"whole": big.tobytes(), "pieces": big.tobytes(), "empty": b"",

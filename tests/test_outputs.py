@@ -22,8 +22,9 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import Catalog, db
-from catalog.db import Export, ExportedFile
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import Export, ExportedFile
 from catalog.errors import ExportConflictError, ExportError, MissingExtraError, SelectionError
 from catalog.export.atomic import TEMP_MARK
 
@@ -208,7 +209,7 @@ def test_every_file_is_recorded_with_its_digest(
 ) -> None:
     result = digits.select(split="train").export(tmp_path / "out", output=output, shard_size=25)
     assert result.count == result.written == 40
-    with db.session_scope(digits.engine) as session:
+    with session_scope(digits.engine) as session:
         record = session.get(Export, result.export_id)
         assert record is not None
         assert (record.output, record.count) == (output, 40)
@@ -266,7 +267,9 @@ def test_a_failure_midway_leaves_no_file_at_a_final_name(
     digits: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
     from catalog.export import container
-    from catalog.query import PixelBlock, Selection, iter_pixel_blocks
+    from catalog.select.reads import iter_pixel_blocks
+    from catalog.select.records import PixelBlock
+    from catalog.selection import Selection
 
     def failing(session: Session, selection: Selection) -> Iterator[PixelBlock]:
         yield from iter_pixel_blocks(session, selection, chunk=8)

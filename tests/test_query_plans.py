@@ -11,9 +11,10 @@ from builders import random_digits, write_idx_pair
 from sqlalchemy import text
 
 from catalog import Catalog
-from catalog.counting import count_statement
-from catalog.db import session_scope
-from catalog.query import Selection, count_images, select_ids
+from catalog.db.engine import session_scope
+from catalog.select.counts import count_images, count_statement
+from catalog.select.ids import select_ids
+from catalog.selection import Selection
 
 
 def plan(catalog: Catalog, selection: Selection, by: tuple[str, ...]) -> str:

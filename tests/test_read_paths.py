@@ -19,13 +19,17 @@ from builders import random_digits
 from family_builders import write_csv
 from sqlalchemy import select
 
-from catalog import Catalog, db
-from catalog.db import ExportedFile, Image
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import ExportedFile
+from catalog.db.models.family import ImageMetadata
+from catalog.db.models.images import Image
 from catalog.export.tarblocks import tar_header, tar_members
-from catalog.labelsets import from_names, store_label_set
-from catalog.metadata import metadata_of
-from catalog.models.family import ImageMetadata
-from catalog.query import Selection, dataset_id, iter_pixel_blocks, load_arrays
+from catalog.facts.label_sets import from_names, store_label_set
+from catalog.facts.metadata import metadata_of
+from catalog.select.filters import dataset_id
+from catalog.select.reads import iter_pixel_blocks, load_arrays
+from catalog.selection import Selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,14 +48,14 @@ def writers(catalog: Catalog, tmp_path: Path) -> Catalog:
     )
     catalog.ingest(tmp_path / "src", dataset="writers")
     names = {n: f'digit {n}, "{n}"' if n % 2 else f"digit {n}" for n in range(10)}
-    with db.session_scope(catalog.engine, write=True) as session:
+    with session_scope(catalog.engine, write=True) as session:
         store_label_set(session, dataset_id(session, "writers"), from_names(names), "test")
     return catalog
 
 
 def test_blocks_hold_the_selected_rows_in_order(writers: Catalog) -> None:
     selection = Selection(dataset="writers", sample=10, seed=3, order="random")
-    with db.session_scope(writers.engine) as session:
+    with session_scope(writers.engine) as session:
         ids = [
             int(i)
             for i in writers.select(dataset="writers", sample=10, seed=3, order="random").ids()
@@ -85,7 +89,7 @@ def test_blocks_hold_the_selected_rows_in_order(writers: Catalog) -> None:
 
 def test_arrays_are_writable_and_match_the_blocks(writers: Catalog) -> None:
     x, y = writers.select(dataset="writers", split="train").arrays()
-    with db.session_scope(writers.engine) as session:
+    with session_scope(writers.engine) as session:
         blocks = list(iter_pixel_blocks(session, Selection(dataset="writers", splits=("train",))))
     assert np.array_equal(x, np.concatenate([b.pixels for b in blocks]))
     assert np.array_equal(y, np.concatenate([b.labels for b in blocks]))
@@ -101,13 +105,13 @@ def test_arrays_of_unlabeled_images_say_minus_one(catalog: Catalog, tmp_path: Pa
     pixels, _ = random_digits(5, seed=2)
     write_csv(tmp_path / "k" / "test.csv", pixels, None)
     catalog.ingest(tmp_path / "k", dataset="k")
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         _, y = load_arrays(session, Selection(dataset="k"))
     assert y.tolist() == [-1] * 5
 
 
 def test_metadata_of_any_ids_matches_a_plain_query(writers: Catalog) -> None:
-    with db.session_scope(writers.engine) as session:
+    with session_scope(writers.engine) as session:
         everything: dict[int, dict[str, str]] = {}
         for image_id, key, value in session.execute(
             select(ImageMetadata.image_id, ImageMetadata.key, ImageMetadata.value)
@@ -131,7 +135,7 @@ def test_manifest_quotes_class_names_and_metadata_like_csv(
     text = (tmp_path / "out" / "manifest.csv").read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 24
-    with db.session_scope(writers.engine) as session:
+    with session_scope(writers.engine) as session:
         meta = metadata_of(session, list(session.scalars(select(Image.id))))
         by_place = {
             (split, index): meta.get(image_id, {})
@@ -181,7 +185,7 @@ def test_container_files_are_recorded_with_the_digest_of_their_bytes(
         tmp_path / "wds", output="webdataset", shard_size=5
     )
     assert len(result.files) == 6  # 16 train images in 4 shards, 8 test in 2
-    with db.session_scope(writers.engine) as session:
+    with session_scope(writers.engine) as session:
         digests = dict(
             session.execute(
                 select(ExportedFile.path, ExportedFile.sha256).where(

@@ -23,8 +23,9 @@ from builders import random_digits, write_idx_pair
 from clients import finish, one_line_error, start
 from sqlalchemy import select
 
-from catalog import Catalog, db
-from catalog.db import ExportedFile
+from catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.db.models.exports import ExportedFile
 
 pytestmark = pytest.mark.pg_restart
 
@@ -124,7 +125,7 @@ def test_server_restart_during_an_export_is_one_line_and_the_next_command_works(
     rerun = finish(start(cluster.url, "export", str(out), "-j", "1"))
     assert (rerun.code, rerun.err) == (0, "")
     assert rerun.out.startswith(f"Exported {IMAGES:,} images to {out}")
-    with Catalog.open(cluster.url) as catalog, db.session_scope(catalog.engine) as session:
+    with Catalog.open(cluster.url) as catalog, session_scope(catalog.engine) as session:
         recorded = set(session.scalars(select(ExportedFile.path)))
     assert recorded == {str(p) for p in out.rglob("*.png")}
     assert len(recorded) == IMAGES

@@ -16,7 +16,9 @@ import pytest
 from clients import one_line_error, run_together
 from sqlalchemy import text
 
-from catalog import Catalog, db
+from catalog import Catalog
+from catalog.db.engine import make_engine
+from catalog.db.schema import current_revision, head_revision, upgrade
 from catalog.errors import CatalogReadOnlyError, SchemaOutdatedError
 
 TINY = Path(__file__).parent / "data" / "tiny"
@@ -34,7 +36,7 @@ def test_many_clients_open_a_new_catalog_at_once(db_url: str) -> None:
         assert (outcome.code, outcome.err) in {(0, ""), (0, WAITING)}, outcome
     with Catalog.open(db_url) as catalog:
         assert sorted(d.name for d in catalog.datasets()) == [f"tiny{i}" for i in range(CLIENTS)]
-        assert db.current_revision(catalog.engine) == db.head_revision(catalog.engine)
+        assert current_revision(catalog.engine) == head_revision(catalog.engine)
 
 
 def test_many_clients_open_an_old_catalog_at_once(db_url: str) -> None:
@@ -43,11 +45,11 @@ def test_many_clients_open_an_old_catalog_at_once(db_url: str) -> None:
     SQLite: every client succeeds and the file ends at head (upgraded once).
     PostgreSQL: no client migrates it; each says in one line to run
     ``mnist-catalog db upgrade``; then four ``db upgrade`` at once all succeed."""
-    engine = db.make_engine(db_url)
-    db.upgrade(engine, "0001")
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO datasets (name, created_at) VALUES ('old', '2020-01-01')"))
-    head = db.head_revision(engine)
+    head = head_revision(engine)
     outcomes = run_together(db_url, [["datasets", "--json"]] * CLIENTS)
     if engine.dialect.name == "sqlite":
         assert [(o.code, o.err) for o in outcomes] == [(0, "")] * CLIENTS
@@ -57,12 +59,12 @@ def test_many_clients_open_an_old_catalog_at_once(db_url: str) -> None:
             assert one_line_error(
                 outcome, "is at schema revision 0001", f"needs {head}", "mnist-catalog db upgrade"
             ), outcome
-        assert db.current_revision(engine) == "0001"
+        assert current_revision(engine) == "0001"
         upgrades = run_together(db_url, [["db", "upgrade"]] * CLIENTS)
         for outcome in upgrades:
             assert (outcome.code, outcome.err) in {(0, ""), (0, WAITING)}, outcome
             assert outcome.out.startswith(f"Catalog at revision {head}")
-    assert db.current_revision(engine) == head
+    assert current_revision(engine) == head
     engine.dispose()
     with Catalog.open(db_url) as catalog:
         assert [d.name for d in catalog.datasets()] == ["old"]
@@ -71,11 +73,11 @@ def test_many_clients_open_an_old_catalog_at_once(db_url: str) -> None:
 def test_postgresql_catalog_is_not_migrated_on_open(backend: str, db_url: str) -> None:
     if backend != "postgresql":
         pytest.skip("SQLite files upgrade on open")
-    engine = db.make_engine(db_url)
-    db.upgrade(engine, "0002")
+    engine = make_engine(db_url)
+    upgrade(engine, "0002")
     with pytest.raises(SchemaOutdatedError, match=re.escape("run `mnist-catalog db upgrade`")):
         Catalog.open(db_url)
-    assert db.current_revision(engine) == "0002"
+    assert current_revision(engine) == "0002"
     engine.dispose()
 
 

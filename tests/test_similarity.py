@@ -16,10 +16,11 @@ from sqlalchemy import delete, func, insert, select
 from test_near_duplicates import jpeg, repainted
 
 from catalog import Catalog, Selection
-from catalog.db import Dataset, session_scope
-from catalog.db import Image as ImageRow
-from catalog.models.embeddings import Embedding
-from catalog.query import select_ids
+from catalog.db.engine import session_scope
+from catalog.db.models.embeddings import Embedding
+from catalog.db.models.images import Dataset
+from catalog.db.models.images import Image as ImageRow
+from catalog.select.ids import select_ids
 from catalog.similarity import embed as embed_module
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels, from_bytes, to_bytes
 from catalog.similarity.index import ExactIndex, MissingExtraError, build_index

@@ -19,8 +19,8 @@ from family_builders import (
 )
 
 from catalog import Catalog
+from catalog.ingest.transaction import decode_source
 from catalog.sources import UNLABELED, Decoded, detect_format
-from catalog.store import decode_source
 
 
 def collect(decoded: Decoded) -> dict[str, dict[str, np.ndarray]]:
@@ -230,14 +230,15 @@ def test_ingest_records_file_and_content_digests(db_url: str, tmp_path: Path) ->
 def test_upgrade_gives_existing_datasets_the_digits(db_url: str) -> None:
     from sqlalchemy import text
 
-    from catalog import db
+    from catalog.db.engine import make_engine
+    from catalog.db.schema import upgrade
 
-    engine = db.make_engine(db_url)
-    db.upgrade(engine, "0004")
+    engine = make_engine(db_url)
+    upgrade(engine, "0004")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO datasets (name, created_at) VALUES ('old', '2020-01-01')"))
     if engine.dialect.name != "sqlite":
-        db.upgrade(engine)  # a shared PostgreSQL catalog is upgraded explicitly, not on open
+        upgrade(engine)  # a shared PostgreSQL catalog is upgraded explicitly, not on open
     engine.dispose()
     with Catalog.open(db_url) as catalog:
         (summary,) = catalog.datasets()

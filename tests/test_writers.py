@@ -20,10 +20,13 @@ from builders import random_digits, write_idx_pair
 from clients import Outcome, one_line_error, run_together
 from sqlalchemy import func, select, text
 
-from catalog import Catalog, db
-from catalog.db import ExportedFile, Source
+from catalog import Catalog
+from catalog.db import engine
+from catalog.db.engine import session_scope
+from catalog.db.locks import lock_dataset
+from catalog.db.models.exports import ExportedFile
+from catalog.db.models.images import Source
 from catalog.errors import CatalogBusyError, CatalogConnectionError
-from catalog.locks import lock_dataset
 
 TINY = Path(__file__).parent / "data" / "tiny"
 TRAIN, TEST = 5000, 1000
@@ -59,7 +62,7 @@ def test_two_ingests_of_one_dataset_at_once(db_url: str, sources: tuple[Path, Pa
     ]
     with Catalog.open(db_url) as catalog:
         assert catalog.select(dataset="gen").count() == TRAIN + TEST
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             assert session.scalar(select(func.count()).select_from(Source)) == 4
 
 
@@ -102,7 +105,7 @@ def test_two_exports_into_one_folder_at_once(db_url: str, tmp_path: Path) -> Non
         assert (outcome.code, outcome.err) == (0, ""), outcome.err
     files = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*.png")}
     assert len(files) == 5
-    with Catalog.open(db_url) as catalog, db.session_scope(catalog.engine) as session:
+    with Catalog.open(db_url) as catalog, session_scope(catalog.engine) as session:
         rows = session.execute(select(ExportedFile.path, ExportedFile.sha256)).all()
         assert dict(rows) == files
         assert len(rows) == 5
@@ -123,7 +126,7 @@ def test_a_deadlock_is_a_one_line_busy_error(tiny_catalog: Catalog) -> None:
 
     def lock(first: str, second: str) -> None:
         try:
-            with db.session_scope(tiny_catalog.engine, write=True) as session:
+            with session_scope(tiny_catalog.engine, write=True) as session:
                 for name in (first, second):
                     session.execute(
                         text("UPDATE datasets SET name = name WHERE name = :n"), {"n": name}
@@ -155,7 +158,7 @@ def test_a_lost_connection_is_a_one_line_error_and_the_next_session_works(
     _pg_only(tiny_catalog)
 
     def terminated_midway() -> None:
-        with db.session_scope(tiny_catalog.engine) as session:
+        with session_scope(tiny_catalog.engine) as session:
             pid = session.scalar(text("SELECT pg_backend_pid()"))
             with pg_admin.connect() as admin:  # type: ignore[attr-defined]
                 admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -169,7 +172,7 @@ def test_a_lost_connection_is_a_one_line_error_and_the_next_session_works(
 def test_sqlite_locked_past_the_busy_timeout_is_a_one_line_busy_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
     path = tmp_path / "busy.db"
     with Catalog.open(path) as catalog:
         holder = sqlite3.connect(path, isolation_level=None)
@@ -192,7 +195,7 @@ def test_an_ingest_waits_for_another_ingest_of_its_dataset(catalog: Catalog) -> 
     ingest = threading.Thread(
         target=lambda: catalog.ingest(TINY, dataset="tiny", on_wait=messages.append)
     )
-    with db.session_scope(catalog.engine, write=True) as holder:
+    with session_scope(catalog.engine, write=True) as holder:
         lock_dataset(holder.connection(), "tiny")
         ingest.start()
         deadline = time.monotonic() + 30

@@ -64,10 +64,11 @@ from catalog.audit.label_errors import (
 )
 from catalog.audit.near_duplicates import check_near_duplicates
 from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
-from catalog.db import Dataset, Image
-from catalog.dbtypes import bytewise
+from catalog.db.models.images import Dataset, Image
+from catalog.db.types import bytewise
 from catalog.errors import SelectionError
-from catalog.query import Selection, dataset_id
+from catalog.select.filters import dataset_id
+from catalog.selection import Selection
 
 __all__ = [
     "BALANCE_WARNING_RATIO",

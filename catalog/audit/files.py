@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding, ImageRef
-from catalog.blocks import stream_rows
-from catalog.db import Dataset, Export, ExportedFile, Image
-from catalog.query import dataset_id
+from catalog.db.models.exports import Export, ExportedFile
+from catalog.db.models.images import Dataset, Image
+from catalog.select.blocks import stream_rows
+from catalog.select.filters import dataset_id
 
 LIST_FILES = {"manifest.csv"}
 #: Exported-file formats of files that hold many images (catalog.export.container).

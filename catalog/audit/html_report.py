@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from catalog.audit import CHECKS
 from catalog.audit.findings import SEVERITIES, AuditReport, Finding, ImageRef
-from catalog.db import Dataset, Image
-from catalog.pictures import contact_sheet
+from catalog.db.models.images import Dataset, Image
+from catalog.export.sheets import contact_sheet
 
 #: Images drawn per finding on the HTML page.
 SHEET_LIMIT = 100

@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 from catalog.audit.context import AuditContext
 from catalog.audit.findings import Finding, ImageRef
 from catalog.audit.images import DatasetImages
-from catalog.db import Image, Source
+from catalog.db.models.images import Image, Source
 from catalog.identity import IdentityResult, Leak, describe_leak, find_leakage, identify_session
 from catalog.identity.match import ImageColumns
 from catalog.identity.sampling import SAMPLE, sampled_note
-from catalog.query import dataset_id
+from catalog.select.filters import dataset_id
 
 CHECK = "identity"
 #: The reference the audit identifies against.
@@ -161,7 +161,7 @@ def _whole_reference(result: IdentityResult) -> bool:
 
 def _resplit(result: IdentityResult) -> bool:
     """Whether the splits are not the reference's own (names or sizes differ)."""
-    from catalog.fingerprints import KNOWN_SPLITS
+    from catalog.sources.fingerprints import KNOWN_SPLITS
 
     whole = {k.split: k.size for k in KNOWN_SPLITS if k.dataset == result.reference}
     names, sizes = np.unique(result.splits, return_counts=True)

@@ -21,9 +21,9 @@ from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
 from catalog.audit.identified import identity_findings, summary_of
 from catalog.audit.images import DatasetImages
-from catalog.db import Source
-from catalog.fingerprints import KNOWN_DATASETS, known_split
-from catalog.query import dataset_id
+from catalog.db.models.images import Source
+from catalog.select.filters import dataset_id
+from catalog.sources.fingerprints import KNOWN_DATASETS, known_split
 
 
 def run(context: AuditContext) -> Outcome:

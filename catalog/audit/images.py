@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.features import InkMeasures
 from catalog.audit.findings import ImageRef
-from catalog.db import Image
-from catalog.dbtypes import bytewise
-from catalog.decision_log import reviewed_ids
+from catalog.curation.log import reviewed_ids
+from catalog.db.models.images import Image
+from catalog.db.types import bytewise
+from catalog.facts.label_sets import label_set
 from catalog.identity.signature import digests_from_hex_array
-from catalog.labelsets import label_set
-from catalog.pixels import pixels_of
-from catalog.query import CURRENT_LABEL, dataset_id, with_state
+from catalog.select.filters import CURRENT_LABEL, dataset_id, with_state
+from catalog.select.reads import pixels_of
 from catalog.sources import UNLABELED
 
 if TYPE_CHECKING:

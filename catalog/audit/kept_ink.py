@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from catalog.audit.features import InkMeasures, ink_measures
-from catalog.measures import read_measures, write_measures
+from catalog.facts.measures import read_measures, write_measures
 
 if TYPE_CHECKING:
     from catalog.audit.images import DatasetImages
@@ -44,7 +44,7 @@ def ink_of(data: DatasetImages, shape: tuple[int, int]) -> tuple[InkMeasures, In
     if session is None:  # images in memory: nothing to keep them in
         parts = [ink_measures(pixels) for _, pixels in data.blocks()]
         return InkMeasures.concatenate(parts, shape), InkWork(len(data), 0, False)
-    from catalog.filters import dataset_id
+    from catalog.select.filters import dataset_id
 
     dataset = dataset_id(session, data.name)
     found, records = read_measures(session, KIND, dataset, data.ids, RECORD)

@@ -40,7 +40,7 @@ from catalog.audit.kept_state import (
 )
 from catalog.audit.label_model import SETTINGS, Method, Network
 from catalog.audit.label_scoring import SAMPLE, StreamedScores, score_images, score_label_errors
-from catalog.query import dataset_id
+from catalog.select.filters import dataset_id
 
 CHECK = "label-errors"
 VERSION = 2

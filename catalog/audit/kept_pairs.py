@@ -60,7 +60,7 @@ from catalog.audit.kept_state import (
 )
 from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import KnownPairs, stored_vectors, verified_pairs
-from catalog.query import dataset_id
+from catalog.select.filters import dataset_id
 from catalog.similarity import NeighbourIndex, build_index
 from catalog.similarity import index as ivf
 from catalog.similarity import neighbours as rule

@@ -25,8 +25,8 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from catalog.db import bulk_inserter
-from catalog.models.kept_states import KeptState
+from catalog.db.bulk import bulk_inserter
+from catalog.db.models.kept_states import KeptState
 
 __all__ = [
     "PART",

@@ -26,7 +26,7 @@ from catalog.audit.images import DatasetImages
 from catalog.audit.kept_pairs import keep, read_kept, search_since
 from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import embeddings, verified_pairs
-from catalog.query import dataset_id
+from catalog.select.filters import dataset_id
 from catalog.similarity import NeighbourIndex, build_index
 from catalog.similarity.index import FaissIndex
 

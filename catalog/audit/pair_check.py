@@ -20,8 +20,8 @@ from catalog.audit.neighbours import (
     sorted_pairs,
     verify_pairs,
 )
-from catalog.pixels import pixels_of
-from catalog.query import Selection
+from catalog.select.reads import pixels_of
+from catalog.selection import Selection
 from catalog.similarity import NeighbourIndex, candidate_pairs, compute_embeddings, embed_pixels
 from catalog.similarity.embed import DIMENSIONS
 from catalog.similarity.store import load_embeddings_of

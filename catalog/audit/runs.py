@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from catalog.audit.findings import SEVERITIES, AuditReport, Finding, ImageRef
-from catalog.models.audit_runs import AuditFinding, AuditRun
+from catalog.db.models.audit_runs import AuditFinding, AuditRun
 
 
 @dataclass

@@ -62,7 +62,7 @@ def show(
         msg = f"{image!r} is not SPLIT:INDEX (e.g. test:0)"
         raise typer.BadParameter(msg, param_hint="IMAGE")
     row, pixels = open_catalog(ctx).image(split, int(index_text), dataset=dataset)
-    from catalog.pictures import render_text, save_png
+    from catalog.export.sheets import render_text, save_png
 
     if png is not None:
         save_png(pixels, png, scale)
@@ -97,7 +97,7 @@ def query(
     if output not in ROW_FORMATS:
         msg = f"{output!r} is not one of {', '.join(ROW_FORMATS)}"
         raise typer.BadParameter(msg, param_hint="--format")
-    from catalog.api import CatalogSelection
+    from catalog.api.selection import CatalogSelection
 
     selected = CatalogSelection(open_catalog(ctx), selection)
     write_rows(selected.iter_rows(), output)
@@ -112,7 +112,7 @@ def count(
     as_json: JsonOpt = False,
 ) -> None:
     """Count the selected images (current labels), optionally grouped by split and/or label."""
-    from catalog.api import CatalogSelection
+    from catalog.api.selection import CatalogSelection
 
     keys = [key.strip() for key in by.split(",") if key.strip()]
     selected = CatalogSelection(open_catalog(ctx), selection)

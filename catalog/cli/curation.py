@@ -16,8 +16,8 @@ from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
 if TYPE_CHECKING:
-    from catalog.decision_log import DecisionRecord
-    from catalog.decisions import Summary
+    from catalog.curation.decisions import Summary
+    from catalog.curation.log import DecisionRecord
 
 ImagesArg = Annotated[list[str], typer.Argument(help="Images as SPLIT:INDEX.", show_default=False)]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Why (kept in the history).")]
@@ -81,7 +81,7 @@ def _tag_command(
     if not filtered:
         msg = "name images by SPLIT:INDEX or select them (--split, --label, --tag ...)"
         raise typer.BadParameter(msg, param_hint="IMAGES")
-    from catalog.api import CatalogSelection
+    from catalog.api.selection import CatalogSelection
 
     chosen = CatalogSelection(catalog, selection)
     report(
@@ -155,7 +155,7 @@ def history(
     if as_json:
         echo_json([r.to_json() for r in records])
         return
-    from catalog.decisions import parse_ref
+    from catalog.curation.decisions import parse_ref
 
     (row, _) = catalog.image(*parse_ref(image), dataset=dataset)
     was = f" (source: {row.original_label})" if row.original_label != row.label else ""
@@ -185,7 +185,7 @@ def decisions(
     if as_json or output == "json":
         echo_json([r.to_json() for r in records])
     elif output == "csv":
-        from catalog.decision_log import decisions_csv
+        from catalog.curation.log import decisions_csv
 
         typer.echo(decisions_csv(records), nl=False)
     else:

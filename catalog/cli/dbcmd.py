@@ -9,9 +9,10 @@ from catalog.cli.state import say, state
 
 def db_upgrade(ctx: typer.Context) -> None:
     """Upgrade the catalog's schema to the newest revision."""
-    from catalog import db, schema
+    from catalog.db import schema
+    from catalog.db.engine import make_engine
 
-    engine = db.make_engine(state(ctx).location)
+    engine = make_engine(state(ctx).location)
     before = schema.current_revision(engine)
     schema.upgrade(engine, on_wait=say)
     after = schema.current_revision(engine)
@@ -20,9 +21,10 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 def db_current(ctx: typer.Context) -> None:
     """Print the catalog's schema revision and the newest one."""
-    from catalog import db, schema
+    from catalog.db import schema
+    from catalog.db.engine import make_engine
 
-    engine = db.make_engine(state(ctx).location)
+    engine = make_engine(state(ctx).location)
     current = schema.current_revision(engine)
     head = schema.head_revision(engine)
     if current == head:

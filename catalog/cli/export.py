@@ -81,7 +81,7 @@ def export(
     --as folder writes one image file per image; idx, npz, parquet and webdataset
     write a few files that training code reads directly.
     """
-    from catalog.api import CatalogSelection
+    from catalog.api.selection import CatalogSelection
 
     if (holdout_by is None) != (holdout is None):
         msg = "--holdout-by KEY and --holdout FRACTION go together"

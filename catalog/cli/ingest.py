@@ -45,12 +45,12 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Decode SOURCE into the catalog, in one transaction: all of it or nothing."""
-    from catalog.fingerprints import KNOWN_DATASETS
-    from catalog.store import decode_source
+    from catalog.ingest.transaction import decode_source
+    from catalog.sources.fingerprints import KNOWN_DATASETS
 
     path = Path(source).expanduser()
     if not path.exists() and source in KNOWN_DATASETS:
-        from catalog.download import download_dataset
+        from catalog.sources.download import download_dataset
 
         with named_bars("bytes", "speed") as on_bytes:
             files = download_dataset(

@@ -32,7 +32,7 @@ from catalog.selection import Selection
 
 R = TypeVar("R")
 
-#: The environment variable naming the catalog (``catalog.db.DB_ENV``, repeated
+#: The environment variable naming the catalog (``catalog.db.engine.DB_ENV``, repeated
 #: here so that ``--help`` does not import SQLAlchemy; a test keeps them equal).
 DB_ENV = "MNIST_CATALOG_DB"
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import typer
 
 if TYPE_CHECKING:
-    from catalog.query import ImageRow
+    from catalog.select.records import ImageRow
 
 #: Extra bar columns: a count of items, elapsed and remaining time, bytes and speed.
 Column = Literal["count", "elapsed", "remaining", "bytes", "speed"]

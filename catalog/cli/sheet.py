@@ -22,7 +22,7 @@ def sheet(
     scale: Annotated[int, typer.Option("--scale", min=1, max=16, help="Enlargement.")] = 2,
 ) -> None:
     """Write a contact sheet: a grid of the selected digits, labels under each."""
-    from catalog.api import CatalogSelection
+    from catalog.api.selection import CatalogSelection
 
     selected = CatalogSelection(open_catalog(ctx), selection)
     picture, n = selected.contact_sheet(cols=cols, scale=scale)

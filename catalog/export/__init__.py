@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         encode_pngs,
     )
     from catalog.export.pool import TASK_SIZE, default_jobs
-    from catalog.query import Selection
+    from catalog.selection import Selection
 
 __all__ = [
     "FORMATS",

@@ -38,13 +38,10 @@ from catalog.export.family import ManifestTails
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.lists import Lists
 from catalog.export.recorder import FileRecorder, begin_write, start_export
-from catalog.query import (
-    PixelBlock,
-    Selection,
-    count_images,
-    count_left_out,
-    iter_pixel_blocks,
-)
+from catalog.select.counts import count_images, count_left_out
+from catalog.select.reads import iter_pixel_blocks
+from catalog.select.records import PixelBlock
+from catalog.selection import Selection
 
 #: Whether the file at the first path holds the same images as the one at the
 #: second (a format's own comparison, for files whose bytes differ).

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset
+from catalog.db.models.images import Dataset
 from catalog.errors import SelectionError
-from catalog.labelsets import LabelSet, label_set
-from catalog.metadata import any_metadata, metadata_of
+from catalog.facts.label_sets import LabelSet, label_set
+from catalog.facts.metadata import any_metadata, metadata_of
 from catalog.sources import UNLABELED
 
 FOLDER_NAMES = ("numbers", "names")
@@ -68,7 +68,7 @@ class ManifestTails:
 
     The class name is looked up once per dataset and label, and an image without
     metadata shares the quoted fields of its label. Whether the catalog holds any
-    metadata is asked once (:func:`catalog.metadata.any_metadata`); only then is
+    metadata is asked once (:func:`catalog.facts.metadata.any_metadata`); only then is
     each block of images looked up. (MNIST's 70,000 rows in blocks of 4,096 took
     60-100 ms of a parquet export's 0.7 s when every block probed the metadata
     table.)

@@ -28,7 +28,7 @@ from catalog.export.encoders import encode_pngs
 
 if TYPE_CHECKING:
     from catalog.export.container import ContainerExport
-    from catalog.query import PixelBlock
+    from catalog.select.records import PixelBlock
 
 #: Images per encoding task.
 PNG_TASK = 1024

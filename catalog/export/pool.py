@@ -24,7 +24,7 @@ import numpy.typing as npt
 from catalog.export.encoders import encode_many
 from catalog.export.samepixels import same_png
 from catalog.export.staged import StagedWriter
-from catalog.query import PixelBlock
+from catalog.select.records import PixelBlock
 
 #: Images handed to one worker task.
 TASK_SIZE = 512

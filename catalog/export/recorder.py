@@ -15,10 +15,15 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Export, ExportedFile, bulk_executor, utcnow
-from catalog.decision_log import latest_decision
+from catalog.curation.log import latest_decision
+from catalog.db.bulk import bulk_executor
+from catalog.db.models.base import utcnow
+from catalog.db.models.exports import Export, ExportedFile
+from catalog.db.models.images import Dataset
 from catalog.errors import ExportError
-from catalog.query import Selection, count_selected, select_ids
+from catalog.select.counts import count_selected
+from catalog.select.ids import select_ids
+from catalog.selection import Selection
 
 FILE_COLUMNS = ("export_id", "image_id", "path", "format", "size", "sha256", "written_at")
 

@@ -16,10 +16,10 @@ import os
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Export, ExportedFile
+from catalog.db.models.decisions import ImageState
+from catalog.db.models.exports import Export, ExportedFile
 from catalog.errors import ExportError
-from catalog.models.decisions import ImageState
-from catalog.query import Selection
+from catalog.selection import Selection
 
 CHUNK = 4000
 

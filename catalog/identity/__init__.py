@@ -19,7 +19,7 @@ as big-endian uint64: the prefix of the catalog's ``images.sha256``), and the
 projection signatures are taken on (the mean and 32 leading principal axes of
 the unit-length images, and the int8 scale). ``data/mnist-signatures-<k>.npy``
 hold the int8 signatures of 25,000 images each. They were built from the four
-genuine MNIST IDX files, checked against :mod:`catalog.fingerprints`, with::
+genuine MNIST IDX files, checked against :mod:`catalog.sources.fingerprints`, with::
 
     python scripts/build_identity_registry.py MNIST_FOLDER
 
@@ -112,11 +112,11 @@ def identify(
     """
     if isinstance(source, Session):
         return identify_session(source, dataset, against, progress)
-    from catalog import db
-    from catalog.api import Catalog
+    from catalog.api.catalog import Catalog
+    from catalog.db.engine import session_scope
 
     if not isinstance(source, Catalog):
         msg = f"identify() takes a Session or a Catalog, got {type(source).__name__}"
         raise TypeError(msg)
-    with db.session_scope(source.engine) as session:
+    with session_scope(source.engine) as session:
         return identify_session(session, dataset, against, progress)

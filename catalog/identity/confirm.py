@@ -26,7 +26,7 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.db import Image
+from catalog.db.models.images import Image
 from catalog.identity import result as res
 from catalog.identity.registry import Registry
 from catalog.identity.search import nearest

@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
+from catalog.facts.measures import read_measures, write_measures
 from catalog.identity.confirm import Columns, Reference
 from catalog.identity.registry import SHIPPED
-from catalog.measures import read_measures, write_measures
 
 #: One kept match, little-endian (the layout is part of the kind's version).
 RECORD = np.dtype(

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.db import Image, Source
+from catalog.db.models.images import Image, Source
 from catalog.identity import result as res
 from catalog.identity.confirm import (
     BLOCK,
@@ -52,7 +52,7 @@ from catalog.identity.registry import (
 from catalog.identity.sampling import derived, sample_of, sampled_note
 from catalog.identity.shifts import match_block
 from catalog.identity.signature import digests_from_hex
-from catalog.query import POSITION, dataset_id, with_state
+from catalog.select.filters import POSITION, dataset_id, with_state
 
 __all__ = [
     "PIXEL_TOLERANCE",
@@ -273,6 +273,6 @@ def _image_columns(session: Session, ds: int) -> ImageColumns:
 
 
 def _name(session: Session, ds: int) -> str:
-    from catalog.db import Dataset
+    from catalog.db.models.images import Dataset
 
     return str(session.scalar(select(Dataset.name).where(Dataset.id == ds)))

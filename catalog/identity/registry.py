@@ -19,7 +19,7 @@ import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Image
+from catalog.db.models.images import Dataset, Image
 from catalog.errors import CatalogError, DatasetNotFoundError
 from catalog.identity.signature import (
     MomentAccumulator,
@@ -28,7 +28,7 @@ from catalog.identity.signature import (
     digests_from_hex,
     pixel_digests,
 )
-from catalog.query import CURRENT_LABEL, dataset_id, with_state
+from catalog.select.filters import CURRENT_LABEL, dataset_id, with_state
 from catalog.sources import UNLABELED
 
 DATA_DIR = Path(__file__).with_name("data")

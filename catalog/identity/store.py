@@ -1,4 +1,4 @@
-"""Keep an identity result per image, as metadata rows (see :mod:`catalog.metadata`).
+"""Keep an identity result per image, as metadata rows (see :mod:`catalog.facts.metadata`).
 
 Every image of the identified dataset gets ``match`` (exact, lossy or none);
 matched ones also ``canonical_dataset``, ``canonical_split`` and
@@ -17,9 +17,10 @@ import numpy as np
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
-from catalog.db import Image, bulk_inserter
+from catalog.db.bulk import bulk_inserter
+from catalog.db.models.family import ImageMetadata
+from catalog.db.models.images import Image
 from catalog.identity import result as res
-from catalog.models.family import ImageMetadata
 
 #: The metadata keys identify writes, and replaces on each run.
 IDENTITY_KEYS = ("match", "canonical_dataset", "canonical_split", "canonical_index", "max_error")

@@ -84,7 +84,7 @@ def summarize(r: res.IdentityResult, whole: dict[str, int] | None = None) -> lis
     one is written ``test = mnist test``; by default the shipped sizes for mnist.
     """
     if whole is None:
-        from catalog.fingerprints import KNOWN_SPLITS
+        from catalog.sources.fingerprints import KNOWN_SPLITS
 
         whole = {k.split: k.size for k in KNOWN_SPLITS if k.dataset == r.reference}
     lines: list[str] = []

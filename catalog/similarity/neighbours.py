@@ -25,9 +25,9 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.db import Dataset, Image
+from catalog.db.models.images import Dataset, Image
 from catalog.errors import ImageNotFoundError, SelectionError
-from catalog.query import Selection
+from catalog.selection import Selection
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels
 from catalog.similarity.index import Method, NeighbourSearch, build_index
 from catalog.similarity.store import compute_embeddings, load_embeddings, load_embeddings_of

@@ -19,10 +19,12 @@ import numpy.typing as npt
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
-from catalog import query
-from catalog.db import Image, bulk_inserter
-from catalog.models.embeddings import Embedding
-from catalog.query import Selection
+from catalog.db.bulk import bulk_inserter
+from catalog.db.models.embeddings import Embedding
+from catalog.db.models.images import Image
+from catalog.select.filters import dataset_id
+from catalog.select.ids import select_ids
+from catalog.selection import Selection
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels, from_bytes, to_bytes
 
 __all__ = [
@@ -64,8 +66,8 @@ def missing_ids(
         If the selection names no dataset of the catalog or an unknown split.
     """
     selection = selection or Selection()
-    ids = query.select_ids(session, selection)
-    stored = _stored_ids(session, query.dataset_id(session, selection.dataset), kind)
+    ids = select_ids(session, selection)
+    stored = _stored_ids(session, dataset_id(session, selection.dataset), kind)
     return ids[~np.isin(ids, stored)]
 
 
@@ -153,7 +155,7 @@ def load_embeddings(
     DatasetNotFoundError, SelectionError
         If the selection names no dataset of the catalog or an unknown split.
     """
-    ids = query.select_ids(session, selection or Selection())
+    ids = select_ids(session, selection or Selection())
     return load_embeddings_of(session, ids, kind=kind)
 
 

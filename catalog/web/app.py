@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from catalog.api import Catalog
+from catalog.api.catalog import Catalog
 from catalog.errors import CatalogError, DatasetNotFoundError, ImageNotFoundError
 from catalog.web.neighbours import NeighbourCache
 from catalog.web.security import Access, WriteRefused

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalog import db, query
-from catalog.api import Catalog
-from catalog.details import rows_by_id
-from catalog.query import ImageRow, Selection
+from catalog.api.catalog import Catalog
+from catalog.db.engine import session_scope
+from catalog.select.details import rows_by_id
+from catalog.select.ids import select_ids
+from catalog.select.reads import iter_pixel_blocks
+from catalog.select.records import ImageRow
+from catalog.selection import Selection
 from catalog.similarity import NeighbourIndex, embed_pixels, load_embeddings, nearest
 from catalog.similarity.index import build_index
 
@@ -43,15 +46,15 @@ class NeighbourCache:
 
     def _build(self, dataset: str) -> NeighbourIndex:
         everything = _whole(dataset)
-        with db.session_scope(self.catalog.engine) as session:
-            ids = query.select_ids(session, everything)
+        with session_scope(self.catalog.engine) as session:
+            ids = select_ids(session, everything)
             stored = load_embeddings(session, everything)
             if len(stored) == len(ids):
                 ids, vectors = stored.ids, stored.vectors
             else:  # embed in memory: a read-only server must not store them
                 parts = [
                     (block.ids, embed_pixels(block.pixels))
-                    for block in query.iter_pixel_blocks(session, everything)
+                    for block in iter_pixel_blocks(session, everything)
                 ]
                 ids = np.concatenate([p[0] for p in parts]) if parts else ids
                 vectors = np.concatenate([p[1] for p in parts]) if parts else stored.vectors
@@ -60,7 +63,7 @@ class NeighbourCache:
     def nearest(self, image_id: int, dataset: str, k: int) -> list[Neighbour]:
         """The ``k`` images of ``dataset`` that look most like image ``image_id``."""
         index = self.index(dataset)
-        with db.session_scope(self.catalog.engine) as session:
+        with session_scope(self.catalog.engine) as session:
             (found,) = nearest(session, [image_id], k, index=index)
             rows = rows_by_id(session, list(found.ids))
         return [

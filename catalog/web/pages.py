@@ -7,11 +7,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog import db
-from catalog.api import Catalog, CatalogSelection
-from catalog.details import image_details, label_names, pixels_by_digest
+from catalog.api.catalog import Catalog
+from catalog.api.selection import CatalogSelection
+from catalog.db.engine import session_scope
 from catalog.errors import ImageNotFoundError
-from catalog.query import ImageRow
+from catalog.select.details import image_details, label_names, pixels_by_digest
+from catalog.select.records import ImageRow
 from catalog.web.app import render
 from catalog.web.params import (
     check_names,
@@ -51,7 +52,7 @@ def overview(request: Request) -> Response:
     datasets = []
     for summary in catalog.datasets(counts=False):  # counted below, by current label
         counts = catalog.select(dataset=summary.name).counts(("split", "label"))
-        with db.session_scope(catalog.engine) as session:
+        with session_scope(catalog.engine) as session:
             names = label_names(session, summary.name)
         numbers = sorted({label for _, label in counts if label is not None} | set(names))
         labels = [str(n) for n in numbers] + (
@@ -120,7 +121,7 @@ def thumbnail(request: Request) -> Response:
     """A digit's PNG, addressed by its content digest: the same bytes forever."""
     check_names(request.query_params, ())
     catalog = catalog_of(request)
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         pixels = pixels_by_digest(session, request.path_params["sha256"])
     return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": IMMUTABLE})
 
@@ -134,7 +135,7 @@ def image(request: Request) -> Response:
         raise ImageNotFoundError(msg)
     k = parse_int(request.query_params, "k", 12, 1, MAX_NEIGHBOURS)
     catalog = catalog_of(request)
-    with db.session_scope(catalog.engine) as session:
+    with session_scope(catalog.engine) as session:
         details = image_details(session, dataset, split, int(text))
     found = request.app.state.neighbours.nearest(details.row.id, details.row.dataset, k)
     data = {

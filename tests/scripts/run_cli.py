@@ -25,8 +25,8 @@ LAZY_IMPORTS = (
     "alembic.runtime.migration",
     "alembic.script",
     "catalog.sources.idx",
-    "catalog.api",  # numpy, SQLAlchemy, Pillow: the command modules load them on first use
-    "catalog.download",
+    "catalog.api.catalog",  # numpy, SQLAlchemy, Pillow: the command modules load them on first use
+    "catalog.sources.download",
 )
 
 

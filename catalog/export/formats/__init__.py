@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from catalog.query import Selection
+    from catalog.selection import Selection
 
 Progress = Callable[[int], None]
 

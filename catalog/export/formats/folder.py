@@ -35,7 +35,10 @@ from catalog.export.pool import (
 )
 from catalog.export.recorder import FileRecorder, begin_write, start_export
 from catalog.export.sync import remove_stale
-from catalog.query import PixelBlock, Selection, count_left_out, iter_pixel_blocks
+from catalog.select.counts import count_left_out
+from catalog.select.reads import iter_pixel_blocks
+from catalog.select.records import PixelBlock
+from catalog.selection import Selection
 
 Pending = tuple[PixelBlock, list[str], list[Future[WriteOutcome]]]
 

@@ -32,7 +32,7 @@ from catalog.export.container import (
     split_runs,
 )
 from catalog.export.formats import ExportOptions, ExportResult
-from catalog.query import Selection
+from catalog.selection import Selection
 
 #: gzip level: 1 writes 70,000 MNIST images as 12.8 MB in about 0.6 s of CPU;
 #: 6 makes 11.5 MB in 1.5 s, and MNIST's own files are 11.6 MB.

@@ -31,7 +31,7 @@ from catalog.errors import ExportError
 from catalog.export.atomic import TEMP_MARK
 from catalog.export.container import ContainerExport, refuse_folder_options, split_runs
 from catalog.export.formats import ExportOptions, ExportResult
-from catalog.query import Selection
+from catalog.selection import Selection
 
 #: Zip entries' date: fixed, so that the file is the same bytes on every run.
 #: (Members are deflated at zlib's default level, as ``numpy.savez_compressed``

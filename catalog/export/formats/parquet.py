@@ -38,8 +38,9 @@ from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.pngs import encoded_blocks
 from catalog.export.pool import default_jobs
 from catalog.export.samepixels import same_pngs
-from catalog.labelsets import label_set
-from catalog.query import Selection, dataset_id
+from catalog.facts.label_sets import label_set
+from catalog.select.filters import dataset_id
+from catalog.selection import Selection
 
 #: Images per row group: about 250 KB of MNIST PNGs. (``datasets`` caps image
 #: sets at 100 rows a group, sized for photographs; 1,000 digits are smaller

@@ -44,7 +44,7 @@ from catalog.export.tarblocks import (
     tar_members,
     without_size,
 )
-from catalog.query import Selection
+from catalog.selection import Selection
 
 
 class Shards:

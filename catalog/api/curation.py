@@ -1,0 +1,149 @@
+"""The curation half of :class:`catalog.Catalog`: decisions about images.
+
+Every method appends decisions through :mod:`catalog.curation.decisions` in one
+transaction; nothing is overwritten (see :mod:`catalog.curation.log`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from catalog.curation import decisions
+from catalog.curation import log as decision_log
+from catalog.curation.decisions import Change, Summary
+from catalog.curation.log import DecisionRecord
+from catalog.db.engine import session_scope
+
+if TYPE_CHECKING:  # the audit package loads every check: not for a count
+    from catalog.audit.findings import AuditReport
+
+
+class CurationMixin:
+    """Relabel, exclude, include, tag, untag, undo, apply, history, decisions."""
+
+    engine: Engine
+
+    def decide(
+        self,
+        images: str | Sequence[str],
+        make: Callable[[Any, int], list[Change]],
+        *,
+        dataset: str | None = None,
+        by: str | None = None,
+        dry_run: bool = False,
+    ) -> Summary:
+        """Record the changes ``make(session, image_id)`` returns for each image named."""
+        refs = [decisions.parse_ref(text) for text in _names(images)]
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            ids = decisions.resolve(session, dataset, refs)
+            changes = [change for image in ids for change in make(session, image)]
+            return decisions.record(session, changes, author=by, dry_run=dry_run)
+
+    def relabel(
+        self, image: str, label: int | str, *, dataset: str | None = None,
+        note: str | None = None, by: str | None = None,
+    ) -> Summary:  # fmt: skip
+        """Record that image ``SPLIT:INDEX`` is really ``label`` (a number or class name)."""
+
+        def make(session: Any, image_id: int) -> list[Change]:
+            number = decisions.check_label(session, image_id, label)
+            return [Change(image_id, "relabel", label=number, note=note)]
+
+        return self.decide(image, make, dataset=dataset, by=by)
+
+    def exclude(
+        self, images: str | Sequence[str], *, reason: str, dataset: str | None = None,
+        by: str | None = None,
+    ) -> Summary:  # fmt: skip
+        """Leave images out of every selection, export and array from now on."""
+        return self.decide(
+            images, lambda _s, i: [Change(i, "exclude", note=reason)], dataset=dataset, by=by
+        )
+
+    def include(
+        self, images: str | Sequence[str], *, note: str | None = None,
+        dataset: str | None = None, by: str | None = None,
+    ) -> Summary:  # fmt: skip
+        """Take excluded images back in."""
+        return self.decide(
+            images, lambda _s, i: [Change(i, "include", note=note)], dataset=dataset, by=by
+        )
+
+    def tag(
+        self, name: str, images: str | Sequence[str], *, note: str | None = None,
+        dataset: str | None = None, by: str | None = None,
+    ) -> Summary:  # fmt: skip
+        """Put tag ``name`` on images ``SPLIT:INDEX``."""
+        decisions.check_tag(name)
+        return self.decide(
+            images, lambda _s, i: [Change(i, "tag", tag=name, note=note)], dataset=dataset, by=by
+        )
+
+    def untag(
+        self, name: str, images: str | Sequence[str], *, note: str | None = None,
+        dataset: str | None = None, by: str | None = None,
+    ) -> Summary:  # fmt: skip
+        """Take tag ``name`` off images ``SPLIT:INDEX`` (an error if none carries it)."""
+        refs = [decisions.parse_ref(text) for text in _names(images)]
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            ids = decisions.resolve(session, dataset, refs)
+            changes = decision_log.untag_changes(session, ids, name, note)
+            return decisions.record(session, changes, author=by)
+
+    def undo(self, decision: int, *, note: str | None = None, by: str | None = None) -> Summary:
+        """Revert decision ``decision`` with a new decision (nothing is deleted)."""
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            change = decision_log.undo_change(session, decision, note)
+            return decisions.record(session, [change], author=by)
+
+    def apply(
+        self, path: str | Path, *, dataset: str | None = None, by: str | None = None,
+        dry_run: bool = False,
+    ) -> Summary:  # fmt: skip
+        """Apply the decisions of a CSV file, all or nothing (see :mod:`catalog.curation.log`)."""
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            changes = decision_log.read_decisions(session, Path(path).expanduser(), dataset)
+            return decisions.record(session, changes, author=by, dry_run=dry_run)
+
+    def tag_findings(
+        self, report: AuditReport, name: str, *, note: str | None = None, by: str | None = None
+    ) -> Summary:
+        """Tag every image named in a finding of ``report``, to review them later."""
+        decisions.check_tag(name)
+        refs = sorted({(r.dataset, r.split, r.index) for f in report.findings for r in f.images})
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            changes: list[Change] = []
+            for dataset in sorted({ref[0] for ref in refs}):
+                mine = [(split, index) for ds, split, index in refs if ds == dataset]
+                ids = decisions.resolve(session, dataset, mine)
+                changes += [Change(i, "tag", tag=name, note=note or "audit finding") for i in ids]
+            return decisions.record(session, changes, author=by)
+
+    def history(self, image: str, *, dataset: str | None = None) -> list[DecisionRecord]:
+        """Every decision about image ``SPLIT:INDEX``, oldest first."""
+        split, index = decisions.parse_ref(image)
+        with session_scope(self.engine) as session:
+            return decision_log.image_history(session, dataset, split, index)
+
+    def decisions(
+        self, *, dataset: str | None = None, since: datetime | str | None = None,
+        by: str | None = None,
+    ) -> list[DecisionRecord]:  # fmt: skip
+        """The decision log, oldest first."""
+        when = decision_log.parse_since(since) if isinstance(since, str) else since
+        with session_scope(self.engine) as session:
+            return decision_log.list_decisions(session, dataset=dataset, since=when, by=by)
+
+
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)

@@ -1,0 +1,194 @@
+"""Counting a selection without visiting every image's decision state.
+
+Most images have no decisions: their current label is the source's, they are
+not excluded and carry no tags. So a count is the count the source's labels
+give (read from the ``label_counts`` summary, or one scan of the label index when
+the selection has other filters), corrected by the
+few images that have decisions: take away what they contribute with the
+source's labels, add what they contribute with their current state. Both
+corrections read ``image_state`` alone (one row per decided image, which
+repeats the image's place and source label), so they cost in proportion to the
+decisions, not to the dataset.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.db.models.decisions import Decision, ImageState
+from catalog.db.models.exports import Export
+from catalog.db.models.images import Image
+from catalog.db.models.label_counts import LabelCount
+from catalog.errors import DatasetNotFoundError, SelectionError
+from catalog.select.filters import (
+    decision_filters,
+    is_contiguous,
+    label_column,
+    resolve_labels,
+    selection_query,
+    with_state,
+)
+from catalog.selection import Selection
+
+
+def count_left_out(session: Session, selection: Selection) -> int:
+    """How many images the filters match that the selection leaves out as excluded."""
+    if selection.excluded != "omit":
+        return 0
+    return count_selected(session, replace(selection, excluded="only"))
+
+
+def count_images(
+    session: Session, selection: Selection, by: Sequence[str] = ()
+) -> list[tuple[tuple[Any, ...], int]]:
+    """Count the selected images, grouped by any of ``split``, ``label``.
+
+    Returns ``[((group values...), count), ...]``, sorted by group.
+    """
+    for key in by:
+        if key not in ("split", "label"):
+            msg = f"Cannot count by {key!r}: expected split, label or split,label"
+            raise SelectionError(msg)
+    columns = [Image.split if key == "split" else label_column(selection) for key in by]
+    if is_contiguous(selection):
+        return count_filtered(session, selection, by)
+    from catalog.select.ids import id_chunks, select_ids  # a sample or a page: ids in numpy
+
+    ids = select_ids(session, selection)
+    counts: dict[tuple[Any, ...], int] = {}
+    for chunk in id_chunks(ids):
+        query = (
+            with_state(select(*columns, func.count()))
+            .where(Image.id.in_(chunk.tolist()))
+            .group_by(*columns)
+        )
+        for row in session.execute(query):
+            counts[tuple(row[:-1])] = counts.get(tuple(row[:-1]), 0) + int(row[-1])
+    return sorted(counts.items(), key=group_order)
+
+
+def group_order(item: tuple[tuple[Any, ...], int]) -> tuple[tuple[bool, Any], ...]:
+    """Sort groups by their values, unlabeled (None) after every label."""
+    return tuple((value is None, 0 if value is None else value) for value in item[0])
+
+
+def count_selected(session: Session, selection: Selection) -> int:
+    """How many images the selection holds (one COUNT for plain filters)."""
+    counts = count_images(session, selection)
+    return counts[0][1] if counts else 0
+
+
+def count_filtered(
+    session: Session, selection: Selection, by: Sequence[str] = ()
+) -> list[tuple[tuple[Any, ...], int]]:
+    """Count a selection without sampling or limits, grouped by ``split`` and/or
+    ``label``; ``[((group values...), count), ...]`` sorted by group, empty groups left out."""
+    if selection.where or selection.unlabeled:
+        # Metadata and unlabeled filters are not mirrored in image_state: count
+        # the whole joined selection in one grouped query instead.
+        _, joined = selection_query(session, selection)
+        label = label_column(selection)
+        grouped = [Image.split if key == "split" else label for key in by]
+        query = joined.with_only_columns(*grouped, func.count()).group_by(*grouped).order_by(None)
+        found: list[Any] = list(session.execute(query))
+        found = [(tuple(row[:-1]), int(row[-1])) for row in found if row[-1] > 0]
+        return sorted(found, key=group_order)
+    ds, query = count_statement(session, selection, by)
+    counts: Counter[tuple[Any, ...]] = Counter()
+    # An image without decisions passes unless the selection asks for a decision.
+    if not (selection.tags or selection.relabelled or selection.excluded == "only"):
+        rows: list[Any] = list(session.execute(query))
+        counts.update({tuple(row[:-1]): int(row[-1]) for row in rows})
+        counts.subtract(_decided(session, ds, selection, by, as_source=True))
+    counts.update(_decided(session, ds, selection, by, as_source=False))
+    return sorted(((group, n) for group, n in counts.items() if n > 0), key=group_order)
+
+
+def count_statement(
+    session: Session, selection: Selection, by: Sequence[str] = ()
+) -> tuple[int, Any]:
+    """The dataset's id and the one ``GROUP BY`` over the images' source labels that a
+    count starts from.
+
+    When the selection filters by dataset, split and label alone it reads the
+    ``label_counts`` summary (a few rows per split, see :mod:`catalog.facts.label_counts`);
+    otherwise an index, not the table (on SQLite the covering ``(dataset_id, split,
+    label, idx)`` index). Tests check both plans on both backends.
+    """
+    ds, plain = selection_query(session, selection, "plain")  # also checks dataset and splits
+    if reads_summary(selection):
+        labels = resolve_labels(session, ds, selection.labels) if selection.labels else None
+        return ds, summary_statement(ds, selection, labels, by)
+    columns = [Image.split if key == "split" else Image.label for key in by]
+    return ds, plain.with_only_columns(*columns, func.count()).group_by(*columns).order_by(None)
+
+
+def _decided(
+    session: Session, ds: int, selection: Selection, by: Sequence[str], *, as_source: bool
+) -> dict[tuple[Any, ...], int]:
+    """Counts over the decided images: as the source has them (no curation
+    filters), or as the decisions leave them."""
+    state = ImageState
+    if as_source or selection.original_labels:
+        label: Any = state.source_label
+    else:
+        label = func.coalesce(state.label, state.source_label)  # the current label
+    columns = [state.split if key == "split" else label for key in by]
+    query: Any = select(*columns, func.count()).where(state.dataset_id == ds)
+    if selection.splits:
+        query = query.where(state.split.in_(selection.splits))
+    if selection.labels:
+        query = query.where(label.in_(resolve_labels(session, ds, selection.labels)))
+    if selection.index_range is not None:
+        start, stop = selection.index_range
+        query = query.where(state.index >= start, state.index < stop)
+    if not as_source:
+        query = decision_filters(query, selection, state.image_id)
+    query = query.group_by(*columns)
+    return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query)}
+
+
+def decisions_since(session: Session, export: Export) -> int:
+    """Decisions recorded after ``export`` ran about images its selection matches
+    (excluded ones too): non-zero means the export is out of date."""
+    whole = replace(
+        Selection.from_json(export.selection), excluded="include", sample=None,
+        per_label=None, per_group=None, holdout_part=None, limit=None, offset=0, order="index",
+    )  # fmt: skip
+    try:
+        _, ids = selection_query(session, whole)
+    except (SelectionError, DatasetNotFoundError):
+        return 0  # the dataset or split is gone
+    newer = select(func.count(Decision.id)).where(
+        Decision.id > (export.decision_id or 0),
+        Decision.image_id.in_(ids.with_only_columns(Image.id).order_by(None)),
+    )
+    return int(session.scalar(newer) or 0)
+
+
+def reads_summary(selection: Selection) -> bool:
+    """Whether the selection's source-label count is the summary's: it filters by
+    dataset, split and label alone (no index range, metadata or unlabeled filter)."""
+    return selection.index_range is None and not selection.where and not selection.unlabeled
+
+
+def summary_statement(
+    dataset_id: int, selection: Selection, labels: Sequence[int] | None, by: Sequence[str]
+) -> Any:
+    """The grouped count over the summary: ``(group values..., n)`` rows, by any of
+    ``split``, ``label``; ``labels`` are the resolved label filter (None: all)."""
+    columns = [LabelCount.split if key == "split" else LabelCount.label for key in by]
+    query = select(*columns, func.coalesce(func.sum(LabelCount.n), 0)).where(
+        LabelCount.dataset_id == dataset_id
+    )
+    if selection.splits:
+        query = query.where(LabelCount.split.in_(selection.splits))
+    if labels is not None:
+        query = query.where(LabelCount.label.in_(labels))
+    return query.group_by(*columns)
