@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from catalog.audit.label_model import METHODS, rank_label_errors
-from catalog.audit.neighbours import (
+from catalog.audit.pair_distance import (
     DEFAULT_THRESHOLD,
     find_near_duplicates,
     near_duplicate_distance,

@@ -42,7 +42,7 @@ def peak_mb() -> float:
 def step_embed(db: Path) -> dict[str, object]:
     from catalog.db.engine import session_scope
     from catalog.db.schema import open_engine
-    from catalog.similarity.store import compute_embeddings
+    from catalog.similarity.vectors import compute_embeddings
 
     engine = open_engine(db)
     start = time.perf_counter()
@@ -56,7 +56,7 @@ def step_candidates(db: Path) -> dict[str, object]:
     from catalog.db.schema import open_engine
     from catalog.similarity.index import build_index
     from catalog.similarity.neighbours import NeighbourIndex, candidate_pairs
-    from catalog.similarity.store import load_embeddings
+    from catalog.similarity.vectors import load_embeddings
 
     engine = open_engine(db)
     start = time.perf_counter()

@@ -13,13 +13,13 @@ from catalog.errors import CatalogError
 from catalog.selection import Selection
 
 if TYPE_CHECKING:
-    from catalog.api.catalog import Catalog
+    from catalog.api.handle import Catalog
     from catalog.api.selection import CatalogSelection
 
 __all__ = ["Catalog", "CatalogError", "CatalogSelection", "Selection"]
 __version__ = "0.1.0"
 
-_LAZY = {"Catalog": "catalog.api.catalog", "CatalogSelection": "catalog.api.selection"}
+_LAZY = {"Catalog": "catalog.api.handle", "CatalogSelection": "catalog.api.selection"}
 
 
 def __getattr__(name: str) -> Any:

@@ -73,7 +73,7 @@ def test_identity_takes_the_audits_images_as_it_would_read_them(
     """The identity check hands identify the images the audit read already; they are
     the columns identify reads itself, in its order."""
     from catalog.audit.identified import image_columns
-    from catalog.identity.match import _image_columns
+    from catalog.identity.columns import image_columns as _image_columns
 
     pixels, labels = random_digits(30, seed=3)
     write_image_folder(tmp_path / "src", {"train": (pixels[:20], labels[:20]),

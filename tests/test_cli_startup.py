@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 
 import catalog
 from catalog import export as export_library
+from catalog.api.options import SELECTION_OPTIONS
 from catalog.cli import app
 from catalog.cli import export as export_command
-from catalog.cli.options import DB_ENV, SELECTION_OPTIONS, with_selection
+from catalog.cli.options import DB_ENV, with_selection
 from catalog.db import engine
 from catalog.selection import Selection
 
@@ -87,7 +88,7 @@ def test_light_copies_match_the_library() -> None:
 
 
 def test_lazy_package_attributes() -> None:
-    from catalog.api.catalog import Catalog
+    from catalog.api.handle import Catalog
     from catalog.api.selection import CatalogSelection
 
     assert (catalog.Catalog, catalog.CatalogSelection) == (Catalog, CatalogSelection)

@@ -10,8 +10,9 @@ from builders import random_digits, write_image_folder, write_pickle_gz, write_p
 from old_recipe import Arrays, letter, write_old_recipe_folder
 
 from catalog import Catalog
-from catalog.identity import Leak, find_leakage, identify, load_shipped
-from catalog.identity.registry import DATA_DIR
+from catalog.identity.leaks import Leak, find_leakage
+from catalog.identity.match import identify
+from catalog.identity.registry import DATA_DIR, load_shipped
 from catalog.identity.signature import pixel_digests, shifted
 
 # --- the shipped registry -----------------------------------------------------
@@ -69,7 +70,7 @@ def test_classic_pickle_maps_exactly(
         write_pickle_gz(path, splits, protocol=int(protocol))
     with Catalog.open(db_url) as catalog:
         catalog.ingest(path, dataset="classic")
-        result = identify(catalog, "classic")
+        result = identify(catalog.engine, "classic")
     assert result.counts() == {"none": 0, "exact": 70_000, "lossy": 0}
     assert result.summary() == CLASSIC_SUMMARY
     val = result.splits == "val"
@@ -82,7 +83,7 @@ def test_classic_pickle_maps_exactly(
 
 
 def check_old_recipe(result: object, confirmed_by: str) -> None:
-    from catalog.identity import IdentityResult
+    from catalog.identity.result import IdentityResult
 
     assert isinstance(result, IdentityResult)
     assert result.counts() == {"none": 2, "exact": 0, "lossy": 1998}
@@ -116,7 +117,7 @@ def check_old_recipe(result: object, confirmed_by: str) -> None:
 def test_old_recipe_folder_by_signature(old_recipe: Path, db_url: str) -> None:
     with Catalog.open(db_url) as catalog:
         catalog.ingest(old_recipe, dataset="old")
-        result = identify(catalog, "old")
+        result = identify(catalog.engine, "old")
     check_old_recipe(result, "signature")
     assert result.max_error() is None
     assert "confirmed by signature only" in result.summary()[-1]
@@ -127,7 +128,7 @@ def test_old_recipe_folder_by_pixels(old_recipe: Path, mnist_dir: Path, db_url: 
     with Catalog.open(db_url) as catalog:
         catalog.ingest(old_recipe, dataset="old")
         catalog.ingest(mnist_dir, dataset="mnist")
-        result = identify(catalog, "old")
+        result = identify(catalog.engine, "old")
     check_old_recipe(result, "pixels")
     error = result.max_error()
     assert error is not None
@@ -144,7 +145,7 @@ def test_leakage_from_reference_test_split(
     write_image_folder(tmp_path / "leaky", {"train": train, "test": (xt[:20], yt[:20])})
     with Catalog.open(db_url) as catalog:
         catalog.ingest(tmp_path / "leaky", dataset="leaky")
-        result = identify(catalog, "leaky")
+        result = identify(catalog.engine, "leaky")
     pairs = ((50, 10), (51, 11), (52, 12))
     assert find_leakage([result]) == [
         Leak("leaky", "train", "mnist", "test", 3, pairs),  # into the reference's test split
@@ -169,8 +170,8 @@ def test_against_a_catalog_dataset(tmp_path: Path, db_url: str) -> None:
     with Catalog.open(db_url) as catalog:
         catalog.ingest(tmp_path / "ref", dataset="ref")
         catalog.ingest(tmp_path / "copy", dataset="copy")
-        result = identify(catalog, "copy", against="ref")
-        itself = identify(catalog, "ref", against="ref")
+        result = identify(catalog.engine, "copy", against="ref")
+        itself = identify(catalog.engine, "ref", against="ref")
     assert itself.counts() == {"none": 0, "exact": 300, "lossy": 0}
     assert result.reference == "ref"
     assert result.counts() == {"none": 5, "exact": 20, "lossy": 60}
@@ -196,6 +197,6 @@ def test_foreign_letters_are_none_against_mnist(tmp_path: Path, db_url: str) -> 
     write_image_folder(tmp_path / "letters", {"train": (images, np.array([0, 1]))})
     with Catalog.open(db_url) as catalog:
         catalog.ingest(tmp_path / "letters", dataset="letters")
-        result = identify(catalog, "letters")
+        result = identify(catalog.engine, "letters")
     assert result.counts() == {"none": 2, "exact": 0, "lossy": 0}
     assert result.summary() == ["train: 2 images not in mnist (none)"]

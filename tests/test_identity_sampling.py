@@ -15,7 +15,7 @@ from catalog import Catalog
 from catalog.audit import identified
 from catalog.db.engine import session_scope
 from catalog.db.models.measures import ImageMeasure
-from catalog.identity import identify_session
+from catalog.identity.match import identify_session
 from catalog.identity.result import Sampled
 from catalog.identity.sampling import derived, sample_of
 

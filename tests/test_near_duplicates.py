@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from catalog.audit.neighbours import (
+from catalog.audit.pair_distance import (
     DEFAULT_THRESHOLD,
     NearDuplicatePair,
     find_near_duplicates,

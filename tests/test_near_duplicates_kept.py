@@ -16,9 +16,10 @@ from catalog import Catalog
 from catalog.audit.kept_pairs import _within_reach, state_key
 from catalog.audit.kept_state import read_state, write_state
 from catalog.db.engine import session_scope
-from catalog.similarity import NeighbourIndex, build_index, candidate_pairs
 from catalog.similarity import index as ivf
 from catalog.similarity import neighbours as rule
+from catalog.similarity.index import build_index
+from catalog.similarity.neighbours import NeighbourIndex, candidate_pairs
 
 OLD, NEW = 240, 40
 

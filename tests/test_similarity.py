@@ -20,17 +20,18 @@ from catalog.db.engine import session_scope
 from catalog.db.models.embeddings import Embedding
 from catalog.db.models.images import Dataset
 from catalog.db.models.images import Image as ImageRow
+from catalog.errors import MissingExtraError
 from catalog.select.ids import select_ids
 from catalog.similarity import embed as embed_module
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels, from_bytes, to_bytes
-from catalog.similarity.index import ExactIndex, MissingExtraError, build_index
+from catalog.similarity.index import ExactIndex, build_index
 from catalog.similarity.neighbours import (
     NeighbourIndex,
     build_neighbour_index,
     candidate_pairs,
     nearest,
 )
-from catalog.similarity.store import compute_embeddings, load_embeddings, missing_ids
+from catalog.similarity.vectors import compute_embeddings, load_embeddings, missing_ids
 
 Pixels = npt.NDArray[np.uint8]
 

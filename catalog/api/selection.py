@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Engine
+
 from catalog.curation import decisions
 from catalog.curation import log as decision_log
 from catalog.curation.decisions import Change, Summary
@@ -22,7 +24,6 @@ if TYPE_CHECKING:  # Pillow and the writers are imported where used: not for a c
     import numpy.typing as npt
     from PIL import Image as PILImage
 
-    from catalog.api.catalog import Catalog
     from catalog.api.training import SelectionDataset
     from catalog.export import ExportResult
     from catalog.select.records import ImageRow
@@ -31,23 +32,23 @@ if TYPE_CHECKING:  # Pillow and the writers are imported where used: not for a c
 class CatalogSelection:
     """Some images of a catalog, to count, list, load or export."""
 
-    def __init__(self, catalog: Catalog, selection: Selection) -> None:
-        self.catalog = catalog
+    def __init__(self, engine: Engine, selection: Selection) -> None:
+        self.engine = engine
         self.selection = selection
 
     def count(self) -> int:
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             return count_selected(session, self.selection)
 
     def left_out(self) -> int:
         """How many images the filters match that are left out as excluded."""
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             return count_left_out(session, self.selection)
 
     def _decide(self, action: str, tag: str | None, note: str | None, by: str | None) -> Summary:
         from catalog.select.ids import select_ids
 
-        with session_scope(self.catalog.engine, write=True) as session:
+        with session_scope(self.engine, write=True) as session:
             decisions.lock(session)
             ids = select_ids(session, self.selection).tolist()
             if action == "untag":
@@ -74,7 +75,7 @@ class CatalogSelection:
         return self._decide("include", None, note, by)
 
     def counts(self, by: Sequence[str] = ("split", "label")) -> dict[tuple[Any, ...], int]:
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             return dict(count_images(session, self.selection, by))
 
     def rows(self) -> list[ImageRow]:
@@ -84,20 +85,20 @@ class CatalogSelection:
         """Stream the rows a chunk at a time; the read stays open while you iterate."""
         from catalog.select.listings import iter_rows
 
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             yield from iter_rows(session, self.selection)
 
     def ids(self) -> npt.NDArray[np.int64]:
         from catalog.select.ids import select_ids
 
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             return select_ids(session, self.selection)
 
     def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         """Pixels as uint8 ``(N, H, W)`` and labels as int64 ``(N,)``, ready for training."""
         from catalog.select.reads import load_arrays
 
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             return load_arrays(session, self.selection)
 
     def to_numpy(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -115,14 +116,14 @@ class CatalogSelection:
         """
         from catalog.api.training import make_dataset
 
-        return make_dataset(self.catalog.engine, self.selection, transform, pil)
+        return make_dataset(self.engine, self.selection, transform, pil)
 
     def to_hf(self) -> Any:
         """A Hugging Face ``datasets.Dataset`` (``image``, ``label`` with class names);
         needs ``pip install "mnist-catalog[hf]"``."""
         from catalog.api.training import to_hf
 
-        return to_hf(self.catalog.engine, self.selection)
+        return to_hf(self.engine, self.selection)
 
     def export(
         self, out_dir: str | Path, *, output: str = "folder", **options: Any
@@ -130,8 +131,8 @@ class CatalogSelection:
         """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
         ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
         :func:`catalog.export.export_images`)."""
-        check_writable(self.catalog.engine)  # before a folder is made or a file written
-        with session_scope(self.catalog.engine) as session:
+        check_writable(self.engine)  # before a folder is made or a file written
+        with session_scope(self.engine) as session:
             from catalog.export import export_images
 
             return export_images(session, self.selection, Path(out_dir), output=output, **options)
@@ -148,14 +149,14 @@ class CatalogSelection:
         results = {}
         for part in ("train", "val"):
             selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
-            results[part] = CatalogSelection(self.catalog, selection).export(
+            results[part] = CatalogSelection(self.engine, selection).export(
                 Path(out_dir) / part, **options
             )
         return results
 
     def label_set(self) -> LabelSet:
         """The label set of the selection's dataset: numbers, names, ``parse``."""
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             return label_set(session, dataset_id(session, self.selection.dataset))
 
     def sheet(
@@ -169,7 +170,7 @@ class CatalogSelection:
 
     def contact_sheet(self, *, cols: int = 20, scale: int = 2) -> tuple[PILImage.Image, int]:
         """The contact sheet and how many digits it shows."""
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             from catalog.export.sheets import selection_sheet
 
             return selection_sheet(session, self.selection, cols=cols, scale=scale)

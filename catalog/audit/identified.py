@@ -24,8 +24,10 @@ from catalog.audit.context import AuditContext
 from catalog.audit.findings import Finding, ImageRef
 from catalog.audit.images import DatasetImages
 from catalog.db.models.images import Image, Source
-from catalog.identity import IdentityResult, Leak, describe_leak, find_leakage, identify_session
-from catalog.identity.match import ImageColumns
+from catalog.identity.columns import ImageColumns
+from catalog.identity.leaks import Leak, describe_leak, find_leakage
+from catalog.identity.match import identify_session
+from catalog.identity.result import IdentityResult
 from catalog.identity.sampling import SAMPLE, sampled_note
 from catalog.select.filters import dataset_id
 
@@ -153,7 +155,7 @@ def _sampled(data: DatasetImages, result: IdentityResult) -> list[Finding]:
 
 def _whole_reference(result: IdentityResult) -> bool:
     """Whether the images are every image of the reference, each once."""
-    from catalog.identity import load_shipped
+    from catalog.identity.registry import load_shipped
 
     size = len(load_shipped(result.reference))
     return len(result) == size and not result.repeated()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.features import InkMeasures
 from catalog.audit.findings import ImageRef
+from catalog.audit.kept_ink import InkWork, ink_of
 from catalog.curation.log import reviewed_ids
 from catalog.db.models.images import Image
 from catalog.db.types import bytewise
@@ -30,9 +31,6 @@ from catalog.identity.signature import digests_from_hex_array
 from catalog.select.filters import CURRENT_LABEL, dataset_id, with_state
 from catalog.select.reads import pixels_of
 from catalog.sources import UNLABELED
-
-if TYPE_CHECKING:
-    from catalog.audit.kept_ink import InkWork
 
 __all__ = [
     "DEFAULT_MEMORY",
@@ -220,9 +218,7 @@ class DatasetImages:
         if self.shape is None:
             msg = f"{self.name}: images of different sizes have no ink measures"
             raise ValueError(msg)
-        from catalog.audit.kept_ink import ink_of
-
-        ink, self.ink_work = ink_of(self, self.shape)
+        ink, self.ink_work = ink_of(self.session, self.name, self.ids, self.blocks, self.shape)
         return ink
 
 

@@ -9,16 +9,21 @@ allows the write; it says how many it measured and how many it reused.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
 
 from catalog.audit.features import InkMeasures, ink_measures
 from catalog.facts.measures import read_measures, write_measures
+from catalog.select.filters import dataset_id
 
-if TYPE_CHECKING:
-    from catalog.audit.images import DatasetImages
+#: ``blocks(positions)``: ``(positions, pixels)`` blocks of the images at ``positions``
+#: (all, in order, when None), as :meth:`catalog.audit.images.DatasetImages.blocks` gives.
+Blocks = Callable[[npt.NDArray[np.int64] | None], Iterable[tuple[Any, npt.NDArray[np.uint8]]]]
 
 #: The kind of the kept records; a change to the measures or the layout is a new version.
 KIND = "ink-v1"
@@ -38,24 +43,27 @@ class InkWork:
     kept: bool  # the new ones were written (False: the catalog refused the write)
 
 
-def ink_of(data: DatasetImages, shape: tuple[int, int]) -> tuple[InkMeasures, InkWork]:
-    """Ink measures of every image of ``data`` (uniform ``shape``), kept ones reused."""
-    session = data.session
+def ink_of(
+    session: Session | None,
+    dataset: str,
+    ids: npt.NDArray[np.int64],
+    blocks: Blocks,
+    shape: tuple[int, int],
+) -> tuple[InkMeasures, InkWork]:
+    """Ink measures of the images ``ids`` of ``dataset`` (uniform ``shape``), whose pixels
+    ``blocks`` reads; kept ones are reused (``session`` None: images in memory, none kept)."""
     if session is None:  # images in memory: nothing to keep them in
-        parts = [ink_measures(pixels) for _, pixels in data.blocks()]
-        return InkMeasures.concatenate(parts, shape), InkWork(len(data), 0, False)
-    from catalog.select.filters import dataset_id
-
-    dataset = dataset_id(session, data.name)
-    found, records = read_measures(session, KIND, dataset, data.ids, RECORD)
+        parts = [ink_measures(pixels) for _, pixels in blocks(None)]
+        return InkMeasures.concatenate(parts, shape), InkWork(len(ids), 0, False)
+    found, records = read_measures(session, KIND, dataset_id(session, dataset), ids, RECORD)
     missing = np.flatnonzero(~found)
-    if len(missing) == len(data):  # nothing kept: one streaming pass, in order
-        parts = [ink_measures(pixels) for _, pixels in data.blocks()]
+    if len(missing) == len(ids):  # nothing kept: one streaming pass, in order
+        parts = [ink_measures(pixels) for _, pixels in blocks(None)]
     else:
-        parts = [ink_measures(pixels) for _, pixels in data.blocks(missing)]
+        parts = [ink_measures(pixels) for _, pixels in blocks(missing)]
     new = _records(InkMeasures.concatenate(parts, shape))
-    kept = write_measures(session, KIND, data.ids[missing], new)
-    merged = np.zeros(len(data), RECORD)
+    kept = write_measures(session, KIND, ids[missing], new)
+    merged = np.zeros(len(ids), RECORD)
     merged[found] = records
     merged[missing] = new
     return _measures(merged), InkWork(len(missing), int(found.sum()), kept)

@@ -58,15 +58,15 @@ from catalog.audit.kept_state import (
     unpack_ids,
     write_state,
 )
-from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import KnownPairs, stored_vectors, verified_pairs
+from catalog.audit.pair_distance import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.select.filters import dataset_id
-from catalog.similarity import NeighbourIndex, build_index
 from catalog.similarity import index as ivf
 from catalog.similarity import neighbours as rule
 from catalog.similarity.embed import DIMENSIONS, KIND
-from catalog.similarity.index import FaissIndex, NeighbourSearch
-from catalog.similarity.store import embed_images
+from catalog.similarity.index import FaissIndex, NeighbourSearch, build_index
+from catalog.similarity.neighbours import NeighbourIndex
+from catalog.similarity.vectors import embed_images
 
 CHECK = "near-duplicates"
 #: Where the search of an audit of some splits only (``--split``) is kept: beside the

@@ -24,11 +24,11 @@ from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
 from catalog.audit.images import DatasetImages
 from catalog.audit.kept_pairs import keep, read_kept, search_since
-from catalog.audit.neighbours import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.audit.pair_check import embeddings, verified_pairs
+from catalog.audit.pair_distance import DEFAULT_THRESHOLD, NearDuplicatePair
 from catalog.select.filters import dataset_id
-from catalog.similarity import NeighbourIndex, build_index
-from catalog.similarity.index import FaissIndex
+from catalog.similarity.index import FaissIndex, build_index
+from catalog.similarity.neighbours import NeighbourIndex
 
 
 def run(context: AuditContext) -> Outcome:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from catalog.audit.images import DatasetImages
 from catalog.audit.kept_state import find_ids
-from catalog.audit.neighbours import (
+from catalog.audit.pair_distance import (
     DEFAULT_THRESHOLD,
     NearDuplicatePair,
     sorted_pairs,
@@ -22,9 +22,9 @@ from catalog.audit.neighbours import (
 )
 from catalog.select.reads import pixels_of
 from catalog.selection import Selection
-from catalog.similarity import NeighbourIndex, candidate_pairs, compute_embeddings, embed_pixels
-from catalog.similarity.embed import DIMENSIONS
-from catalog.similarity.store import load_embeddings_of
+from catalog.similarity.embed import DIMENSIONS, embed_pixels
+from catalog.similarity.neighbours import NeighbourIndex, candidate_pairs
+from catalog.similarity.vectors import compute_embeddings, load_embeddings_of
 
 # Verified pairs of a block: first and second positions, and their distances.
 _Verified = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]

@@ -97,9 +97,8 @@ def query(
     if output not in ROW_FORMATS:
         msg = f"{output!r} is not one of {', '.join(ROW_FORMATS)}"
         raise typer.BadParameter(msg, param_hint="--format")
-    from catalog.api.selection import CatalogSelection
 
-    selected = CatalogSelection(open_catalog(ctx), selection)
+    selected = open_catalog(ctx).selected(selection)
     write_rows(selected.iter_rows(), output)
     say_left_out(selected.left_out())
 
@@ -112,10 +111,9 @@ def count(
     as_json: JsonOpt = False,
 ) -> None:
     """Count the selected images (current labels), optionally grouped by split and/or label."""
-    from catalog.api.selection import CatalogSelection
 
     keys = [key.strip() for key in by.split(",") if key.strip()]
-    selected = CatalogSelection(open_catalog(ctx), selection)
+    selected = open_catalog(ctx).selected(selection)
     counts = list(selected.counts(keys).items())
     left_out = selected.left_out()
     say_left_out(left_out)

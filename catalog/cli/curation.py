@@ -81,9 +81,8 @@ def _tag_command(
     if not filtered:
         msg = "name images by SPLIT:INDEX or select them (--split, --label, --tag ...)"
         raise typer.BadParameter(msg, param_hint="IMAGES")
-    from catalog.api.selection import CatalogSelection
 
-    chosen = CatalogSelection(catalog, selection)
+    chosen = catalog.selected(selection)
     report(
         chosen.tag(name, note=note, by=by)
         if action == "tag"

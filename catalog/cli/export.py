@@ -81,12 +81,11 @@ def export(
     --as folder writes one image file per image; idx, npz, parquet and webdataset
     write a few files that training code reads directly.
     """
-    from catalog.api.selection import CatalogSelection
 
     if (holdout_by is None) != (holdout is None):
         msg = "--holdout-by KEY and --holdout FRACTION go together"
         raise typer.BadParameter(msg, param_hint="--holdout")
-    selected = CatalogSelection(open_catalog(ctx), selection)
+    selected = open_catalog(ctx).selected(selection)
     options: dict[str, Any] = {
         "output": output, "layout": layout, "fmt": fmt, "quality": quality,
         "lists": lists or (), "overwrite": overwrite, "jobs": jobs,

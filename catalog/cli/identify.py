@@ -36,7 +36,7 @@ def identify(
     total = catalog.select(dataset=dataset).count()
     with progress_bar(f"Identifying against {against}", total) as advance:
         result = catalog.identify(dataset, against=against, progress=advance)
-    from catalog.identity import describe_leak, find_leakage
+    from catalog.identity.leaks import describe_leak, find_leakage
 
     leaks = find_leakage([result])
     if as_json:

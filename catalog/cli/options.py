@@ -1,16 +1,12 @@
 """Options that several commands share, each defined once.
 
-The selection options (which images: ``--dataset``, ``--split``, ``--label``,
-``--unlabeled``, ``--where``, ``--index``, ``--sample``, ``--per-label``,
-``--group-by``, ``--per-group``, ``--seed``, ``--order``, ``--limit``,
-``--offset``, and the curation filters ``--tag``, ``--without-tag``,
-``--relabelled``, ``--excluded``, ``--include-excluded``,
-``--original-labels``) are the rows of :data:`SELECTION_OPTIONS`. A command
-takes them all by declaring one parameter ``selection: Selection`` and the
-decorator :func:`with_selection`, which puts the options in its signature in
-that parameter's place (typer reads ``__signature__``) and hands the command
-the :class:`~catalog.selection.Selection` they describe. Adding a selection
-option is adding one row (and the field it sets on ``Selection``).
+The selection options (which images: ``--dataset``, ``--split``, ``--label`` ...)
+are the rows of the UI-neutral table :data:`catalog.api.options.SELECTION_OPTIONS`,
+which the web view's URL parameters read too. A command takes them all by declaring
+one parameter ``selection: Selection`` and the decorator :func:`with_selection`,
+which puts the options in its signature in that parameter's place (typer reads
+``__signature__``) and hands the command the :class:`~catalog.selection.Selection`
+they describe.
 
 Nothing here imports numpy or SQLAlchemy: typer evaluates these annotations
 when it builds ``--help``.
@@ -20,14 +16,20 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from functools import update_wrapper
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from catalog.api.options import (
+    SELECTION_OPTIONS,
+    OptionConflictError,
+    OptionValueError,
+    SelectionOption,
+    flag_of,
+    selection_fields,
+)
 from catalog.selection import Selection
 
 R = TypeVar("R")
@@ -46,221 +48,39 @@ DbOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-DatasetOpt = Annotated[
-    str | None, typer.Option("--dataset", "-d", help="Dataset name (default: the only one).")
-]
-SplitOpt = Annotated[
-    list[str] | None, typer.Option("--split", "-s", help="Split to select; repeatable.")
-]
-SeedOpt = Annotated[
-    int, typer.Option("--seed", help="Seed for --sample, --per-label, --order random.")
-]
 
 
-def parse_labels(values: list[str] | None) -> tuple[str, ...]:
-    """``["3,5", "Trouser"]`` -> ``("3", "5", "Trouser")``: numbers or class names,
-    checked against the dataset's label set when the selection runs."""
-    labels: list[str] = []
-    for value in values or []:
-        labels.extend(part.strip() for part in value.split(",") if part.strip())
-    return tuple(labels)
+def _annotation(option: SelectionOption) -> Any:
+    """The typer parameter of a selection option: its type, flag and help."""
+    kinds: dict[str, Any] = {"text": str, "number": int, "flag": bool, "texts": list[str]}
+    kind = kinds[option.kind]
+    if option.default is None and option.kind != "flag":
+        kind = kind | None
+    names = (option.flag, option.short) if option.short else (option.flag,)
+    return Annotated[kind, typer.Option(*names, help=option.help)]
 
 
-def parse_where(values: list[str] | None) -> tuple[tuple[str, str], ...]:
-    """``["writer=123"]`` -> ``(("writer", "123"),)``."""
-    pairs = []
-    for value in values or []:
-        key, sep, text = value.partition("=")
-        if not sep or not key.strip():
-            msg = f"{value!r} is not KEY=VALUE (e.g. writer=123)"
-            raise typer.BadParameter(msg, param_hint="--where")
-        pairs.append((key.strip(), text.strip()))
-    return tuple(pairs)
+_BY_NAME = {option.name: option for option in SELECTION_OPTIONS}
+DatasetOpt = _annotation(_BY_NAME["dataset"])
+SplitOpt = _annotation(_BY_NAME["split"])
+SeedOpt = Annotated[int, typer.Option("--seed", help=_BY_NAME["seed"].help)]
 
 
-def parse_range(value: str | None) -> tuple[int, int] | None:
-    """``"A:B"`` -> ``(A, B)``; ``"A:"`` runs to the end of the split."""
-    if value is None:
-        return None
-    start, sep, stop = value.partition(":")
+def _parameter(option: SelectionOption, default: Any) -> inspect.Parameter:
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(option.name, kind, default=default, annotation=_annotation(option))
+
+
+def selection_of(options: Collection[SelectionOption], given: dict[str, Any]) -> Selection:
+    """The :class:`Selection` that the options ``given`` describe (popped from ``given``);
+    a value that cannot be read, or two options for one field, is a usage error (exit 2)."""
+    mine = {option.name: given.pop(option.name) for option in options}
     try:
-        return int(start or 0), int(stop) if sep and stop else sys.maxsize
-    except ValueError:
-        msg = f"{value!r} is not a range A:B of whole numbers"
-        raise typer.BadParameter(msg, param_hint="--index") from None
-
-
-def splits_tuple(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(values or ())
-
-
-def same(value: Any) -> Any:
-    return value
-
-
-def names_tuple(values: list[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values else None
-
-
-def only_excluded(value: bool) -> str | None:
-    return "only" if value else None
-
-
-def also_excluded(value: bool) -> str | None:
-    return "include" if value else None
-
-
-@dataclass(frozen=True)
-class SelectionOption:
-    """One command-line option and the :class:`Selection` field it sets."""
-
-    name: str  # the Python parameter name typer sees, e.g. "per_label"
-    annotation: Any  # Annotated[type, typer.Option(...)]
-    default: Any
-    field: str  # the Selection field
-    convert: Callable[[Any], Any] = same  # option value -> field value
-
-    def parameter(self, default: Any) -> inspect.Parameter:
-        kind = inspect.Parameter.KEYWORD_ONLY
-        return inspect.Parameter(self.name, kind, default=default, annotation=self.annotation)
-
-
-def _option(kind: Any, *names: str, help: str) -> Any:
-    return Annotated[kind, typer.Option(*names, help=help)]
-
-
-#: The selection options, in the order ``--help`` lists them.
-SELECTION_OPTIONS = (
-    SelectionOption("dataset", DatasetOpt, None, "dataset"),
-    SelectionOption("split", SplitOpt, None, "splits", splits_tuple),
-    SelectionOption(
-        "label",
-        _option(
-            list[str] | None,
-            "--label",
-            "-l",
-            help="Label number or class name (3, Trouser, a); repeatable or 3,5.",
-        ),
-        None,
-        "labels",
-        parse_labels,
-    ),
-    SelectionOption(
-        "unlabeled",
-        _option(bool, "--unlabeled", help="Only images published without a label."),
-        False,
-        "unlabeled",
-    ),
-    SelectionOption(
-        "where",
-        _option(list[str] | None, "--where", help="Per-image metadata KEY=VALUE; repeatable."),
-        None,
-        "where",
-        parse_where,
-    ),
-    SelectionOption(
-        "index",
-        _option(str | None, "--index", help="Half-open index range A:B within a split."),
-        None,
-        "index_range",
-        parse_range,
-    ),
-    SelectionOption(
-        "sample",
-        _option(int | None, "--sample", help="Uniform random sample of N."),
-        None,
-        "sample",
-    ),
-    SelectionOption(
-        "per_label",
-        _option(int | None, "--per-label", help="N random images of each label."),
-        None,
-        "per_label",
-    ),
-    SelectionOption(
-        "group_by",
-        _option(str | None, "--group-by", help="Metadata key for --per-group (e.g. writer)."),
-        None,
-        "group_by",
-    ),
-    SelectionOption(
-        "per_group",
-        _option(int | None, "--per-group", help="N random images of each --group-by value."),
-        None,
-        "per_group",
-    ),
-    SelectionOption("seed", SeedOpt, 0, "seed"),
-    SelectionOption("order", _option(str, "--order", help="index or random."), "index", "order"),
-    SelectionOption(
-        "limit", _option(int | None, "--limit", help="At most N images."), None, "limit"
-    ),
-    SelectionOption(
-        "offset", _option(int, "--offset", help="Skip the first N images."), 0, "offset"
-    ),
-    SelectionOption(
-        "tag",
-        _option(list[str] | None, "--tag", help="Only images with this tag; repeatable."),
-        None,
-        "tags",
-        names_tuple,
-    ),
-    SelectionOption(
-        "without_tag",
-        _option(list[str] | None, "--without-tag", help="Only images without this tag."),
-        None,
-        "without_tags",
-        names_tuple,
-    ),
-    SelectionOption(
-        "relabelled",
-        _option(bool, "--relabelled", help="Only images whose label was changed."),
-        False,
-        "relabelled",
-    ),
-    SelectionOption(
-        "excluded",
-        _option(bool, "--excluded", help="Only excluded images."),
-        False,
-        "excluded",
-        only_excluded,
-    ),
-    SelectionOption(
-        "include_excluded",
-        _option(bool, "--include-excluded", help="Keep excluded images in."),
-        False,
-        "excluded",
-        also_excluded,
-    ),
-    SelectionOption(
-        "original_labels",
-        _option(bool, "--original-labels", help="Use the source's labels, not decisions."),
-        False,
-        "original_labels",
-    ),
-)
-
-
-def selection_values(options: Collection[SelectionOption], given: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`Selection` fields the options ``given`` set (None: the field's default).
-
-    Two options that set one field (``--excluded``, ``--include-excluded``) cannot
-    both be given.
-    """
-    values: dict[str, Any] = {}
-    setters: dict[str, str] = {}
-    for option in options:
-        value = option.convert(given.pop(option.name))
-        if value is None:
-            continue
-        if option.field in values:
-            first, second = (
-                f"--{n.replace('_', '-')}" for n in (setters[option.field], option.name)
-            )
-            msg = f"{first} and {second} cannot be combined"
-            raise typer.BadParameter(msg, param_hint=first)
-        values[option.field] = value
-        setters[option.field] = option.name
-    return values
+        return Selection(**selection_fields(options, mine))
+    except OptionValueError as exc:
+        raise typer.BadParameter(exc.message, param_hint=flag_of(exc.option)) from None
+    except OptionConflictError as exc:
+        raise typer.BadParameter(str(exc), param_hint=flag_of(exc.first)) from None
 
 
 def with_selection(
@@ -287,14 +107,13 @@ def with_selection(
         params: list[inspect.Parameter] = []
         for param in own.values():
             if param.name == "selection":
-                params += [o.parameter(overrides.get(o.name, o.default)) for o in options]
+                params += [_parameter(o, overrides.get(o.name, o.default)) for o in options]
             else:
                 kind = inspect.Parameter.KEYWORD_ONLY
                 params.append(param.replace(kind=kind, annotation=hints[param.name]))
 
         def command_with_selection(*args: Any, **kwargs: Any) -> R:
-            values = selection_values(options, kwargs)
-            return command(*args, selection=Selection(**values), **kwargs)
+            return command(*args, selection=selection_of(options, kwargs), **kwargs)
 
         update_wrapper(command_with_selection, command)
         signature = inspect.Signature(params, return_annotation=hints.get("return"))

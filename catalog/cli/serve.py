@@ -35,7 +35,6 @@ def serve(
     import uvicorn
 
     from catalog.web.app import LOCAL_HOSTS, create_app
-    from catalog.web.neighbours import NeighbourCache
     from catalog.web.security import Access
     from catalog.web.server import check_port, start_url
 
@@ -43,9 +42,8 @@ def serve(
     catalog = open_catalog(ctx)
     access = Access(read_only=read_only)
     hosts = ["*"] if host in ("0.0.0.0", "::") else [*LOCAL_HOSTS, host]
-    neighbours = NeighbourCache(catalog)
-    neighbours.warm([summary.name for summary in catalog.datasets(counts=False)])
-    app = create_app(catalog, access=access, hosts=hosts, neighbours=neighbours)
+    catalog.warm_lookalikes([summary.name for summary in catalog.datasets(counts=False)])
+    app = create_app(catalog, access=access, hosts=hosts)
     url = start_url(host, port, None if read_only else access.token)
     mode = "read-only" if read_only else "decisions need the token in this URL"
     typer.echo(f"Serving {catalog.engine.url.render_as_string(hide_password=True)} ({mode})")

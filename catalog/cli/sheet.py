@@ -22,9 +22,8 @@ def sheet(
     scale: Annotated[int, typer.Option("--scale", min=1, max=16, help="Enlargement.")] = 2,
 ) -> None:
     """Write a contact sheet: a grid of the selected digits, labels under each."""
-    from catalog.api.selection import CatalogSelection
 
-    selected = CatalogSelection(open_catalog(ctx), selection)
+    selected = open_catalog(ctx).selected(selection)
     picture, n = selected.contact_sheet(cols=cols, scale=scale)
     picture.save(output, format="PNG")
     typer.echo(f"Wrote {n} digits to {output}")

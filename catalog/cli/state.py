@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from catalog.api.catalog import Catalog
+    from catalog.api.handle import Catalog
 
 
 @dataclass
@@ -35,7 +35,7 @@ def open_catalog(ctx: typer.Context) -> Catalog:
     """The catalog ``--db`` names, opened (and upgraded) on first use."""
     current = state(ctx)
     if current.catalog is None:
-        from catalog.api.catalog import Catalog
+        from catalog.api.handle import Catalog
 
         current.catalog = Catalog.open(current.location, on_wait=say)
         ctx.find_root().call_on_close(current.catalog.close)

@@ -28,103 +28,72 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from catalog.db.models.images import Image, Source
+from catalog.db.engine import session_scope
 from catalog.identity import result as res
-from catalog.identity.confirm import (
-    BLOCK,
-    PIXEL_TOLERANCE,
-    SIGNATURE_MARGIN,
-    SIGNATURE_TOLERANCE,
-    Columns,
-    Reference,
-    pixels_by_id,
-)
-from catalog.identity.registry import (
-    LABEL,
-    SHIPPED,
-    Registry,
-    load_shipped,
-    registry_from_dataset,
-)
+from catalog.identity.columns import ImageColumns, dataset_name, image_columns
+from catalog.identity.confirm import BLOCK, Columns, Reference, pixels_by_id
+from catalog.identity.kept import Keeper
+from catalog.identity.reference import resolve_reference
+from catalog.identity.registry import SHIPPED, load_shipped
 from catalog.identity.sampling import derived, sample_of, sampled_note
 from catalog.identity.shifts import match_block
-from catalog.identity.signature import digests_from_hex
-from catalog.select.filters import POSITION, dataset_id, with_state
+from catalog.select.filters import dataset_id
 
-__all__ = [
-    "PIXEL_TOLERANCE",
-    "SIGNATURE_MARGIN",
-    "SIGNATURE_TOLERANCE",
-    "ImageColumns",
-    "Reference",
-    "identify_session",
-    "resolve_reference",
-]
+Progress = Callable[[int], None]
 
 
-def resolve_reference(
-    session: Session,
-    against: str,
-    looked_up: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
-) -> Reference:
-    """The registry for ``against`` and where its pixels are.
+def identify(
+    source: Session | Engine,
+    dataset: str | None = None,
+    *,
+    against: str = "mnist",
+    progress: Progress | None = None,
+) -> res.IdentityResult:
+    """Say which reference image each image of ``dataset`` is.
 
-    A shipped name (``mnist``) uses the shipped registry; its pixels are those of
-    a dataset in the catalog ingested from the genuine files, if any (matched
-    image by image on digests). Any other name is a dataset of the catalog.
-    ``looked_up`` is ``(dataset id, image ids, registry rows)`` of a dataset whose
-    digests the caller looked up in the shipped registry already, not read again.
+    Parameters
+    ----------
+    source
+        A :class:`sqlalchemy.orm.Session` on a catalog, or its :class:`sqlalchemy.Engine`
+        (a session is opened for the call). ``Catalog.identify`` is the same for a catalog.
+    dataset
+        The dataset to identify; None for the catalog's only dataset.
+    against
+        ``"mnist"`` (the shipped registry; pixels confirm lossy matches when the
+        catalog also holds the genuine files) or the name of a dataset in the catalog.
+    progress
+        Called with the number of images done, as work advances.
+
+    Returns
+    -------
+    IdentityResult
+        Per image: kind, canonical split/index/label, error; plus ``summary()``.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        ``dataset`` or ``against`` is not in the catalog.
     """
-    if against in SHIPPED:
-        registry = load_shipped(against)
-        return Reference.of(registry, _genuine_ids(session, registry, looked_up))
-    registry = registry_from_dataset(session, against)
-    assert registry.image_ids is not None
-    return Reference.of(registry, registry.image_ids)
-
-
-def _genuine_ids(
-    session: Session,
-    registry: Registry,
-    looked_up: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
-) -> npt.NDArray[np.int64]:
-    ids = np.full(len(registry), -1, dtype=np.int64)
-    datasets = session.scalars(
-        select(Source.dataset_id).where(Source.genuine.like(f"{registry.name}/%")).distinct()
-    ).all()
-    for ds in datasets:
-        if looked_up is not None and looked_up[0] == ds:  # its digests are looked up already
-            known = looked_up[2] >= 0
-            ids[looked_up[2][known]] = looked_up[1][known]
-            continue
-        rows = (
-            session.connection()
-            .execute(select(Image.id, Image.sha256).where(Image.dataset_id == ds))
-            .all()
-        )
-        if not rows:
-            continue
-        image_ids, digests = zip(*rows, strict=True)  # columns, not per-row attribute access
-        at = registry.lookup(digests_from_hex(list(digests)))
-        found = at >= 0
-        ids[at[found]] = np.asarray(image_ids, dtype=np.int64)[found]
-    return ids
+    if isinstance(source, Session):
+        return identify_session(source, dataset, against, progress)
+    with session_scope(source) as session:
+        return identify_session(session, dataset, against, progress)
 
 
 def identify_session(
     session: Session,
     dataset: str | None,
     against: str = "mnist",
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     *,
     sample: int | None = None,
     reuse: bool = False,
     images: ImageColumns | None = None,
 ) -> res.IdentityResult:
-    """Identify every image of ``dataset`` against ``against`` (see :func:`catalog.identity.identify`).
+    """Identify every image of ``dataset`` against ``against`` (see :func:`identify`).
 
     With ``sample``, when more than ``sample`` images match no digest, a random
     ``sample`` of them is searched first, and the rest only if enough of those are
@@ -135,19 +104,46 @@ def identify_session(
     the caller read them already (an audit), instead of reading them again.
     """
     ds = dataset_id(session, dataset)
-    images = images or _image_columns(session, ds)
-    ids, splits, indices, labels = images.ids, images.splits, images.indices, images.labels
-    digests, heights, widths = images.digests, images.heights, images.widths
-    n = len(ids)
-    name = dataset if dataset is not None else _name(session, ds)
-    at = np.full(n, -1, np.int64)
-    if against in SHIPPED:  # the registry is known before its pixels are
-        at = load_shipped(against).lookup(digests)
-    reference = resolve_reference(session, against, (ds, ids, at) if against in SHIPPED else None)
+    images = images or image_columns(session, ds)
+    name = dataset if dataset is not None else dataset_name(session, ds)
+    reference, cols, exact = _match_exact(session, ds, images, against)
+    _advance(progress, int(exact.sum()))
     registry = reference.registry
-    cols = Columns.empty(n)
-    if against not in SHIPPED:
-        at = registry.lookup(digests)
+    same_shape = (images.heights == registry.shape[0]) & (images.widths == registry.shape[1])
+    pending = np.flatnonzero(~exact & same_shape)
+    keeper = Keeper.of(session, reference, ds) if reuse else None
+    reused = 0
+    if keeper is not None:
+        known = keeper.read(images.ids[pending], pending, cols)
+        reused = int(known.sum())
+        _advance(progress, reused)
+        pending = pending[~known]
+    search = _Search(session, reference, images.ids, cols, progress)
+    searched, sampled = search.run(pending, sample)
+    if keeper is not None:
+        keeper.write(images.ids[searched.pending], searched.pending, cols)
+    _advance(progress, int((~exact & ~same_shape).sum()))
+    return _result(name, images, reference, cols, searched, sampled, reused)
+
+
+def _advance(progress: Progress | None, done: int) -> None:
+    if progress is not None:
+        progress(done)
+
+
+def _match_exact(
+    session: Session, ds: int, images: ImageColumns, against: str
+) -> tuple[Reference, Columns, npt.NDArray[np.bool_]]:
+    """The reference, the result columns with digest matches filled in, and which
+    images matched by digest."""
+    shipped = against in SHIPPED
+    # A shipped registry is known before its pixels are: its lookup also finds them.
+    at = load_shipped(against).lookup(images.digests) if shipped else None
+    looked_up = (ds, images.ids, at) if at is not None else None
+    reference = resolve_reference(session, against, looked_up)
+    if at is None:
+        at = reference.registry.lookup(images.digests)
+    cols = Columns.empty(len(images.ids))
     exact = at >= 0
     cols.kinds[exact], cols.confirmed[exact], cols.positions[exact] = (
         res.EXACT,
@@ -156,70 +152,86 @@ def identify_session(
     )
     cols.errors[exact], cols.gains[exact] = 0.0, 1.0
     cols.shifts[exact] = 0
-    if progress is not None:
-        progress(int(exact.sum()))
-    same_shape = (heights == registry.shape[0]) & (widths == registry.shape[1])
-    pending = np.flatnonzero(~exact & same_shape)
-    searched = np.ones(n, dtype=bool)
-    keeper = None
-    if reuse:
-        from catalog.identity.kept import Keeper
+    return reference, cols, exact
 
-        keeper = Keeper.of(session, reference, ds)
-    reused = 0
-    if keeper is not None:
-        known = keeper.read(ids[pending], pending, cols)
-        reused = int(known.sum())
-        if progress is not None:
-            progress(reused)
-        pending = pending[~known]
 
-    def search(positions: npt.NDArray[np.int64]) -> None:
+@dataclass(frozen=True)
+class _Searched:
+    """Which images were searched for a lossy match: ``pending`` in this run, and
+    ``mask`` over every image (False: left out by a sample that found no copies)."""
+
+    pending: npt.NDArray[np.int64]
+    mask: npt.NDArray[np.bool_] | None
+
+
+@dataclass
+class _Search:
+    """The lossy search over images without a digest match, in blocks of pixels."""
+
+    session: Session
+    reference: Reference
+    ids: npt.NDArray[np.int64]
+    cols: Columns
+    progress: Progress | None
+
+    def block(self, positions: npt.NDArray[np.int64]) -> None:
+        shape = self.reference.registry.shape
         for start in range(0, len(positions), BLOCK):
             part = positions[start : start + BLOCK]
-            pixels = pixels_by_id(session, ids[part], registry.shape)
-            match_block(session, reference, part, pixels, cols)
-            if progress is not None:
-                progress(len(part))
+            pixels = pixels_by_id(self.session, self.ids[part], shape)
+            match_block(self.session, self.reference, part, pixels, self.cols)
+            _advance(self.progress, len(part))
 
-    sampled = None
-    if sample is not None and len(pending) > sample:
+    def run(
+        self, pending: npt.NDArray[np.int64], sample: int | None
+    ) -> tuple[_Searched, res.Sampled | None]:
+        """Search ``pending``; with ``sample``, a sample first and the rest only when
+        the sample finds the dataset derived from the reference."""
+        if sample is None or len(pending) <= sample:
+            self.block(pending)
+            return _Searched(pending, None), None
         chosen = sample_of(pending, sample)
-        search(chosen)
-        hits = int((cols.kinds[chosen] == res.LOSSY).sum())
+        self.block(chosen)
+        hits = int((self.cols.kinds[chosen] == res.LOSSY).sum())
         rest = np.setdiff1d(pending, chosen, assume_unique=True)
         if derived(hits, len(chosen)):
-            search(rest)
-        else:
-            sampled = res.Sampled(len(chosen), len(pending), hits)
-            searched[rest] = False
-            pending = chosen
-            if progress is not None:
-                progress(len(rest))
-    else:
-        search(pending)
-    if keeper is not None:
-        keeper.write(ids[pending], pending, cols)
-    searched_now = len(pending)
-    if progress is not None:
-        progress(int((~exact & ~same_shape).sum()))
+            self.block(rest)
+            return _Searched(pending, None), None
+        mask = np.ones(len(self.ids), dtype=bool)
+        mask[rest] = False
+        _advance(self.progress, len(rest))
+        return _Searched(chosen, mask), res.Sampled(len(chosen), len(pending), hits)
+
+
+def _result(
+    name: str,
+    images: ImageColumns,
+    reference: Reference,
+    cols: Columns,
+    searched: _Searched,
+    sampled: res.Sampled | None,
+    reused: int,
+) -> res.IdentityResult:
+    """The identity result from the filled-in columns, with its notes."""
+    registry = reference.registry
     matched = cols.positions >= 0
     names = np.asarray(("", *registry.split_names), dtype=np.str_)
     canonical_splits = names[np.where(matched, registry.split_codes[cols.positions] + 1, 0)]
     notes = [] if sampled is None else [sampled_note(sampled, registry.name)]
     confirmed = cols.confirmed[cols.kinds == res.LOSSY]
-    if (confirmed == res.BY_SIGNATURE).any():
+    by_signature = int((confirmed == res.BY_SIGNATURE).sum())
+    if by_signature:
         notes.append(
-            f"{int((confirmed == res.BY_SIGNATURE).sum()):,} lossy matches were confirmed by "
-            f"signature only: the catalog holds no genuine {registry.name} pixels to compare"
+            f"{by_signature:,} lossy matches were confirmed by signature only: "
+            f"the catalog holds no genuine {registry.name} pixels to compare"
         )
     return res.IdentityResult(
         dataset=name,
         reference=registry.name,
-        image_ids=ids,
-        splits=splits,
-        indices=indices,
-        labels=labels,
+        image_ids=images.ids,
+        splits=images.splits,
+        indices=images.indices,
+        labels=images.labels,
         kinds=cols.kinds,
         confirmed_by=cols.confirmed,
         canonical_splits=canonical_splits,
@@ -232,47 +244,7 @@ def identify_session(
         stretched=cols.stretched,
         notes=notes,
         sampled=sampled,
-        searched=None if sampled is None else searched,
+        searched=searched.mask,
         reused=reused,
-        searched_now=searched_now,
+        searched_now=len(searched.pending),
     )
-
-
-@dataclass(frozen=True)
-class ImageColumns:
-    """What identify reads of each image of a dataset, in (split, index) order."""
-
-    ids: npt.NDArray[np.int64]
-    splits: npt.NDArray[np.str_]
-    indices: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]  # current labels (decisions applied), UNLABELED for none
-    digests: npt.NDArray[np.uint64]  # the first 64 bits of each sha256
-    heights: npt.NDArray[np.int64]
-    widths: npt.NDArray[np.int64]
-
-
-def _image_columns(session: Session, ds: int) -> ImageColumns:
-    rows = session.connection().execute(
-        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
-                          Image.width))
-        .where(Image.dataset_id == ds)
-        .order_by(Image.split, Image.index)
-    ).all()  # fmt: skip
-    n = len(rows)
-    # One transposition of the rows into columns (attribute access per row costs more).
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-    return ImageColumns(
-        np.asarray(columns[0], dtype=np.int64).reshape(n),
-        np.asarray(columns[1], dtype=np.str_).reshape(n),
-        np.asarray(columns[2], dtype=np.int64).reshape(n),
-        np.asarray(columns[3], dtype=np.int64).reshape(n),
-        digests_from_hex(list(columns[4])),
-        np.asarray(columns[5], dtype=np.int64).reshape(n),
-        np.asarray(columns[6], dtype=np.int64).reshape(n),
-    )
-
-
-def _name(session: Session, ds: int) -> str:
-    from catalog.db.models.images import Dataset
-
-    return str(session.scalar(select(Dataset.name).where(Dataset.id == ds)))

@@ -1,4 +1,4 @@
-"""What :func:`catalog.identity.identify` returns, and the summary people read.
+"""What :func:`catalog.identity.match.identify` returns, and the summary people read.
 
 Results are columns (numpy arrays, one row per image in (split, index) order),
 so 70,000 images cost a few arrays, not 70,000 objects; :meth:`IdentityResult.matches`
@@ -169,9 +169,7 @@ class IdentityResult:
         return found
 
     def summary(self) -> list[str]:
-        """Lines to read at a glance (see :func:`catalog.identity.summary.summarize`)."""
-        from catalog.identity.summary import summarize
-
+        """Lines to read at a glance (see :func:`summarize`)."""
         return summarize(self)
 
     def to_json(self, *, images: bool = False) -> dict[str, Any]:
@@ -190,77 +188,113 @@ class IdentityResult:
         return data
 
 
-@dataclass(frozen=True)
-class Leak:
-    """Images of one split that are copies of images in a test split."""
-
-    dataset: str
-    split: str
-    test_dataset: str  # a dataset in the catalog, or the reference itself
-    test_split: str
-    count: int
-    examples: tuple[tuple[int, int], ...]  # (index in split, index in test split), first few
+#: Runs listed per mapping before it is summarised as reordered.
+MAX_RUNS = 4
 
 
-def is_test(split: str) -> bool:
-    """Whether a split name denotes held-out test data.
+def runs(
+    indices: npt.NDArray[np.int64], canonical: npt.NDArray[np.int64]
+) -> list[tuple[int, int, int, int]]:
+    """Maximal runs where both index and canonical index go up by one.
 
-    >>> is_test("test"), is_test("t10k"), is_test("val")
-    (True, True, False)
+    >>> runs(np.array([0, 1, 2, 5]), np.array([10, 11, 12, 3]))
+    [(0, 2, 10, 12), (5, 5, 3, 3)]
     """
-    return split.startswith(("test", "t10k"))
-
-
-def find_leakage(results: list[IdentityResult], examples: int = 5) -> list[Leak]:
-    """Images of a non-test split that are copies of test images.
-
-    Within one result: images of a train-like split whose canonical image is in
-    the reference's test split, and canonical images that both a train-like and
-    a test split of the dataset hold. Across results against the same
-    reference: a train-like split of one dataset sharing canonical images with
-    a test split of another.
-    """
-    leaks: list[Leak] = []
-    names = sorted({str(s) for r in results for s in np.unique(r.canonical_splits)} - {""})
-    keyed = [(r, _keys(r, names)) for r in results]
-    for r, keys in keyed:
-        for split in sorted(set(r.splits.tolist())):
-            if is_test(split):
-                continue
-            rows = np.flatnonzero((r.splits == split) & r.matched())
-            into_test = rows[[is_test(str(s)) for s in r.canonical_splits[rows]]]
-            for test_split in sorted(set(r.canonical_splits[into_test].tolist())):
-                hit = into_test[r.canonical_splits[into_test] == test_split]
-                leaks.append(Leak(r.dataset, split, r.reference, test_split, len(hit),
-                                  tuple((int(r.indices[i]), int(r.canonical_indices[i]))
-                                        for i in hit[:examples])))  # fmt: skip
-            for other, other_keys in keyed:
-                if other.reference != r.reference or other.dataset == r.reference:
-                    continue  # the reference's own test split is covered above
-                for test_split in sorted({s for s in other.splits.tolist() if is_test(s)}):
-                    leaks += _shared(r, keys, split, other, other_keys, test_split, examples)
-    return [leak for leak in leaks if leak.count]
-
-
-def _keys(r: IdentityResult, names: list[str]) -> npt.NDArray[np.int64]:
-    """One integer per image for its canonical image (-1 where none)."""
-    codes = np.full(len(r.canonical_splits), -1, np.int64)
-    for code, name in enumerate(names):
-        codes[r.canonical_splits == name] = code
-    return np.where(codes >= 0, codes * (1 << 40) + r.canonical_indices, -1)
-
-
-def _shared(
-    r: IdentityResult, keys: npt.NDArray[np.int64], split: str,
-    other: IdentityResult, other_keys: npt.NDArray[np.int64], test_split: str, examples: int,
-) -> list[Leak]:  # fmt: skip
-    mine = np.flatnonzero((r.splits == split) & (keys >= 0))
-    theirs = np.flatnonzero((other.splits == test_split) & (other_keys >= 0))
-    common, at_mine, at_theirs = np.intersect1d(keys[mine], other_keys[theirs], return_indices=True)
-    if not len(common):
+    if not len(indices):
         return []
-    pairs = tuple(
-        (int(r.indices[mine[a]]), int(other.indices[theirs[b]]))
-        for a, b in zip(at_mine[:examples], at_theirs[:examples], strict=True)
-    )
-    return [Leak(r.dataset, split, other.dataset, test_split, len(common), pairs)]
+    breaks = np.flatnonzero((np.diff(indices) != 1) | (np.diff(canonical) != 1)) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(indices)]]) - 1
+    return [
+        (int(indices[a]), int(indices[b]), int(canonical[a]), int(canonical[b]))
+        for a, b in zip(starts, stops, strict=True)
+    ]
+
+
+def span(first: int, last: int) -> str:
+    """
+    >>> span(50000, 59999), span(7, 7)
+    ('50,000-59,999', '7')
+    """
+    return f"{first:,}" if first == last else f"{first:,}-{last:,}"
+
+
+def describe_split(r: IdentityResult, split: str, whole: dict[str, int]) -> list[str]:
+    """How one split maps: ``"val 0-9,999 = mnist train 50,000-59,999 (exact)"``."""
+    parts: list[tuple[int, str]] = []  # (first index, text), listed by first index
+    mask = r.splits == split
+    size = int(mask.sum())
+    for kind in (EXACT, LOSSY):
+        for target in sorted(set(r.canonical_splits[mask & (r.kinds == kind)].tolist())):
+            sel = mask & (r.kinds == kind) & (r.canonical_splits == target)
+            found = runs(r.indices[sel], r.canonical_indices[sel])
+            name = KINDS[kind]
+            if (
+                len(found) == 1
+                and found[0][0] == 0
+                and found[0][2] == 0
+                and (found[0][1] + 1 == size and found[0][3] + 1 == whole.get(target, -1))
+            ):
+                parts.append((0, f"{split} = {r.reference} {target} ({name})"))
+            elif len(found) <= MAX_RUNS:
+                parts += [
+                    (a, f"{split} {span(a, b)} = {r.reference} {target} {span(c, d)} ({name})")
+                    for a, b, c, d in found
+                ]
+            else:
+                text = (
+                    f"{split}: {int(sel.sum()):,} images = {r.reference} {target} "
+                    f"({name}, in another order)"
+                )
+                parts.append((int(r.indices[sel][0]), text))
+    unmatched = mask & (r.kinds == NONE)
+    if unmatched.any():
+        parts.append(
+            (
+                int(r.indices[unmatched][0]),
+                f"{split}: {int(unmatched.sum()):,} images not in {r.reference} (none)",
+            )
+        )
+    return [text for _, text in sorted(parts)]
+
+
+def summarize(r: IdentityResult, whole: dict[str, int] | None = None) -> list[str]:
+    """Lines to read at a glance: the mapping, the lossy copies, labels, what to do.
+
+    ``whole`` gives the reference's split sizes, so a split that maps onto all of
+    one is written ``test = mnist test``; by default the shipped sizes for mnist.
+    """
+    if whole is None:
+        from catalog.sources.fingerprints import KNOWN_SPLITS
+
+        whole = {k.split: k.size for k in KNOWN_SPLITS if k.dataset == r.reference}
+    lines: list[str] = []
+    mapping: list[str] = []
+    for split in sorted(set(r.splits.tolist())):
+        mapping += describe_split(r, split, whole)
+    if mapping:
+        lines.append("; ".join(mapping))
+    total, lossy = len(r), r.count("lossy")
+    if lossy:
+        how = " + ".join(r.transforms())
+        error = r.max_error()
+        measured = f", max error {error:.0f} levels" if error is not None else ""
+        lines.append(f"{lossy:,} of {total:,} lossy copies of {r.reference} ({how}{measured})")
+    disagree = r.label_disagreements()
+    matched = int(r.matched().sum())
+    if matched:
+        if not disagree:
+            lines.append("labels agree for all" if matched == total else
+                         f"labels agree for all {matched:,} matched images")  # fmt: skip
+        else:
+            shown = ", ".join(
+                f"{d.split} {d.index:,} says {d.label} ({r.reference} {d.canonical_split} "
+                f"{d.canonical_index:,} is {d.canonical_label})"
+                for d in disagree[:5]
+            )
+            more = f" and {len(disagree) - 5:,} more" if len(disagree) > 5 else ""
+            lines.append(f"{len(disagree):,} labels disagree: {shown}{more}")
+    if lossy and r.reference in ("mnist",):
+        lines.append(f"re-ingest the originals with `mnist-catalog ingest {r.reference}`")
+    lines += r.notes
+    return lines

@@ -56,8 +56,6 @@ def get_image(
     return image, pixels
 
 
-
-
 @dataclass
 class ImageDetails:
     """One image: its row and pixels, where it came from and where it was written."""

@@ -30,7 +30,7 @@ from catalog.errors import ImageNotFoundError, SelectionError
 from catalog.selection import Selection
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels
 from catalog.similarity.index import Method, NeighbourSearch, build_index
-from catalog.similarity.store import compute_embeddings, load_embeddings, load_embeddings_of
+from catalog.similarity.vectors import compute_embeddings, load_embeddings, load_embeddings_of
 
 __all__ = [
     "CANDIDATE_K",

@@ -16,7 +16,7 @@ def check_serve_extra() -> None:
     """Raise a one-line :class:`~catalog.errors.CatalogError` if the ``serve`` extra is missing."""
     missing = [name for name in SERVE_PACKAGES if find_spec(name) is None]
     if missing:
-        from catalog.similarity.index import MissingExtraError
+        from catalog.errors import MissingExtraError
 
         msg = (
             f"The web view needs {', '.join(missing)}, which is not installed: "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,14 +18,16 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from catalog.api.catalog import Catalog
+from catalog.api.handle import Catalog
 from catalog.errors import CatalogError, DatasetNotFoundError, ImageNotFoundError
-from catalog.web.neighbours import NeighbourCache
+from catalog.web import pages, review
+from catalog.web.params import query_string
+from catalog.web.render import error_response
 from catalog.web.security import Access, WriteRefused
 
 HERE = Path(__file__).resolve().parent
@@ -44,31 +45,6 @@ HEADERS = {
 }
 
 Handler = Callable[[Request], Awaitable[Response] | Response]
-
-
-def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def render(
-    request: Request, template: str, data: dict[str, Any], *, status: int = 200, **extra: Any
-) -> Response:
-    """The page ``template`` showing ``data``, or ``data`` as JSON for an ``/api/`` URL."""
-    if is_api(request):
-        return JSONResponse(data, status_code=status)
-    templates: Jinja2Templates = request.app.state.templates
-    access: Access = request.app.state.access
-    context = {
-        "data": data, "access": access, "can_write": access.can_write(request),
-        "query": request.url.query, **extra,
-    }  # fmt: skip
-    return templates.TemplateResponse(request, template, context, status_code=status)
-
-
-def error_response(request: Request, status: int, message: str) -> Response:
-    if is_api(request) or request.url.path.endswith(".png"):
-        return JSONResponse({"error": message, "status": status}, status_code=status)
-    return render(request, "error.html", {"error": message, "status": status}, status=status)
 
 
 async def on_catalog_error(request: Request, exc: Exception) -> Response:
@@ -123,7 +99,6 @@ def create_app(
     *,
     access: Access | None = None,
     hosts: Sequence[str] = LOCAL_HOSTS,
-    neighbours: NeighbourCache | None = None,
 ) -> Starlette:
     """The web view of ``catalog``.
 
@@ -135,11 +110,7 @@ def create_app(
         The write token, CSRF token and read-only switch (default: fresh tokens, writable).
     hosts
         Host names the server answers to (``["*"]`` for any).
-    neighbours
-        A shared neighbour-index cache (default: a new one, filled on first use).
     """
-    from catalog.web import pages, review
-
     routes: list[BaseRoute] = [
         *twin("/", pages.overview, "overview"),
         *twin("/grid", pages.grid, "grid"),
@@ -166,14 +137,7 @@ def create_app(
     )
     app.state.catalog = catalog
     app.state.access = access or Access()
-    app.state.neighbours = neighbours or NeighbourCache(catalog)
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals["query_string"] = _query_string
+    templates.env.globals["query_string"] = query_string
     app.state.templates = templates
     return app
-
-
-def _query_string(selection: Any, **extra: Any) -> str:
-    from catalog.web.params import query_string
-
-    return query_string(selection, **extra)

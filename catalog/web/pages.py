@@ -7,13 +7,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from catalog.api.catalog import Catalog
-from catalog.api.selection import CatalogSelection
-from catalog.db.engine import session_scope
+from catalog.api.handle import Catalog
 from catalog.errors import ImageNotFoundError
-from catalog.select.details import image_details, label_names, pixels_by_digest
 from catalog.select.records import ImageRow
-from catalog.web.app import render
 from catalog.web.params import (
     check_names,
     paged,
@@ -23,6 +19,7 @@ from catalog.web.params import (
     query_string,
 )
 from catalog.web.pngs import SPRITE_COLUMNS, png_bytes, sprite_bytes
+from catalog.web.render import render
 
 #: Thumbnails never change for a digest: cache them for a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -52,8 +49,7 @@ def overview(request: Request) -> Response:
     datasets = []
     for summary in catalog.datasets(counts=False):  # counted below, by current label
         counts = catalog.select(dataset=summary.name).counts(("split", "label"))
-        with session_scope(catalog.engine) as session:
-            names = label_names(session, summary.name)
+        names = catalog.label_names(summary.name)
         numbers = sorted({label for _, label in counts if label is not None} | set(names))
         labels = [str(n) for n in numbers] + (
             [UNLABELED] if any(label is None for _, label in counts) else []
@@ -89,8 +85,8 @@ def grid(request: Request) -> Response:
     selection = parse_selection(request.query_params, extra=("page", "size"))
     page = parse_page(request.query_params)
     catalog = catalog_of(request)
-    total = CatalogSelection(catalog, selection).count()
-    rows = CatalogSelection(catalog, paged(selection, page)).rows()
+    total = catalog.selected(selection).count()
+    rows = catalog.selected(paged(selection, page)).rows()
     pages = page.pages(total)
     data = {
         "selection": selection.to_json(), "total": total, "page": page.number,
@@ -112,7 +108,7 @@ def sprite(request: Request) -> Response:
     """One PNG holding a grid page's digits, :data:`SPRITE_COLUMNS` to a row."""
     selection = parse_selection(request.query_params, extra=("page", "size"))
     page = parse_page(request.query_params)
-    pixels, _ = CatalogSelection(catalog_of(request), paged(selection, page)).arrays()
+    pixels, _ = catalog_of(request).selected(paged(selection, page)).arrays()
     headers = {"Cache-Control": "no-cache"}
     return Response(sprite_bytes(pixels), media_type="image/png", headers=headers)
 
@@ -121,8 +117,7 @@ def thumbnail(request: Request) -> Response:
     """A digit's PNG, addressed by its content digest: the same bytes forever."""
     check_names(request.query_params, ())
     catalog = catalog_of(request)
-    with session_scope(catalog.engine) as session:
-        pixels = pixels_by_digest(session, request.path_params["sha256"])
+    pixels = catalog.pixels_by_digest(request.path_params["sha256"])
     return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": IMMUTABLE})
 
 
@@ -135,9 +130,8 @@ def image(request: Request) -> Response:
         raise ImageNotFoundError(msg)
     k = parse_int(request.query_params, "k", 12, 1, MAX_NEIGHBOURS)
     catalog = catalog_of(request)
-    with session_scope(catalog.engine) as session:
-        details = image_details(session, dataset, split, int(text))
-    found = request.app.state.neighbours.nearest(details.row.id, details.row.dataset, k)
+    details = catalog.image_details(split, int(text), dataset=dataset)
+    found = catalog.lookalikes(details.row.id, details.row.dataset, k)
     data = {
         **details.to_json(),
         "thumb": f"/thumb/{details.row.sha256}.png",

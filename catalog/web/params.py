@@ -1,12 +1,12 @@
-"""URL query parameters -> a :class:`~catalog.selection.Selection`, in one place.
+"""URL query parameters <-> a :class:`~catalog.selection.Selection`, in one place.
 
 A page's URL is its query, as in Datasette: ``/grid?split=test&label=3&page=2``.
-The selection parameters are the command line's selection options under their
-long names without the dashes (``label``, ``index``, ``per-label``, ``seed`` ...,
-and whatever rows :data:`catalog.cli.options.SELECTION_OPTIONS` gains), read
-with the options' own converters, so ``?label=3,5`` means what ``--label 3,5``
-means. Pages add paging (``page``, ``size``); an unknown parameter is an error,
-not silently ignored.
+The selection parameters are the rows of :data:`catalog.api.options.SELECTION_OPTIONS`
+(the table the command line's options are built from too) under their long names
+without the dashes (``label``, ``index``, ``per-label``, ``seed`` ...), read with the
+rows' own converters, so ``?label=3,5`` means what ``--label 3,5`` means, and written
+back from the same rows (:func:`query_string`). Pages add paging (``page``, ``size``);
+an unknown parameter is an error, not silently ignored.
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any
 
-import typer
-
-from catalog.cli.options import SELECTION_OPTIONS, SelectionOption
+from catalog.api.options import (
+    SELECTION_OPTIONS,
+    OptionConflictError,
+    OptionValueError,
+    SelectionOption,
+    param_of,
+    selection_fields,
+    selection_texts,
+)
 from catalog.errors import SelectionError
 from catalog.selection import Selection
 
@@ -37,12 +43,7 @@ class ParameterError(SelectionError):
     """A URL parameter is unknown or its value cannot be read."""
 
 
-def param_name(option: SelectionOption) -> str:
-    """The URL name of a selection option: its long flag without the dashes."""
-    return option.name.replace("_", "-")
-
-
-SELECTION_PARAMS = tuple(param_name(o) for o in SELECTION_OPTIONS)
+SELECTION_PARAMS = tuple(option.param for option in SELECTION_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -60,29 +61,20 @@ class Page:
         return max(1, -(-total // self.size))
 
 
-def _base_type(option: SelectionOption) -> Any:
-    """``list[str] | None`` -> ``list[str]``; ``int | None`` -> ``int``."""
-    kind = get_args(option.annotation)[0]
-    args = [a for a in get_args(kind) if a is not type(None)]
-    if get_origin(kind) is list:
-        return kind
-    return args[0] if len(args) == 1 and get_origin(kind) is not list else kind
-
-
 def _read(option: SelectionOption, values: list[str]) -> Any:
-    name = param_name(option)
-    kind = _base_type(option)
-    if get_origin(kind) is list:
+    """The value of ``option`` in the URL's texts, by its kind (the last one given wins)."""
+    name = option.param
+    if option.kind == "texts":
         return values
     value = values[-1]
-    if kind is bool:
+    if option.kind == "flag":
         if value.lower() in _TRUE:
             return True
         if value.lower() in _FALSE:
             return False
         msg = f"Parameter {name}={value!r} is not a yes/no value (1, 0, true, false)"
         raise ParameterError(msg)
-    if kind is int:
+    if option.kind == "number":
         try:
             number = int(value)
         except ValueError:
@@ -110,30 +102,25 @@ def parse_selection(params: Any, *, extra: Sequence[str] = ()) -> Selection:
     Raises :class:`ParameterError` (a :class:`SelectionError`) on a bad value.
     """
     check_names(params, (*SELECTION_PARAMS, *extra))
-    values: dict[str, Any] = {}
-    setters: dict[str, str] = {}
+    given: dict[str, Any] = {}
     for option in SELECTION_OPTIONS:
-        name = param_name(option)
-        given = list(params.getlist(name)) if name in params else []
-        if _base_type(option) is not bool:  # an empty form field means "not given"
-            given = [value for value in given if value.strip()]
-        raw = _read(option, given) if given else option.default
-        try:
-            value = option.convert(raw)
-        except typer.BadParameter as exc:
-            msg = f"Parameter {name}: {exc.message}"
-            raise ParameterError(msg) from None
-        if value is None or not given:
-            continue
-        if option.field in values:
-            msg = f"Parameters {setters[option.field]} and {name} cannot be combined"
-            raise ParameterError(msg)
-        values[option.field] = value
-        setters[option.field] = name
-    if any(n > MAX_INT for n in values.get("index_range") or ()):
+        values = list(params.getlist(option.param)) if option.param in params else []
+        if option.kind != "flag":  # an empty form field means "not given"
+            values = [value for value in values if value.strip()]
+        if values:
+            given[option.name] = _read(option, values)
+    try:
+        fields = selection_fields(SELECTION_OPTIONS, given)
+    except OptionValueError as exc:
+        msg = f"Parameter {param_of(exc.option)}: {exc.message}"
+        raise ParameterError(msg) from None
+    except OptionConflictError as exc:
+        msg = f"Parameters {param_of(exc.first)} and {param_of(exc.second)} cannot be combined"
+        raise ParameterError(msg) from None
+    if any(n > MAX_INT for n in fields.get("index_range") or ()):
         msg = f"Parameter index is out of range: expected numbers up to {MAX_INT}"
         raise ParameterError(msg)
-    return Selection(**values)
+    return Selection(**fields)
 
 
 def parse_int(params: Any, name: str, default: int, low: int, high: int) -> int:
@@ -171,49 +158,10 @@ def paged(selection: Selection, page: Page) -> Selection:
 
 
 def query_string(selection: Selection, **extra: Any) -> str:
-    """The URL query that selects ``selection`` (the inverse of :func:`parse_selection`)."""
+    """The URL query that selects ``selection`` (the inverse of :func:`parse_selection`),
+    with the page's own ``extra`` parameters (None: left out)."""
     from urllib.parse import urlencode
 
-    pairs: list[tuple[str, Any]] = []
-    if selection.dataset:
-        pairs.append(("dataset", selection.dataset))
-    pairs += [("split", s) for s in selection.splits]
-    if selection.labels:
-        pairs.append(("label", ",".join(map(str, selection.labels))))
-    if selection.index_range is not None:
-        pairs.append(("index", f"{selection.index_range[0]}:{selection.index_range[1]}"))
-    for name in ("sample", "per_label", "limit"):
-        if getattr(selection, name) is not None:
-            pairs.append((name.replace("_", "-"), getattr(selection, name)))
-    if selection.seed:
-        pairs.append(("seed", selection.seed))
-    if selection.order != "index":
-        pairs.append(("order", selection.order))
-    if selection.offset:
-        pairs.append(("offset", selection.offset))
-    pairs += _curation_pairs(selection)
-    if selection.unlabeled:
-        pairs.append(("unlabeled", 1))
-    pairs += [("where", f"{key}={value}") for key, value in selection.where]
-    if selection.group_by is not None:
-        pairs.append(("group-by", selection.group_by))
-    if selection.per_group is not None:
-        pairs.append(("per-group", selection.per_group))
+    pairs = [(param_of(name), text) for name, text in selection_texts(selection)]
     pairs += [(k, v) for k, v in extra.items() if v is not None]
     return urlencode(pairs)
-
-
-def _curation_pairs(selection: Selection) -> list[tuple[str, Any]]:
-    """The curation filters."""
-    pairs: list[tuple[str, Any]] = []
-    pairs += [("tag", t) for t in selection.tags]
-    pairs += [("without-tag", t) for t in selection.without_tags]
-    if selection.relabelled:
-        pairs.append(("relabelled", 1))
-    if selection.excluded == "only":
-        pairs.append(("excluded", 1))
-    elif selection.excluded == "include":
-        pairs.append(("include-excluded", 1))
-    if selection.original_labels:
-        pairs.append(("original-labels", 1))
-    return pairs

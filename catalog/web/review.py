@@ -17,15 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from catalog.api.catalog import Catalog
+from catalog.api.handle import Catalog
 from catalog.audit import CHECKS
 from catalog.audit.runs import StoredRun
-from catalog.db.engine import session_scope
 from catalog.errors import CatalogError, ImageNotFoundError, SelectionError
-from catalog.select.details import image_details
-from catalog.web.app import render
 from catalog.web.pages import MAX_INDEX, catalog_of, history_of, image_json
 from catalog.web.params import ParameterError, check_names, parse_int
+from catalog.web.render import render
 from catalog.web.security import Access, reviewer
 
 #: Findings listed per check on the audit page unless ``limit`` says otherwise, and the most.
@@ -104,9 +102,8 @@ def review_page(request: Request) -> Response:
     if not suspects:
         return render(request, "review.html", {"run": run.id, "total": 0, "suspect": None})
     ref = suspects[n - 1]
-    with session_scope(catalog.engine) as session:
-        details = image_details(session, dataset, split, int(ref["index"]))
-    found = request.app.state.neighbours.nearest(details.row.id, dataset, NEIGHBOURS)
+    details = catalog.image_details(split, int(ref["index"]), dataset=dataset)
+    found = catalog.lookalikes(details.row.id, dataset, NEIGHBOURS)
     base = f"/review?dataset={dataset}&split={split}&n="
     data = {
         "run": run.id, "dataset": dataset, "split": split, "splits": list(splits),
@@ -183,8 +180,7 @@ def _decide(catalog: Catalog, asked: dict[str, Any], by: str) -> Response:
             msg = f"Nothing to undo for {ref}: no decision about it that is not undone"
             raise CatalogError(msg)
         summary = catalog.undo(open_[-1].id, by=by)
-    with session_scope(catalog.engine) as session:
-        details = image_details(session, dataset, split, index)
+    details = catalog.image_details(split, index, dataset=dataset)
     return JSONResponse({
         "summary": summary.describe(), "recorded": summary.recorded, "image": details.to_json(),
         "history": history_of(catalog, details.row),

@@ -25,7 +25,7 @@ LAZY_IMPORTS = (
     "alembic.runtime.migration",
     "alembic.script",
     "catalog.sources.idx",
-    "catalog.api.catalog",  # numpy, SQLAlchemy, Pillow: the command modules load them on first use
+    "catalog.api.handle",  # numpy, SQLAlchemy, Pillow: the command modules load them on first use
     "catalog.sources.download",
 )
 

@@ -1,8 +1,9 @@
-"""Nearest neighbours for the image and review pages: one index per dataset, kept.
+"""Look-alikes of one image at a time (the image and review pages): one nearest-neighbour
+index per dataset, built once and kept for the life of the cache.
 
 The index is built on first use (or warmed at start-up) from the embeddings the
-catalog stores, or, where some are missing, from the pixels in memory: a page
-request never writes. Search is exact (:class:`~catalog.similarity.index.ExactIndex`):
+catalog stores, or, where some are missing, from the pixels in memory: a lookup
+never writes. Search is exact (:class:`~catalog.similarity.index.ExactIndex`):
 one query against 70,000 embeddings takes milliseconds, and nothing needs faiss.
 """
 
@@ -12,20 +13,24 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy import Engine
 
-from catalog.api.catalog import Catalog
 from catalog.db.engine import session_scope
 from catalog.select.details import rows_by_id
 from catalog.select.ids import select_ids
 from catalog.select.reads import iter_pixel_blocks
 from catalog.select.records import ImageRow
 from catalog.selection import Selection
-from catalog.similarity import NeighbourIndex, embed_pixels, load_embeddings, nearest
+from catalog.similarity.embed import embed_pixels
 from catalog.similarity.index import build_index
+from catalog.similarity.neighbours import NeighbourIndex, nearest
+from catalog.similarity.vectors import load_embeddings
 
 
 @dataclass(frozen=True)
 class Neighbour:
+    """An image like another one, and how far its embedding is from that one's."""
+
     row: ImageRow
     distance: float
 
@@ -33,8 +38,8 @@ class Neighbour:
 class NeighbourCache:
     """One :class:`NeighbourIndex` per dataset, built once and shared by requests."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._indexes: dict[str, NeighbourIndex] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +51,7 @@ class NeighbourCache:
 
     def _build(self, dataset: str) -> NeighbourIndex:
         everything = _whole(dataset)
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             ids = select_ids(session, everything)
             stored = load_embeddings(session, everything)
             if len(stored) == len(ids):
@@ -63,7 +68,7 @@ class NeighbourCache:
     def nearest(self, image_id: int, dataset: str, k: int) -> list[Neighbour]:
         """The ``k`` images of ``dataset`` that look most like image ``image_id``."""
         index = self.index(dataset)
-        with session_scope(self.catalog.engine) as session:
+        with session_scope(self.engine) as session:
             (found,) = nearest(session, [image_id], k, index=index)
             rows = rows_by_id(session, list(found.ids))
         return [

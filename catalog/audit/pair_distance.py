@@ -51,8 +51,9 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.audit.features import OFFSETS
-from catalog.similarity import NeighbourIndex, build_index, candidate_pairs, embed_pixels
-from catalog.similarity.neighbours import CANDIDATE_RADIUS
+from catalog.similarity.embed import embed_pixels
+from catalog.similarity.index import build_index
+from catalog.similarity.neighbours import CANDIDATE_RADIUS, NeighbourIndex, candidate_pairs
 
 __all__ = [
     "DEFAULT_THRESHOLD",

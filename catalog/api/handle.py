@@ -14,27 +14,24 @@ from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Engine
 
+from catalog.api.browse import BrowseMixin
 from catalog.api.curation import CurationMixin, _names
 from catalog.api.selection import CatalogSelection
 from catalog.db.engine import READ_ONLY_OPTION, session_scope
 from catalog.selection import Selection
 
 if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test_cli_startup.py)
-    import numpy as np
-    import numpy.typing as npt
-
     from catalog.audit import AuditReport
     from catalog.audit.runs import StoredRun
     from catalog.identity.result import IdentityResult
     from catalog.ingest.transaction import IngestResult
     from catalog.select.listings import DatasetSummary
-    from catalog.select.records import ImageRow
     from catalog.sources import Decoded
 
 __all__ = ["Catalog", "CatalogSelection"]
 
 
-class Catalog(CurationMixin):
+class Catalog(BrowseMixin, CurationMixin):
     """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
 
     def __init__(self, engine: Engine) -> None:
@@ -108,15 +105,6 @@ class Catalog(CurationMixin):
         with session_scope(self.engine) as session:
             return list_datasets(session, counts=counts)
 
-    def image(
-        self, split: str, index: int, *, dataset: str | None = None
-    ) -> tuple[ImageRow, npt.NDArray[np.uint8]]:
-        """One image's row and pixels."""
-        from catalog.select.details import get_image
-
-        with session_scope(self.engine) as session:
-            return get_image(session, dataset, split, index)
-
     def exports(self) -> list[dict[str, Any]]:
         from catalog.select.listings import list_exports
 
@@ -164,7 +152,8 @@ class Catalog(CurationMixin):
         ``max_error``), replacing what an earlier identify stored for them, so
         ``select(where={"canonical_split": "test"})`` and export manifests use it.
         """
-        from catalog.identity import identify_session, store_identity
+        from catalog.identity.as_metadata import store_identity
+        from catalog.identity.match import identify_session
 
         with session_scope(self.engine, write=store) as session:
             result = identify_session(session, dataset, against, progress)
@@ -245,4 +234,9 @@ class Catalog(CurationMixin):
             excluded=excluded, original_labels=original_labels,
             unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
         )  # fmt: skip
-        return CatalogSelection(self, selection)
+        return CatalogSelection(self.engine, selection)
+
+    def selected(self, selection: Selection) -> CatalogSelection:
+        """The images a :class:`~catalog.selection.Selection` describes (as the command
+        line and the web view build it from their options)."""
+        return CatalogSelection(self.engine, selection)

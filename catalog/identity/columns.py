@@ -1,0 +1,55 @@
+"""What identify reads of a dataset's images: ids, places, labels, digests, sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.db.models.images import Dataset, Image
+from catalog.identity.registry import LABEL
+from catalog.identity.signature import digests_from_hex
+from catalog.select.filters import POSITION, with_state
+
+
+@dataclass(frozen=True)
+class ImageColumns:
+    """What identify reads of each image of a dataset, in (split, index) order."""
+
+    ids: npt.NDArray[np.int64]
+    splits: npt.NDArray[np.str_]
+    indices: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]  # current labels (decisions applied), UNLABELED for none
+    digests: npt.NDArray[np.uint64]  # the first 64 bits of each sha256
+    heights: npt.NDArray[np.int64]
+    widths: npt.NDArray[np.int64]
+
+
+def image_columns(session: Session, ds: int) -> ImageColumns:
+    """The columns identify reads of every image of dataset ``ds``, in (split, index) order."""
+    rows = session.connection().execute(
+        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
+                          Image.width))
+        .where(Image.dataset_id == ds)
+        .order_by(Image.split, Image.index)
+    ).all()  # fmt: skip
+    n = len(rows)
+    # One transposition of the rows into columns (attribute access per row costs more).
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    return ImageColumns(
+        np.asarray(columns[0], dtype=np.int64).reshape(n),
+        np.asarray(columns[1], dtype=np.str_).reshape(n),
+        np.asarray(columns[2], dtype=np.int64).reshape(n),
+        np.asarray(columns[3], dtype=np.int64).reshape(n),
+        digests_from_hex(list(columns[4])),
+        np.asarray(columns[5], dtype=np.int64).reshape(n),
+        np.asarray(columns[6], dtype=np.int64).reshape(n),
+    )
+
+
+def dataset_name(session: Session, ds: int) -> str:
+    """The name of the dataset with id ``ds``."""
+    return str(session.scalar(select(Dataset.name).where(Dataset.id == ds)))
