@@ -18,12 +18,14 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 import catalog
-from catalog import export as export_library
 from catalog.api.options import SELECTION_OPTIONS
 from catalog.cli import app
 from catalog.cli import export as export_command
 from catalog.cli.options import DB_ENV, with_selection
 from catalog.db import engine
+from catalog.export.formats import WRITERS
+from catalog.export.layouts import FORMATS, LAYOUTS
+from catalog.export.lists import LISTS
 from catalog.selection import Selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,10 +83,10 @@ def test_count_imports_no_numpy_pillow_alembic_or_audit(tmp_path: Path, db_url: 
 
 def test_light_copies_match_the_library() -> None:
     assert DB_ENV == engine.DB_ENV
-    assert tuple(export_library.WRITERS) == export_command.OUTPUTS
-    assert export_command.LAYOUTS == export_library.LAYOUTS
-    assert export_command.FORMATS == export_library.FORMATS
-    assert export_command.LISTS == export_library.LISTS
+    assert tuple(WRITERS) == export_command.OUTPUTS
+    assert export_command.LAYOUTS == LAYOUTS
+    assert export_command.FORMATS == FORMATS
+    assert export_command.LISTS == LISTS
 
 
 def test_lazy_package_attributes() -> None:

@@ -76,6 +76,7 @@ class SelectionOption:
     help: str
     default: Any = None  # the value when not given (None: the field's default applies)
     short: str | None = None  # a one-letter flag, e.g. "-l"
+    metavar: str | None = None  # how help names the value, e.g. "KEY=VALUE"
     parse: Callable[[Any], Any] = same  # given value -> field value (None: not set)
     show: Callable[[Any], list[str]] | None = None  # field value -> texts; None: the generic rule
 
@@ -170,31 +171,31 @@ def _show_range(bounds: tuple[int, int] | None) -> list[str]:
 #: The selection options, in the order ``--help`` lists them.
 SELECTION_OPTIONS = (
     SelectionOption("dataset", "dataset", "text", "Dataset name (default: the only one).",
-                    short="-d"),
+                    short="-d", metavar="NAME"),
     SelectionOption("split", "splits", "texts", "Split to select; repeatable.", short="-s",
-                    parse=_texts),
+                    parse=_texts, metavar="SPLIT"),
     SelectionOption("label", "labels", "texts",
                     "Label number or class name (3, Trouser, a); repeatable or 3,5.",
-                    short="-l", parse=parse_labels, show=_show_labels),
+                    short="-l", parse=parse_labels, show=_show_labels, metavar="LABEL"),
     SelectionOption("unlabeled", "unlabeled", "flag", "Only images published without a label.",
                     default=False),
     SelectionOption("where", "where", "texts", "Per-image metadata KEY=VALUE; repeatable.",
-                    parse=parse_where, show=_show_where),
+                    parse=parse_where, show=_show_where, metavar="KEY=VALUE"),
     SelectionOption("index", "index_range", "text", "Half-open index range A:B within a split.",
-                    parse=parse_range, show=_show_range),
-    SelectionOption("sample", "sample", "number", "Uniform random sample of N."),
-    SelectionOption("per_label", "per_label", "number", "N random images of each label."),
-    SelectionOption("group_by", "group_by", "text", "Metadata key for --per-group (e.g. writer)."),
-    SelectionOption("per_group", "per_group", "number", "N random images of each --group-by value."),
+                    parse=parse_range, show=_show_range, metavar="A:B"),
+    SelectionOption("sample", "sample", "number", "Uniform random sample of N.", metavar="N"),
+    SelectionOption("per_label", "per_label", "number", "N random images of each label.", metavar="N"),
+    SelectionOption("group_by", "group_by", "text", "Metadata key for --per-group (e.g. writer).", metavar="KEY"),
+    SelectionOption("per_group", "per_group", "number", "N random images of each --group-by value.", metavar="N"),
     SelectionOption("seed", "seed", "number", "Seed for --sample, --per-label, --order random.",
-                    default=0),
-    SelectionOption("order", "order", "text", "index or random.", default="index"),
-    SelectionOption("limit", "limit", "number", "At most N images."),
-    SelectionOption("offset", "offset", "number", "Skip the first N images.", default=0),
+                    default=0, metavar="N"),
+    SelectionOption("order", "order", "text", "index or random.", default="index", metavar="ORDER"),
+    SelectionOption("limit", "limit", "number", "At most N images.", metavar="N"),
+    SelectionOption("offset", "offset", "number", "Skip the first N images.", default=0, metavar="N"),
     SelectionOption("tag", "tags", "texts", "Only images with this tag; repeatable.",
-                    parse=_texts),
+                    parse=_texts, metavar="TAG"),
     SelectionOption("without_tag", "without_tags", "texts", "Only images without this tag.",
-                    parse=_texts),
+                    parse=_texts, metavar="TAG"),
     SelectionOption("relabelled", "relabelled", "flag", "Only images whose label was changed.",
                     default=False),
     SelectionOption("excluded", "excluded", "flag", "Only excluded images.", default=False,

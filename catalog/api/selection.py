@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # Pillow and the writers are imported where used: not for a c
     from PIL import Image as PILImage
 
     from catalog.api.training import SelectionDataset
-    from catalog.export import ExportResult
+    from catalog.export.formats import ExportResult
     from catalog.select.records import ImageRow
 
 
@@ -126,32 +126,68 @@ class CatalogSelection:
         return to_hf(self.engine, self.selection)
 
     def export(
-        self, out_dir: str | Path, *, output: str = "folder", **options: Any
+        self,
+        out_dir: str | Path,
+        *,
+        output: str = "folder",
+        layout: str = "classic",
+        fmt: str = "png",
+        quality: int = 95,
+        lists: Sequence[str] = (),
+        overwrite: bool = False,
+        jobs: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+        folder_names: str = "numbers",
+        shard_size: int = 10_000,
+        fsync: bool = True,
     ) -> ExportResult:
         """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
-        ``idx``, ``npz``, ``parquet`` or ``webdataset`` (see
-        :func:`catalog.export.export_images`)."""
+        ``idx``, ``npz``, ``parquet`` or ``webdataset``; every option is that of
+        :func:`catalog.export.export_images`."""
         check_writable(self.engine)  # before a folder is made or a file written
-        with session_scope(self.engine) as session:
-            from catalog.export import export_images
+        from catalog.export import export_images
 
-            return export_images(session, self.selection, Path(out_dir), output=output, **options)
+        with session_scope(self.engine) as session:
+            return export_images(
+                session, self.selection, Path(out_dir), output=output, layout=layout, fmt=fmt,
+                quality=quality, lists=lists, overwrite=overwrite, jobs=jobs, progress=progress,
+                on_total=on_total, folder_names=folder_names, shard_size=shard_size, fsync=fsync,
+            )  # fmt: skip
 
     def export_holdout(
-        self, out_dir: str | Path, by: str, fraction: float, **options: Any
+        self,
+        out_dir: str | Path,
+        by: str,
+        fraction: float,
+        *,
+        output: str = "folder",
+        layout: str = "classic",
+        fmt: str = "png",
+        quality: int = 95,
+        lists: Sequence[str] = (),
+        overwrite: bool = False,
+        jobs: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        folder_names: str = "numbers",
+        shard_size: int = 10_000,
+        fsync: bool = True,
     ) -> dict[str, ExportResult]:
         """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
 
         The groups (values of the metadata key ``by``) are shuffled by the
         selection's seed and ``fraction`` of them held out as ``val``; each part
-        is one recorded export whose selection names the holdout.
+        is one recorded export whose selection names the holdout. The options are
+        those of :meth:`export`.
         """
         results = {}
         for part in ("train", "val"):
             selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
             results[part] = CatalogSelection(self.engine, selection).export(
-                Path(out_dir) / part, **options
-            )
+                Path(out_dir) / part, output=output, layout=layout, fmt=fmt, quality=quality,
+                lists=lists, overwrite=overwrite, jobs=jobs, progress=progress,
+                folder_names=folder_names, shard_size=shard_size, fsync=fsync,
+            )  # fmt: skip
         return results
 
     def label_set(self) -> LabelSet:

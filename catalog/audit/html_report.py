@@ -76,7 +76,9 @@ def _finding_sheet(session: Session, finding: Finding) -> str:
     cols = 10
     if finding.check in ("exact-duplicates", "near-duplicates"):
         cols = max(2, min(len(refs), 10))  # the group side by side
-    title = f"{finding.code}: {len(finding.images)} image(s)"
+    total = len(finding.images)
+    shown = f", the first {len(refs):,} shown" if total > len(refs) else ""
+    title = f"{finding.code}: {total:,} image{'s' if total != 1 else ''}{shown}"
     return _sheet(session, refs, captions, cols, title)
 
 

@@ -148,7 +148,7 @@ def count(
             )
         shown.append((values, n))
     width = max([6, *(len(v) for values, _ in shown for v in values)])
-    typer.echo("  ".join(f"{key:>{width}}" for key in keys) + f"  {'count':>7}")
+    typer.echo("  ".join(f"{key:>{width}}" for key in keys) + f"  {'count':>9}")
     for values, n in shown:
-        typer.echo("  ".join(f"{value:>{width}}" for value in values) + f"  {n:>7}")
-    typer.echo(f"{'total':>{(width + 2) * len(keys) - 2}}  {sum(n for _, n in counts):>7}")
+        typer.echo("  ".join(f"{value:>{width}}" for value in values) + f"  {n:>9,}")
+    typer.echo(f"{'total':>{(width + 2) * len(keys) - 2}}  {sum(n for _, n in counts):>9,}")

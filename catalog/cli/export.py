@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from catalog.cli.options import JsonOpt, with_selection
-from catalog.cli.output import echo_json, progress_bar, say_left_out
+from catalog.cli.output import counted_bar, echo_json, progress_bar, say_left_out
 from catalog.cli.state import open_catalog
 from catalog.selection import Selection
 
@@ -86,16 +86,14 @@ def export(
         msg = "--holdout-by KEY and --holdout FRACTION go together"
         raise typer.BadParameter(msg, param_hint="--holdout")
     selected = open_catalog(ctx).selected(selection)
-    options: dict[str, Any] = {
-        "output": output, "layout": layout, "fmt": fmt, "quality": quality,
-        "lists": lists or (), "overwrite": overwrite, "jobs": jobs,
-        "folder_names": folder_names, "shard_size": shard_size, "fsync": fsync,
-    }  # fmt: skip
     if holdout_by is not None and holdout is not None:
         with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
             parts = selected.export_holdout(
-                out_dir, holdout_by, holdout, progress=advance, **options
-            )
+                out_dir, holdout_by, holdout, progress=advance, output=output, layout=layout,
+                fmt=fmt,
+                quality=quality, lists=lists or (), overwrite=overwrite, jobs=jobs,
+                folder_names=folder_names, shard_size=shard_size, fsync=fsync,
+            )  # fmt: skip
         if as_json:
             echo_json({part: export_json(result) for part, result in parts.items()})
             return
@@ -106,8 +104,12 @@ def export(
             )
         typer.echo(f"No {holdout_by} is in both train and val (seed {selection.seed}).")
         return
-    with progress_bar(f"Exporting to {out_dir}", selected.count()) as advance:
-        result = selected.export(out_dir, progress=advance, **options)
+    with counted_bar(f"Exporting to {out_dir}") as (advance, set_total):
+        result = selected.export(
+            out_dir, output=output, layout=layout, fmt=fmt, quality=quality, lists=lists or (),
+            overwrite=overwrite, jobs=jobs, progress=advance, on_total=set_total,
+            folder_names=folder_names, shard_size=shard_size, fsync=fsync,
+        )  # fmt: skip
     if as_json:
         echo_json(export_json(result) | {"output": output})
         return

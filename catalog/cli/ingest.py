@@ -19,8 +19,9 @@ def ingest(
         str,
         typer.Argument(
             help="IDX folder or file, mnist.pkl.gz, mnist.npz, CSV, parquet, EMNIST's "
-            "gzip.zip, QMNIST or Kuzushiji files, a folder of images, or mnist / "
-            "fashion-mnist / kmnist / k49 / qmnist / emnist to download.",
+            "gzip.zip, QMNIST or Kuzushiji files, a folder of images; or the name "
+            "mnist / fashion-mnist / kmnist / k49 / qmnist / emnist: its verified files, "
+            "from the download cache or downloaded (./mnist reads a folder named mnist).",
             show_default=False,
         ),
     ],
@@ -45,21 +46,22 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Decode SOURCE into the catalog, in one transaction: all of it or nothing."""
+    from catalog.ingest.locate import FROM_PATH, is_known_name, locate_source
     from catalog.ingest.transaction import decode_source
-    from catalog.sources.fingerprints import KNOWN_DATASETS
 
-    path = Path(source).expanduser()
-    if not path.exists() and source in KNOWN_DATASETS:
-        from catalog.sources.download import download_dataset
-
+    if is_known_name(source):
         with named_bars("bytes", "speed") as on_bytes:
-            files = download_dataset(
+            located = locate_source(
                 source, cache_dir=cache, mirrors=mirror or None,
                 progress=lambda file_name, done, total: on_bytes(file_name, done, total),
             )  # fmt: skip
-        path = files[0] if len(files) == 1 else files[0].parent  # EMNIST: the zip itself
-        if source != "emnist":  # an EMNIST split names its own dataset: emnist-letters
-            dataset = dataset or source
+    else:
+        located = locate_source(source)
+    if located.how != FROM_PATH:
+        typer.echo(located.describe(source), err=True)
+    if located.note:
+        typer.echo(f"Note: {located.note}", err=True)
+    path, dataset = located.path, dataset or located.dataset
     catalog = open_catalog(ctx)
     decoded = decode_source(path, subset)  # once: it sizes the bar and feeds the ingest
     with progress_bar(f"Ingesting {path.name}", decoded.total) as advance:

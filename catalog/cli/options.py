@@ -57,13 +57,13 @@ def _annotation(option: SelectionOption) -> Any:
     if option.default is None and option.kind != "flag":
         kind = kind | None
     names = (option.flag, option.short) if option.short else (option.flag,)
-    return Annotated[kind, typer.Option(*names, help=option.help)]
+    return Annotated[kind, typer.Option(*names, help=option.help, metavar=option.metavar)]
 
 
 _BY_NAME = {option.name: option for option in SELECTION_OPTIONS}
 DatasetOpt = _annotation(_BY_NAME["dataset"])
 SplitOpt = _annotation(_BY_NAME["split"])
-SeedOpt = Annotated[int, typer.Option("--seed", help=_BY_NAME["seed"].help)]
+SeedOpt = Annotated[int, typer.Option("--seed", help=_BY_NAME["seed"].help, metavar="N")]
 
 
 def _parameter(option: SelectionOption, default: Any) -> inspect.Parameter:

@@ -73,6 +73,25 @@ def named_bars(*columns: Column) -> Iterator[Callable[[str, int, int | None], No
 
 
 @contextmanager
+def counted_bar(
+    description: str,
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """One bar whose total the work says when it knows it: ``(advance, set_total)``."""
+    with named_bars("count", "elapsed", "remaining") as update:
+        state = {"done": 0, "total": -1}
+
+        def advance(n: int) -> None:
+            state["done"] += n
+            update(description, state["done"], None if state["total"] < 0 else state["total"])
+
+        def set_total(total: int) -> None:
+            state["total"] = total
+            update(description, state["done"], total)
+
+        yield advance, set_total
+
+
+@contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """One bar, advanced by a count of items done."""
     with named_bars("count", "elapsed", "remaining") as update:

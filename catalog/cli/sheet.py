@@ -26,5 +26,8 @@ def sheet(
     selected = open_catalog(ctx).selected(selection)
     picture, n = selected.contact_sheet(cols=cols, scale=scale)
     picture.save(output, format="PNG")
-    typer.echo(f"Wrote {n} digits to {output}")
+    whole = selected.count() if selection.limit is not None and n == selection.limit else n
+    shown = f"{n:,} of {whole:,}" if whole > n else f"{n:,}"
+    more = f" (--limit {selection.limit:,})" if whole > n else ""
+    typer.echo(f"Wrote {shown} digits to {output}{more}")
     say_left_out(selected.left_out())

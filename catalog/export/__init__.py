@@ -22,90 +22,24 @@ file in ``formats/`` that reuses the rest:
 - ``recorder``: the export's row and its files' rows in the catalog;
 - ``formats``: the registry of output writers, one Protocol.
 
-Importing this package loads no numpy, Pillow or SQLAlchemy: the names that
-need them load on first use, so the CLI can name layouts and formats in its
-help without paying for them.
+Importing this package loads no numpy, Pillow or SQLAlchemy, so the CLI can name
+outputs, layouts and formats in its help without paying for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from catalog.errors import SelectionError
-from catalog.export.atomic import TEMP_MARK, write_atomically
-from catalog.export.formats import (
-    WRITERS,
-    ExportOptions,
-    ExportResult,
-    OutputWriter,
-    Progress,
-    get_writer,
-)
-from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
-from catalog.export.lists import LISTS
+from catalog.export.formats import WRITERS, ExportOptions, ExportResult, Progress, get_writer
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.orm import Session
 
-    from catalog.export.encoders import (
-        PNG_LEVEL,
-        encode,
-        encode_many,
-        encode_pgm,
-        encode_png,
-        encode_pngs,
-    )
-    from catalog.export.pool import TASK_SIZE, default_jobs
     from catalog.selection import Selection
-
-__all__ = [
-    "FORMATS",
-    "LAYOUTS",
-    "LISTS",
-    "PNG_LEVEL",
-    "TASK_SIZE",
-    "TEMP_MARK",
-    "WRITERS",
-    "ExportOptions",
-    "ExportResult",
-    "OutputWriter",
-    "Progress",
-    "default_jobs",
-    "encode",
-    "encode_many",
-    "encode_pgm",
-    "encode_png",
-    "encode_pngs",
-    "export_images",
-    "get_writer",
-    "relative_path",
-    "write_atomically",
-]
-
-#: Names that need numpy or Pillow, by the module that defines them; see ``__getattr__``.
-_LAZY = {
-    "PNG_LEVEL": "catalog.export.encoders",
-    "encode": "catalog.export.encoders",
-    "encode_many": "catalog.export.encoders",
-    "encode_pgm": "catalog.export.encoders",
-    "encode_png": "catalog.export.encoders",
-    "encode_pngs": "catalog.export.encoders",
-    "TASK_SIZE": "catalog.export.pool",
-    "default_jobs": "catalog.export.pool",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Load a heavy name on first use (PEP 562)."""
-    if name not in _LAZY:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib
-
-    return getattr(importlib.import_module(_LAZY[name]), name)
 
 
 def export_images(
@@ -121,6 +55,7 @@ def export_images(
     overwrite: bool = False,
     jobs: int | None = None,
     progress: Progress | None = None,
+    on_total: Progress | None = None,
     folder_names: str = "numbers",
     shard_size: int = 10_000,
     fsync: bool = True,
@@ -154,6 +89,9 @@ def export_images(
         Worker processes that encode and write; default all cores.
     progress
         Called with the number of images done after each chunk.
+    on_total
+        Called once, before anything is written, with the number of images the export
+        holds (a sample's ids are drawn once: this is their count).
     folder_names
         ``numbers`` (``train/1/``) or ``names``: the class name as the label's
         folder (``train/Trouser/``), as ImageFolder users expect. Unlabeled
@@ -177,7 +115,7 @@ def export_images(
         msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
         raise SelectionError(msg)
     options = ExportOptions(
-        layout, fmt, quality, lists, overwrite, jobs, progress,
+        layout, fmt, quality, lists, overwrite, jobs, progress, on_total,
         folder_names=folder_names, shard_size=shard_size, fsync=fsync,
     )  # fmt: skip
     return get_writer(output)(session, selection, out_dir, options)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -35,10 +35,12 @@ from sqlalchemy.orm import Session
 from catalog.errors import ExportError, SelectionError
 from catalog.export.atomic import TEMP_MARK, conflict_error, prepare_root, sync_folder
 from catalog.export.family import ManifestTails
+from catalog.export.file_rows import WrittenFile
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.lists import Lists
 from catalog.export.recorder import FileRecorder, begin_write, start_export
 from catalog.select.counts import count_images, count_left_out
+from catalog.select.ids import choose
 from catalog.select.reads import iter_pixel_blocks
 from catalog.select.records import PixelBlock
 from catalog.selection import Selection
@@ -163,12 +165,16 @@ class ContainerExport:
         self.selection = selection
         self.options = options
         self.root = prepare_root(out_dir, options.fsync)
+        self.chosen = choose(session, selection)  # a sample's ids, drawn once for every use
         self.split_counts = {
-            key[0]: n for key, n in count_images(session, selection, ("split",))
+            key[0]: n
+            for key, n in count_images(session, selection, ("split",), ids=self.chosen.ids)
         }  # before the export's row, which start_export commits
         self.record, self.total, self.names = start_export(
-            session, selection, self.root, "", image_format, output=output
+            session, self.chosen, self.root, "", image_format, output=output
         )
+        if options.on_total is not None:
+            options.on_total(self.total)
         self.recorder = FileRecorder(session, self.record.id, self.root, output_file_format(output))
         self.files: list[AtomicFile] = []
         self.stack = ExitStack()
@@ -203,7 +209,7 @@ class ContainerExport:
         """The selected images with pixels, a block at a time, in selection order."""
         # Pixels stream through a session of their own, as in a folder export.
         with Session(self.session.get_bind()) as reader:
-            for block in iter_pixel_blocks(reader, self.selection):
+            for block in iter_pixel_blocks(reader, self.selection, ids=self.chosen.ids):
                 yield block
                 if self.options.progress is not None:
                     self.options.progress(len(block))
@@ -242,13 +248,12 @@ class ContainerExport:
 
     def finish(self) -> ExportResult:
         """Put every file in place, record them, write the manifest."""
-        rows: list[Any] = []
+        rows: list[WrittenFile] = []
         written = skipped = 0
         conflicts: list[str] = []
         for file in self.files:
             status, digest, size = file.finish(self.options.overwrite, self.options.fsync)
-            # Shaped as the recorder reads file rows: path at 0, digest ... status at 6-9.
-            rows.append((file.name, "", "", 0, 0, "", digest, file.first_image, size, status))
+            rows.append(WrittenFile(file.name, file.first_image, size, digest, status))
             if status == "written":
                 written += file.images
             elif status == "skipped":

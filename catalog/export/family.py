@@ -7,13 +7,13 @@ import csv
 import io
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.db.models.images import Dataset
 from catalog.errors import SelectionError
+from catalog.export.file_rows import ImageFile
 from catalog.facts.label_sets import LabelSet, label_set
 from catalog.facts.metadata import any_metadata, metadata_of
 from catalog.sources import UNLABELED
@@ -127,10 +127,10 @@ class ManifestTails:
         return fields
 
 
-def manifest_extras(session: Session, files: Sequence[Any]) -> list[str]:
-    """For each file row (label at 4, dataset name at 1, image id at 7): the quoted
-    class name and metadata (``key=value;...``) fields of the manifest."""
+def manifest_extras(session: Session, files: Sequence[ImageFile]) -> list[str]:
+    """For each image's file: the quoted class name and metadata (``key=value;...``)
+    fields of the manifest."""
     names = dict(session.execute(select(Dataset.name, Dataset.id)).all())
     return ManifestTails(session).tails(
-        [names[row[1]] for row in files], [row[4] for row in files], [row[7] for row in files]
+        [names[f.dataset] for f in files], [f.label for f in files], [f.image_id for f in files]
     )

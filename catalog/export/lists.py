@@ -17,10 +17,11 @@ import os
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from catalog.errors import ExportError
 from catalog.export.atomic import TEMP_MARK
+from catalog.export.file_rows import ImageFile
 
 #: A label of an image published without one (catalog.sources.UNLABELED, repeated
 #: here so that the export package loads no numpy).
@@ -62,27 +63,28 @@ class Lists:
             self.per_split[key] = handle
         return self.per_split[key]
 
-    def add(self, files: list[Any], extras: Sequence[str] | None = None) -> None:
-        """Append one block's files (rows from :func:`catalog.export.pool.collect`);
-        ``extras`` are each file's quoted name and metadata manifest fields."""
+    def add(self, files: Sequence[ImageFile], extras: Sequence[str] | None = None) -> None:
+        """Append one block's files; ``extras`` are each file's quoted name and metadata
+        manifest fields."""
         # Every other field is a checked name, a number or a hex digest: no quoting needed.
         tails = extras if extras is not None else [","] * len(files)
         self.manifest.write(
             "".join(
-                f"{p},{d},{s},{i},{_label(lb)},{h},{fh},{_label(ol)},{dc or ''},{tail}\n"
-                for (p, d, s, i, lb, h, fh, _, _, _, ol, dc), tail in zip(files, tails, strict=True)
+                f"{f.path},{f.dataset},{f.split},{f.split_index},{_label(f.label)},{f.sha256},"
+                f"{f.file_sha256},{_label(f.original_label)},{f.decision or ''},{tail}\n"
+                for f, tail in zip(files, tails, strict=True)
             )
         )
         for kind in self.kinds:
             by_split: dict[str, list[str]] = {}
-            for path, _dataset, split, index, label, *_ in files:
+            for f in files:
                 if kind == "caffe":
-                    line = f"{path} {label}\n"
+                    line = f"{f.path} {f.label}\n"
                 elif kind == "mxnet":
-                    line = f"{index}\t{label}\t{path}\n"
+                    line = f"{f.split_index}\t{f.label}\t{f.path}\n"
                 else:
-                    line = f"{path},{label}\n"  # paths are built from checked names: no quoting
-                by_split.setdefault(split, []).append(line)
+                    line = f"{f.path},{f.label}\n"  # paths are built from checked names
+                by_split.setdefault(f.split, []).append(line)
             for split, lines in by_split.items():
                 self._list(kind, split).write("".join(lines))
 

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog.export.encoders import encode_many
+from catalog.export.file_rows import ImageFile
 from catalog.export.samepixels import same_png
 from catalog.export.staged import StagedWriter
 from catalog.select.records import PixelBlock
@@ -143,10 +144,8 @@ def make_tasks(
 
 def collect(
     outcomes: list[WriteOutcome], paths: list[str], block: PixelBlock, names: dict[int, str]
-) -> list[tuple[str, str, str, int, int, str, str, int, int, str, int, int]]:
-    """(path, dataset, split, index, label, sha256, file_sha256, image id, size, status,
-    original label, latest decision or 0) for each image a task got to (a task stopped
-    by an OS error reports fewer)."""
+) -> list[ImageFile]:
+    """The file of each image a task got to (a task stopped by an OS error reports fewer)."""
     files = []
     datasets = [names[ds] for ds in block.dataset_ids.tolist()]
     indices, labels, ids = block.indices.tolist(), block.labels.tolist(), block.ids.tolist()
@@ -157,7 +156,7 @@ def collect(
         ):
             i = task * TASK_SIZE + j
             files.append(
-                (
+                ImageFile(
                     paths[i], datasets[i], block.splits[i], indices[i], labels[i],
                     block.sha256[i], digest, ids[i], size, status, originals[i], decisions[i],
                 )

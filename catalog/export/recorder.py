@@ -7,7 +7,7 @@ through here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,9 +21,9 @@ from catalog.db.models.base import utcnow
 from catalog.db.models.exports import Export, ExportedFile
 from catalog.db.models.images import Dataset
 from catalog.errors import ExportError
+from catalog.export.file_rows import SKIPPED, WRITTEN, FileOutcome
 from catalog.select.counts import count_selected
-from catalog.select.ids import select_ids
-from catalog.selection import Selection
+from catalog.select.ids import Chosen, select_ids
 
 FILE_COLUMNS = ("export_id", "image_id", "path", "format", "size", "sha256", "written_at")
 
@@ -36,17 +36,20 @@ def begin_write(session: Session) -> None:
 
 def start_export(
     session: Session,
-    selection: Selection,
+    chosen: Chosen,
     root: Path,
     layout: str,
     fmt: str,
     *,
     output: str = "folder",
 ) -> tuple[Export, int, dict[int, str]]:
-    """Record a new export of ``selection`` into ``root`` as ``output`` (a key of
+    """Record a new export of ``chosen`` into ``root`` as ``output`` (a key of
     :data:`catalog.export.formats.WRITERS`); returns the committed record, the
     number of images selected and dataset names by id."""
-    total = count_selected(session, selection)
+    selection = chosen.selection
+    total = chosen.count()
+    if total is None:
+        total = count_selected(session, selection)
     names: dict[int, str] = {
         row.id: row.name for row in session.execute(select(Dataset.id, Dataset.name))
     }
@@ -55,7 +58,8 @@ def start_export(
     if selection.is_random:
         # The ids a sample picked, so the export can be repeated exactly even if
         # the sampler (or numpy's generator) ever changes.
-        recorded["chosen_ids"] = [int(i) for i in select_ids(session, selection)]
+        ids = chosen.ids if chosen.ids is not None else select_ids(session, selection)
+        recorded["chosen_ids"] = ids.tolist()
     session.commit()  # SQLite cannot turn a read into a write once another process wrote
     record = Export(
         root=str(root), selection=recorded, output=output, layout=layout, format=fmt,
@@ -97,17 +101,20 @@ class FileRecorder:
         written_at = table.c.written_at.type.dialect_impl(bound).bind_processor(bound)
         self.to_driver: Callable[[Any], Any] = written_at or (lambda value: value)
 
-    def record(self, files: list[Any]) -> tuple[int, int]:
+    def record(self, files: Sequence[FileOutcome]) -> tuple[int, int]:
         """Record one chunk's files; returns (written, kept) counts."""
         now = self.to_driver(utcnow())
         root = str(self.root)
         written: list[tuple[Any, ...]] = []
         kept: list[tuple[Any, ...]] = []
-        for path, _, _, _, _, _, digest, image_id, size, status, *_ in files:
-            row = (self.export_id, image_id, f"{root}/{path}", self.fmt, size, digest, now)
-            if status == "written":
+        for file in files:
+            row = (
+                self.export_id, file.image_id, f"{root}/{file.path}", self.fmt, file.size,
+                file.file_sha256, now,
+            )  # fmt: skip
+            if file.status == WRITTEN:
                 written.append(row)
-            elif status == "skipped":
+            elif file.status == SKIPPED:
                 kept.append(row)
         connection = self.session.connection()
         replace, keep = self.statements

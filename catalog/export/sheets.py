@@ -60,21 +60,28 @@ def contact_sheet(
     """A grid of digits, each with its caption underneath, on a white page.
 
     Digits are drawn as dark ink on light paper (inverted from MNIST's storage)
-    so the sheet reads like a page of handwriting.
+    so the sheet reads like a page of handwriting. Captions are set at a size that
+    grows with ``scale`` (12 px at 1x, 16 px at 3x), each cell is as wide as its
+    widest caption, and the page is at least as wide as its title.
     """
     n = len(pixels)
     height, width = (pixels.shape[1], pixels.shape[2]) if n else (28, 28)
-    font = ImageFont.load_default()
-    cell_w = max(width * scale, 40) + 8
-    caption_h = 14
+    font = ImageFont.load_default(size=10 + 2 * scale)
+    title_font = ImageFont.load_default(size=16)
+    shown = [captions[i] if i < len(captions) else "" for i in range(n)]
+    widest = max((font.getlength(text) for text in shown), default=0.0)
+    cell_w = int(max(width * scale, widest)) + 12
+    top, bottom = font.getbbox("Ag0")[1::2]
+    caption_h = int(bottom - top) + 8
     cell_h = height * scale + caption_h + 8
     cols = max(1, min(cols, n or 1))
     rows = max(1, -(-n // cols))
-    title_h = 22 if title else 0
-    sheet = Image.new("L", (cols * cell_w, rows * cell_h + title_h), color=255)
+    title_h = 28 if title else 0
+    title_w = int(title_font.getlength(title)) + 12 if title else 0
+    sheet = Image.new("L", (max(cols * cell_w, title_w), rows * cell_h + title_h), color=255)
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((6, 4), title, fill=0, font=font)
+        draw.text((6, 5), title, fill=0, font=title_font)
     for i in range(n):
         row, col = divmod(i, cols)
         x0 = col * cell_w + (cell_w - width * scale) // 2
@@ -82,8 +89,8 @@ def contact_sheet(
         digit = Image.fromarray(255 - enlarge(pixels[i], scale), mode="L")
         sheet.paste(digit, (x0, y0))
         draw.rectangle((x0 - 1, y0 - 1, x0 + width * scale, y0 + height * scale), outline=200)
-        text = captions[i] if i < len(captions) else ""
-        draw.text((col * cell_w + 4, y0 + height * scale + 2), text, fill=0, font=font)
+        text_x = col * cell_w + (cell_w - font.getlength(shown[i])) / 2
+        draw.text((text_x, y0 + height * scale + 3), shown[i], fill=0, font=font)
     return sheet
 
 

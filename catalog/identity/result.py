@@ -295,6 +295,16 @@ def summarize(r: IdentityResult, whole: dict[str, int] | None = None) -> list[st
             more = f" and {len(disagree) - 5:,} more" if len(disagree) > 5 else ""
             lines.append(f"{len(disagree):,} labels disagree: {shown}{more}")
     if lossy and r.reference in ("mnist",):
-        lines.append(f"re-ingest the originals with `mnist-catalog ingest {r.reference}`")
+        lines.append(f"re-ingest the originals with `{reingest_command(r)}`")
     lines += r.notes
     return lines
+
+
+def reingest_command(r: IdentityResult) -> str:
+    """The command that ingests the genuine files of ``r``'s reference: the name of a known
+    dataset always means its verified files (cache or download), never a folder of that
+    name; a copy named like the reference gets the originals beside it, not over it."""
+    command = f"mnist-catalog ingest {r.reference}"
+    if r.dataset == r.reference:
+        command += f" --dataset {r.reference}-original"
+    return command

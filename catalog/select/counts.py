@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,6 +36,10 @@ from catalog.select.filters import (
 )
 from catalog.selection import Selection
 
+if TYPE_CHECKING:  # a count of plain filters starts without numpy
+    import numpy as np
+    import numpy.typing as npt
+
 
 def count_left_out(session: Session, selection: Selection) -> int:
     """How many images the filters match that the selection leaves out as excluded."""
@@ -45,22 +49,28 @@ def count_left_out(session: Session, selection: Selection) -> int:
 
 
 def count_images(
-    session: Session, selection: Selection, by: Sequence[str] = ()
+    session: Session,
+    selection: Selection,
+    by: Sequence[str] = (),
+    *,
+    ids: npt.NDArray[np.int64] | None = None,
 ) -> list[tuple[tuple[Any, ...], int]]:
     """Count the selected images, grouped by any of ``split``, ``label``.
 
-    Returns ``[((group values...), count), ...]``, sorted by group.
+    ``ids`` are the selection's ids when the caller drew them already. Returns
+    ``[((group values...), count), ...]``, sorted by group.
     """
     for key in by:
         if key not in ("split", "label"):
             msg = f"Cannot count by {key!r}: expected split, label or split,label"
             raise SelectionError(msg)
     columns = [Image.split if key == "split" else label_column(selection) for key in by]
-    if is_contiguous(selection):
+    if ids is None and is_contiguous(selection):
         return count_filtered(session, selection, by)
     from catalog.select.ids import id_chunks, select_ids  # a sample or a page: ids in numpy
 
-    ids = select_ids(session, selection)
+    if ids is None:
+        ids = select_ids(session, selection)
     counts: dict[tuple[Any, ...], int] = {}
     for chunk in id_chunks(ids):
         query = (

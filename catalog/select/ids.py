@@ -8,13 +8,14 @@ seed picks the same images in any process, on any machine and backend.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from catalog.db.models.images import Image
-from catalog.select.filters import selection_query
+from catalog.select.filters import is_contiguous, selection_query
 from catalog.select.groups import group_values, holdout_part, per_group
 from catalog.selection import Selection
 from catalog.sources import UNLABELED
@@ -73,3 +74,24 @@ def id_chunks(ids: npt.NDArray[np.int64], size: int = CHUNK) -> Iterator[npt.NDA
     """``ids`` in consecutive slices of at most ``size``."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A selection whose ids were drawn once, for a job that counts, records and reads
+    them (a sampled export): ``ids`` is None when the filters alone say which images,
+    which a streaming scan reads without an id list."""
+
+    selection: Selection
+    ids: npt.NDArray[np.int64] | None
+
+    def count(self) -> int | None:
+        """How many images, when the ids are drawn (None: count the filters)."""
+        return None if self.ids is None else len(self.ids)
+
+
+def choose(session: Session, selection: Selection) -> Chosen:
+    """Draw the ids of a sampled or paged ``selection`` once (plain filters: none)."""
+    if is_contiguous(selection):
+        return Chosen(selection, None)
+    return Chosen(selection, select_ids(session, selection))

@@ -177,7 +177,8 @@ def list_exports(session: Session) -> list[dict[str, Any]]:
     )
     return [
         {
-            "id": export.id, "created_at": export.created_at.isoformat(), "root": export.root,
+            "id": export.id, "created_at": export.created_at.isoformat(timespec="seconds"),
+            "root": export.root,
             "output": export.output, "layout": export.layout, "format": export.format,
             "count": export.count,
             "written": export.written, "files": int(n), "selection": export.selection,

@@ -33,11 +33,18 @@ from catalog.selection import Selection
 
 
 def iter_pixel_blocks(
-    session: Session, selection: Selection, chunk: int = CHUNK
+    session: Session,
+    selection: Selection,
+    chunk: int = CHUNK,
+    *,
+    ids: npt.NDArray[np.int64] | None = None,
 ) -> Iterator[PixelBlock]:
-    """Stream the selected images with pixels, ``chunk`` at a time, in selection order."""
+    """Stream the selected images with pixels, ``chunk`` at a time, in selection order.
+
+    ``ids`` are the selection's ids when the caller drew them already (a sampled
+    export draws them once, :func:`catalog.select.ids.choose`)."""
     connection = session.connection()
-    if is_contiguous(selection):
+    if ids is None and is_contiguous(selection):
         # One streaming query: no id list, the index range scan does it all.
         _, query = selection_query(session, selection)
         for rows in stream_rows(
@@ -45,7 +52,8 @@ def iter_pixel_blocks(
         ):
             yield block_of(rows)
         return
-    ids = select_ids(session, selection)
+    if ids is None:
+        ids = select_ids(session, selection)
     for part in id_chunks(ids, chunk):
         query = with_state(select(*pixel_columns(selection))).where(Image.id.in_(part.tolist()))
         by_id = {row[0]: row for rows in stream_rows(connection, query, chunk) for row in rows}

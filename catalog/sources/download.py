@@ -309,9 +309,17 @@ def _download_file(
         return mirror
     msg = (
         f"Could not download {known.dataset} file {known.name} into {target.parent}: "
-        f"expected {_expected(known)}; every mirror failed: {'; '.join(failures)}"
+        f"expected {_expected(known)}; every mirror failed: {'; '.join(failures)}. "
+        f"Without the network: put the files {', '.join(_names(known.dataset))} in "
+        f"{target.parent} (they are verified before use), or pass --mirror URL of a server "
+        f"that has them, or ingest a folder that holds them: mnist-catalog ingest FOLDER"
     )
     raise DownloadError(msg)
+
+
+def _names(dataset: str) -> list[str]:
+    known = KNOWN_DATASETS.get(dataset)
+    return [file.name for file in known.files] if known is not None else []
 
 
 def download_dataset(

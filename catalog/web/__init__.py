@@ -19,7 +19,8 @@ def check_serve_extra() -> None:
         from catalog.errors import MissingExtraError
 
         msg = (
-            f"The web view needs {', '.join(missing)}, which is not installed: "
+            f"The web view needs {', '.join(missing)}, "
+            f"which {'is' if len(missing) == 1 else 'are'} not installed: "
             'pip install "mnist-catalog[serve]"'
         )
         raise MissingExtraError(msg)

@@ -42,6 +42,7 @@ class ExportOptions:
         None  # worker processes (folder; PNGs of parquet, webdataset); None: all cores
     )
     progress: Progress | None = None  # called with images done after each chunk
+    on_total: Progress | None = None  # called once with the number of images to export
     folder_names: str = "numbers"  # by-label folders: label "numbers" or class "names"
     shard_size: int = 10_000  # webdataset: images per shard
     fsync: bool = True  # files and folders on disk before they are recorded

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError, ExportError, SelectionError
 from catalog.export.atomic import conflict_error, make_folders, prepare_root
 from catalog.export.family import label_folders, manifest_extras
+from catalog.export.file_rows import CONFLICT, ImageFile
 from catalog.export.formats import ExportOptions, ExportResult
 from catalog.export.layouts import FORMATS, LAYOUTS, relative_path
 from catalog.export.lists import LISTS, Lists
@@ -36,6 +36,7 @@ from catalog.export.pool import (
 from catalog.export.recorder import FileRecorder, begin_write, start_export
 from catalog.export.sync import remove_stale
 from catalog.select.counts import count_left_out
+from catalog.select.ids import choose
 from catalog.select.reads import iter_pixel_blocks
 from catalog.select.records import PixelBlock
 from catalog.selection import Selection
@@ -74,7 +75,10 @@ def write_folder(
     )
     label_dir = label_folders(session, options.folder_names)
     root = prepare_root(out_dir, options.fsync)
-    record, total, names = start_export(session, selection, root, layout, fmt)
+    chosen = choose(session, selection)  # a sample's ids, drawn once for every use below
+    record, total, names = start_export(session, chosen, root, layout, fmt)
+    if options.on_total is not None:
+        options.on_total(total)
     recorder = FileRecorder(session, record.id, root, fmt)
     made: set[str] = set()
     counts = [0, 0]  # written, skipped
@@ -92,7 +96,7 @@ def write_folder(
         session.commit()
         _raise_on_failure(outcomes, files, root, overwrite)
         listing.add(files, manifest_extras(session, files))
-        exported.update((row[7], row[0]) for row in files)
+        exported.update((f.image_id, f.path) for f in files)
         session.commit()  # end that read: the next chunk's write must begin as a writer
         if options.progress is not None:
             options.progress(len(block))
@@ -105,7 +109,7 @@ def write_folder(
         stack.callback(listing.abort)  # removes the temporary lists unless committed
         # One block in flight while the previous one is recorded.
         pending: Pending | None = None
-        for block in iter_pixel_blocks(reader, selection):
+        for block in iter_pixel_blocks(reader, selection, ids=chosen.ids):
             paths = [
                 relative_path(layout, fmt, names[ds], split, index, label_dir(ds, label))
                 for ds, split, index, label in zip(
@@ -149,11 +153,11 @@ def _finish_or_drain(
 
 
 def _raise_on_failure(
-    outcomes: list[WriteOutcome], files: list[Any], root: Path, overwrite: bool
+    outcomes: list[WriteOutcome], files: list[ImageFile], root: Path, overwrite: bool
 ) -> None:
     for outcome in outcomes:
         if outcome.error:
             raise ExportError(outcome.error)
-    conflicts = [row[0] for row in files if row[9] == "conflict"]
+    conflicts = [f.path for f in files if f.status == CONFLICT]
     if conflicts:
         raise conflict_error(root, conflicts, "the catalog's image")
