@@ -349,7 +349,8 @@ def test_all_mirrors_failing_names_each_mirror_and_why(
 
     message = str(caught.value)
     assert "\n" not in message
-    assert re.search(r"\(.*[Cc]onnection refused.*\)$", message), message
+    assert re.search(r"\(.*[Cc]onnection refused.*\)\. Without the network: put the files", message)
+    assert message.endswith("or ingest a folder that holds them: mnist-catalog ingest FOLDER")
     assert list((tmp_path / "tiny").iterdir()) == []
 
 
@@ -665,3 +666,53 @@ def test_two_processes_downloading_into_one_cache_take_turns(
     fetched = [seen.path.rsplit("/", 1)[-1] for seen in site.seen if seen.status == 200]
     assert sorted(fetched) == sorted(known.name for known in tiny.files)  # each file once
     assert not list((tmp_path / "tiny").glob("*.part"))
+
+
+def test_a_known_name_never_reads_a_folder_of_that_name_and_says_so(
+    tmp_path: Path, serve: Serve, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ingest mnist`` beside a folder named mnist (the old recipe's lossy JPEGs): the
+    verified files are ingested, the folder is named and how to ingest it is said."""
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"real MNIST files not found at {MNIST_DIR}")
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+
+    (tmp_path / "mnist" / "train").mkdir(parents=True)  # a decoy: would fail to ingest
+    (tmp_path / "mnist" / "train" / "000000_5.jpg").write_bytes(b"not an image")
+    monkeypatch.chdir(tmp_path)
+    site = Site({p.name: p.read_bytes() for p in MNIST_DIR.glob("*.gz")})
+    cache = tmp_path / "cache"
+    args = ["--db", db_url, "ingest", "mnist", "--mirror", serve(site), "--cache", str(cache)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert f"Downloaded mnist into {cache / 'mnist'}" in result.stderr
+    assert (
+        "Note: the folder ./mnist here was not read: `mnist` names the known dataset; "
+        "to ingest the folder, run `mnist-catalog ingest ./mnist`"
+    ) in result.stderr
+    assert result.stdout.startswith("Ingested 70,000 images into mnist")
+    again = CliRunner().invoke(app, args)
+    assert f"Using the verified mnist files in {cache / 'mnist'}" in again.stderr
+    folder = CliRunner().invoke(app, ["--db", db_url, "ingest", "./mnist", "-d", "old"])
+    assert folder.exit_code == 1  # the folder itself was read this time: its bad file named
+    assert "000000_5.jpg" in folder.stderr
+
+
+def test_offline_ingest_of_a_known_name_says_what_to_do(tmp_path: Path, db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+
+    dead = "http://127.0.0.1:9/"  # the discard port: nothing listens
+    args = ["--db", db_url, "ingest", "mnist", "--mirror", dead, "--cache", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: Could not download mnist file train-images-idx3-ubyte.gz")
+    assert (
+        f"Without the network: put the files train-images-idx3-ubyte.gz, "
+        f"train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz "
+        f"in {tmp_path / 'mnist'} (they are verified before use), or pass --mirror URL"
+    ) in line

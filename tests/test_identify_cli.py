@@ -32,7 +32,7 @@ def ids(db_url: str, *where: str) -> list[str]:
 
 @pytest.mark.mnist
 def test_identify_old_recipe_reports_the_relabel_and_stores_per_image(
-    old_recipe: Path, db_url: str, tmp_path: Path
+    old_recipe: Path, db_url: str, tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run(db_url, "ingest", str(old_recipe), "-d", "old")[0] == 0
     code, out, err = run(db_url, "identify", "-d", "old")
@@ -46,6 +46,19 @@ def test_identify_old_recipe_reports_the_relabel_and_stores_per_image(
     )
     assert "  1 labels disagree: train 8 says 7 (mnist train 8 is 1)" in lines
     assert "  re-ingest the originals with `mnist-catalog ingest mnist`" in lines
+    # The hint is a command that works, even beside the old recipe's folder named mnist:
+    # the name means the verified files (from a cache here, as after a first download).
+    cache = tmp_path / "cache" / "mnist"
+    cache.mkdir(parents=True)
+    for file in mnist_dir.glob("*.gz"):
+        (cache / file.name).write_bytes(file.read_bytes())
+    monkeypatch.chdir(old_recipe.parent)
+    monkeypatch.setenv("MNIST_CATALOG_CACHE", str(tmp_path / "cache"))
+    assert (old_recipe.parent / "mnist").is_dir()
+    [hint] = [line.split("`")[1] for line in lines if "re-ingest the originals" in line]
+    code, out, err = run(db_url, *hint.split()[1:])
+    assert code == 0, err
+    assert out.startswith("Ingested 70,000 images into mnist: test 10,000, train 60,000")
     # Stored per image: selectable by the two names the issue fixes.
     assert ids(db_url, "canonical_index=50123") == ["val:123"]
     test_ids = ids(db_url, "canonical_split=test")
@@ -242,3 +255,18 @@ def test_bad_reference_is_one_line_and_exit_1(tmp_path: Path, db_url: str) -> No
     )
     code, out, _ = run(db_url, "query", "--where", "match=none", "-f", "ids")
     assert out == ""  # nothing stored
+
+
+def test_the_hint_for_a_copy_named_mnist_keeps_the_originals_beside_it() -> None:
+    from catalog.identity.result import IdentityResult, reingest_command
+
+    empty = np.zeros(0, np.int64)
+    none = np.zeros(0, np.float32)
+    result = IdentityResult(
+        "mnist", "mnist", empty, np.zeros(0, np.str_), empty, empty, np.zeros(0, np.uint8),
+        np.zeros(0, np.uint8), np.zeros(0, np.str_), empty, empty, none, none,
+        np.zeros((0, 2), np.int8), none, np.zeros(0, bool),
+    )  # fmt: skip
+    assert reingest_command(result) == "mnist-catalog ingest mnist --dataset mnist-original"
+    result.dataset = "old"
+    assert reingest_command(result) == "mnist-catalog ingest mnist"

@@ -271,8 +271,10 @@ def test_a_failure_midway_leaves_no_file_at_a_final_name(
     from catalog.select.records import PixelBlock
     from catalog.selection import Selection
 
-    def failing(session: Session, selection: Selection) -> Iterator[PixelBlock]:
-        yield from iter_pixel_blocks(session, selection, chunk=8)
+    def failing(
+        session: Session, selection: Selection, *, ids: npt.NDArray[np.int64] | None = None
+    ) -> Iterator[PixelBlock]:
+        yield from iter_pixel_blocks(session, selection, chunk=8, ids=ids)
         raise OSError("disk on fire")
 
     monkeypatch.setattr(container, "iter_pixel_blocks", failing)

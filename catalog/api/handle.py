@@ -82,19 +82,29 @@ class Catalog(BrowseMixin, CurationMixin):
         subset: str | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> IngestResult:
-        """Decode ``source`` into the catalog in one transaction (see :func:`catalog.ingest.transaction.ingest`).
+        """Decode ``source`` into the catalog in one transaction (see
+        :func:`catalog.ingest.transaction.ingest`).
 
-        ``decoded`` is ``source`` already opened by :func:`catalog.ingest.transaction.decode_source`
-        (whose ``total`` can size a progress bar), so it is not decoded twice.
-        ``subset`` picks one dataset of a source that holds several (an EMNIST split).
-        ``on_wait`` is called with a message when another ingest of the same
-        dataset holds its lock; this one then waits for it to finish.
+        ``source`` is a path, or the name of a known dataset (``"mnist"``,
+        ``"fashion-mnist"`` ...): its verified files, from the download cache or
+        downloaded into it (:func:`catalog.ingest.locate.locate_source`).
+        ``decoded`` is ``source`` already opened by
+        :func:`catalog.ingest.transaction.decode_source` (whose ``total`` can size a
+        progress bar), so it is not decoded twice. ``subset`` picks one dataset of a
+        source that holds several (an EMNIST split). ``on_wait`` is called with a
+        message when another ingest of the same dataset holds its lock; this one then
+        waits for it to finish.
         """
+        from catalog.ingest.locate import locate_source
         from catalog.ingest.transaction import ingest
 
+        path = Path(source)
+        if isinstance(source, str):
+            located = locate_source(source)
+            path, dataset = located.path, dataset or located.dataset
         with session_scope(self.engine, write=True) as session:
             return ingest(
-                session, Path(source), dataset=dataset, replace=replace, progress=progress,
+                session, path.expanduser(), dataset=dataset, replace=replace, progress=progress,
                 decoded=decoded, subset=subset, on_wait=on_wait,
             )  # fmt: skip
 

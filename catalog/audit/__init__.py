@@ -12,7 +12,7 @@ Seven checks, each producing :class:`Finding` s with a severity, one module each
     Byte-identical images within and across splits (leakage); groups whose
     members disagree on the label are flagged separately.
 ``near-duplicates`` (:mod:`~catalog.audit.near_duplicates`)
-    Pairs that are nearly identical (the measure and search: :mod:`catalog.audit.neighbours`).
+    Pairs that are nearly identical (the measure: :mod:`catalog.audit.pair_distance`).
 ``odd-images`` (:mod:`~catalog.audit.odd_images`)
     Blank, inverted, wrong size, ink on the border, unusual ink mass or
     centroid (robust z-scores).
@@ -25,6 +25,18 @@ Seven checks, each producing :class:`Finding` s with a severity, one module each
 
 Severities: ``info`` (worth knowing), ``warning`` (a problem to look at),
 ``error`` (the data or the files are not what they should be).
+
+What an audit writes
+--------------------
+An audit never changes an image, a label or a decision. To be faster the next time,
+it keeps work that depends on pixels alone, each piece committed as soon as it is
+done (:func:`catalog.db.engine.write_if_allowed`): per-image embeddings
+(``embeddings``), ink measures and identity matches (``image_measures``), and the
+near-duplicate search and label model fit of each dataset (``kept_states``). A
+catalog that refuses the write (a read-only file or role) gets the same report,
+computed in memory. ``mnist-catalog audit`` then records the report as an audit
+run (``--no-store``: it does not), and with ``--tag NAME`` tags every image named
+in a finding, as decisions.
 
 Adding a check is adding a module with ``run(context) -> (findings, summary)`` (the
 :class:`~catalog.audit.context.Check` protocol) and one line in :data:`REGISTRY`.

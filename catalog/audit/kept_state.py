@@ -22,10 +22,10 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Table, delete, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from catalog.db.bulk import bulk_inserter
+from catalog.db.engine import write_if_allowed
 from catalog.db.models.kept_states import KeptState
 
 __all__ = [
@@ -88,25 +88,23 @@ def write_state(
     old = delete(KeptState).where(KeptState.dataset_id == dataset, KeptState.check == check)
     if not replace_all:
         old = old.where(KeptState.name.in_(list(blobs)))
-    try:
-        with session.begin_nested():
-            connection = session.connection()
-            connection.execute(old)
-            insert_rows = bulk_inserter(
-                connection, table, ("dataset_id", "check", "name", "part", "key", "value")
-            )
-            for name, blob in blobs.items():
-                parts = _Parts(insert_rows, (dataset, check, name), key)
-                if callable(blob):
-                    blob(parts.add)
-                else:
-                    parts.add(blob if isinstance(blob, bytes) else blob.tobytes())
-                parts.close()
-        session.commit()
-    except DBAPIError:
-        session.rollback()
-        return False
-    return True
+
+    def write() -> None:
+        connection = session.connection()
+        connection.execute(old)
+        insert_rows = bulk_inserter(
+            connection, table, ("dataset_id", "check", "name", "part", "key", "value")
+        )
+        for name, blob in blobs.items():
+            parts = _Parts(insert_rows, (dataset, check, name), key)
+            if callable(blob):
+                blob(parts.add)
+            else:
+                parts.add(blob if isinstance(blob, bytes) else blob.tobytes())
+            parts.close()
+
+    kept, _ = write_if_allowed(session, write)
+    return kept
 
 
 class _Parts:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy.exc import DBAPIError
 
 from catalog.audit.images import DatasetImages
 from catalog.audit.kept_state import find_ids
@@ -20,6 +19,7 @@ from catalog.audit.pair_distance import (
     sorted_pairs,
     verify_pairs,
 )
+from catalog.db.engine import write_if_allowed
 from catalog.select.reads import pixels_of
 from catalog.selection import Selection
 from catalog.similarity.embed import DIMENSIONS, embed_pixels
@@ -69,15 +69,12 @@ def embeddings(
         return embed_in_memory(data, positions, progress), "computed in memory"
     session = data.session
     selection = Selection(dataset=data.name)  # the whole dataset: stored for every use
-    how = "stored"
-    try:
-        with session.begin_nested():
-            added = compute_embeddings(session, selection, chunk=data.chunk, progress=progress)
-        if added:
-            session.commit()
-            how = f"stored ({added:,} computed)"
-    except DBAPIError:
+    stored, added = write_if_allowed(
+        session, lambda: compute_embeddings(session, selection, chunk=data.chunk, progress=progress)
+    )
+    if not stored:
         return embed_in_memory(data, positions, progress), "computed in memory (read-only)"
+    how = f"stored ({added:,} computed)" if added else "stored"
     loaded = load_embeddings_of(session, data.ids[positions])
     if len(loaded) != len(positions):  # another kind of writer removed some meanwhile
         return embed_in_memory(data, positions, progress), "computed in memory"

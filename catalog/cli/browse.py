@@ -30,7 +30,7 @@ def datasets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"{summary.name}  ({identity})")
         typer.echo(f"  labels: {label_line(summary.labels, summary.label_names)}")
         for split, n in summary.splits.items():
-            per_label = " ".join(str(c) for c in summary.label_counts[split])
+            per_label = " ".join(f"{c:,}" for c in summary.label_counts[split])
             unlabeled = summary.unlabeled.get(split, 0)
             none = f"   unlabeled {unlabeled:,}" if unlabeled else ""
             typer.echo(f"  {split:<6} {n:>7,}   per label: {per_label}{none}")

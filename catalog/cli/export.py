@@ -116,7 +116,8 @@ def export(
     if result.files:
         typer.echo(
             f"Exported {result.count:,} images to {result.root} as {output}: "
-            f"{len(result.files):,} files ({result.written:,} images written, "
+            f"{len(result.files):,} file{'' if len(result.files) == 1 else 's'} "
+            f"({result.written:,} images written, "
             f"{result.skipped:,} already there); manifest {result.manifest.name}"
         )
         say_left_out(result.left_out)
@@ -158,11 +159,16 @@ def exports(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     for record in records:
         typer.echo(
-            f"#{record['id']}  {record['created_at']}  {record['root']}  "
+            f"#{record['id']}  {_when(record['created_at'])}  {record['root']}  "
             f"{record['layout'] or record['output']}/{record['format']}  {record['count']:,} images "
             f"({record['written']:,} written)  files on record: {record['files']:,}"
             + _staleness(record)
         )
+
+
+def _when(timestamp: str) -> str:
+    """``2026-12-07T12:31:16+00:00`` -> ``2026-12-07 12:31:16`` (UTC), as history prints it."""
+    return timestamp.replace("T", " ")[:19]
 
 
 def _staleness(record: dict[str, Any]) -> str:

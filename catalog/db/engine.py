@@ -10,10 +10,10 @@ a catalog at another revision does (upgrade, refuse, or read only).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -32,6 +32,8 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 #: Engine execution option that marks a catalog this client may only read; its
 #: value is the message that refuses a write (set by :mod:`catalog.db.schema`).
 READ_ONLY_OPTION = "catalog_read_only"
+
+T = TypeVar("T")
 
 
 def resolve_url(location: str | Path | None = None) -> URL:
@@ -155,3 +157,22 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
             with suppress(DBAPIError):  # a lost connection cannot roll back; the server did
                 session.rollback()
             raise
+
+
+def write_if_allowed(session: Session, write: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run ``write`` in a savepoint of ``session`` and commit; ``(True, its result)``.
+
+    For the work a reader keeps to be faster next time (an audit's embeddings,
+    measures and kept searches): when the catalog refuses the write (a read-only
+    file, a role without INSERT, a schema newer than this client) nothing is kept,
+    the session is rolled back and ``(False, None)`` returned, and the reader goes on.
+    """
+    try:
+        with session.begin_nested():
+            result = write()
+        session.commit()
+    except DBAPIError:
+        with suppress(DBAPIError):
+            session.rollback()
+        return False, None
+    return True, result

@@ -18,10 +18,10 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Table, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from catalog.db.bulk import bulk_inserter
+from catalog.db.engine import write_if_allowed
 from catalog.db.models.images import Image
 from catalog.db.models.measures import ImageMeasure
 
@@ -66,18 +66,17 @@ def write_measures(
         return True
     table = cast(Table, ImageMeasure.__table__)
     values = np.ascontiguousarray(records).view(np.uint8).reshape(len(ids), -1)
-    try:
-        with session.begin_nested():
-            insert_rows = bulk_inserter(session.connection(), table, ("image_id", "kind", "value"))
-            for start in range(0, len(ids), CHUNK):
-                part = slice(start, start + CHUNK)
-                insert_rows(
-                    [
-                        (image_id, kind, row.tobytes())
-                        for image_id, row in zip(ids[part].tolist(), values[part], strict=True)
-                    ]
-                )
-        session.commit()
-    except DBAPIError:
-        return False
-    return True
+
+    def write() -> None:
+        insert_rows = bulk_inserter(session.connection(), table, ("image_id", "kind", "value"))
+        for start in range(0, len(ids), CHUNK):
+            part = slice(start, start + CHUNK)
+            insert_rows(
+                [
+                    (image_id, kind, row.tobytes())
+                    for image_id, row in zip(ids[part].tolist(), values[part], strict=True)
+                ]
+            )
+
+    kept, _ = write_if_allowed(session, write)
+    return kept

@@ -69,17 +69,8 @@ class _MirrorFailed(Exception):
 
 
 def default_cache_dir() -> Path:
-    """Return the cache root: ``$MNIST_CATALOG_CACHE``, else the user cache + ``mnist-catalog``.
-
-    The user cache is ``$XDG_CACHE_HOME`` when it is set to an absolute path,
-    else ``~/.cache``. Each dataset gets a subfolder of this root, see
-    :func:`dataset_cache_dir`.
-
-    Returns
-    -------
-    Path
-        The root folder; it is not created.
-    """
+    """The cache root (not created): ``$MNIST_CATALOG_CACHE``, else ``mnist-catalog`` in
+    ``$XDG_CACHE_HOME`` (when absolute) or ``~/.cache``; each dataset has a subfolder."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override).expanduser()
@@ -89,13 +80,9 @@ def default_cache_dir() -> Path:
 
 
 def dataset_cache_dir(name: str, cache_dir: Path | None = None) -> Path:
-    """Return the folder that holds dataset ``name``'s files: ``<root>/<name>``.
+    """The folder of dataset ``name``'s files, ``<root>/<name>`` (the root: ``cache_dir``,
+    else :func:`default_cache_dir`; the datasets share file names).
 
-    The root is ``cache_dir`` when given, else :func:`default_cache_dir`. A
-    subfolder per dataset is needed because the datasets share file names.
-
-    Examples
-    --------
     >>> dataset_cache_dir("mnist", Path("/data")).as_posix()
     '/data/mnist'
     """
