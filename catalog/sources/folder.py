@@ -27,7 +27,6 @@ relative path, a NUL byte, the file's length as 8 big-endian bytes, and its byte
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import stat
 import struct
@@ -44,10 +43,7 @@ from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
 from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.folder_listing import Split, list_folder
 from catalog.sources.guard import bounded
-from catalog.sources.pixels import to_gray
-
-#: Pillow plugins allowed to decode (PPM reads pgm).
-PIL_FORMATS = ("PNG", "JPEG", "BMP", "PPM")
+from catalog.sources.pixels import open_image, to_gray
 
 #: What Pillow raises on a malformed or truncated image.
 _BAD_IMAGE = (
@@ -114,7 +110,7 @@ class _Decoder:
             digest.update(data)
         self.size += len(data)
         try:
-            with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as image:
+            with open_image(data) as image:
                 width, height = image.size
                 if self.shape is not None and self.shape != (height, width):
                     msg = (

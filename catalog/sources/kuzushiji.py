@@ -52,16 +52,20 @@ def _digests(path: Path) -> tuple[str, str]:
 
 
 def _member(path: Path, budget: ReadBudget) -> NpyMember:
-    """The header of ``arr_0``, the one array the file holds, its data checked to its end."""
+    """The header of ``arr_0``, the one array the file holds."""
     with as_npz(path), zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         if names != ["arr_0.npy"]:
             found = ", ".join(n.removesuffix(".npy") for n in names) or "none"
             msg = f"Invalid {path}: expected one array arr_0, found {found}"
             raise SourceFormatError(msg)
-        member = read_npy_header(path, archive, "arr_0.npy", f"Invalid {path}", budget)
+        return read_npy_header(path, archive, "arr_0.npy", f"Invalid {path}", budget)
+
+
+def _verify(member: NpyMember, budget: ReadBudget) -> None:
+    """Read ``member`` to its end (its CRC), once its header has passed every check."""
+    with as_npz(member.path), zipfile.ZipFile(member.path) as archive:
         verify(archive, member, budget)
-    return member
 
 
 def _labels(path: Path, images: ImageMember, budget: ReadBudget) -> npt.NDArray[np.int64]:
@@ -73,7 +77,7 @@ def _labels(path: Path, images: ImageMember, budget: ReadBudget) -> npt.NDArray[
         )
         raise SourceFormatError(msg)
     with as_npz(path), zipfile.ZipFile(path) as archive:
-        values: npt.NDArray[Any] = read_whole(archive, member, budget)
+        values: npt.NDArray[Any] = read_whole(archive, member, budget)  # its CRC checked too
     if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
         i = int(np.flatnonzero(values > np.iinfo(np.int64).max)[0])
         msg = f"Invalid {path}: label {values[i]} at index {i} does not fit a 32-bit integer"
@@ -169,6 +173,8 @@ def read_kuzushiji(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decode
                 )
             )  # fmt: skip
     budget.check_images(sum(x.count for x, _ in splits.values()), str(path))
+    for images, _ in splits.values():
+        _verify(images.member, budget)  # before any block is yielded
     class_map = (path if path.is_dir() else path.parent) / f"{name}_classmap.csv"
     names = read_class_map(class_map, budget) if class_map.is_file() else None
     return Decoded(

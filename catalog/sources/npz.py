@@ -126,13 +126,17 @@ def _members(path: Path, budget: ReadBudget) -> dict[str, NpyMember]:
         names = set(archive.namelist())
         keys = [key for keys in SPLIT_KEYS.values() for key in keys if f"{key}.npy" in names]
         where = f"Invalid npz {path}"
-        members = {
+        return {
             key: read_npy_header(path, archive, f"{key}.npy", where, budget, MAX_ARRAY_BYTES)
             for key in keys
         }
-        for member in members.values():  # every CRC checked before any block is yielded
+
+
+def _verify(path: Path, members: list[NpyMember], budget: ReadBudget) -> None:
+    """Read every member to its end (its CRC), once its header has passed every check."""
+    with as_npz(path), zipfile.ZipFile(path) as archive:
+        for member in members:
             verify(archive, member, budget)
-    return members
 
 
 def _labels(path: Path, member: NpyMember, budget: ReadBudget) -> npt.NDArray[Any]:
@@ -206,6 +210,7 @@ def read_npz(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
         msg = f"Invalid npz {path}: expected one image size in all splits, found {found}"
         raise SourceFormatError(msg)
     budget.check_images(sum(x.count for x, _ in splits.values()), str(path))
+    _verify(path, list(members.values()), budget)  # before any block is yielded
     sha256, md5 = _digests(path)
     source = SourceFile(
         uri=str(path.resolve()),

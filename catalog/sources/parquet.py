@@ -19,7 +19,6 @@ names its dataset after its folder (``mnist/``; ``data/`` is passed over).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ from catalog.sources import (
 )
 from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.guard import bounded, library_errors
-from catalog.sources.pixels import to_gray
+from catalog.sources.pixels import open_image, to_gray
 from catalog.sources.streams import one_line
 
 #: Most rows per record batch read from a file (fewer when its rows are large).
@@ -298,7 +297,7 @@ def _decode(blob: bytes | None, where: str, budget: ReadBudget) -> Any:
         msg = f"{where}: the image has no bytes"
         raise SourceFormatError(msg)
     try:
-        with Image.open(io.BytesIO(blob), formats=("PNG", "JPEG", "BMP", "PPM")) as image:
+        with open_image(blob) as image:
             width, height = image.size
             budget.check_side(height, width, where)  # before its pixels are decoded
             image.load()

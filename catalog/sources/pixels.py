@@ -24,11 +24,28 @@ Each mode has one rule, and each rule says whether it kept every value:
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+#: The Pillow plugins readers decode with (PPM reads pgm).
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "PPM")
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open encoded image bytes without decoding the pixels yet.
+
+    Pillow warns on stderr past 89 million pixels; the readers check each side
+    against the read budget (far smaller by default) right after opening, so the
+    warning would only print a second line beside their one-line error.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=PIL_FORMATS)
 
 
 @dataclass(frozen=True)

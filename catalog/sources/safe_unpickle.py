@@ -144,7 +144,8 @@ class _BoundedStream:
             )
             raise SourceFormatError(msg)
         if self.total > self._budget.max_pickle_bytes:
-            self._budget.refuse("max_pickle_bytes", f"Refusing to unpickle {self._path}: it holds")
+            claim = f"{self._path} is a pickle of {self.total:,} bytes so far"
+            self._budget.refuse("max_pickle_bytes", claim)
         if self._compressed is not None:
             self._budget.check_ratio(str(self._path), self.total, self._compressed())
         return data

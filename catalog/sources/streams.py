@@ -184,7 +184,7 @@ def bounded_lines(
         try:
             line = stream.readline(limit + 2)
         except DECOMPRESS_ERRORS as exc:
-            msg = f"Cannot read {where} after line {number:,}: {one_line(exc)}"
+            msg = f"Cannot read {where}: {one_line(exc)} (reading line {number + 1:,})"
             raise SourceFormatError(msg) from None
         if not line:
             return
