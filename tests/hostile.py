@@ -219,7 +219,7 @@ GIB = 1 << 30
 HEADERLESS_2X2 = "mnist_train.csv"  # headerless: a label, then 4 pixel values (2 x 2)
 
 
-def _small_npz_members(n: int = 2) -> list[Member]:
+def small_npz_members(n: int = 2) -> list[Member]:
     x, y = np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.uint8)
     return [
         Member.plain("y_train.npy", npy_bytes(y), DEFLATED),
@@ -241,7 +241,7 @@ def kmnist_bomb(tmp: Path, count: int = 4_460_000) -> Path:
 def keras_npz_bomb(tmp: Path, count: int = 1_300_000) -> Path:
     """mnist.npz whose x_train inflates to 1 GB of blank images (y_train too short)."""
     x_train = deflate_of(npy_header((count, 28, 28)), count * 784)
-    members = [Member.deflated("x_train.npy", x_train), *_small_npz_members()]
+    members = [Member.deflated("x_train.npy", x_train), *small_npz_members()]
     return write_zip(tmp / "mnist.npz", members)
 
 
@@ -249,7 +249,7 @@ def npz_huge_image(tmp: Path, side: int = 33_000) -> Path:
     """mnist.npz holding one 33,000 x 33,000 image (1.1 GB; SQLite's blob limit is 1 GB)."""
     x_train = deflate_of(npy_header((1, side, side)), side * side)
     y_train = Member.plain("y_train.npy", npy_bytes(np.zeros(1, np.uint8)))
-    members = [Member.deflated("x_train.npy", x_train), y_train, *_small_npz_members()[1:]]
+    members = [Member.deflated("x_train.npy", x_train), y_train, *small_npz_members()[1:]]
     return write_zip(tmp / "mnist.npz", members)
 
 
@@ -308,14 +308,14 @@ def emnist_many_classes(tmp: Path, classes: int = 2000) -> Path:
 def pickle_bomb(tmp: Path, size: int = 4 * GIB) -> Path:
     """mnist.pkl.gz: BINBYTES8 of 4 GiB of zeros in a 4 MB gzip."""
     prefix = b"\x80\x04\x8e" + struct.pack("<Q", size)
-    return _write(tmp / "mnist.pkl.gz", gzip_of(prefix, size, suffix=b"."))
+    return write_bytes(tmp / "mnist.pkl.gz", gzip_of(prefix, size, suffix=b"."))
 
 
 def pickle_of_dups(tmp: Path, count: int = 600_000, gz: bool = False) -> Path:
     """A pickle of 0.6 MB of DUP opcodes (or 600 MB of them in a 0.6 MB gzip)."""
     if gz:
-        return _write(tmp / "mnist.pkl.gz", gzip_of(b"\x80\x02N", count * 1000, b"2", b"."))
-    return _write(tmp / "mnist.pkl", b"\x80\x02N" + b"2" * count + b".")
+        return write_bytes(tmp / "mnist.pkl.gz", gzip_of(b"\x80\x02N", count * 1000, b"2", b"."))
+    return write_bytes(tmp / "mnist.pkl", b"\x80\x02N" + b"2" * count + b".")
 
 
 def parquet_huge_rgb(tmp: Path, side: int = 10_000) -> Path:
@@ -335,18 +335,18 @@ def parquet_huge_rgb(tmp: Path, side: int = 10_000) -> Path:
 def csv_wide_lines(tmp: Path, count: int = 256, side: int = 512) -> Path:
     """A headerless CSV.gz of 256 images of 512 x 512: 134 MB of text in 130 KB."""
     line = ("0" + ",0" * (side * side) + "\n").encode()
-    return _write(tmp / "mnist_train.csv.gz", gzip_of(b"", count * len(line), unit=line))
+    return write_bytes(tmp / "mnist_train.csv.gz", gzip_of(b"", count * len(line), unit=line))
 
 
 def csv_endless_line(tmp: Path, size: int = GIB, gz: bool = False) -> Path:
     """A CSV whose first line runs 1 GB without a newline (a hole on disk, or a gzip)."""
     if gz:
-        return _write(tmp / "mnist_train.csv.gz", gzip_of(b"5", size, unit=b",0"))
+        return write_bytes(tmp / "mnist_train.csv.gz", gzip_of(b"5", size, unit=b",0"))
     return sparse_file(tmp / "mnist_train.csv", b"5" + b",0" * 64, size)
 
 
 def csv_rows(tmp: Path, *rows: str, name: str = HEADERLESS_2X2) -> Path:
-    return _write(tmp / name, lines(*rows))
+    return write_bytes(tmp / name, lines(*rows))
 
 
 def qmnist_xz(tmp: Path, count: int = 10_000_000) -> Path:
@@ -360,6 +360,6 @@ def qmnist_xz(tmp: Path, count: int = 10_000_000) -> Path:
     return folder
 
 
-def _write(path: Path, data: bytes) -> Path:
+def write_bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path

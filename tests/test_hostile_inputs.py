@@ -62,14 +62,14 @@ def _dev_zero_linked(tmp: Path) -> Path:
 
 def _csv_gz_trailing_garbage(tmp: Path) -> Path:
     data = gzip.compress(h.lines(*(h.pixels_row(n, 4) for n in range(10))), mtime=0)
-    return h._write(tmp / "mnist_train.csv.gz", data + b"garbage!" * 4)
+    return h.write_bytes(tmp / "mnist_train.csv.gz", data + b"garbage!" * 4)
 
 
 def _parquet_corrupt_page(tmp: Path) -> Path:
     path = write_parquet(tmp / "train.parquet", X, Y)
     data = bytearray(path.read_bytes())
     data[4:24] = b"\xff" * 20  # the first page header: thrift that does not parse
-    return h._write(path, bytes(data))
+    return h.write_bytes(path, bytes(data))
 
 
 def _parquet_string_labels(tmp: Path) -> Path:
@@ -98,7 +98,7 @@ def _source_name_not_utf8(tmp: Path) -> Path:
 def _npz_member(tmp: Path, method: int, flags: int) -> Path:
     x = h.Member.plain("x_train.npy", h.npy_bytes(np.zeros((2, 28, 28), np.uint8)))
     x = h.Member("x_train.npy", x.stored, x.size, x.crc, method, flags)
-    members = [x, *h._small_npz_members()]
+    members = [x, *h.small_npz_members()]
     return h.write_zip(tmp / "mnist.npz", members)
 
 

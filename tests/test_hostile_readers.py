@@ -240,7 +240,7 @@ def _empty_npz(tmp: Path) -> Path:
     "build",
     [
         _empty_npz,
-        lambda t: h._write(t / "train.csv", b"label,pixel0,pixel1,pixel2,pixel3\n"),
+        lambda t: h.write_bytes(t / "train.csv", b"label,pixel0,pixel1,pixel2,pixel3\n"),
     ],
 )
 def test_a_source_of_no_images_is_an_error(tmp_path: Path, build: Callable[[Path], Path]) -> None:
