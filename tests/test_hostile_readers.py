@@ -220,6 +220,12 @@ def test_a_shard_ingests_under_its_dataset_name(tmp_path: Path) -> None:
     assert result.stdout.startswith("Ingested 6 images into mnist: train 6")
 
 
+def test_a_fifo_named_like_a_shard_is_not_opened(tmp_path: Path) -> None:
+    write_parquet(tmp_path / "mnist" / "train-00000-of-00001.parquet", X, Y)
+    h.fifo(tmp_path / "mnist" / "test-00000-of-00001.parquet")
+    assert read_parquet(tmp_path / "mnist").counts == {"train": 6}
+
+
 def test_non_ascii_digit_stems_are_not_indices(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "pngs", {"train": (X[:2], Y[:2])}, layout="by-label")
     files = sorted((root / "train").rglob("*.png"))

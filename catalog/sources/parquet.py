@@ -179,7 +179,8 @@ def read_parquet(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
         When pyarrow is not installed.
     """
     pq = _pyarrow()
-    paths = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    # Only regular files: a FIFO named like a shard would block pyarrow's first read.
+    paths = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
     if not paths:
         msg = f"No .parquet files found in {path}"
         raise SourceFormatError(msg)
