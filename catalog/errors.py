@@ -79,3 +79,11 @@ class CatalogConnectionError(CatalogLocationError):
 
 class CatalogBusyError(CatalogError):
     """Another client held a lock too long, or won a conflict (deadlock, serialization)."""
+
+
+class OverBudgetError(SourceFormatError):
+    """A source asks for more than the read budget allows; a ``--max-...`` option raises it."""
+
+
+class EmptySourceError(SourceFormatError):
+    """A source holds no images."""

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from catalog.errors import InvalidNameError, SourceFormatError, UnknownFormatError
+
+if TYPE_CHECKING:
+    from catalog.sources.budget import ReadBudget
 
 #: Images per batch. 4096 MNIST images are 3.2 MB of pixels.
 BATCH_SIZE = 4096
@@ -46,6 +50,27 @@ def check_split_name(split: str, where: str) -> str:
         )
         raise InvalidNameError(msg)
     return split
+
+
+def display(path: Path | str) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_name(path: Path, where: Path | None = None) -> None:
+    """Refuse a file name that is not UTF-8 text: the catalog stores it as text.
+
+    Raises
+    ------
+    SourceFormatError
+        Naming the file with its undecodable bytes escaped (``\\xff``).
+    """
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        inside = f" in {display(where)}" if where is not None else ""
+        msg = f"Cannot read {display(path)}{inside}: its name is not UTF-8 text; rename it"
+        raise SourceFormatError(msg) from None
 
 
 @dataclass(frozen=True)
@@ -100,7 +125,9 @@ class Decoded:
 
 
 class Reader(Protocol):
-    def __call__(self, path: Path) -> Decoded: ...
+    """``read(path, budget=...)``: headers checked against the budget, batches streamed."""
+
+    def __call__(self, path: Path, *, budget: ReadBudget = ...) -> Decoded: ...
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -187,7 +214,7 @@ def _zip_members(path: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.namelist()
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         msg = f"Cannot read {path} as a zip archive: {exc}"
         raise SourceFormatError(msg) from None
 
@@ -203,11 +230,15 @@ def detect_format(path: Path) -> str:
     UnknownFormatError
         When nothing recognisable is found.
     """
+    check_name(path.absolute())
     if not path.exists():
         msg = f"Source not found: {path}"
         raise UnknownFormatError(msg)
     if path.is_dir():
         return _detect_folder(path)
+    if not path.is_file():  # a FIFO would block the first read, /dev/zero never ends
+        msg = f"Unknown format for {path}: it is not a regular file (a FIFO, socket or device)"
+        raise UnknownFormatError(msg)
     head = peek(path, 16)
     if not head:
         msg = f"Source {path} is empty"

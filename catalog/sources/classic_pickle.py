@@ -12,7 +12,9 @@ the names numpy writes when it pickles an array, each with a checked stand-in
 :class:`~catalog.errors.UnsafePickleError` before anything is imported or
 called, only plain bool, integer and float arrays can be made, and no array is
 allocated beyond the bytes that are really in the file. The decompressed stream
-is refused past :data:`MAX_PICKLE_BYTES`.
+is refused past the read budget's
+:attr:`~catalog.sources.budget.ReadBudget.max_pickle_bytes` (a pickle is held
+whole: it cannot stream), or when its gzip inflates past the budget's ratio.
 
 Float pixels go back to uint8 without loss where possible: when every value
 times 256 is an integer below 256 (the classic file stores ``k / 256``) they
@@ -31,11 +33,13 @@ import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
 from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
+from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.checks import check_labels, square_images
+from catalog.sources.guard import bounded
 from catalog.sources.pickle_standins import ArrayStandIn
 from catalog.sources.safe_unpickle import load
 
-#: Largest decompressed pickle this reader accepts (4 GiB).
+#: Largest decompressed pickle this reader accepts whatever the budget (4 GiB).
 MAX_PICKLE_BYTES = 4 * 1024**3
 
 #: Split names for a tuple of 2 or 3 (images, labels) pairs.
@@ -104,11 +108,12 @@ def _scan_floats(path: Path, split: str, x: npt.NDArray[Any]) -> bool:
 
 
 def _batches(
-    splits: dict[str, tuple[npt.NDArray[Any], npt.NDArray[Any]]], scale: int
+    splits: dict[str, tuple[npt.NDArray[Any], npt.NDArray[Any]]], scale: int, budget: ReadBudget
 ) -> Iterator[Batch]:
     for split, (x, y) in splits.items():
-        for start in range(0, len(x), BATCH_SIZE):
-            stop = min(start + BATCH_SIZE, len(x))
+        rows = budget.block_rows(x[0].size * x.dtype.itemsize, split, BATCH_SIZE) if len(x) else 1
+        for start in range(0, len(x), rows):
+            stop = min(start + rows, len(x))
             chunk = x[start:stop]
             if chunk.dtype.kind != "f":
                 pixels = chunk.astype(np.uint8, order="C")
@@ -124,7 +129,8 @@ def _batches(
             )
 
 
-def read_pickle(path: Path) -> Decoded:
+@bounded
+def read_pickle(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
     """Read a pickled MNIST tuple such as ``mnist.pkl.gz`` without running code from it.
 
     Parameters
@@ -132,6 +138,8 @@ def read_pickle(path: Path) -> Decoded:
     path
         A gzipped or plain pickle of ``(train, valid, test)`` or ``(train, test)``,
         each an ``(images, labels)`` pair of numpy arrays.
+    budget
+        What the pickle may hold (:class:`ReadBudget`): it is read whole.
 
     Returns
     -------
@@ -146,8 +154,11 @@ def read_pickle(path: Path) -> Decoded:
     SourceFormatError
         When the file is not a readable pickle of that layout, or its pixels or
         labels are out of range.
+    OverBudgetError
+        When it inflates past ``budget.max_pickle_bytes`` or ``budget.max_ratio``,
+        or its images are more or larger than the budget allows.
     """
-    result, hashing, gz = load(path, MAX_PICKLE_BYTES)
+    result, hashing, gz = load(path, MAX_PICKLE_BYTES, budget)
     if not isinstance(result, tuple | list) or len(result) not in SPLITS_BY_LENGTH:
         msg = (
             f"Invalid pickle {path}: expected a tuple of 2 or 3 (images, labels) pairs, "
@@ -158,6 +169,9 @@ def read_pickle(path: Path) -> Decoded:
     splits = {
         name: _check_split(path, name, pair) for name, pair in zip(names, result, strict=True)
     }
+    for x, _ in splits.values():
+        budget.check_side(x.shape[1], x.shape[2], str(path))
+    budget.check_images(sum(len(x) for x, _ in splits.values()), str(path))
     sizes = {name: x.shape[1:] for name, (x, _) in splits.items() if len(x)}
     if len(set(sizes.values())) > 1:
         found = ", ".join(f"{name} {h}x{w}" for name, (h, w) in sizes.items())
@@ -180,6 +194,6 @@ def read_pickle(path: Path) -> Decoded:
     return Decoded(
         format="pickle",
         counts={name: len(x) for name, (x, _) in splits.items()},
-        batches=_batches(splits, 256 if all_k256 else 255),
+        batches=_batches(splits, 256 if all_k256 else 255, budget),
         files=[source],
     )

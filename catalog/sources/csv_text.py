@@ -11,9 +11,12 @@ Three layouts are common, and all are read:
 
 Pixel columns (``pixelN`` or ``RxC``) must be a square number of them; other
 named columns become per-image metadata. Files are streamed in blocks of
-lines, never loaded whole, and may be gzipped. A file's split is taken from its
-name (``train``, ``test``, ``val``; else its stem). Errors name the line:
-values outside 0-255, rows of another length, a non-square pixel count.
+lines sized in bytes (:attr:`~catalog.sources.budget.ReadBudget.max_block_bytes`),
+never loaded whole, a line at most
+:attr:`~catalog.sources.budget.ReadBudget.max_line_bytes` long, and may be
+gzipped. A file's split is taken from its name (``train``, ``test``, ``val``;
+else its stem). Errors name the line: values outside 0-255, a label that does
+not fit 32 bits, rows of another length, a non-square pixel count, a line too long.
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ from catalog.sources import (
     Decoded,
     HashingReader,
     SourceFile,
+    check_name,
     check_split_name,
 )
-from catalog.sources.idx import open_stream
+from catalog.sources.budget import DEFAULT_BUDGET, INT32_MAX, ReadBudget
+from catalog.sources.guard import bounded
+from catalog.sources.streams import bounded_lines, one_line, open_stream
 
 PIXEL_NAME = re.compile(r"^(?:pixel\d+|\d+x\d+)$")
 INTEGER = re.compile(rb"^\s*-?\d+\s*$")
@@ -69,25 +75,31 @@ def _split_of(path: Path) -> str:
     return check_split_name(re.sub(r"[^a-z0-9_-]", "-", stem) or "data", str(path))
 
 
-def _fields(line: bytes) -> list[str]:
-    return next(csv.reader([line.decode("utf-8", "replace")]))
+def _fields(line: bytes, where: Path, number: int) -> list[str]:
+    try:
+        return next(csv.reader([line.decode("utf-8", "replace")]))
+    except csv.Error as exc:  # e.g. a field past the csv module's limit (131,072 characters)
+        msg = f"{where} line {number:,}: cannot split the line into fields ({one_line(exc)})"
+        raise SourceFormatError(msg) from None
 
 
-def _layout(path: Path) -> _Layout:
-    stream, _ = open_stream(path)
+def _layout(path: Path, budget: ReadBudget) -> _Layout:
+    stream, _ = open_stream(path, budget=budget)
     with stream:
         first = b""
         count = 0
-        for line in io.BufferedReader(_Raw(stream)):
+        for _, line in bounded_lines(io.BufferedReader(_Raw(stream)), str(path), budget):
             if not line.strip():
                 continue
             if not first:
-                first = line.rstrip(b"\r\n")
+                first = line
             count += 1
+            if count > budget.max_images + 1:  # + 1: the header
+                budget.check_images(count - 1, str(path), "lines of images or more")
     if not first:
         msg = f"{path} has no lines: expected a CSV of images, one per line"
         raise SourceFormatError(msg)
-    names = [name.strip() for name in _fields(first)]
+    names = [name.strip() for name in _fields(first, path, 1)]
     header = not all(INTEGER.match(name.encode()) for name in names)
     if not header:
         side = math.isqrt(len(names) - 1)
@@ -97,6 +109,7 @@ def _layout(path: Path) -> _Layout:
                 f"(784 = 28x28), found {len(names) - 1} values after the label"
             )
             raise SourceFormatError(msg)
+        budget.check_side(side, side, f"{path} line 1")
         return _Layout(
             path, _split_of(path), False, len(names), 0, (1, len(names)), side, (), count
         )
@@ -111,6 +124,7 @@ def _layout(path: Path) -> _Layout:
             f"found {len(pixel_columns)}"
         )
         raise SourceFormatError(msg)
+    budget.check_side(side, side, f"{path} line 1")
     lowered = [name.lower() for name in names]
     label = lowered.index("label") if "label" in lowered else None
     extra = tuple(
@@ -130,13 +144,16 @@ def _files(path: Path) -> list[Path]:
         if p.is_file() and p.name.lower().endswith((".csv", ".csv.gz"))
         and not p.name.lower().split(".")[0].endswith("classmap")
     )  # fmt: skip
+    for file in found:
+        check_name(file)
     if not found:
         msg = f"No CSV files found in {path}: expected train.csv, test.csv or mnist_train.csv"
         raise SourceFormatError(msg)
     return found
 
 
-def read_csv(path: Path) -> Decoded:
+@bounded
+def read_csv(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
     """Read images from a CSV file, or from every ``.csv`` in a folder (one split each).
 
     Returns
@@ -152,8 +169,12 @@ def read_csv(path: Path) -> Decoded:
         Naming the file and line: a value outside 0-255 or not an integer, a
         row with another number of fields, a non-square pixel count, two files
         for one split, or files of different image sizes.
+    OverBudgetError
+        For a line longer than ``budget.max_line_bytes``, more lines than
+        ``budget.max_images``, a side longer than ``budget.max_side``, or a gzip
+        that inflates past ``budget.max_ratio``.
     """
-    layouts = [_layout(file) for file in _files(path)]
+    layouts = [_layout(file, budget) for file in _files(path)]
     splits = [layout.split for layout in layouts]
     if len(set(splits)) != len(splits):
         msg = f"{path} holds more than one CSV file per split: {', '.join(p.name for p in _files(path))}"
@@ -165,16 +186,17 @@ def read_csv(path: Path) -> Decoded:
     decoded = Decoded(
         format="csv", counts={lay.split: lay.count for lay in layouts}, batches=iter(())
     )
-    decoded.batches = _stream(layouts, decoded.files)
+    budget.check_images(decoded.total, str(path))
+    decoded.batches = _stream(layouts, decoded.files, budget)
     return decoded
 
 
-def _stream(layouts: list[_Layout], files: list[SourceFile]) -> Iterator[Batch]:
+def _stream(layouts: list[_Layout], files: list[SourceFile], budget: ReadBudget) -> Iterator[Batch]:
     for layout in layouts:
-        raw, compressed = open_stream(layout.path)
+        raw, compressed = open_stream(layout.path, budget=budget)
         with raw:
             hashing = HashingReader(raw)
-            yield from _batches(layout, io.BufferedReader(_Raw(hashing)))
+            yield from _batches(layout, io.BufferedReader(_Raw(hashing)), budget)
         files.append(
             SourceFile(
                 uri=str(layout.path.resolve()),
@@ -204,21 +226,23 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
-def _batches(layout: _Layout, stream: BinaryIO) -> Iterator[Batch]:
-    line_number = 0
+def _batches(layout: _Layout, stream: BinaryIO, budget: ReadBudget) -> Iterator[Batch]:
+    # A block costs its text and its parsed values (8 bytes each): both are bounded.
+    rows = budget.block_rows(layout.columns * 8, str(layout.path), BATCH_SIZE)
     start = 0
     block: list[bytes] = []
     numbers: list[int] = []
-    for line in stream:
-        line_number += 1
+    text = 0
+    for line_number, line in bounded_lines(stream, str(layout.path), budget):
         if not line.strip() or (layout.header and line_number == 1):
             continue
-        block.append(line.rstrip(b"\r\n"))
+        block.append(line)
         numbers.append(line_number)
-        if len(block) == BATCH_SIZE:
+        text += len(line)
+        if len(block) == rows or text >= budget.max_block_bytes // 2:
             yield _parse(layout, block, numbers, start)
             start += len(block)
-            block, numbers = [], []
+            block, numbers, text = [], [], 0
     if block:
         yield _parse(layout, block, numbers, start)
 
@@ -227,7 +251,7 @@ def _parse(layout: _Layout, block: list[bytes], numbers: list[int], start: int) 
     n = len(block)
     where = layout.path
     if layout.extra:
-        rows = [_fields(line) for line in block]
+        rows = [_fields(line, where, number) for line, number in zip(block, numbers, strict=True)]
         for row, number in zip(rows, numbers, strict=True):
             if len(row) != layout.columns:
                 msg = f"{where} line {number}: expected {layout.columns} values, found {len(row)}"
@@ -260,6 +284,15 @@ def _parse(layout: _Layout, block: list[bytes], numbers: list[int], start: int) 
         labels = np.full(n, UNLABELED, dtype=np.int64)
     else:
         labels = table[:, label_col].astype(np.int64)
+        too_big = np.flatnonzero(labels > INT32_MAX)  # numpy clamps past int64 to its largest
+        if too_big.size:
+            i = int(too_big[0])
+            found = _fields(block[i], where, numbers[i])[layout.label or 0].strip()
+            msg = (
+                f"{where} line {numbers[i]}: label {found} does not fit a 32-bit integer "
+                f"(expected 0-{INT32_MAX:,})"
+            )
+            raise SourceFormatError(msg)
         negative = np.flatnonzero(labels < 0)
         if negative.size:
             msg = f"{where} line {numbers[negative[0]]}: label {labels[negative[0]]} is negative"
@@ -294,7 +327,7 @@ def _integers(text: bytes, expected: int) -> npt.NDArray[np.int64] | None:
 def _raise_first_bad_line(layout: _Layout, block: list[bytes], numbers: list[int]) -> None:
     skip = {column for column, _ in layout.extra}
     for line, number in zip(block, numbers, strict=True):
-        for column, value in enumerate(_fields(line)):
+        for column, value in enumerate(_fields(line, layout.path, number)):
             if column not in skip and not INTEGER.match(value.encode()):
                 msg = f"{layout.path} line {number}: expected an integer in column {column + 1}, found {value!r}"
                 raise SourceFormatError(msg)

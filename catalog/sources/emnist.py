@@ -22,15 +22,21 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
 from catalog.sources import Batch, Decoded, SourceFile
-from catalog.sources.idx import IdxHeader, read_array, read_header, stream_images
+from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
+from catalog.sources.guard import bounded
+from catalog.sources.idx import IdxHeader, read_header, stream_images
+from catalog.sources.streams import DECOMPRESS_ERRORS, bounded_lines, open_member
 
 SUBSETS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
 FILE_NAME = re.compile(
@@ -51,16 +57,25 @@ class _Member:
     def name(self) -> str:
         return (self.member or self.path.name).rsplit("/", 1)[-1]
 
-    def header(self) -> IdxHeader:
-        return read_header(self.path, self.member)
+    def header(self, budget: ReadBudget) -> IdxHeader:
+        return read_header(self.path, self.member, budget)
 
-    def text(self) -> str:
+    def mapping(self, budget: ReadBudget) -> dict[int, str]:
+        """The mapping file's classes, read a bounded line at a time."""
+        where = f"{self.path}!{self.member}" if self.member else str(self.path)
         try:
-            if self.member is None:
-                return self.path.read_text(encoding="ascii")
-            with zipfile.ZipFile(self.path) as archive:
-                return archive.read(self.member).decode("ascii")
-        except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+            with ExitStack() as opened:
+                if self.member is None:
+                    raw: IO[bytes] = opened.enter_context(self.path.open("rb"))
+                else:
+                    archive = opened.enter_context(zipfile.ZipFile(self.path))
+                    raw = opened.enter_context(open_member(archive, self.member, where, budget))
+                lines = (
+                    (number, line.decode("ascii"))
+                    for number, line in bounded_lines(raw, where, budget)
+                )
+                return parse_mapping_lines(lines, self.name, budget)
+        except (*DECOMPRESS_ERRORS, UnicodeDecodeError, zipfile.BadZipFile) as exc:
             msg = f"Cannot read EMNIST mapping {self.name} in {self.path}: {exc}"
             raise SourceFormatError(msg) from None
 
@@ -79,18 +94,25 @@ def _members(path: Path) -> list[_Member]:
     return [_Member(p, None) for p in sorted(path.parent.iterdir()) if p.is_file()]
 
 
-def parse_mapping(text: str, where: str) -> dict[int, str]:
+def parse_mapping(text: str, where: str, budget: ReadBudget = DEFAULT_BUDGET) -> dict[int, str]:
     """``<label> <code> [<code>...]`` lines to label -> characters (``A/a``).
 
     >>> parse_mapping("1 65 97\\n2 66 98\\n", "m")
     {1: 'A/a', 2: 'B/b'}
     """
+    return parse_mapping_lines(enumerate(text.splitlines(), start=1), where, budget)
+
+
+def parse_mapping_lines(
+    lines: Iterable[tuple[int, str]], where: str, budget: ReadBudget
+) -> dict[int, str]:
+    """Numbered mapping lines to label -> characters; refused past ``budget.max_labels``."""
     names: dict[int, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in lines:
         fields = line.split()
         if not fields:
             continue
-        if len(fields) < 2 or not all(f.isdigit() for f in fields):
+        if len(fields) < 2 or not all(f.isascii() and f.isdigit() for f in fields):
             msg = f"{where} line {number}: expected '<label> <ASCII code>...', found {line!r}"
             raise SourceFormatError(msg)
         codes = [int(f) for f in fields[1:]]
@@ -98,6 +120,8 @@ def parse_mapping(text: str, where: str) -> dict[int, str]:
             msg = f"{where} line {number}: expected printable ASCII codes, found {line!r}"
             raise SourceFormatError(msg)
         names[int(fields[0])] = "/".join(dict.fromkeys(chr(code) for code in codes))
+        if len(names) > budget.max_labels:
+            budget.refuse("max_labels", f"{where} names {len(names):,} classes by line {number:,}")
     return names
 
 
@@ -123,7 +147,10 @@ def _choose(path: Path, found: dict[str, dict[str, _Member]], subset: str | None
     return subset
 
 
-def read_emnist(path: Path, subset: str | None = None) -> Decoded:
+@bounded
+def read_emnist(
+    path: Path, subset: str | None = None, *, budget: ReadBudget = DEFAULT_BUDGET
+) -> Decoded:
     """Read one EMNIST split from ``gzip.zip``, its extracted folder or one of its files.
 
     Parameters
@@ -133,6 +160,8 @@ def read_emnist(path: Path, subset: str | None = None) -> Decoded:
     subset
         ``balanced``, ``byclass``, ``bymerge``, ``digits``, ``letters`` or
         ``mnist``; needed when ``path`` holds more than one.
+    budget
+        What the files may declare and the reader hold (:class:`ReadBudget`).
 
     Returns
     -------
@@ -145,6 +174,8 @@ def read_emnist(path: Path, subset: str | None = None) -> Decoded:
     SourceFormatError
         For a missing or malformed file, a label the mapping does not list, or
         an ambiguous choice of split; the message names the file.
+    OverBudgetError
+        When a file declares, or the mapping lists, more than ``budget`` allows.
     """
     found: dict[str, dict[str, _Member]] = {}
     for member in _members(path):
@@ -162,7 +193,7 @@ def read_emnist(path: Path, subset: str | None = None) -> Decoded:
     members = found[chosen]
     names = None
     if "mapping" in members:
-        names = parse_mapping(members["mapping"].text(), members["mapping"].name)
+        names = members["mapping"].mapping(budget)
     plans: list[tuple[str, IdxHeader, IdxHeader]] = []
     for split in ("train", "test"):
         images, labels = members.get(f"{split} images"), members.get(f"{split} labels")
@@ -172,7 +203,7 @@ def read_emnist(path: Path, subset: str | None = None) -> Decoded:
             have = (images or labels).name  # type: ignore[union-attr]
             msg = f"EMNIST {chosen} {split}: found {have} in {path} but not its pair"
             raise SourceFormatError(msg)
-        plans.append((split, *_check_pair(images.header(), labels.header())))
+        plans.append((split, *_check_pair(images.header(budget), labels.header(budget))))
     if not plans:
         msg = f"EMNIST split {chosen} in {path} has only its mapping file, no images"
         raise SourceFormatError(msg)
@@ -183,8 +214,9 @@ def read_emnist(path: Path, subset: str | None = None) -> Decoded:
         label_names=names,
         dataset=f"emnist-{chosen}",
     )
+    budget.check_images(sum(images.count for _, images, _ in plans), str(path))
     archive = path if path.is_file() and zipfile.is_zipfile(path) else None
-    decoded.batches = _stream(plans, names, decoded.files, archive)
+    decoded.batches = _stream(plans, names, decoded.files, archive, budget)
     return decoded
 
 
@@ -201,24 +233,42 @@ def _check_pair(images: IdxHeader, labels: IdxHeader) -> tuple[IdxHeader, IdxHea
     return images, labels
 
 
+class _MappedLabels:
+    """A block of labels, each checked against the mapping's classes when there is one."""
+
+    def __init__(self, where: str, names: dict[int, str] | None) -> None:
+        self.where = where
+        self.names = names
+        self.known = None if names is None else np.array(sorted(names), dtype=np.int64)
+
+    def __call__(
+        self, rows: npt.NDArray[Any], start: int
+    ) -> tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[Any]]]:
+        values = rows.astype(np.int64)
+        if self.known is not None and self.names:
+            unknown = np.flatnonzero(~np.isin(values, self.known))
+            if unknown.size:
+                i = int(unknown[0])
+                msg = (
+                    f"{self.where} has label {values[i]} at index {start + i}, which the EMNIST "
+                    f"mapping does not list (labels {min(self.names)}-{max(self.names)})"
+                )
+                raise SourceFormatError(msg)
+        return values, {}
+
+
 def _stream(
     plans: list[tuple[str, IdxHeader, IdxHeader]],
     names: dict[int, str] | None,
     files: list[SourceFile],
     archive: Path | None,
+    budget: ReadBudget,
 ) -> Iterator[Batch]:
     for split, images, labels in plans:
-        values = read_array(labels, f"{split} labels", files, "emnist").astype(np.int64)
-        if names is not None:
-            unknown = np.flatnonzero(~np.isin(values, np.array(sorted(names), dtype=np.int64)))
-            if unknown.size:
-                i = int(unknown[0])
-                msg = (
-                    f"{labels.name} has label {values[i]} at index {i}, which the EMNIST "
-                    f"mapping does not list (labels {min(names)}-{max(names)})"
-                )
-                raise SourceFormatError(msg)
-        yield from stream_images(images, split, values, files, transpose=True, fmt="emnist")
+        yield from stream_images(
+            images, split, labels, files, budget=budget, transpose=True, fmt="emnist",
+            label_rows=_MappedLabels(labels.name, names),
+        )  # fmt: skip
     if archive is not None:  # the zip as published: its md5 is the one EMNIST lists
         sha256, md5 = hashlib.sha256(), hashlib.md5()
         with archive.open("rb") as stream:

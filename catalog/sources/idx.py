@@ -2,22 +2,20 @@
 
 An IDX file is a 4-byte magic number (two zero bytes, a type code, the number
 of dimensions), one big-endian uint32 per dimension, then the data. Headers
-are validated (magic, dims, image/label counts, file length) before anything
-is allocated, and the images are streamed in blocks.
+are validated (magic, dims, image/label counts, file length, and what they
+declare against the read budget) before anything is allocated; images and
+labels are then streamed side by side, in blocks sized in bytes.
 """
 
 from __future__ import annotations
 
-import gzip
-import lzma
 import re
 import struct
 import zipfile
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Self, cast
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +23,6 @@ import numpy.typing as npt
 from catalog.errors import SourceFormatError
 from catalog.sources import (
     BATCH_SIZE,
-    GZIP_MAGIC,
     IDX_DTYPES,
     Batch,
     Decoded,
@@ -33,15 +30,14 @@ from catalog.sources import (
     SourceFile,
     check_split_name,
 )
-
-#: Largest image side we accept; MNIST-style data is 28x28.
-MAX_SIDE = 1024
-#: Largest number of images in one file (MNIST train has 60,000).
-MAX_COUNT = 10_000_000
+from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
+from catalog.sources.guard import bounded
+from catalog.sources.streams import DECOMPRESS_ERRORS, open_stream, read_exact
 
 # train-images-idx3-ubyte, train-images.idx3-ubyte, t10k-labels-idx1-ubyte.gz, ...
 IDX_NAME = re.compile(
-    r"^(?P<prefix>[A-Za-z0-9_-]+?)-(?P<role>images|labels)[.-]idx(?P<ndim>[13])-ubyte(?:\.gz)?$"
+    r"^(?P<prefix>[A-Za-z0-9_-]+?)-(?P<role>images|labels)[.-]idx(?P<ndim>[13])-ubyte(?:\.gz)?$",
+    re.ASCII,
 )
 SPLIT_PREFIXES = {"train": "train", "t10k": "test", "test": "test"}
 
@@ -60,91 +56,41 @@ class IdxHeader:
         return self.dims[0]
 
     @property
+    def row_bytes(self) -> int:
+        """Bytes of one item (an image, a label, a row of QMNIST's label table)."""
+        return int(np.prod(self.dims[1:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    @property
     def name(self) -> str:
         """How messages name the file: ``path`` or ``archive.zip!member``."""
         return f"{self.path}!{self.member}" if self.member else str(self.path)
 
 
-XZ_MAGIC = b"\xfd7zXZ\x00"
-
-
-class _Opened:
-    """A decompressing stream that closes what it was opened from."""
-
-    def __init__(self, stream: BinaryIO, *owned: Any) -> None:
-        self.stream = stream
-        self.owned = owned
-
-    def read(self, size: int = -1) -> bytes:
-        return self.stream.read(size)
-
-    def close(self) -> None:
-        self.stream.close()
-        for item in self.owned:
-            item.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _head(path: Path, member: str | None) -> bytes:
+def _stored_size(path: Path, member: str | None) -> int:
+    """Bytes on disk: the file's, or the zip member's compressed size."""
     if member is None:
-        with path.open("rb") as raw:
-            return raw.read(6)
-    with zipfile.ZipFile(path) as archive, archive.open(member) as raw:
-        return raw.read(6)
+        return path.stat().st_size
+    with zipfile.ZipFile(path) as archive:
+        return archive.getinfo(member).compress_size
 
 
-def open_stream(path: Path, member: str | None = None) -> tuple[BinaryIO, bool]:
-    """Open ``path`` (or its zip ``member``) for reading, decompressing gzip or xz
-    (QMNIST's xnist files); the flag says whether it was compressed."""
-    head = _head(path, member)
-    owned: list[Any] = []
-    if member is None:
-        raw: BinaryIO = path.open("rb")
-    else:
-        archive = zipfile.ZipFile(path)
-        owned.append(archive)
-        raw = cast(BinaryIO, archive.open(member))
-    owned.append(raw)
-    if head[:2] == GZIP_MAGIC:
-        stream: BinaryIO = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
-    elif head == XZ_MAGIC:
-        stream = cast(BinaryIO, lzma.LZMAFile(raw, "rb"))  # noqa: SIM115 - closed by _Opened
-    else:
-        return cast(BinaryIO, _Opened(raw, *owned[:-1])), False
-    return cast(BinaryIO, _Opened(stream, *reversed(owned))), True
-
-
-def read_exact(stream: BinaryIO | HashingReader, size: int, path: str | Path, what: str) -> bytes:
-    """Read exactly ``size`` bytes, or raise a one-line error naming ``path``."""
-    try:
-        data = stream.read(size)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        kind = "xz" if isinstance(exc, lzma.LZMAError) else "gzip"
-        msg = f"Cannot read {path}: corrupt or truncated {kind} data while reading {what} ({exc})"
-        raise SourceFormatError(msg) from None
-    if len(data) != size:
-        msg = f"{path} is truncated: expected {size:,} bytes of {what}, found {len(data):,}"
-        raise SourceFormatError(msg)
-    return data
-
-
-def read_header(path: Path, member: str | None = None) -> IdxHeader:
+def read_header(
+    path: Path, member: str | None = None, budget: ReadBudget = DEFAULT_BUDGET
+) -> IdxHeader:
     """Read and check the header of an IDX file (not its data).
 
     Raises
     ------
     SourceFormatError
         On a wrong magic number, an unknown type code, or absurd dimensions.
+    OverBudgetError
+        When it declares more items, a longer side or (compressed) more bytes for its
+        size than ``budget`` allows.
     """
     where = f"{path}!{member}" if member else str(path)
     try:
-        stream, gzipped = open_stream(path, member)
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        stream, gzipped = open_stream(path, member, budget)
+    except (OSError, zipfile.BadZipFile) as exc:
         msg = f"Cannot open {where}: {exc}"
         raise SourceFormatError(msg) from None
     with stream:
@@ -163,21 +109,26 @@ def read_header(path: Path, member: str | None = None) -> IdxHeader:
             msg = f"{where} declares {ndim} dimensions: expected 1 (labels) or 3 (images)"
             raise SourceFormatError(msg)
         dims = struct.unpack(f">{ndim}I", read_exact(stream, 4 * ndim, where, "the dimensions"))
-    if dims[0] > MAX_COUNT:
-        msg = f"{where} claims {dims[0]:,} items: more than the {MAX_COUNT:,} this reader accepts"
+    budget.check_images(dims[0], where, "items")
+    if any(side < 1 for side in dims[1:]):
+        msg = f"{where} claims images of {'x'.join(map(str, dims[1:]))}: sides must be 1 or more"
         raise SourceFormatError(msg)
-    if any(not 1 <= side <= MAX_SIDE for side in dims[1:]):
-        msg = f"{where} claims images of {'x'.join(map(str, dims[1:]))}: sides must be 1-{MAX_SIDE}"
-        raise SourceFormatError(msg)
-    return IdxHeader(path, gzipped, IDX_DTYPES[magic[2]], tuple(dims), 4 + 4 * ndim, member)
+    if len(dims) == 3:
+        budget.check_side(dims[1], dims[2], where)
+    elif len(dims) == 2 and dims[1] > budget.max_side:  # a table: QMNIST's N x 8 labels
+        budget.refuse("max_side", f"{where} claims rows of {dims[1]:,} values")
+    header = IdxHeader(path, gzipped, IDX_DTYPES[magic[2]], tuple(dims), 4 + 4 * ndim, member)
+    if gzipped:  # a bomb is refused from its header, before any of it is inflated
+        declared = header.header_size + header.count * header.row_bytes
+        budget.check_ratio(where, declared, _stored_size(path, member))
+    return header
 
 
 def _check_length(header: IdxHeader) -> None:
     """For a raw file, the size on disk must be exactly header + data."""
-    if header.gzipped:
+    if header.gzipped or header.member is not None:
         return  # checked while streaming: a gzip's length is only known at its end
-    itemsize = np.dtype(header.dtype).itemsize
-    expected = header.header_size + int(np.prod(header.dims, dtype=np.int64)) * itemsize
+    expected = header.header_size + header.count * header.row_bytes
     found = header.path.stat().st_size
     if found != expected:
         msg = (
@@ -225,24 +176,29 @@ def _labels_beside(images: Path) -> Path | None:
     return None
 
 
-def read_idx(path: Path) -> Decoded:
+@bounded
+def read_idx(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
     """Decode IDX image/label pairs from a folder, or one images file and its labels.
 
     All headers are checked before any data is read: magic number, type code,
-    dimensions, that images and labels agree in count, and (for raw files) that
-    the length on disk matches. Gzipped files are checked to their end as they
-    stream. Labels are whatever uint8 numbers the file holds (Fashion-MNIST,
-    KMNIST and EMNIST use the same layout with their own classes).
+    dimensions, that images and labels agree in count, that what they declare is
+    within ``budget``, and (for raw files) that the length on disk matches.
+    Gzipped files are checked to their end as they stream. Labels are whatever
+    uint8 numbers the file holds (Fashion-MNIST, KMNIST and EMNIST use the same
+    layout with their own classes).
 
     Raises
     ------
     SourceFormatError
         Whatever is wrong, naming the file.
+    OverBudgetError
+        When a file declares more than ``budget`` allows (a subclass of the above).
     """
     pairs = find_pairs(path)
     plans: list[tuple[str, IdxHeader, IdxHeader]] = []
     for split, images_path, labels_path in pairs:
-        images, labels = read_header(images_path), read_header(labels_path)
+        images = read_header(images_path, budget=budget)
+        labels = read_header(labels_path, budget=budget)
         if len(images.dims) != 3 or images.dtype != ">u1":
             msg = (
                 f"{images_path} should hold uint8 images (type 0x08, 3 dims), "
@@ -264,87 +220,111 @@ def read_idx(path: Path) -> Decoded:
         _check_length(images)
         _check_length(labels)
         plans.append((split, images, labels))
+    budget.check_images(sum(images.count for _, images, _ in plans), str(path))
     decoded = Decoded(
         format="idx",
         counts={split: images.count for split, images, _ in plans},
         batches=iter(()),
     )
-    decoded.batches = _stream(plans, decoded.files)
+    decoded.batches = _stream(plans, decoded.files, budget)
     return decoded
 
 
 def _stream(
-    plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]
+    plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile], budget: ReadBudget
 ) -> Iterator[Batch]:
     for split, images, labels in plans:
-        all_labels = read_array(labels, f"{split} labels", files).astype(np.int64)
-        yield from stream_images(images, split, all_labels, files)
+        yield from stream_images(images, split, labels, files, budget=budget)
 
 
-def read_array(
-    header: IdxHeader, role: str, files: list[SourceFile], fmt: str = "idx"
-) -> npt.NDArray[Any]:
-    """Read a whole (small) IDX array, such as labels, and record its file."""
-    stream, _ = open_stream(header.path, header.member)
-    size = int(np.prod(header.dims, dtype=np.int64)) * np.dtype(header.dtype).itemsize
-    with stream:
-        hashing = HashingReader(stream)
-        read_exact(hashing, header.header_size, header.name, "the header")
-        data = read_exact(hashing, size, header.name, role)
-        _expect_end(hashing, header.name)
-    files.append(_source_file(header, hashing, role, fmt))
-    return np.frombuffer(data, dtype=header.dtype).reshape(header.dims)
+#: Turns a block of label rows into (labels, metadata); may check and raise.
+LabelRows = Callable[[npt.NDArray[Any], int], tuple[npt.NDArray[np.int64], dict[str, Any]]]
+
+
+def _plain_labels(
+    rows: npt.NDArray[Any], start: int
+) -> tuple[npt.NDArray[np.int64], dict[str, Any]]:
+    return rows.astype(np.int64), {}
+
+
+class IdxRows:
+    """An IDX file's items read a block at a time, hashed as they stream."""
+
+    def __init__(self, header: IdxHeader, budget: ReadBudget) -> None:
+        self.header = header
+        stream, _ = open_stream(header.path, header.member, budget)
+        self.stream: BinaryIO = stream
+        self.hashing = HashingReader(stream)
+        read_exact(self.hashing, header.header_size, header.name, "the header")
+
+    def read(self, start: int, n: int, what: str) -> npt.NDArray[Any]:
+        """Items ``start`` to ``start + n - 1``, shaped ``(n, *dims[1:])``."""
+        data = read_exact(
+            self.hashing,
+            n * self.header.row_bytes,
+            self.header.name,
+            f"{what} {start}-{start + n - 1}",
+        )
+        return np.frombuffer(data, dtype=self.header.dtype).reshape(n, *self.header.dims[1:])
+
+    def finish(self, role: str, fmt: str) -> SourceFile:
+        """Check that the file ends where its header says; close it; its provenance."""
+        _expect_end(self.hashing, self.header.name)
+        self.stream.close()
+        return _source_file(self.header, self.hashing, role, fmt)
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def stream_images(
     header: IdxHeader,
     split: str,
-    labels: npt.NDArray[np.int64],
+    labels: IdxHeader,
     files: list[SourceFile],
     *,
+    budget: ReadBudget = DEFAULT_BUDGET,
     transpose: bool = False,
-    meta: dict[str, npt.NDArray[Any]] | None = None,
+    label_rows: LabelRows = _plain_labels,
     fmt: str = "idx",
 ) -> Iterator[Batch]:
-    """Stream an IDX images file in batches; ``transpose`` turns EMNIST's
-    column-major images upright; ``meta`` holds per-image columns to slice along."""
+    """Stream an IDX images file and its labels file side by side, in blocks of at
+    most ``budget.max_block_bytes`` of pixels; ``transpose`` turns EMNIST's
+    column-major images upright; ``label_rows`` turns each block of label rows into
+    labels and per-image metadata (QMNIST's extended labels)."""
     _, height, width = header.dims
-    stream, _ = open_stream(header.path, header.member)
-    with stream:
-        hashing = HashingReader(stream)
-        read_exact(hashing, header.header_size, header.name, "the header")
-        for start in range(0, header.count, BATCH_SIZE):
-            n = min(BATCH_SIZE, header.count - start)
-            data = read_exact(
-                hashing, n * height * width, header.name, f"images {start}-{start + n - 1}"
-            )
-            pixels = np.frombuffer(data, dtype=np.uint8).reshape(n, height, width)
+    rows = budget.block_rows(height * width, header.name, BATCH_SIZE)
+    images, label_file = IdxRows(header, budget), IdxRows(labels, budget)
+    try:
+        for start in range(0, header.count, rows):
+            n = min(rows, header.count - start)
+            values, meta = label_rows(label_file.read(start, n, f"{split} labels"), start)
+            pixels = images.read(start, n, "images")
             if transpose:
                 pixels = np.ascontiguousarray(pixels.transpose(0, 2, 1))
             yield Batch(
                 split=split,
                 indices=np.arange(start, start + n, dtype=np.int64),
-                labels=labels[start : start + n],
+                labels=values,
                 pixels=pixels,
-                meta={key: values[start : start + n] for key, values in (meta or {}).items()},
+                meta=meta,
             )
-        _expect_end(hashing, header.name)
-    files.append(_source_file(header, hashing, f"{split} images", fmt))
+        files.append(label_file.finish(f"{split} labels", fmt))
+        files.append(images.finish(f"{split} images", fmt))
+    finally:
+        images.close()
+        label_file.close()
 
 
 def _expect_end(stream: HashingReader, path: str) -> None:
-    extra = _read_exact_or_less(stream, path)
+    try:
+        extra = stream.read(1)
+    except DECOMPRESS_ERRORS as exc:
+        msg = f"Cannot read {path}: corrupt or truncated gzip data at its end ({exc})"
+        raise SourceFormatError(msg) from None
     if extra:
         msg = f"{path} has data past the end its header declares"
         raise SourceFormatError(msg)
-
-
-def _read_exact_or_less(stream: HashingReader, path: str) -> bytes:
-    try:
-        return stream.read(1)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        msg = f"Cannot read {path}: corrupt or truncated gzip data at its end ({exc})"
-        raise SourceFormatError(msg) from None
 
 
 def _source_file(
@@ -354,8 +334,7 @@ def _source_file(
     size = header.path.stat().st_size
     if header.member is not None:
         uri += f"!{header.member}"
-        with zipfile.ZipFile(header.path) as archive:
-            size = archive.getinfo(header.member).compress_size
+        size = _stored_size(header.path, header.member)
     suffix = ".xz" if header.member is None and header.path.suffix == ".xz" else ".gz"
     return SourceFile(
         uri=uri,

@@ -8,9 +8,12 @@ the data") has, for ``kmnist`` (10 classes) and ``k49`` (49 classes):
 - ``<name>-{train,test}-labels.npz``: one array ``arr_0``, integer ``(n,)``;
 - ``<name>_classmap.csv``: ``index,codepoint,char`` (e.g. ``0,U+304A,お``).
 
-The arrays are loaded with ``allow_pickle=False``, so an object array is
-refused rather than unpickled. The class map, when it is beside the files,
-gives the class names.
+The arrays are never loaded with ``np.load``, which inflates a whole member:
+their headers are checked against the read budget first, an object array is
+refused rather than unpickled, labels are read whole (a byte or a few an
+image) and images streamed a block of rows at a time
+(:mod:`catalog.sources.npy_members`). The class map, when it is beside the
+files, gives the class names, a bounded line at a time.
 """
 
 from __future__ import annotations
@@ -27,9 +30,15 @@ import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
 from catalog.sources import Decoded, SourceFile
-from catalog.sources.npz import split_batches
+from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
+from catalog.sources.guard import bounded
+from catalog.sources.npy_members import NpyMember, read_npy_header, read_whole, verify
+from catalog.sources.npz import ImageMember, as_npz, image_member, stream_images
+from catalog.sources.streams import bounded_lines
 
-FILE_NAME = re.compile(r"^(?P<name>[a-z0-9]+)-(?P<split>train|test)-(?P<role>imgs|labels)\.npz$")
+FILE_NAME = re.compile(
+    r"^(?P<name>[a-z0-9]+)-(?P<split>train|test)-(?P<role>imgs|labels)\.npz$", re.ASCII
+)
 _CHUNK = 1 << 20
 
 
@@ -42,31 +51,61 @@ def _digests(path: Path) -> tuple[str, str]:
     return sha256.hexdigest(), md5.hexdigest()
 
 
-def _load(path: Path) -> npt.NDArray[Any]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if archive.files != ["arr_0"]:
-                msg = f"Invalid {path}: expected one array arr_0, found {', '.join(archive.files) or 'none'}"
-                raise SourceFormatError(msg)
-            array: npt.NDArray[Any] = archive["arr_0"]
-            return array
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        text = " ".join(str(exc).split())
-        msg = f"Cannot read {path} as npz: {text}"
-        raise SourceFormatError(msg) from None
+def _member(path: Path, budget: ReadBudget) -> NpyMember:
+    """The header of ``arr_0``, the one array the file holds."""
+    with as_npz(path), zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if names != ["arr_0.npy"]:
+            found = ", ".join(n.removesuffix(".npy") for n in names) or "none"
+            msg = f"Invalid {path}: expected one array arr_0, found {found}"
+            raise SourceFormatError(msg)
+        return read_npy_header(path, archive, "arr_0.npy", f"Invalid {path}", budget)
 
 
-def read_class_map(path: Path) -> dict[int, str]:
-    """``index,codepoint,char`` rows (KMNIST's ``*_classmap.csv``) to index -> char."""
+def _verify(member: NpyMember, budget: ReadBudget) -> None:
+    """Read ``member`` to its end (its CRC), once its header has passed every check."""
+    with as_npz(member.path), zipfile.ZipFile(member.path) as archive:
+        verify(archive, member, budget)
+
+
+def _labels(path: Path, images: ImageMember, budget: ReadBudget) -> npt.NDArray[np.int64]:
+    member = _member(path, budget)
+    if member.dtype.kind not in "iu" or member.shape != (images.count,):
+        msg = (
+            f"Invalid {path}: expected {images.count} integer labels, "
+            f"found {member.dtype} {member.shape}"
+        )
+        raise SourceFormatError(msg)
+    with as_npz(path), zipfile.ZipFile(path) as archive:
+        values: npt.NDArray[Any] = read_whole(archive, member, budget)  # its CRC checked too
+    if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
+        i = int(np.flatnonzero(values > np.iinfo(np.int64).max)[0])
+        msg = f"Invalid {path}: label {values[i]} at index {i} does not fit a 32-bit integer"
+        raise SourceFormatError(msg)
+    labels = values.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        i = int(np.flatnonzero(labels < 0)[0])
+        msg = f"Invalid {path}: label {labels[i]} at index {i}, expected 0 or more"
+        raise SourceFormatError(msg)
+    return labels
+
+
+def read_class_map(path: Path, budget: ReadBudget = DEFAULT_BUDGET) -> dict[int, str]:
+    """``index,codepoint,char`` rows (KMNIST's ``*_classmap.csv``) to index -> char,
+    a bounded line at a time, refused past ``budget.max_labels`` rows."""
     names: dict[int, str] = {}
     try:
-        with path.open(encoding="utf-8", newline="") as stream:
-            for number, row in enumerate(csv.DictReader(stream), start=2):
+        with path.open("rb") as stream:
+            lines = bounded_lines(stream, str(path), budget)
+            text = (line.decode("utf-8") for _, line in lines)
+            for number, row in enumerate(csv.DictReader(text), start=2):
                 index, char = (row.get("index") or "").strip(), (row.get("char") or "").strip()
-                if not index.isdigit() or not char:
+                if not (index.isascii() and index.isdigit()) or not char:
                     msg = f"{path} line {number}: expected index,codepoint,char, found {row}"
                     raise SourceFormatError(msg)
                 names[int(index)] = char
+                if len(names) > budget.max_labels:
+                    budget.refuse("max_labels", f"{path} names {len(names):,} classes")
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         msg = f"Cannot read class map {path}: {exc}"
         raise SourceFormatError(msg) from None
@@ -94,7 +133,8 @@ def _files(path: Path) -> tuple[str, dict[str, dict[str, Path]]]:
     return name, splits
 
 
-def read_kuzushiji(path: Path) -> Decoded:
+@bounded
+def read_kuzushiji(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
     """Read ``kmnist-*.npz`` or ``k49-*.npz`` files (a folder, or one images file).
 
     Raises
@@ -102,9 +142,12 @@ def read_kuzushiji(path: Path) -> Decoded:
     SourceFormatError
         For a missing pair, an array that is not ``arr_0``, wrong shapes or
         dtypes, lengths that disagree, or a negative label.
+    OverBudgetError
+        When an array declares more than ``budget`` allows (images, side, the
+        ratio of its size to its compressed size), or the class map more classes.
     """
     name, found = _files(path)
-    splits: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]] = {}
+    splits: dict[str, tuple[ImageMember, npt.NDArray[np.int64]]] = {}
     files: list[SourceFile] = []
     for split in ("train", "test"):
         roles = found.get(split)
@@ -114,19 +157,12 @@ def read_kuzushiji(path: Path) -> Decoded:
             have = next(iter(roles.values()))
             msg = f"Found {have.name} but not its {'labels' if 'imgs' in roles else 'imgs'} file beside it"
             raise SourceFormatError(msg)
-        x, y = _load(roles["imgs"]), _load(roles["labels"])
-        if x.dtype != np.uint8 or x.ndim != 3:
-            msg = f"Invalid {roles['imgs']}: expected uint8 images (n, height, width), found {x.dtype} {x.shape}"
+        member = _member(roles["imgs"], budget)
+        if member.dtype != np.uint8 or len(member.shape) != 3:
+            msg = f"Invalid {roles['imgs']}: expected uint8 images (n, height, width), found {member.dtype} {member.shape}"
             raise SourceFormatError(msg)
-        if y.dtype.kind not in "iu" or y.shape != (len(x),):
-            msg = f"Invalid {roles['labels']}: expected {len(x)} integer labels, found {y.dtype} {y.shape}"
-            raise SourceFormatError(msg)
-        labels = y.astype(np.int64)
-        if labels.size and labels.min() < 0:
-            i = int(np.flatnonzero(labels < 0)[0])
-            msg = f"Invalid {roles['labels']}: label {labels[i]} at index {i}, expected 0 or more"
-            raise SourceFormatError(msg)
-        splits[split] = (x, labels)
+        images = image_member(member, f"Invalid {roles['imgs']}", budget)
+        splits[split] = (images, _labels(roles["labels"], images, budget))
         for role, file in (("images", roles["imgs"]), ("labels", roles["labels"])):
             sha256, md5 = _digests(file)
             files.append(
@@ -136,12 +172,15 @@ def read_kuzushiji(path: Path) -> Decoded:
                     file_md5=md5, file_sha256=sha256,
                 )
             )  # fmt: skip
+    budget.check_images(sum(x.count for x, _ in splits.values()), str(path))
+    for images, _ in splits.values():
+        _verify(images.member, budget)  # before any block is yielded
     class_map = (path if path.is_dir() else path.parent) / f"{name}_classmap.csv"
-    names = read_class_map(class_map) if class_map.is_file() else None
+    names = read_class_map(class_map, budget) if class_map.is_file() else None
     return Decoded(
         format="kmnist-npz",
-        counts={split: len(x) for split, (x, _) in splits.items()},
-        batches=split_batches(splits),
+        counts={split: x.count for split, (x, _) in splits.items()},
+        batches=stream_images(splits, budget),
         files=files,
         label_names=names,
         dataset=name,

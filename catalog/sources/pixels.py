@@ -24,11 +24,28 @@ Each mode has one rule, and each rule says whether it kept every value:
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+#: The Pillow plugins readers decode with (PPM reads pgm).
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "PPM")
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open encoded image bytes without decoding the pixels yet.
+
+    Pillow warns on stderr past 89 million pixels; the readers check each side
+    against the read budget (far smaller by default) right after opening, so the
+    warning would only print a second line beside their one-line error.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=PIL_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -50,12 +67,22 @@ def _round_div(values: npt.NDArray[np.int64], by: int) -> npt.NDArray[np.uint8]:
     return ((values + by // 2) // by).astype(np.uint8)
 
 
+#: Pixels a colour conversion widens at a time: its wider integers are a strip, never
+#: a plane of the image (a 10,000 x 10,000 RGB image once took 2.3 GB through int64).
+STRIP = 1 << 16
+
+
 def _color(rgb: npt.NDArray[np.uint8], mode: str) -> Converted:
-    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
-    if (r == g).all() and (g == b).all():
-        return Converted(rgb[..., 0].copy(), f"{mode}: gray (R=G=B), one channel")
-    luma = (r * 299 + g * 587 + b * 114 + 500) // 1000
-    return Converted(luma.astype(np.uint8), f"{mode}: colour to luma", True)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]  # uint8 views
+    if np.array_equal(r, g) and np.array_equal(g, b):
+        return Converted(np.ascontiguousarray(r), f"{mode}: gray (R=G=B), one channel")
+    flat = rgb.reshape(-1, 3)
+    luma = np.empty(len(flat), dtype=np.uint8)
+    for start in range(0, len(flat), STRIP):
+        part = flat[start : start + STRIP].astype(np.uint32)  # 299 * 255 + ... fits 32 bits
+        total = part[:, 0] * 299 + part[:, 1] * 587 + part[:, 2] * 114 + 500
+        luma[start : start + STRIP] = total // 1000
+    return Converted(luma.reshape(rgb.shape[:-1]), f"{mode}: colour to luma", True)
 
 
 def _with_alpha(color: npt.NDArray[np.uint8], alpha: npt.NDArray[np.uint8], mode: str) -> Converted:
@@ -67,7 +94,8 @@ def _with_alpha(color: npt.NDArray[np.uint8], alpha: npt.NDArray[np.uint8], mode
     if (flat == flat[0]).all():
         return Converted(alpha.copy(), f"{mode}: ink in alpha (one colour), alpha as ink")
     gray = color if color.ndim == 2 else _color(color, mode).pixels
-    composited = (gray.astype(np.int64) * alpha + 127) // 255
+    # 255 * 255 + 127 fits 16 bits: uint16, not int64, for the product
+    composited = (gray.astype(np.uint16) * alpha + 127) // 255
     return Converted(composited.astype(np.uint8), f"{mode}: composited onto black", True)
 
 

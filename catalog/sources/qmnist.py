@@ -29,7 +29,9 @@ import numpy.typing as npt
 
 from catalog.errors import SourceFormatError
 from catalog.sources import Batch, Decoded, SourceFile
-from catalog.sources.idx import IdxHeader, read_array, read_header, stream_images
+from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
+from catalog.sources.guard import bounded
+from catalog.sources.idx import IdxHeader, read_header, stream_images
 
 FILE_NAME = re.compile(
     r"^(?:qmnist-(?P<split>train|test)|(?P<xnist>xnist))-(?P<role>images|labels)"
@@ -64,7 +66,8 @@ def _files(path: Path) -> dict[str, dict[str, Path]]:
     return found
 
 
-def read_qmnist(path: Path) -> Decoded:
+@bounded
+def read_qmnist(path: Path, *, budget: ReadBudget = DEFAULT_BUDGET) -> Decoded:
     """Read QMNIST images with their extended labels from a folder (or one of its files).
 
     Returns
@@ -78,6 +81,9 @@ def read_qmnist(path: Path) -> Decoded:
     SourceFormatError
         For a missing pair, a labels file that is not N x 8 int32, counts that
         disagree, or a negative class; the message names the file.
+    OverBudgetError
+        When a file declares more than ``budget`` allows: more images, a longer
+        side, or more bytes than ``budget.max_ratio`` times its compressed size.
     """
     found = _files(path)
     if not found:
@@ -95,7 +101,8 @@ def read_qmnist(path: Path) -> Decoded:
             have = next(iter(roles.values())).name
             msg = f"QMNIST {split}: found {have} in {path} but not its pair (images and labels-idx2-int)"
             raise SourceFormatError(msg)
-        images, labels = read_header(roles["images"]), read_header(roles["labels"])
+        images = read_header(roles["images"], budget=budget)
+        labels = read_header(roles["labels"], budget=budget)
         if len(images.dims) != 3 or images.dtype != ">u1":
             msg = f"{images.name} should hold uint8 images (type 0x08, 3 dims)"
             raise SourceFormatError(msg)
@@ -116,27 +123,45 @@ def read_qmnist(path: Path) -> Decoded:
         batches=iter(()),
         dataset="qmnist",
     )
-    decoded.batches = _stream(plans, decoded.files)
+    budget.check_images(sum(images.count for _, images, _ in plans), str(path))
+    decoded.batches = _stream(plans, decoded.files, budget)
     return decoded
 
 
 def _stream(
-    plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile]
+    plans: list[tuple[str, IdxHeader, IdxHeader]], files: list[SourceFile], budget: ReadBudget
 ) -> Iterator[Batch]:
     for split, images, labels in plans:
-        table = read_array(labels, f"{split} labels", files, "qmnist").astype(np.int64)
+        yield from stream_images(
+            images, split, labels, files, budget=budget, fmt="qmnist",
+            label_rows=_ExtendedLabels(labels.name, split),
+        )  # fmt: skip
+
+
+class _ExtendedLabels:
+    """A block of N x 8 label rows to classes (column 0) and metadata (columns 1-6)."""
+
+    def __init__(self, where: str, split: str) -> None:
+        self.where = where
+        self.split = split
+
+    def __call__(
+        self, rows: npt.NDArray[Any], start: int
+    ) -> tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[Any]]]:
+        table = rows.astype(np.int64)
         classes = table[:, 0]
         negative = np.flatnonzero(classes < 0)
         if negative.size:
             i = int(negative[0])
-            msg = f"{labels.name} has class {classes[i]} at index {i}: expected 0 or more"
+            msg = f"{self.where} has class {classes[i]} at index {start + i}: expected 0 or more"
             raise SourceFormatError(msg)
         meta: dict[str, npt.NDArray[Any]] = {
             key: table[:, column] for column, key in enumerate(COLUMNS, start=1)
         }
-        if split == "test":
+        if self.split == "test":
             relation = np.full(len(table), None, dtype=object)  # None: no MNIST counterpart
-            first = min(MNIST_TEST_SIZE, len(table))
-            relation[:first] = np.arange(first)
+            indices = np.arange(start, start + len(table))
+            known = indices < MNIST_TEST_SIZE
+            relation[known] = indices[known]
             meta["mnist_test_index"] = relation
-        yield from stream_images(images, split, classes, files, meta=meta, fmt="qmnist")
+        return classes.copy(), meta

@@ -17,7 +17,10 @@ the arguments to call it with, and :func:`pickle.load` calls it while loading.
    numpy's own ``__setstate__`` (which accepts object dtypes and dtype flags)
    never runs and only plain bool, integer and float arrays can be made.
 
-The decompressed stream is read in chunks and refused past the caller's limit.
+The decompressed stream is read in chunks and refused past the caller's limit,
+or when it inflates past the read budget's ratio; the scan stops after
+:data:`MAX_OPCODES` opcodes (a pickle of numpy arrays has a few dozen per array:
+a file of 0.6 MB of ``DUP`` once took 20 minutes of CPU and grew the stack).
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ from typing import IO, Any, Protocol, cast
 
 from catalog.errors import CatalogError, SourceFormatError, UnsafePickleError
 from catalog.sources import GZIP_MAGIC, HashingReader
+from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.pickle_standins import ALLOWED_GLOBALS, StandIn, shorten
 
 _CHUNK = 1 << 20
+
+#: Most opcodes a pickle may hold. Three (images, labels) pairs of numpy arrays take
+#: 145 (protocol 5) to 264 (protocol 0); the scan costs about 2 us an opcode.
+MAX_OPCODES = 10_000
 
 #: Opcodes that numpy arrays in tuples, lists and dicts are written with, at
 #: protocols 0 to 5. Refused: extension codes (they reach objects other loads
@@ -102,11 +110,21 @@ class _BoundedStream:
     means a claim of terabytes costs only what the file really holds.
     """
 
-    def __init__(self, stream: _Readable, path: Path, gz: bool, limit: int) -> None:
+    def __init__(
+        self,
+        stream: _Readable,
+        path: Path,
+        gz: bool,
+        limit: int,
+        budget: ReadBudget = DEFAULT_BUDGET,
+        compressed: Callable[[], int] | None = None,
+    ) -> None:
         self._stream = stream
         self._path = path
         self._gz = gz
         self._limit = limit
+        self._budget = budget
+        self._compressed = compressed  # bytes of the file read so far, when gzipped
         self.total = 0
 
     def _call(self, method: Callable[[int], bytes], size: int) -> bytes:
@@ -125,6 +143,11 @@ class _BoundedStream:
                 "of pickle data, found more"
             )
             raise SourceFormatError(msg)
+        if self.total > self._budget.max_pickle_bytes:
+            claim = f"{self._path} is a pickle of {self.total:,} bytes so far"
+            self._budget.refuse("max_pickle_bytes", claim)
+        if self._compressed is not None:
+            self._budget.check_ratio(str(self._path), self.total, self._compressed())
         return data
 
     def read(self, size: int = -1) -> bytes:
@@ -141,7 +164,8 @@ class _BoundedStream:
         return b"".join(parts)
 
     def readline(self) -> bytes:
-        return self._call(self._stream.readline, self._limit - self.total + 1)
+        most = min(self._limit, self._budget.max_pickle_bytes) - self.total + 1
+        return self._call(self._stream.readline, max(most, 1))
 
 
 class _Recorder:
@@ -240,7 +264,14 @@ def scan(path: Path, stream: _Pickled) -> None:
     stored = 0
     try:
         # genops calls only read, readline and (when present) tell.
-        for opcode, arg, pos in pickletools.genops(cast("IO[bytes]", stream)):
+        opcodes = pickletools.genops(cast("IO[bytes]", stream))
+        for count, (opcode, arg, pos) in enumerate(opcodes, start=1):
+            if count > MAX_OPCODES:
+                msg = (
+                    f"Refusing to unpickle {path}: it holds more than {MAX_OPCODES:,} opcodes "
+                    f"(by byte {pos}), where numpy arrays take a few dozen each"
+                )
+                raise SourceFormatError(msg)
             name = opcode.name
             if name not in ALLOWED_OPCODES:
                 msg = (
@@ -304,10 +335,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         return StandIn(f"{module}.{name}", func, self.path)
 
 
-def load(path: Path, limit: int) -> tuple[object, HashingReader, bool]:
+def load(
+    path: Path, limit: int, budget: ReadBudget = DEFAULT_BUDGET
+) -> tuple[object, HashingReader, bool]:
     """Scan, then unpickle ``path`` (gzipped or plain); return the object, hashes, gzip flag.
 
-    At most ``limit`` decompressed bytes are read.
+    At most ``limit`` (and ``budget.max_pickle_bytes``) decompressed bytes are read,
+    and a gzip may not inflate past ``budget.max_ratio``.
     """
     try:
         raw = path.open("rb")
@@ -318,7 +352,8 @@ def load(path: Path, limit: int) -> tuple[object, HashingReader, bool]:
         gz = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         stream: _Readable = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
-        hashing = HashingReader(_BoundedStream(stream, path, gz, limit))
+        bounded = _BoundedStream(stream, path, gz, limit, budget, raw.tell if gz else None)
+        hashing = HashingReader(bounded)
         recorder = _Recorder(hashing)
         scan(path, recorder)
         if hashing.read(1):
