@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from sqlalchemy import Engine
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # Pillow and the writers are imported where used: not for a c
     from PIL import Image as PILImage
 
     from catalog.api.training import SelectionDataset
-    from catalog.export.formats import ExportResult
+    from catalog.export.formats import ExportResult, ExportSettings
     from catalog.select.records import ImageRow
 
 
@@ -126,34 +126,17 @@ class CatalogSelection:
         return to_hf(self.engine, self.selection)
 
     def export(
-        self,
-        out_dir: str | Path,
-        *,
-        output: str = "folder",
-        layout: str = "classic",
-        fmt: str = "png",
-        quality: int = 95,
-        lists: Sequence[str] = (),
-        overwrite: bool = False,
-        jobs: int | None = None,
-        progress: Callable[[int], None] | None = None,
-        on_total: Callable[[int], None] | None = None,
-        folder_names: str = "numbers",
-        shard_size: int = 10_000,
-        fsync: bool = True,
+        self, out_dir: str | Path, *, output: str = "folder", **settings: Unpack[ExportSettings]
     ) -> ExportResult:
         """Write the images into ``out_dir`` as ``output``: ``folder`` (image files),
-        ``idx``, ``npz``, ``parquet`` or ``webdataset``; every option is that of
-        :func:`catalog.export.export_images`."""
+        ``idx``, ``npz``, ``parquet`` or ``webdataset``; ``settings`` are those of
+        :func:`catalog.export.export_images` (``layout``, ``fmt``, ``lists``, ``jobs``,
+        ``progress`` ...)."""
         check_writable(self.engine)  # before a folder is made or a file written
         from catalog.export import export_images
 
         with session_scope(self.engine) as session:
-            return export_images(
-                session, self.selection, Path(out_dir), output=output, layout=layout, fmt=fmt,
-                quality=quality, lists=lists, overwrite=overwrite, jobs=jobs, progress=progress,
-                on_total=on_total, folder_names=folder_names, shard_size=shard_size, fsync=fsync,
-            )  # fmt: skip
+            return export_images(session, self.selection, Path(out_dir), output=output, **settings)
 
     def export_holdout(
         self,
@@ -162,16 +145,7 @@ class CatalogSelection:
         fraction: float,
         *,
         output: str = "folder",
-        layout: str = "classic",
-        fmt: str = "png",
-        quality: int = 95,
-        lists: Sequence[str] = (),
-        overwrite: bool = False,
-        jobs: int | None = None,
-        progress: Callable[[int], None] | None = None,
-        folder_names: str = "numbers",
-        shard_size: int = 10_000,
-        fsync: bool = True,
+        **settings: Unpack[ExportSettings],
     ) -> dict[str, ExportResult]:
         """Write ``train/`` and ``val/`` under ``out_dir`` with no ``by`` group in both.
 
@@ -184,10 +158,8 @@ class CatalogSelection:
         for part in ("train", "val"):
             selection = replace(self.selection, holdout_by=by, holdout=fraction, holdout_part=part)
             results[part] = CatalogSelection(self.engine, selection).export(
-                Path(out_dir) / part, output=output, layout=layout, fmt=fmt, quality=quality,
-                lists=lists, overwrite=overwrite, jobs=jobs, progress=progress,
-                folder_names=folder_names, shard_size=shard_size, fsync=fsync,
-            )  # fmt: skip
+                Path(out_dir) / part, output=output, **settings
+            )
         return results
 
     def label_set(self) -> LabelSet:

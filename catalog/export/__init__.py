@@ -28,11 +28,16 @@ outputs, layouts and formats in its help without paying for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from catalog.errors import SelectionError
-from catalog.export.formats import WRITERS, ExportOptions, ExportResult, Progress, get_writer
+from catalog.export.formats import (
+    WRITERS,
+    ExportOptions,
+    ExportResult,
+    ExportSettings,
+    get_writer,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,17 +53,7 @@ def export_images(
     out_dir: Path,
     *,
     output: str = "folder",
-    layout: str = "classic",
-    fmt: str = "png",
-    quality: int = 95,
-    lists: Sequence[str] = (),
-    overwrite: bool = False,
-    jobs: int | None = None,
-    progress: Progress | None = None,
-    on_total: Progress | None = None,
-    folder_names: str = "numbers",
-    shard_size: int = 10_000,
-    fsync: bool = True,
+    **settings: Unpack[ExportSettings],
 ) -> ExportResult:
     """Write the selected images into ``out_dir`` and record each file.
 
@@ -77,8 +72,12 @@ def export_images(
         The output format, a key of :data:`WRITERS`: ``folder`` (one file per
         image), ``idx`` (MNIST's gzipped IDX files), ``npz`` (Keras' ``mnist.npz``),
         ``parquet`` (the Hugging Face layout) or ``webdataset`` (tar shards).
+    **settings
+        The fields of :class:`~catalog.export.formats.ExportOptions` (typed by
+        :class:`~catalog.export.formats.ExportSettings`), with these defaults:
     layout, fmt, quality
-        For ``folder``: see :mod:`catalog.export.layouts`; ``quality`` is for JPG only.
+        For ``folder`` (``classic``, ``png``, 95): see :mod:`catalog.export.layouts`;
+        ``quality`` is for JPG only.
     lists
         Any of ``caffe`` (``<split>.txt``: ``path label``), ``mxnet``
         (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
@@ -114,8 +113,5 @@ def export_images(
     if output not in WRITERS:
         msg = f"Unknown output format {output!r}: expected one of {', '.join(WRITERS)}"
         raise SelectionError(msg)
-    options = ExportOptions(
-        layout, fmt, quality, lists, overwrite, jobs, progress, on_total,
-        folder_names=folder_names, shard_size=shard_size, fsync=fsync,
-    )  # fmt: skip
+    options = ExportOptions(**settings)
     return get_writer(output)(session, selection, out_dir, options)

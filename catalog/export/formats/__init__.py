@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -46,6 +46,24 @@ class ExportOptions:
     folder_names: str = "numbers"  # by-label folders: label "numbers" or class "names"
     shard_size: int = 10_000  # webdataset: images per shard
     fsync: bool = True  # files and folders on disk before they are recorded
+
+
+class ExportSettings(TypedDict, total=False):
+    """The export options as keyword arguments, typed once for every entry point
+    (``export_images``, ``CatalogSelection.export``, ``export_holdout``): the fields
+    of :class:`ExportOptions`, each optional."""
+
+    layout: str
+    fmt: str
+    quality: int
+    lists: Sequence[str]
+    overwrite: bool
+    jobs: int | None
+    progress: Progress | None
+    on_total: Progress | None
+    folder_names: str
+    shard_size: int
+    fsync: bool
 
 
 @dataclass
