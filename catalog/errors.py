@@ -87,3 +87,7 @@ class OverBudgetError(SourceFormatError):
 
 class EmptySourceError(SourceFormatError):
     """A source holds no images."""
+
+
+class BackupError(CatalogError):
+    """A backup could not be written where it was asked to, or not on this backend."""

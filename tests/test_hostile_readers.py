@@ -18,14 +18,14 @@ from family_builders import write_parquet
 from PIL import Image
 from typer.testing import CliRunner
 
+from catalog import budget as budget_module
+from catalog.budget import DEFAULT_BUDGET, ReadBudget, option
 from catalog.errors import EmptySourceError, OverBudgetError, SourceFormatError
 from catalog.sources import Decoded
-from catalog.sources import budget as budget_module
-from catalog.sources.budget import DEFAULT_BUDGET, LabelCheck, ReadBudget, option
 from catalog.sources.classic_pickle import read_pickle
 from catalog.sources.csv_text import read_csv
 from catalog.sources.folder import read_folder
-from catalog.sources.guard import bounded
+from catalog.sources.guard import LabelCheck, bounded
 from catalog.sources.idx import read_idx
 from catalog.sources.npz import read_npz
 from catalog.sources.parquet import dataset_of, read_parquet

@@ -23,8 +23,11 @@ from catalog.selection import Selection
 if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test_cli_startup.py)
     from catalog.audit import AuditReport
     from catalog.audit.runs import StoredRun
+    from catalog.budget import ReadBudget
+    from catalog.db.backup import Backup
     from catalog.identity.result import IdentityResult
     from catalog.ingest.transaction import IngestResult
+    from catalog.integrity.report import IntegrityReport
     from catalog.select.listings import DatasetSummary
     from catalog.sources import Decoded
 
@@ -81,6 +84,7 @@ class Catalog(BrowseMixin, CurationMixin):
         decoded: Decoded | None = None,
         subset: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        budget: ReadBudget | None = None,
     ) -> IngestResult:
         """Decode ``source`` into the catalog in one transaction (see
         :func:`catalog.ingest.transaction.ingest`).
@@ -93,7 +97,8 @@ class Catalog(BrowseMixin, CurationMixin):
         progress bar), so it is not decoded twice. ``subset`` picks one dataset of a
         source that holds several (an EMNIST split). ``on_wait`` is called with a
         message when another ingest of the same dataset holds its lock; this one then
-        waits for it to finish.
+        waits for it to finish. ``budget`` (:class:`~catalog.budget.ReadBudget`) is what
+        the reader may hold and read; a source over it is refused in one line.
         """
         from catalog.ingest.locate import locate_source
         from catalog.ingest.transaction import ingest
@@ -105,8 +110,35 @@ class Catalog(BrowseMixin, CurationMixin):
         with session_scope(self.engine, write=True) as session:
             return ingest(
                 session, path.expanduser(), dataset=dataset, replace=replace, progress=progress,
-                decoded=decoded, subset=subset, on_wait=on_wait,
+                decoded=decoded, subset=subset, on_wait=on_wait, budget=budget,
             )  # fmt: skip
+
+    def check(
+        self,
+        *,
+        files: bool = False,
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> IntegrityReport:
+        """Check the catalog as ``git fsck`` checks a repository (see :mod:`catalog.integrity`):
+        every image's pixels against its sha256, the decision log against the stored state,
+        the label counts against the images, and with ``files`` every exported file on
+        record. Reads one snapshot; writes nothing. ``report.ok`` when nothing is broken.
+        """
+        from catalog.integrity import check_catalog
+
+        with session_scope(self.engine) as session:
+            return check_catalog(session, with_files=files, progress=progress, on_total=on_total)
+
+    def backup(
+        self, out: str | Path, *, progress: Callable[[int, int], None] | None = None
+    ) -> Backup:
+        """Write a consistent copy of the catalog to the new file ``out`` while others read
+        and write it (see :mod:`catalog.db.backup`): SQLite's online backup, or ``pg_dump``
+        on PostgreSQL. ``progress(done, total)`` counts SQLite's pages."""
+        from catalog.db.backup import backup_catalog
+
+        return backup_catalog(self.engine, Path(out), progress)
 
     def datasets(self, *, counts: bool = True) -> list[DatasetSummary]:
         """Every dataset, its splits and sources; ``counts=False`` leaves out the counts."""

@@ -132,11 +132,11 @@ def to_hf(engine: Engine, selection: Selection) -> Any:
     images: list[dict[str, Any]] = []
     labels: list[int] = []
     with session_scope(engine) as session:
-        names = label_set(session, dataset_id(session, selection.dataset)).names
+        names = label_set(session, dataset_id(session, selection.dataset)).by_position()
         for block in iter_pixel_blocks(session, selection):
             images += [{"bytes": png, "path": None} for png in encode_pngs(block.pixels)]
             labels += block.labels.tolist()
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names))}
-    )
+    # ClassLabel names label i at i; a sparse set (0 and 2,147,483,647) stays integers.
+    label = datasets.Value("int64") if names is None else datasets.ClassLabel(names=list(names))
+    features = datasets.Features({"image": datasets.Image(), "label": label})
     return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)

@@ -24,7 +24,8 @@ def check_balance(data: DatasetImages) -> Outcome:
     numbers = np.array(sorted(set(data.label_numbers) | seen), dtype=np.int64)
     for split in sorted(set(data.splits.tolist())):
         labelled = data.labels[(data.splits == split) & (data.labels >= 0)]
-        counts = (labelled[:, None] == numbers[None, :]).sum(axis=0).astype(np.int64)
+        # Labels are sparse (0 and 2,147,483,647 may be the only two): count by position.
+        counts = np.bincount(np.searchsorted(numbers, labelled), minlength=len(numbers))
         table[split] = counts.tolist()
         present = counts[counts > 0]
         if not present.size:

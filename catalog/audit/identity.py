@@ -79,7 +79,8 @@ def _compare_to_known(data: DatasetImages, claim: str, accounted: Collection[str
         mask = data.splits == split
         size = int(mask.sum())
         known_labels = data.original_labels[mask]
-        counts = np.bincount(known_labels[known_labels >= 0], minlength=10)[:10].tolist()
+        digits = known_labels[(known_labels >= 0) & (known_labels < 10)]  # not 0..max: sparse
+        counts = np.bincount(digits, minlength=10).tolist()
         problems = []
         if size != known.size:
             problems.append(f"{size:,} images where {known.size:,} are expected")

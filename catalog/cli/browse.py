@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ def datasets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"{summary.name}  ({identity})")
         typer.echo(f"  labels: {label_line(summary.labels, summary.label_names)}")
         for split, n in summary.splits.items():
-            per_label = " ".join(f"{c:,}" for c in summary.label_counts[split])
+            per_label = shown_at_most(f"{c:,}" for c in summary.label_counts[split])
             unlabeled = summary.unlabeled.get(split, 0)
             none = f"   unlabeled {unlabeled:,}" if unlabeled else ""
             typer.echo(f"  {split:<6} {n:>7,}   per label: {per_label}{none}")
@@ -39,13 +40,32 @@ def datasets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             typer.echo(f"  source {source['role'] or source['format']}: {source['uri']} [{mark}]")
 
 
+#: Labels a line of ``datasets`` shows (names, or counts per label); the rest are counted.
+SHOWN_LABELS = 12
+
+
+def shown_at_most(items: Iterable[str], sep: str = " ") -> str:
+    """The first :data:`SHOWN_LABELS` items, then ``... (N)`` for all N of them."""
+    listed = list(items)
+    shown = sep.join(listed[:SHOWN_LABELS])
+    return shown + (f"{sep}... ({len(listed):,})" if len(listed) > SHOWN_LABELS else "")
+
+
 def label_line(numbers: list[int], names: list[str]) -> str:
-    """``10 classes: 0 T-shirt/top, 1 Trouser, ...`` (digits as ``0-9``)."""
-    if names == [str(n) for n in numbers] and numbers == list(range(len(numbers))):
-        return f"{len(numbers)} classes, {numbers[0]}-{numbers[-1]}" if numbers else "none"
-    pairs = [f"{n} {name}" for n, name in zip(numbers, names, strict=True)]
-    shown = ", ".join(pairs[:12]) + (f", ... ({len(pairs)})" if len(pairs) > 12 else "")
-    return f"{len(numbers)} classes: {shown}"
+    """``10 classes: 0 T-shirt/top, 1 Trouser, ...`` (digits as ``0-9``).
+
+    >>> label_line([0, 1_000_000, 2**31 - 1], ["0", "1000000", "2147483647"])
+    '3 classes: 0, 1000000, 2147483647'
+    """
+    if not numbers:
+        return "none"
+    plain = names == [str(n) for n in numbers]
+    if plain and len(numbers) > 1 and numbers[-1] - numbers[0] == len(numbers) - 1:  # no gap
+        return f"{len(numbers)} classes, {numbers[0]}-{numbers[-1]}"
+    pairs = (
+        name if name == str(n) else f"{n} {name}" for n, name in zip(numbers, names, strict=True)
+    )
+    return f"{len(numbers)} classes: {shown_at_most(pairs, ', ')}"
 
 
 def show(

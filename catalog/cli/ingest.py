@@ -1,18 +1,61 @@
-"""``mnist-catalog ingest``: decode a source (or download a known dataset) into the catalog."""
+"""``mnist-catalog ingest``: decode a source (or download a known dataset) into the catalog.
+
+Its ``--max-...`` options are made from the fields of :class:`~catalog.budget.ReadBudget`
+(:func:`with_budget`): adding a limit to the budget adds its option here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import inspect
+from dataclasses import Field, asdict, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from catalog.cli.options import JsonOpt
+from catalog.budget import ReadBudget, option
+from catalog.cli.options import JsonOpt, options_in_place_of, parse_memory
 from catalog.cli.output import echo_json, named_bars, progress_bar
 from catalog.cli.state import open_catalog, say
 
 
+def _shown(value: int, size: bool) -> str:
+    """A default as ``--help`` shows it: ``64M`` for sizes, ``10,000,000`` for counts."""
+    for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if size and value >= 1 << shift and value % (1 << shift) == 0:
+            return f"{value >> shift}{unit}"
+    return f"{value:,}"
+
+
+def _budget_option(limit: Field[Any]) -> inspect.Parameter:
+    """The ``--max-...`` option of one field of the budget: a size (``256M``) for bytes,
+    a positive whole number otherwise; a bad value is a usage error (exit 2)."""
+    size = "bytes" in limit.metadata["unit"]
+    how: dict[str, Any] = (
+        {"parser": parse_memory, "metavar": "SIZE"} if size else {"min": 1, "metavar": "N"}
+    )
+    info = typer.Option(
+        option(limit.name),
+        help=f"Read budget: {limit.metadata['help']}.",
+        show_default=_shown(limit.default, size),  # type: ignore[arg-type]
+        **how,
+    )
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(limit.name, kind, default=None, annotation=Annotated[int | None, info])
+
+
+def _budget_of(given: dict[str, Any]) -> ReadBudget:
+    values = {limit.name: given.pop(limit.name) for limit in fields(ReadBudget)}
+    return ReadBudget(**{name: value for name, value in values.items() if value is not None})
+
+
+#: Gives a command the budget's ``--max-...`` options in place of its ``budget`` parameter.
+with_budget = options_in_place_of(
+    "budget", [_budget_option(limit) for limit in fields(ReadBudget)], _budget_of
+)
+
+
+@with_budget
 def ingest(
     ctx: typer.Context,
     source: Annotated[
@@ -44,8 +87,13 @@ def ingest(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    budget: ReadBudget | None = None,  # the --max-... options (with_budget)
 ) -> None:
-    """Decode SOURCE into the catalog, in one transaction: all of it or nothing."""
+    """Decode SOURCE into the catalog, in one transaction: all of it or nothing.
+
+    A source that asks for more than the read budget allows (a bomb, huge images, too
+    many labels ...) is refused in one line naming the --max-... option that raises it.
+    """
     from catalog.ingest.locate import FROM_PATH, is_known_name, locate_source
     from catalog.ingest.transaction import decode_source
 
@@ -63,7 +111,7 @@ def ingest(
         typer.echo(f"Note: {located.note}", err=True)
     path, dataset = located.path, dataset or located.dataset
     catalog = open_catalog(ctx)
-    decoded = decode_source(path, subset)  # once: it sizes the bar and feeds the ingest
+    decoded = decode_source(path, subset, budget)  # once: it sizes the bar and feeds the ingest
     with progress_bar(f"Ingesting {path.name}", decoded.total) as advance:
         result = catalog.ingest(
             path, dataset=dataset, replace=replace, progress=advance, decoded=decoded,

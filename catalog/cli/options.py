@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import update_wrapper
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -97,29 +97,40 @@ def with_selection(
         raise TypeError(msg)
     options = [o for o in SELECTION_OPTIONS if o.name not in omit]
     overrides = dict(defaults or {})
+    params = [_parameter(o, overrides.get(o.name, o.default)) for o in options]
+    return options_in_place_of("selection", params, lambda given: selection_of(options, given))
+
+
+def options_in_place_of(
+    name: str, params: Sequence[inspect.Parameter], value_of: Callable[[dict[str, Any]], Any]
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Put ``params`` in a command's signature in place of its parameter ``name`` (typer
+    reads ``__signature__``); the command gets ``name=value_of(given)``, where ``value_of``
+    pops the values of ``params`` from the options ``given``."""
 
     def decorate(command: Callable[..., R]) -> Callable[..., R]:
         hints = get_type_hints(command, include_extras=True)
         own = inspect.signature(command).parameters
-        if "selection" not in own:
-            msg = f"{command.__name__} has no parameter named selection"
+        if name not in own:
+            msg = f"{command.__name__} has no parameter named {name}"
             raise TypeError(msg)
-        params: list[inspect.Parameter] = []
+        signature_params: list[inspect.Parameter] = []
         for param in own.values():
-            if param.name == "selection":
-                params += [_parameter(o, overrides.get(o.name, o.default)) for o in options]
+            if param.name == name:
+                signature_params += params
             else:
                 kind = inspect.Parameter.KEYWORD_ONLY
-                params.append(param.replace(kind=kind, annotation=hints[param.name]))
+                signature_params.append(param.replace(kind=kind, annotation=hints[param.name]))
 
-        def command_with_selection(*args: Any, **kwargs: Any) -> R:
-            return command(*args, selection=selection_of(options, kwargs), **kwargs)
+        def command_with_options(*args: Any, **kwargs: Any) -> R:
+            value = value_of(kwargs)
+            return command(*args, **{name: value}, **kwargs)
 
-        update_wrapper(command_with_selection, command)
-        signature = inspect.Signature(params, return_annotation=hints.get("return"))
-        command_with_selection.__signature__ = signature  # type: ignore[attr-defined]
-        command_with_selection.__annotations__ = {p.name: p.annotation for p in params}
-        return command_with_selection
+        update_wrapper(command_with_options, command)
+        signature = inspect.Signature(signature_params, return_annotation=hints.get("return"))
+        command_with_options.__signature__ = signature  # type: ignore[attr-defined]
+        command_with_options.__annotations__ = {p.name: p.annotation for p in signature_params}
+        return command_with_options
 
     return decorate
 

@@ -7,6 +7,7 @@
   (``en_US.UTF-8`` puts ``train_b`` before ``train-a``; ``C`` does not). A
   seeded sample draws from the rows in this order, so it picks the same images
   on both backends.
+- :data:`LABEL`: a label, a 32-bit integer (0 to 2,147,483,647) on both.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, event
+from sqlalchemy import DateTime, Engine, Integer, SmallInteger, String, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
+
+#: The type of a label column (images, label counts, decisions, image state): INTEGER.
+#: SQLite's tables keep the SMALLINT they were made with: a SQLite column holds any
+#: integer whatever its declared type, and changing the declaration would rebuild
+#: ``images`` (migration 0014 widens the PostgreSQL columns only).
+LABEL = Integer().with_variant(SmallInteger(), "sqlite")
 
 #: Database collations that already order UTF-8 text by code point.
 BYTEWISE_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})

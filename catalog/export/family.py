@@ -39,9 +39,8 @@ def label_folders(session: Session, folder_names: str) -> Callable[[int, int], i
     if folder_names not in FOLDER_NAMES:
         msg = f"Unknown --folder-names {folder_names!r}: expected numbers or names"
         raise SelectionError(msg)
-    numbers: dict[int, list[int]] = {}
     # Every set is read now: the export's session must not start a read between its writes.
-    sets: dict[int, list[str]] = {}
+    folders: dict[int, dict[int, str]] = {}  # dataset id -> label -> folder name
     if folder_names == "names":
         for dataset_id in list(session.scalars(select(Dataset.id))):
             labels_of = label_set(session, dataset_id)
@@ -49,16 +48,15 @@ def label_folders(session: Session, folder_names: str) -> Callable[[int, int], i
             if len(set(names)) != len(names):
                 msg = f"Class names of dataset {dataset_id} collide as folder names: use --folder-names numbers"
                 raise SelectionError(msg)
-            sets[dataset_id] = [folder_name(labels_of.name(n)) for n in labels_of.numbers]
-            numbers[dataset_id] = list(labels_of.numbers)
+            folders[dataset_id] = dict(zip(labels_of.numbers, names, strict=True))
     session.commit()
 
     def folder(dataset_id: int, label: int) -> int | str:
         if label == UNLABELED:
             return UNLABELED_FOLDER
-        if folder_names == "numbers" or label not in numbers[dataset_id]:
+        if folder_names == "numbers":
             return label
-        return sets[dataset_id][numbers[dataset_id].index(label)]
+        return folders[dataset_id].get(label, label)
 
     return folder
 

@@ -5,37 +5,57 @@ for the dataset's set, so nothing else assumes ten digit classes. Sets are
 stored in the catalog (table ``label_names``), written at ingest from what the
 source publishes (an EMNIST mapping, a parquet ClassLabel, a KMNIST class map),
 else from the built-in names of a genuine dataset (Fashion-MNIST, KMNIST), else
-the digits (or plain numbers past 9).
+the digits, else the numbers the source's images carry (sparse: only those present).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from catalog.errors import SelectionError
 
+#: The most names :meth:`LabelSet.by_position` lists; a sparser set (labels 0 and
+#: 2,147,483,647) stays plain integers where a list of names by position is written.
+MOST_BY_POSITION = 4096
+
 
 @dataclass(frozen=True)
 class LabelSet:
-    """The labels of a dataset: their numbers, ascending, and a name for each."""
+    """The labels of a dataset: their numbers, ascending, and a name for each.
+
+    A set holds the labels a dataset has, not every number up to the largest: a CSV
+    labelled 0, 1,000,000 and 2,147,483,647 has a set of three. Lookups by number and
+    by name are dictionary lookups.
+    """
 
     numbers: tuple[int, ...]
     names: tuple[str, ...]
+    _by_number: dict[int, str] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_number = dict(zip(self.numbers, self.names, strict=True))
+        by_name: dict[str, int] = {}
+        for number, name in by_number.items():
+            by_name.setdefault(name, number)  # the first of two equal names, as before
+        object.__setattr__(self, "_by_number", by_number)
+        object.__setattr__(self, "_by_name", by_name)
 
     def __contains__(self, label: object) -> bool:
-        return label in self.numbers
+        return label in self._by_number
 
     def name(self, label: int | None) -> str:
-        """The class name of ``label`` (``""`` for an unlabeled image)."""
+        """The class name of ``label`` (``""`` for an unlabeled image).
+
+        >>> LabelSet((0, 1_000_000), ("zero", "million")).name(1_000_000)
+        'million'
+        """
         if label is None:
             return ""
-        try:
-            return self.names[self.numbers.index(label)]
-        except ValueError:
-            return str(label)
+        return self._by_number.get(label, str(label))
 
     def parse(self, text: str) -> int:
         """A label given as a number or a class name.
@@ -44,8 +64,8 @@ class LabelSet:
         7
         """
         value = text.strip()
-        if value in self.names:
-            return self.numbers[self.names.index(value)]
+        if value in self._by_name:
+            return self._by_name[value]
         # One of a name's '/'-separated forms: "a" for EMNIST letters' "A/a".
         forms = [
             n for n, name in zip(self.numbers, self.names, strict=True) if value in name.split("/")
@@ -56,10 +76,26 @@ class LabelSet:
             number = int(value)
         except ValueError:
             number = None
-        if number is not None and number in self.numbers:
+        if number is not None and number in self._by_number:
             return number
         msg = f"Label {text!r} is not in the label set: expected one of {self.describe()}"
         raise SelectionError(msg)
+
+    def by_position(self) -> tuple[str, ...] | None:
+        """The names by position, from 0 to the largest label (the form of Hugging Face's
+        ``ClassLabel``: label ``i`` is named at ``i``), a number the set lacks named by
+        itself; None when that would take more than :data:`MOST_BY_POSITION` names.
+
+        >>> LabelSet((1, 2), ("A/a", "B/b")).by_position()
+        ('0', 'A/a', 'B/b')
+        >>> LabelSet((0, 2**31 - 1), ("0", "2147483647")).by_position() is None
+        True
+        """
+        if not self.numbers:
+            return ()
+        if self.numbers[0] < 0 or self.numbers[-1] >= MOST_BY_POSITION:
+            return None
+        return tuple(self._by_number.get(n, str(n)) for n in range(self.numbers[-1] + 1))
 
     def describe(self) -> str:
         """The set in a few words, for error messages."""

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.db.bulk import bulk_inserter
 from catalog.db.locks import OnWait, lock_dataset
 from catalog.db.models.images import Dataset, Image, Source
@@ -27,6 +28,7 @@ from catalog.facts.metadata import insert_metadata
 from catalog.sources import UNLABELED, Decoded, SourceFile, detect_format, get_reader
 from catalog.sources.digests import with_file_digests
 from catalog.sources.fingerprints import identify_file
+from catalog.sources.guard import no_images
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -88,20 +90,24 @@ def default_dataset_name(path: Path) -> str:
 SUBSET_FORMATS = {"emnist": "balanced, byclass, bymerge, digits, letters or mnist"}
 
 
-def decode_source(path: Path, subset: str | None = None) -> Decoded:
+def decode_source(
+    path: Path, subset: str | None = None, budget: ReadBudget | None = None
+) -> Decoded:
     """Detect the format of ``path`` and open it with its reader (headers checked).
 
-    ``subset`` picks one of several datasets a source holds (an EMNIST split).
+    ``subset`` picks one of several datasets a source holds (an EMNIST split);
+    ``budget`` is what the reader may hold and read (default :data:`DEFAULT_BUDGET`).
     """
     fmt = detect_format(path)
+    budget = budget or DEFAULT_BUDGET
     if subset is None:
-        return get_reader(fmt)(path)
+        return get_reader(fmt)(path, budget=budget)
     if fmt not in SUBSET_FORMATS:
         msg = f"--subset {subset} does not apply to {path}: it is {fmt}, not EMNIST"
         raise SourceFormatError(msg)
     from catalog.sources.emnist import read_emnist
 
-    return read_emnist(path, subset)
+    return read_emnist(path, subset, budget=budget)
 
 
 def ingest(
@@ -114,6 +120,7 @@ def ingest(
     decoded: Decoded | None = None,
     subset: str | None = None,
     on_wait: OnWait | None = None,
+    budget: ReadBudget | None = None,
 ) -> IngestResult:
     """Decode ``path`` and add its images to ``dataset``, in the session's transaction.
 
@@ -141,6 +148,9 @@ def ingest(
         Called with a message when another ingest of ``dataset`` holds its lock
         (PostgreSQL); this one waits for it, then sees what it committed. On
         SQLite the session's write lock already orders ingests.
+    budget
+        What the reader may hold and read (:class:`~catalog.budget.ReadBudget`);
+        the defaults when None. Unused when ``decoded`` is given (its reader has it).
 
     Returns
     -------
@@ -149,11 +159,15 @@ def ingest(
 
     Raises
     ------
+    EmptySourceError
+        For a source of no images (before anything is written).
     CatalogError
-        For a source that cannot be read, or that conflicts with the catalog.
+        For a source that cannot be read, is over its budget, or conflicts with the catalog.
     """
     if decoded is None:
-        decoded = decode_source(path, subset)
+        decoded = decode_source(path, subset, budget)
+    if decoded.total == 0:  # a Decoded made by hand, too: no empty dataset is created
+        raise no_images(path)
     default = decoded.dataset or default_dataset_name(path)
     name = check_dataset_name(dataset if dataset is not None else default)
     result = IngestResult(name, decoded.format, dict(decoded.counts), decoded.files)
@@ -171,6 +185,8 @@ def ingest(
         _delete_splits(session, row.id, present)
         result.replaced = present
     seen = _insert_images(session, row.id, decoded, progress)
+    if not seen:  # the counts promised images that the batches did not hold
+        raise no_images(path)
     refresh_label_counts(session, row.id, sorted(set(decoded.counts) | set(present)))
     result.unlabeled = seen.pop(UNLABELED, 0)
     _record_sources(session, row.id, decoded.files, result)
@@ -292,14 +308,7 @@ def _update_label_set(
 ) -> str:
     """Store the dataset's label set: what the source names, else a genuine dataset's
     built-in names, else what is stored already, else digits or plain numbers."""
-    from catalog.facts.label_sets import (
-        DIGITS,
-        LabelSet,
-        built_in,
-        from_names,
-        label_set,
-        store_label_set,
-    )
+    from catalog.facts.label_sets import DIGITS, built_in, from_names, label_set, store_label_set
 
     stored = session.scalar(select(Dataset.label_set).where(Dataset.id == dataset_id))
     current = label_set(session, dataset_id) if stored else None
@@ -313,9 +322,8 @@ def _update_label_set(
         labels, origin = current, stored or "digits"
     elif all(0 <= n <= 9 for n in seen):
         labels, origin = DIGITS, "digits"
-    else:
-        top = max(seen)
-        labels, origin = LabelSet(tuple(range(top + 1)), tuple(map(str, range(top + 1)))), "numbers"
+    else:  # the labels present, not every number up to the largest
+        labels, origin = from_names({n: str(n) for n in seen}), "numbers"
     missing = sorted(n for n in seen if n not in labels)
     if missing:
         names = dict(zip(labels.numbers, labels.names, strict=True)) | {n: str(n) for n in missing}

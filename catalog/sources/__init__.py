@@ -23,7 +23,7 @@ import numpy.typing as npt
 from catalog.errors import InvalidNameError, SourceFormatError, UnknownFormatError
 
 if TYPE_CHECKING:
-    from catalog.sources.budget import ReadBudget
+    from catalog.budget import ReadBudget
 
 #: Images per batch. 4096 MNIST images are 3.2 MB of pixels.
 BATCH_SIZE = 4096

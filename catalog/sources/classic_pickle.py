@@ -13,7 +13,7 @@ the names numpy writes when it pickles an array, each with a checked stand-in
 called, only plain bool, integer and float arrays can be made, and no array is
 allocated beyond the bytes that are really in the file. The decompressed stream
 is refused past the read budget's
-:attr:`~catalog.sources.budget.ReadBudget.max_pickle_bytes` (a pickle is held
+:attr:`~catalog.budget.ReadBudget.max_pickle_bytes` (a pickle is held
 whole: it cannot stream), or when its gzip inflates past the budget's ratio.
 
 Float pixels go back to uint8 without loss where possible: when every value
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.checks import check_labels, square_images
 from catalog.sources.guard import bounded
 from catalog.sources.pickle_standins import ArrayStandIn

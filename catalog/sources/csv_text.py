@@ -11,9 +11,9 @@ Three layouts are common, and all are read:
 
 Pixel columns (``pixelN`` or ``RxC``) must be a square number of them; other
 named columns become per-image metadata. Files are streamed in blocks of
-lines sized in bytes (:attr:`~catalog.sources.budget.ReadBudget.max_block_bytes`),
+lines sized in bytes (:attr:`~catalog.budget.ReadBudget.max_block_bytes`),
 never loaded whole, a line at most
-:attr:`~catalog.sources.budget.ReadBudget.max_line_bytes` long, and may be
+:attr:`~catalog.budget.ReadBudget.max_line_bytes` long, and may be
 gzipped. A file's split is taken from its name (``train``, ``test``, ``val``;
 else its stem). Errors name the line: values outside 0-255, a label that does
 not fit 32 bits, rows of another length, a non-square pixel count, a line too long.
@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, INT32_MAX, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import (
     BATCH_SIZE,
@@ -45,7 +46,6 @@ from catalog.sources import (
     check_name,
     check_split_name,
 )
-from catalog.sources.budget import DEFAULT_BUDGET, INT32_MAX, ReadBudget
 from catalog.sources.guard import bounded
 from catalog.sources.streams import bounded_lines, one_line, open_stream
 

@@ -31,9 +31,9 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import Batch, Decoded, SourceFile
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.guard import bounded
 from catalog.sources.idx import IdxHeader, read_header, stream_images
 from catalog.sources.streams import DECOMPRESS_ERRORS, bounded_lines, open_member

@@ -38,9 +38,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.folder_listing import Split, list_folder
 from catalog.sources.guard import bounded
 from catalog.sources.pixels import open_image, to_gray

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.budget import ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import IMAGE_SUFFIXES, UNLABELED, check_name, check_split_name
-from catalog.sources.budget import ReadBudget
 
 CLASSIC = "classic"
 #: The by-label folder of images without a label (what export writes for them).

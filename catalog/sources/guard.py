@@ -5,9 +5,9 @@ regular file (a FIFO would block, ``/dev/zero`` never ends). While it reads and 
 an error of the libraries underneath (zlib, gzip, xz, zipfile, csv, pyarrow, Pillow,
 numpy's allocations, a name that is not UTF-8, ``MemoryError``) becomes one
 :class:`~catalog.errors.SourceFormatError` naming the source, and each block's labels are
-checked (:class:`~catalog.sources.budget.LabelCheck`). After it opens: the source holds
-at least one image, at most :attr:`~catalog.sources.budget.ReadBudget.max_images`, and
-names at most :attr:`~catalog.sources.budget.ReadBudget.max_labels` classes.
+checked (:class:`LabelCheck`). After it opens: the source holds
+at least one image, at most :attr:`~catalog.budget.ReadBudget.max_images`, and
+names at most :attr:`~catalog.budget.ReadBudget.max_labels` classes.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import numpy as np
+import numpy.typing as npt
+
+from catalog.budget import DEFAULT_BUDGET, INT32_MAX, ReadBudget
 from catalog.errors import EmptySourceError, SourceFormatError
 from catalog.sources import Batch, Decoded, check_name, display
-from catalog.sources.budget import DEFAULT_BUDGET, LabelCheck, ReadBudget
 from catalog.sources.streams import one_line
 
 #: Errors of the standard library that mean "this file cannot be read as that".
@@ -107,8 +110,7 @@ def bounded(read: Read) -> Read:
                 check_name(path.resolve())
         total = decoded.total
         if total == 0:
-            msg = f"No images in {path}: expected at least one image in one split"
-            raise EmptySourceError(msg)
+            raise no_images(path)
         budget.check_images(total, str(path), "images in all")
         budget.check_label_names(decoded.label_names, str(path))
         decoded.batches = _checked(decoded.batches, path, budget)
@@ -117,9 +119,46 @@ def bounded(read: Read) -> Read:
     return cast(Read, reader)
 
 
+def no_images(path: Path) -> EmptySourceError:
+    """The error for a source that holds no image."""
+    msg = f"No images in {display(path)}: expected at least one image in one split"
+    return EmptySourceError(msg)
+
+
 def _checked(batches: Iterator[Batch], path: Path, budget: ReadBudget) -> Iterator[Batch]:
     labels = LabelCheck(budget, str(path))
     with converted(path):
         for batch in batches:
             labels.check(batch.labels, batch.indices)
             yield batch
+
+
+class LabelCheck:
+    """Check each block's labels as they stream: each fits a 32-bit integer, and the
+    source holds at most :attr:`ReadBudget.max_labels` distinct ones (UNLABELED, -1, is
+    not a label)."""
+
+    def __init__(self, budget: ReadBudget, where: str) -> None:
+        self.budget = budget
+        self.where = where
+        self.seen: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+
+    def check(self, labels: npt.NDArray[np.int64], indices: npt.NDArray[np.int64]) -> None:
+        """Check one block; ``indices`` give each image's index for the message."""
+        if not labels.size:
+            return
+        too_big = np.flatnonzero(labels > INT32_MAX)
+        if too_big.size:
+            i = int(too_big[0])
+            msg = (
+                f"{self.where}: label {int(labels[i]):,} of image {int(indices[i])} does not fit "
+                f"a 32-bit integer (expected labels 0-{INT32_MAX:,})"
+            )
+            raise SourceFormatError(msg)
+        found = np.unique(labels[labels >= 0])
+        if found.size and not np.isin(found, self.seen, assume_unique=True).all():
+            self.seen = np.union1d(self.seen, found)
+            if len(self.seen) > self.budget.max_labels:
+                first = ", ".join(str(n) for n in self.seen[:3].tolist())
+                claim = f"{self.where} holds {len(self.seen):,} distinct labels ({first}, ...)"
+                self.budget.refuse("max_labels", claim)

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import (
     BATCH_SIZE,
@@ -30,7 +31,6 @@ from catalog.sources import (
     SourceFile,
     check_split_name,
 )
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.guard import bounded
 from catalog.sources.streams import DECOMPRESS_ERRORS, open_stream, read_exact
 

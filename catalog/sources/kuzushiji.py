@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import Decoded, SourceFile
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.guard import bounded
 from catalog.sources.npy_members import NpyMember, read_npy_header, read_whole, verify
 from catalog.sources.npz import ImageMember, as_npz, image_member, stream_images

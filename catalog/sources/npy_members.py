@@ -21,8 +21,8 @@ from typing import IO, Any, Self
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.streams import one_line, open_member, read_exact
 
 #: Largest array read from an npz whatever the budget (4 GiB): SQLite's blob limit is 1 GB

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import BATCH_SIZE, Batch, Decoded, SourceFile
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.checks import check_labels
 from catalog.sources.guard import bounded, library_errors
 from catalog.sources.npy_members import NpyMember, NpyRows, read_npy_header, read_whole, verify

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import MissingExtraError, SourceFormatError
 from catalog.sources import (
     UNLABELED,
@@ -39,7 +40,6 @@ from catalog.sources import (
     check_name,
     check_split_name,
 )
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.guard import bounded, library_errors
 from catalog.sources.pixels import open_image, to_gray
 from catalog.sources.streams import one_line

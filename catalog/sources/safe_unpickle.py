@@ -36,9 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import CatalogError, SourceFormatError, UnsafePickleError
 from catalog.sources import GZIP_MAGIC, HashingReader
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.sources.pickle_standins import ALLOWED_GLOBALS, StandIn, shorten
 
 _CHUNK = 1 << 20

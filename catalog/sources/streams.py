@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Self, cast
 
+from catalog.budget import DEFAULT_BUDGET, ReadBudget
 from catalog.errors import SourceFormatError
 from catalog.sources import GZIP_MAGIC, HashingReader
-from catalog.sources.budget import DEFAULT_BUDGET, ReadBudget
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
 

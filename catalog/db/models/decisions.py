@@ -18,14 +18,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    SmallInteger,
     String,
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db.models.base import Base, utcnow
-from catalog.db.types import UTCDateTime
+from catalog.db.types import LABEL, UTCDateTime
 
 #: What a decision can do to an image.
 ACTIONS = ("relabel", "exclude", "include", "tag", "untag")
@@ -45,7 +44,7 @@ class Decision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     action: Mapped[str] = mapped_column(String(16))  # one of ACTIONS
-    label: Mapped[int | None] = mapped_column(SmallInteger)  # relabel: the new label
+    label: Mapped[int | None] = mapped_column(LABEL)  # relabel: the new label
     tag: Mapped[str | None] = mapped_column(String(64))  # tag / untag: the tag's name
     note: Mapped[str | None] = mapped_column(Text)  # why (an exclusion's reason)
     author: Mapped[str] = mapped_column(String(64))  # who (--by)
@@ -66,13 +65,13 @@ class ImageState(Base):
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
-    label: Mapped[int | None] = mapped_column(SmallInteger)  # None: the source's label stands
+    label: Mapped[int | None] = mapped_column(LABEL)  # None: the source's label stands
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     decision_id: Mapped[int] = mapped_column(Integer)  # the latest decision about the image
     dataset_id: Mapped[int] = mapped_column(Integer)  # = images.dataset_id
     split: Mapped[str] = mapped_column(String(32))  # = images.split
     index: Mapped[int] = mapped_column("idx", Integer)  # = images.idx
-    source_label: Mapped[int | None] = mapped_column(SmallInteger)  # = images.label
+    source_label: Mapped[int | None] = mapped_column(LABEL)  # = images.label
 
 
 class ImageTag(Base):

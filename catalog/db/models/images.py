@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.db.models.base import Base, utcnow
-from catalog.db.types import UTCDateTime
+from catalog.db.types import LABEL, UTCDateTime
 
 
 class Dataset(Base):
@@ -76,7 +76,7 @@ class Image(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     split: Mapped[str] = mapped_column(String(32))
     index: Mapped[int] = mapped_column("idx", Integer)  # position in its split, source order
-    label: Mapped[int | None] = mapped_column(SmallInteger)  # None: published without one
+    label: Mapped[int | None] = mapped_column(LABEL)  # None: published without one
     height: Mapped[int] = mapped_column(SmallInteger)
     width: Mapped[int] = mapped_column(SmallInteger)
     pixels: Mapped[bytes] = mapped_column(LargeBinary)  # uint8, row-major

@@ -8,10 +8,11 @@ count reads a few rows here instead of an index entry per image.
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.db.models.base import Base
+from catalog.db.types import LABEL
 
 
 class LabelCount(Base):
@@ -24,5 +25,5 @@ class LabelCount(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     split: Mapped[str] = mapped_column(String(32))
-    label: Mapped[int | None] = mapped_column(SmallInteger)
+    label: Mapped[int | None] = mapped_column(LABEL)
     n: Mapped[int] = mapped_column(Integer)

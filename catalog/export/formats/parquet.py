@@ -59,16 +59,15 @@ def import_pyarrow() -> Any:
     return pa, pq
 
 
-def hf_features(names: tuple[str, ...]) -> dict[str, Any]:
-    """The ``huggingface`` schema metadata of an image classification set."""
-    return {
-        "info": {
-            "features": {
-                "image": {"_type": "Image"},
-                "label": {"names": list(names), "_type": "ClassLabel"},
-            }
-        }
-    }
+def hf_features(names: tuple[str, ...] | None) -> dict[str, Any]:
+    """The ``huggingface`` schema metadata of an image classification set: the label a
+    ``ClassLabel`` of ``names`` by position, or plain integers (``None``: a sparse set)."""
+    label = (
+        {"dtype": "int64", "_type": "Value"}
+        if names is None
+        else {"names": list(names), "_type": "ClassLabel"}
+    )
+    return {"info": {"features": {"image": {"_type": "Image"}, "label": label}}}
 
 
 def same_parquet(existing: Path, written: Path) -> bool:
@@ -98,7 +97,7 @@ def write_parquet(
     refuse_folder_options(options, "parquet")
     pa, pq = import_pyarrow()
     labels = label_set(session, dataset_id(session, selection.dataset))
-    metadata = {"huggingface": json.dumps(hf_features(labels.names))}
+    metadata = {"huggingface": json.dumps(hf_features(labels.by_position()))}
     schema = pa.schema(
         [
             ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),

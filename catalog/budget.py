@@ -1,6 +1,13 @@
 """One read budget for every reader: what a source may make the catalog hold, and when
 a compressed source is a bomb.
 
+Like a :class:`~catalog.selection.Selection`, a budget is plain data that every face
+fills from its options: the command line makes ``mnist-catalog ingest``'s
+``--max-...`` options from its fields (:func:`option`, each field's ``help``), the
+Python API takes ``Catalog.ingest(..., budget=ReadBudget(...))``, and it travels down
+through :mod:`catalog.ingest.transaction` to the readers in :mod:`catalog.sources`.
+Nothing here imports numpy, so ``--help`` reads it for free.
+
 Every reader takes a :class:`ReadBudget` (``budget=``, :data:`DEFAULT_BUDGET` when none
 is given). It checks what a source *declares* (an IDX header, an ``.npy`` header, a zip
 entry's sizes, a folder's listing) against the budget before it allocates or reads, and
@@ -21,9 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
-
-import numpy as np
-import numpy.typing as npt
 
 from catalog.errors import OverBudgetError, SourceFormatError
 
@@ -137,34 +141,3 @@ def option(limit: str) -> str:
 
 #: The budget a reader uses when it is given none.
 DEFAULT_BUDGET = ReadBudget()
-
-
-class LabelCheck:
-    """Check each block's labels as they stream: each fits a 32-bit integer, and the
-    source holds at most :attr:`ReadBudget.max_labels` distinct ones (UNLABELED, -1, is
-    not a label)."""
-
-    def __init__(self, budget: ReadBudget, where: str) -> None:
-        self.budget = budget
-        self.where = where
-        self.seen: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
-
-    def check(self, labels: npt.NDArray[np.int64], indices: npt.NDArray[np.int64]) -> None:
-        """Check one block; ``indices`` give each image's index for the message."""
-        if not labels.size:
-            return
-        too_big = np.flatnonzero(labels > INT32_MAX)
-        if too_big.size:
-            i = int(too_big[0])
-            msg = (
-                f"{self.where}: label {int(labels[i]):,} of image {int(indices[i])} does not fit "
-                f"a 32-bit integer (expected labels 0-{INT32_MAX:,})"
-            )
-            raise SourceFormatError(msg)
-        found = np.unique(labels[labels >= 0])
-        if found.size and not np.isin(found, self.seen, assume_unique=True).all():
-            self.seen = np.union1d(self.seen, found)
-            if len(self.seen) > self.budget.max_labels:
-                first = ", ".join(str(n) for n in self.seen[:3].tolist())
-                claim = f"{self.where} holds {len(self.seen):,} distinct labels ({first}, ...)"
-                self.budget.refuse("max_labels", claim)
