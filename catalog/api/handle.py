@@ -125,10 +125,14 @@ class Catalog(BrowseMixin, CurationMixin):
         the label counts against the images, and with ``files`` every exported file on
         record. Reads one snapshot; writes nothing. ``report.ok`` when nothing is broken.
         """
+        from catalog.audit.recorded_files import broken_files
         from catalog.integrity import check_catalog
 
         with session_scope(self.engine) as session:
-            return check_catalog(session, with_files=files, progress=progress, on_total=on_total)
+            return check_catalog(
+                session, files=broken_files if files else None, progress=progress,
+                on_total=on_total,
+            )  # fmt: skip
 
     def backup(
         self, out: str | Path, *, progress: Callable[[int, int], None] | None = None

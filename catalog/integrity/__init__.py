@@ -11,8 +11,9 @@ Each check reads one kind of row and names every one that is not what it should 
     The decision log replayed against ``image_state`` and ``image_tags``.
 ``label-counts`` (:mod:`~catalog.integrity.label_counts`)
     The ``label_counts`` summary against the images.
-``files`` (:mod:`~catalog.integrity.files`, with ``files=True``)
-    Every exported file on record against the disk.
+``files`` (given as ``files=``: :func:`catalog.audit.recorded_files.broken_files`)
+    Every exported file on record against the disk. The files check is the audit's, a
+    layer above this one, so the caller hands it in (``Catalog.check`` does).
 
 All checks read one snapshot of the catalog (one read transaction; REPEATABLE READ on
 PostgreSQL), so a catalog being written while it is checked is checked as it was at
@@ -30,23 +31,22 @@ from sqlalchemy.orm import Session
 
 from catalog.db.models.exports import ExportedFile
 from catalog.db.models.images import Image
-from catalog.integrity import decisions, files, label_counts, pixels, storage
+from catalog.integrity import decisions, label_counts, pixels, storage
 from catalog.integrity.report import Check, Found, IntegrityReport, Progress
 
-#: Every check, in the order it runs; ``files`` only when asked.
+#: Every check, in the order it runs (``files`` after them, when given).
 CHECKS: dict[str, Check] = {
     "storage": storage.run,
     "pixels": pixels.run,
     "decisions": decisions.run,
     "label-counts": label_counts.run,
-    "files": files.run,
 }
 
 
 def check_catalog(
     session: Session,
     *,
-    with_files: bool = False,
+    files: Check | None = None,
     progress: Progress | None = None,
     on_total: Progress | None = None,
 ) -> IntegrityReport:
@@ -56,8 +56,9 @@ def check_catalog(
     ----------
     session
         A session that has not read yet: its transaction is the snapshot checked.
-    with_files
-        Also read every exported file on record.
+    files
+        The check of every exported file on record, when wanted
+        (:func:`catalog.audit.recorded_files.broken_files`).
     progress
         Called with the number of images (and files) read as the checks go.
     on_total
@@ -71,12 +72,11 @@ def check_catalog(
     if session.get_bind().dialect.name == "postgresql":  # one snapshot for every query
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     if on_total is not None:
-        on_total(_work(session, with_files))
+        on_total(_work(session, files is not None))
     found = Found()
     report = IntegrityReport()
-    for name, check in CHECKS.items():
-        if name == "files" and not with_files:
-            continue
+    checks = CHECKS | ({"files": files} if files is not None else {})
+    for name, check in checks.items():
         start = time.perf_counter()
         report.checked[name] = check(session, found, progress)
         report.seconds[name] = round(time.perf_counter() - start, 3)

@@ -1,6 +1,6 @@
-"""Every exported file on record against the disk (``db check --files``).
+"""Every exported file on record against the disk, as ``db check --files`` reports it.
 
-The audit's files check (:func:`catalog.audit.files.check_files`) does the reading: each
+The files check (:func:`catalog.audit.files.check_files`) does the reading: each
 recorded file hashed by a few threads, a changed image file decoded and compared with
 the catalog's pixels. Here each file it finds missing, changed or unreadable is a broken
 row; files in export folders that the catalog never recorded are not rows of the
@@ -20,8 +20,10 @@ from catalog.integrity.report import Found, Progress
 BROKEN = ("missing", "changed", "unreadable", "pixels-differ", "container-changed")
 
 
-def run(session: Session, found: Found, progress: Progress | None) -> int:
-    """Check every recorded exported file; returns how many there are."""
+def broken_files(session: Session, found: Found, progress: Progress | None) -> int:
+    """Check every recorded exported file, adding each broken one to ``found`` (an
+    :class:`~catalog.integrity.report.Check` that ``check_catalog`` takes as ``files``);
+    returns how many there are."""
     ids = list(session.scalars(select(Dataset.id)))
     findings, summary = check_files(session, ids, progress)
     for finding in findings:
