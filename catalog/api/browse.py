@@ -7,6 +7,7 @@ script asks about single images: each method opens one read-only session.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -18,8 +19,11 @@ if TYPE_CHECKING:  # numpy and the similarity index load on first use: not for a
     import numpy.typing as npt
 
     from catalog.select.details import ImageDetails
+    from catalog.select.facets import Facets
     from catalog.select.records import ImageRow
+    from catalog.selection import Selection
     from catalog.similarity.lookalikes import Neighbour, NeighbourCache
+    from catalog.similarity.projection import MapPoints
 
 
 class BrowseMixin:
@@ -67,6 +71,49 @@ class BrowseMixin:
     def warm_lookalikes(self, datasets: list[str]) -> threading.Thread:
         """Build the look-alike indexes of ``datasets`` in a background thread."""
         return self._cache().warm(datasets)
+
+    def facets(self, selection: Selection) -> Facets:
+        """How ``selection``'s images spread over split, label, tag, decision state and
+        each metadata key (see :mod:`catalog.select.facets`)."""
+        from catalog.select.facets import count_facets
+
+        with session_scope(self.engine) as session:
+            return count_facets(session, selection)
+
+    def rows_of(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> list[ImageRow]:
+        """The rows of images by catalog id, in that order (unknown ids left out)."""
+        import numpy as np
+
+        from catalog.select.listings import rows_of_ids
+
+        with session_scope(self.engine) as session:
+            return list(rows_of_ids(session, np.asarray(ids, dtype=np.int64)))
+
+    def pixels_of(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The pixels of images by catalog id, in that order, as one ``(n, H, W)`` array."""
+        import numpy as np
+
+        from catalog.select.reads import pixels_of
+
+        with session_scope(self.engine) as session:
+            return pixels_of(session, np.asarray(ids, dtype=np.int64))
+
+    def image_ids(
+        self, refs: Sequence[tuple[str, int]], *, dataset: str | None = None
+    ) -> list[int]:
+        """The catalog ids of images ``(split, index)`` of ``dataset``, in that order."""
+        from catalog.curation.decisions import resolve
+
+        with session_scope(self.engine) as session:
+            return resolve(session, dataset, refs)
+
+    def map_points(self, selection: Selection, *, cap: int = 20_000, seed: int = 0) -> MapPoints:
+        """``selection``'s images on a 2-D map (their embeddings' principal plane), at most
+        ``cap`` of them (a seeded sample of a larger selection)."""
+        from catalog.similarity.projection import map_points
+
+        with session_scope(self.engine) as session:
+            return map_points(session, selection, cap=cap, seed=seed)
 
     def _cache(self) -> NeighbourCache:
         if self._lookalikes is None:
