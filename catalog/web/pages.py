@@ -137,11 +137,13 @@ def around(catalog: Catalog, row: ImageRow) -> dict[str, str | None]:
     here = f"/image/{row.dataset}/{row.split}/"
 
     def exists(index: int) -> bool:
+        if index < 0:
+            return False
         probe = Selection(
             dataset=row.dataset, splits=(row.split,), index_range=(index, index + 1),
             excluded="include",
         )  # fmt: skip
-        return index >= 0 and catalog.selected(probe).count() > 0
+        return catalog.selected(probe).count() > 0
 
     whole = Selection(dataset=row.dataset, splits=(row.split,), index_range=(0, row.index))
     before = catalog.selected(whole).count()  # images the split's grid shows before this one
