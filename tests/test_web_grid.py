@@ -198,7 +198,8 @@ def test_map_json_draws_the_selection_on_the_principal_plane(
     assert (data["total"], data["drawn"]) == (500, 500)
     ids = web_catalog.select(dataset="digits").ids().tolist()
     assert sorted(points["id"]) == sorted(ids)
-    assert min(points["x"]) == 0 and max(points["x"]) == 1
+    assert min(points["x"]) == 0
+    assert max(points["x"]) == 1
     assert all(0 <= y <= 1 for y in points["y"])
     labels = {row.id: row.label for row in web_catalog.select(dataset="digits").rows()}
     assert points["label"] == [labels[i] for i in points["id"]]
@@ -209,7 +210,8 @@ def test_map_json_draws_the_selection_on_the_principal_plane(
     assert (sample["total"], sample["drawn"]) == (500, 50)
     assert sample == client.get("/api/map?dataset=digits&points=50&seed=4").json()
     page = client.get("/map?split=test&color=score").text
-    assert '<canvas id="map"' in page and "/static/map.js" in page
+    assert '<canvas id="map"' in page
+    assert "/static/map.js" in page
     opened = client.get(f"/api/grid?ids={','.join(map(str, points['id'][:7]))}").json()
     assert [im["id"] for im in opened["images"]] == points["id"][:7]
     assert client.get("/api/grid?ids=1,x").status_code == 400
@@ -220,7 +222,8 @@ def test_a_decision_set_from_the_grid_and_its_undo(
 ) -> None:
     images = ["test:3", "test:4", "test:5"]
     tagged = decide_set(writer, access, action="tag", tag="blurry", dataset="digits", images=images)
-    assert tagged["recorded"] == 3 and tagged["set"] is not None
+    assert tagged["recorded"] == 3
+    assert tagged["set"] is not None
     assert [im["tags"] for im in tagged["images"]] == [["blurry"]] * 3
     assert web_catalog.select(tag="blurry").count() == 3
     assert {r.by for r in web_catalog.decisions()} == {"ada"}
@@ -233,14 +236,15 @@ def test_a_decision_set_from_the_grid_and_its_undo(
     assert web_catalog.select(tag="blurry").count() == 0
     assert [r.label for r in web_catalog.select(split="test", index=(3, 5)).rows()] == [1, 1]
     grid = writer.get("/grid?split=test&size=10").text
-    assert grid.count('class="badge relabel"') == 2 and 'class="badge tagged"' not in grid
+    assert grid.count('class="badge relabel"') == 2
+    assert 'class="badge tagged"' not in grid
 
 
 def test_decision_sets_refuse_bad_requests_and_change_nothing(
     writer: TestClient, access: Access, web_catalog: Catalog
 ) -> None:
-    good = {"action": "tag", "tag": "t", "dataset": "digits", "images": ["test:1"]}
-    for body, status in [
+    good: dict[str, Any] = {"action": "tag", "tag": "t", "dataset": "digits", "images": ["test:1"]}
+    cases: list[tuple[dict[str, Any], int]] = [
         ({**good, "action": "paint"}, 400),
         ({**good, "images": []}, 400),
         ({**good, "images": ["test:x"]}, 400),
@@ -251,7 +255,8 @@ def test_decision_sets_refuse_bad_requests_and_change_nothing(
         ({**good, "images": ["test:100000"]}, 404),
         ({**good, "action": "undo", "set": 77}, 400),
         ({**good, "action": "undo", "set": "x"}, 400),
-    ]:
+    ]
+    for body, status in cases:
         decide_set(writer, access, status, **body)
     deep = writer.post("/api/decide-set", content=b"[" * 5000,
                        headers={"X-CSRF-Token": access.csrf})  # fmt: skip
