@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -26,11 +26,17 @@ if TYPE_CHECKING:  # numpy and the similarity index load on first use: not for a
     from catalog.similarity.projection import MapPoints
 
 
+#: Maps a catalog object keeps (the newest), and the lock around them.
+MAPS_KEPT = 8
+_MAPS_LOCK = threading.Lock()
+
+
 class BrowseMixin:
     """image, image_details, thumbnail pixels, label names, look-alikes."""
 
     engine: Engine
     _lookalikes: NeighbourCache | None = None
+    _maps: dict[Any, MapPoints] | None = None
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
@@ -109,11 +115,24 @@ class BrowseMixin:
 
     def map_points(self, selection: Selection, *, cap: int = 20_000, seed: int = 0) -> MapPoints:
         """``selection``'s images on a 2-D map (their embeddings' principal plane), at most
-        ``cap`` of them (a seeded sample of a larger selection)."""
-        from catalog.similarity.projection import map_points
+        ``cap`` of them (a seeded sample of a larger selection). The last few maps are
+        kept until an image or a decision is added."""
+        from catalog.similarity.projection import catalog_version, map_points
 
         with session_scope(self.engine) as session:
-            return map_points(session, selection, cap=cap, seed=seed)
+            key = (selection, cap, seed, catalog_version(session))
+            with _MAPS_LOCK:
+                kept = self._maps.get(key) if self._maps is not None else None
+            if kept is not None:
+                return kept
+            found = map_points(session, selection, cap=cap, seed=seed)
+        with _MAPS_LOCK:
+            if self._maps is None:
+                self._maps = {}
+            self._maps[key] = found
+            while len(self._maps) > MAPS_KEPT:
+                del self._maps[next(iter(self._maps))]
+        return found
 
     def _cache(self) -> NeighbourCache:
         if self._lookalikes is None:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
@@ -19,7 +21,14 @@ from catalog.db.models.family import ImageMetadata
 from catalog.db.models.images import Image
 from catalog.facts.metadata import any_metadata
 from catalog.select.counts import count_images, count_selected
-from catalog.select.filters import is_contiguous, selection_query, with_state
+from catalog.select.filters import (
+    dataset_id,
+    decision_filters,
+    is_contiguous,
+    resolve_labels,
+    selection_query,
+    with_state,
+)
 from catalog.select.ids import id_chunks, select_ids
 from catalog.selection import Selection
 
@@ -41,46 +50,84 @@ class Facets:
     more_values: dict[str, int] = field(default_factory=dict)  # key -> values not listed
 
 
-def _id_queries(session: Session, selection: Selection) -> Iterator[Any]:
-    """Queries of the selection's image ids (state joined), whole or a chunk at a time."""
+def _id_queries(
+    session: Session, selection: Selection, drawn: npt.NDArray[np.int64] | None
+) -> Iterator[Any]:
+    """Queries of the ids of the selection's images that have a decision (state
+    joined), whole or a chunk at a time."""
+    if is_contiguous(selection) and not (selection.where or selection.unlabeled):
+        # Read from image_state alone, which repeats where each decided image is and
+        # its source label (as counts do): no scan of the images.
+        state = ImageState
+        ds = dataset_id(session, selection.dataset)
+        if selection.original_labels:
+            label: Any = state.source_label
+        else:
+            label = func.coalesce(state.label, state.source_label)
+        query: Any = select(state.image_id).where(state.dataset_id == ds)
+        if selection.splits:
+            query = query.where(state.split.in_(selection.splits))
+        if selection.labels:
+            query = query.where(label.in_(resolve_labels(session, ds, selection.labels)))
+        if selection.index_range is not None:
+            start, stop = selection.index_range
+            query = query.where(state.index >= start, state.index < stop)
+        yield decision_filters(query, selection, state.image_id)
+        return
+    if is_contiguous(selection):
+        _, query = selection_query(session, selection)
+        yield query.with_only_columns(Image.id).where(ImageState.image_id.is_not(None))
+        return
+    assert drawn is not None
+    for chunk in id_chunks(drawn):
+        yield (
+            with_state(select(Image.id))
+            .where(Image.id.in_(chunk.tolist()))
+            .where(ImageState.image_id.is_not(None))
+        )
+
+
+def _all_ids(
+    session: Session, selection: Selection, drawn: npt.NDArray[np.int64] | None
+) -> Iterator[Any]:
+    """Queries of the ids of all the selection's images (for metadata), whole or chunked."""
     if is_contiguous(selection):
         _, query = selection_query(session, selection)
         yield query.with_only_columns(Image.id).order_by(None)
         return
-    for chunk in id_chunks(select_ids(session, selection)):
-        yield with_state(select(Image.id)).where(Image.id.in_(chunk.tolist()))
+    assert drawn is not None
+    for chunk in id_chunks(drawn):
+        yield select(Image.id).where(Image.id.in_(chunk.tolist()))
 
 
 def count_facets(session: Session, selection: Selection) -> Facets:
     """The :class:`Facets` of ``selection`` (its offset and limit apply)."""
-    splits = {str(k[0]): n for k, n in count_images(session, selection, ("split",))}
-    labels = {k[0]: n for k, n in count_images(session, selection, ("label",))}
+    # A sample (or a page of one) is drawn once and counted from its ids.
+    drawn = None if is_contiguous(selection) else select_ids(session, selection)
+    splits = {str(k[0]): n for k, n in count_images(session, selection, ("split",), ids=drawn)}
+    labels = {k[0]: n for k, n in count_images(session, selection, ("label",), ids=drawn)}
     total = sum(splits.values())
     tags: dict[str, int] = {}
     decided = relabelled = tagged = 0
     meta: dict[tuple[str, str], int] = {}
-    with_meta = any_metadata(session)
-    for ids in _id_queries(session, selection):
+    for ids in _id_queries(session, selection, drawn):
+        picked = ids.order_by(None).subquery()
         state = session.execute(
-            ids.with_only_columns(func.count(ImageState.image_id), func.count(ImageState.label))
+            select(func.count(), func.count(ImageState.label)).join(
+                picked, picked.c[0] == ImageState.image_id
+            )
         ).one()
         decided += int(state[0])
         relabelled += int(state[1])
-        picked = ids.where(ImageState.image_id.is_not(None))
-        tag_query = (
-            select(ImageTag.tag, func.count())
-            .where(ImageTag.image_id.in_(picked))
-            .group_by(ImageTag.tag)
-        )
+        in_picked = ImageTag.image_id.in_(select(picked.c[0]))
+        tag_query = select(ImageTag.tag, func.count()).where(in_picked).group_by(ImageTag.tag)
         for tag, n in session.execute(tag_query):
             tags[tag] = tags.get(tag, 0) + int(n)
         tagged += int(
-            session.scalar(
-                select(func.count(distinct(ImageTag.image_id))).where(ImageTag.image_id.in_(picked))
-            )
-            or 0
+            session.scalar(select(func.count(distinct(ImageTag.image_id))).where(in_picked)) or 0
         )
-        if with_meta:
+    if any_metadata(session):
+        for ids in _all_ids(session, selection, drawn):
             meta_query = (
                 select(ImageMetadata.key, ImageMetadata.value, func.count())
                 .where(ImageMetadata.image_id.in_(ids))
@@ -89,7 +136,7 @@ def count_facets(session: Session, selection: Selection) -> Facets:
             for key, value, n in session.execute(meta_query):
                 meta[(key, value)] = meta.get((key, value), 0) + int(n)
     excluded = 0
-    if selection.excluded == "omit":
+    if selection.excluded == "omit" and drawn is None:  # a sample leaves none out
         excluded = count_selected(session, replace(selection, excluded="only"))
     state_counts = {
         "relabelled": relabelled, "excluded": excluded, "tagged": tagged,

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from catalog.db.models.decisions import Decision
 from catalog.db.models.images import Image
 from catalog.select.filters import CURRENT_LABEL, with_state
 from catalog.select.ids import id_chunks, select_ids
@@ -51,16 +52,19 @@ def sample_ids(ids: npt.NDArray[np.int64], cap: int, seed: int) -> npt.NDArray[n
 def principal_plane(
     vectors: npt.NDArray[np.float32],
 ) -> tuple[npt.NDArray[np.float32], tuple[float, float]]:
-    """``vectors`` projected on their first two principal axes, and each axis's share."""
+    """``vectors`` projected on their first two principal axes, and each axis's share.
+
+    The axes are the top eigenvectors of the ``d x d`` covariance matrix (``eigh``): the
+    same plane as an SVD of the centred data, at a fraction of the work for ``n >> d``.
+    """
     if len(vectors) == 0:
         return np.zeros((0, 2), np.float32), (0.0, 0.0)
     centred = vectors.astype(np.float64) - vectors.mean(axis=0)
-    # The right singular vectors of the centred data are the principal axes.
-    _, values, axes = np.linalg.svd(centred, full_matrices=False)
+    values, axes = np.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+    top = axes[:, ::-1][:, :2]
     plane = np.zeros((len(vectors), 2), np.float64)
-    take = min(2, axes.shape[0])
-    plane[:, :take] = centred @ axes[:take].T
-    variance = values**2
+    plane[:, : top.shape[1]] = centred @ top
+    variance = np.clip(values[::-1], 0, None)
     share = variance[:2] / variance.sum() if variance.sum() > 0 else np.zeros(2)
     share = np.pad(share, (0, 2 - len(share)))
     return plane.astype(np.float32), (round(float(share[0]), 4), round(float(share[1]), 4))
@@ -75,6 +79,13 @@ def _scaled(plane: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     scaled: npt.NDArray[np.float32] = ((plane - low) / span).astype(np.float32)
     scaled[:, high <= low] = 0.5
     return scaled
+
+
+def catalog_version(session: Session) -> tuple[int, int]:
+    """(newest image id, newest decision id): a map drawn at one version holds at it."""
+    image = session.scalar(select(func.max(Image.id)))
+    decision = session.scalar(select(func.max(Decision.id)))
+    return int(image or 0), int(decision or 0)
 
 
 def map_points(
