@@ -128,7 +128,10 @@ def in_browser(url: str, base: str, shots: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
+    parser.add_argument(
+        "--mnist", type=Path,
+        default=Path(os.environ.get("MNIST_CATALOG_TEST_MNIST") or DEFAULT_MNIST),
+    )  # fmt: skip
     parser.add_argument("--screenshots", type=Path, default=HERE.parent / "docs")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--db", type=Path, help="reuse this catalog (MNIST + a stored audit)")
@@ -141,7 +144,7 @@ def main() -> None:
         db = args.db or Path(tmp) / "mnist.db"
         if args.db is None:
             started = time.perf_counter()
-            cli(db, "ingest", str(args.mnist), "--dataset", "mnist")
+            print(cli(db, "ingest", str(args.mnist), "--dataset", "mnist").splitlines()[0])
             print(f"ingest: {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
             cli(db, "audit")

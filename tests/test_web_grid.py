@@ -85,6 +85,9 @@ def test_facets_count_the_selection_and_each_narrows_it(
     assert client.get("/api/" + narrowed["relabelled"][1:]).json()["total"] == 1
     assert client.get("/api/" + narrowed["excluded"][1:]).json()["total"] == 1
     assert client.get("/api/" + narrowed["test"][1:]).json()["total"] == 99
+    keeping = client.get("/api/grid?dataset=digits&include-excluded=1").json()["facets"]
+    assert keeping["state"]["excluded"] == 1
+    assert keeping["split"] == {"test": 100, "train": 400}
 
 
 def test_grid_badges_show_decisions_and_suspects(

@@ -86,6 +86,13 @@ class BrowseMixin:
         with session_scope(self.engine) as session:
             return count_facets(session, selection)
 
+    def keep_selected(self, selection: Selection, ids: Sequence[int]) -> list[int]:
+        """Those of ``ids`` that ``selection`` holds, in their order."""
+        from catalog.select.facets import keep_selected
+
+        with session_scope(self.engine) as session:
+            return keep_selected(session, selection, ids)
+
     def rows_of(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> list[ImageRow]:
         """The rows of images by catalog id, in that order (unknown ids left out)."""
         import numpy as np

@@ -7,13 +7,13 @@ Plain filter selections are counted by grouped queries over their filters; a sam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db.models.decisions import ImageState, ImageTag
@@ -108,17 +108,20 @@ def count_facets(session: Session, selection: Selection) -> Facets:
     labels = {k[0]: n for k, n in count_images(session, selection, ("label",), ids=drawn)}
     total = sum(splits.values())
     tags: dict[str, int] = {}
-    decided = relabelled = tagged = 0
+    decided = relabelled = tagged = excluded = 0
     meta: dict[tuple[str, str], int] = {}
     for ids in _id_queries(session, selection, drawn):
         picked = ids.order_by(None).subquery()
         state = session.execute(
-            select(func.count(), func.count(ImageState.label)).join(
-                picked, picked.c[0] == ImageState.image_id
-            )
+            select(
+                func.count(),
+                func.count(ImageState.label),
+                func.count(case((ImageState.excluded.is_(True), 1))),
+            ).join(picked, picked.c[0] == ImageState.image_id)
         ).one()
         decided += int(state[0])
         relabelled += int(state[1])
+        excluded += int(state[2])  # excluded images the selection keeps (include, only)
         in_picked = ImageTag.image_id.in_(select(picked.c[0]))
         tag_query = select(ImageTag.tag, func.count()).where(in_picked).group_by(ImageTag.tag)
         for tag, n in session.execute(tag_query):
@@ -135,9 +138,8 @@ def count_facets(session: Session, selection: Selection) -> Facets:
             )
             for key, value, n in session.execute(meta_query):
                 meta[(key, value)] = meta.get((key, value), 0) + int(n)
-    excluded = 0
     if selection.excluded == "omit" and drawn is None:  # a sample leaves none out
-        excluded = count_selected(session, replace(selection, excluded="only"))
+        excluded += count_selected(session, replace(selection, excluded="only"))
     state_counts = {
         "relabelled": relabelled, "excluded": excluded, "tagged": tagged,
         "undecided": total - decided,
@@ -150,3 +152,21 @@ def count_facets(session: Session, selection: Selection) -> Facets:
         if len(values) > VALUES_SHOWN:
             more[key] = len(values) - VALUES_SHOWN
     return Facets(total, splits, labels, dict(sorted(tags.items())), state_counts, metadata, more)
+
+
+def keep_selected(session: Session, selection: Selection, ids: Sequence[int]) -> list[int]:
+    """Those of ``ids`` (a few, e.g. an audit's suspects) that ``selection`` holds, in
+    their order: the selection's filters on an ``IN`` list of them, not a read of all
+    its ids (a sample is drawn whole, then looked up)."""
+    if not is_contiguous(selection):
+        drawn = select_ids(session, selection)
+        return [int(i) for i in np.asarray(ids)[np.isin(ids, drawn)].tolist()]
+    _, query = selection_query(session, selection)
+    found: set[int] = set()
+    for chunk in id_chunks(np.asarray(ids, dtype=np.int64)):
+        found.update(
+            session.scalars(
+                query.with_only_columns(Image.id).where(Image.id.in_(chunk.tolist())).order_by(None)
+            )
+        )
+    return [i for i in ids if i in found]

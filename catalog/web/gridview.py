@@ -76,14 +76,15 @@ def image_state(row: ImageRow, suspects: Suspects) -> dict[str, Any]:
 
 def _ranked_ids(catalog: Catalog, selection: Selection, suspects: Suspects) -> list[int]:
     """The selection's suspects, highest score first, as catalog ids."""
-    chosen = catalog.selected(replace(selection, limit=None, offset=0)).ids()
-    dataset = catalog.rows_of(chosen[:1].tolist())[0].dataset if len(chosen) else None
+    if not suspects.by_image:
+        return []
+    datasets = {key[0] for key in suspects.by_image}
+    dataset = selection.dataset or (min(datasets) if len(datasets) == 1 else None)
     refs = suspects.ranked(dataset) if dataset else []
     if not refs:
         return []
-    ids = np.asarray(catalog.image_ids(refs, dataset=dataset), dtype=np.int64)
-    ranked: list[int] = ids[np.isin(ids, chosen)].tolist()
-    return ranked
+    ids = catalog.image_ids(refs, dataset=dataset)
+    return catalog.keep_selected(replace(selection, limit=None, offset=0), ids)
 
 
 def grid_rows(
