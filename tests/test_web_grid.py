@@ -112,7 +112,7 @@ def test_grid_badges_show_decisions_and_suspects(
 
 
 def test_sorts_by_index_seeded_random_and_suspect_score(
-    client: TestClient, web_sources: tuple[Path, AuditReport]
+    client: TestClient, web_catalog: Catalog, web_sources: tuple[Path, AuditReport]
 ) -> None:
     by_index = client.get("/api/grid?split=test&size=100").json()["images"]
     one = client.get("/api/grid?split=test&size=100&sort=random&seed=1").json()
@@ -124,6 +124,11 @@ def test_sorts_by_index_seeded_random_and_suspect_score(
     assert [im["id"] for im in one["images"]] != ids
     assert [im["id"] for im in one["images"]] != [im["id"] for im in other["images"]]
     assert one["total"] == 100
+    drawn = web_catalog.select(split="test", order="random", seed=1).ids().tolist()
+    assert [im["id"] for im in one["images"]] == drawn  # the library's own random order
+    pages = [client.get(f"/api/grid?split=test&size=30&page={n}&sort=random&seed=1").json()
+             for n in (1, 2, 3, 4)]  # fmt: skip
+    assert [im["id"] for p in pages for im in p["images"]] == drawn
     ranked = client.get("/api/grid?split=test&sort=suspect").json()
     scores = [im["suspect"]["score"] for im in ranked["images"]]
     test_suspects = {k: s for k, s in suspects_in(web_sources[1]).items() if k[0] == "test"}

@@ -86,6 +86,27 @@ class BrowseMixin:
         with session_scope(self.engine) as session:
             return count_facets(session, selection)
 
+    def selection_ids(self, selection: Selection) -> npt.NDArray[np.int64]:
+        """The ids of ``selection``, in its order; the last few are kept until an image or
+        a decision is added (a grid in random order pages through them)."""
+        from catalog.select.ids import select_ids
+        from catalog.similarity.projection import catalog_version
+
+        with session_scope(self.engine) as session:
+            key = ("ids", selection, catalog_version(session))
+            with _MAPS_LOCK:
+                kept = self._maps.get(key) if self._maps is not None else None
+            if kept is not None:
+                return kept  # type: ignore[return-value]
+            ids = select_ids(session, selection)
+        with _MAPS_LOCK:
+            if self._maps is None:
+                self._maps = {}
+            self._maps[key] = ids  # type: ignore[assignment]
+            while len(self._maps) > MAPS_KEPT:
+                del self._maps[next(iter(self._maps))]
+        return ids
+
     def keep_selected(self, selection: Selection, ids: Sequence[int]) -> list[int]:
         """Those of ``ids`` that ``selection`` holds, in their order."""
         from catalog.select.facets import keep_selected

@@ -99,6 +99,19 @@ def grid_rows(
         ranked = _ranked_ids(catalog, selection, suspects)
         shown = ranked[page.offset : page.offset + page.size]
         return len(ranked), catalog.rows_of(shown), shown
+    samplers = (selection.sample, selection.per_label, selection.per_group, selection.holdout_part)
+    if sort == "random" and all(value is None for value in samplers):
+        # The selection's ids are read once (and kept); each page is a slice of the
+        # seeded permutation select_ids draws for order=random: the same images.
+        ordered = catalog.selection_ids(
+            replace(selection, order="index", limit=None, offset=0, seed=0)
+        )
+        rng = np.random.Generator(np.random.PCG64(selection.seed))
+        mixed = ordered[rng.permutation(len(ordered))]
+        stop = None if selection.limit is None else selection.offset + selection.limit
+        mixed = mixed[selection.offset : stop]
+        shown = mixed[page.offset : page.offset + page.size].tolist()
+        return len(mixed), catalog.rows_of(shown), shown
     # The order never changes which images a selection holds: count them in index order.
     total = catalog.selected(replace(selection, order="index")).count()
     return total, catalog.selected(paged(selection, page)).rows(), None
