@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # numpy and the similarity index load on first use: not for a
 #: Maps a catalog object keeps (the newest), and the lock around them.
 MAPS_KEPT = 8
 _MAPS_LOCK = threading.Lock()
+_MAP_BUILD_LOCK = threading.Lock()
 
 
 class BrowseMixin:
@@ -36,7 +37,7 @@ class BrowseMixin:
 
     engine: Engine
     _lookalikes: NeighbourCache | None = None
-    _maps: dict[Any, MapPoints] | None = None
+    _maps: dict[Any, Any] | None = None  # maps and id lists, by what and catalog version
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
@@ -97,14 +98,10 @@ class BrowseMixin:
             with _MAPS_LOCK:
                 kept = self._maps.get(key) if self._maps is not None else None
             if kept is not None:
-                return kept  # type: ignore[return-value]
+                ids: npt.NDArray[np.int64] = kept
+                return ids
             ids = select_ids(session, selection)
-        with _MAPS_LOCK:
-            if self._maps is None:
-                self._maps = {}
-            self._maps[key] = ids  # type: ignore[assignment]
-            while len(self._maps) > MAPS_KEPT:
-                del self._maps[next(iter(self._maps))]
+        self._keep(key, ids)
         return ids
 
     def keep_selected(self, selection: Selection, ids: Sequence[int]) -> list[int]:
@@ -149,18 +146,36 @@ class BrowseMixin:
 
         with session_scope(self.engine) as session:
             key = (selection, cap, seed, catalog_version(session))
-            with _MAPS_LOCK:
-                kept = self._maps.get(key) if self._maps is not None else None
-            if kept is not None:
-                return kept
-            found = map_points(session, selection, cap=cap, seed=seed)
+            with _MAP_BUILD_LOCK:  # one map drawn at a time: a request waits for a warm-up
+                with _MAPS_LOCK:
+                    kept = self._maps.get(key) if self._maps is not None else None
+                if kept is not None:
+                    drawn: MapPoints = kept
+                    return drawn
+                found = map_points(session, selection, cap=cap, seed=seed)
+                self._keep(key, found)
+        return found
+
+    def warm_maps(self, datasets: list[str]) -> threading.Thread:
+        """Draw the map of each of ``datasets`` in a background thread (a large catalog's
+        first map reads every id and may embed the drawn images)."""
+        from catalog.selection import Selection
+
+        def build() -> None:
+            for name in datasets:
+                self.map_points(Selection(dataset=name))
+
+        thread = threading.Thread(target=build, name="map-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _keep(self, key: Any, value: Any) -> None:
         with _MAPS_LOCK:
             if self._maps is None:
                 self._maps = {}
-            self._maps[key] = found
+            self._maps[key] = value
             while len(self._maps) > MAPS_KEPT:
                 del self._maps[next(iter(self._maps))]
-        return found
 
     def _cache(self) -> NeighbourCache:
         if self._lookalikes is None:

@@ -69,12 +69,26 @@ def overview(request: Request) -> Response:
             "labels": labels, "label_names": {str(k): v for k, v in names.items()},
             "counts": table, "sources": summary.sources,
         })  # fmt: skip
+    _warm_maps(
+        request, [str(d["name"]) for d in datasets if int(str(d["total"])) > WARM_MAPS_ABOVE]
+    )
     latest = catalog.latest_audit(findings=False)
     audit = None
     if latest is not None:
         audit = {"run": latest.id, "generated_at": latest.report.generated_at,
                  "datasets": latest.report.datasets, "counts": latest.counts}  # fmt: skip
     return render(request, "overview.html", {"datasets": datasets, "audit": audit})
+
+
+#: Datasets larger than this have their map drawn in the background when the overview
+#: is first shown (reading a million ids takes seconds; the map page then answers at once).
+WARM_MAPS_ABOVE = 200_000
+
+
+def _warm_maps(request: Request, names: list[str]) -> None:
+    if names and not getattr(request.app.state, "maps_warming", False):
+        request.app.state.maps_warming = True
+        catalog_of(request).warm_maps(names)
 
 
 #: The count table's column of images published without a label.
