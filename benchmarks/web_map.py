@@ -114,9 +114,9 @@ def in_browser(url: str, base: str, shots: Path) -> None:
     with chromium(1280, 860) as driver:
         driver.get(url)
         driver.add_cookie({"name": "catalog_reviewer", "value": "ana", "path": "/"})
-        driver.get(f"{base}/grid?dataset=mnist&split=test&sort=suspect&include-excluded=1&size=120")
+        driver.get(f"{base}/grid?dataset=mnist&split=test&sort=suspect&include-excluded=1&size=40")
         time.sleep(0.5)
-        screenshot(driver, shots / "web-grid.png")
+        screenshot(driver, shots / "web-grid.png", width=1280)
         driver.get(f"{base}/map?dataset=mnist&split=test")
         time.sleep(0.5)
         screenshot(driver, shots / "web-map.png")
