@@ -272,3 +272,38 @@ def test_decision_sets_refuse_bad_requests_and_change_nothing(
     no_csrf = writer.post("/api/decide-set", json=good)
     assert no_csrf.status_code == 403
     assert web_catalog.decisions() == []
+
+
+HOSTILE = [
+    "/grid?sort=%00",
+    "/grid?sort=random&seed=-1",
+    "/grid?sort=random&seed=99999999999999999999999",
+    "/grid?ids=" + ",".join(["1"] * 1001),
+    "/grid?ids=1e9",
+    "/grid?ids=-1",
+    "/sprite.png?ids=x",
+    "/sprite.png?ids=1&split=test",
+    "/map?points=0",
+    "/map?points=100000",
+    "/map?color=purple",
+    "/map?split=nope",
+    "/map?seed=x",
+    "/audit?check=label-errors&page=0",
+    "/audit?check=label-errors&page=x",
+    "/review?undecided=maybe",
+    "/grid?page=100000",
+    "/image/digits/test/2147483647",
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE)
+def test_hostile_grid_map_and_audit_parameters_answer_4xx(client: TestClient, url: str) -> None:
+    for path in (url, "/api" + url if not url.startswith("/sprite") else url):
+        response = client.get(path)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+
+
+def test_ids_naming_no_image_show_an_empty_grid(client: TestClient) -> None:
+    for url in ("/api/grid?ids=", "/api/grid?ids=99999999999999999", "/api/grid?ids=2147483647"):
+        data = client.get(url).json()
+        assert data["images"] == []

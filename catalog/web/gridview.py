@@ -33,6 +33,8 @@ from catalog.web.render import render
 from catalog.web.suspects import Suspects, suspects_of
 
 SORTS = ("index", "random", "suspect")
+#: The largest catalog id (a 32-bit column on PostgreSQL).
+MAX_ID = 2**31 - 1
 #: The grid's own parameters besides the selection's.
 GRID_PARAMS = ("page", "size", "sort", "ids")
 
@@ -56,7 +58,8 @@ def parse_ids(params: Any) -> list[int] | None:
     if not all(t.strip().isdigit() and len(t.strip()) <= 18 for t in texts):
         msg = "Parameter ids is a comma-separated list of catalog ids (whole numbers)"
         raise ParameterError(msg)
-    return list(dict.fromkeys(int(t) for t in texts))
+    # Ids past the largest a catalog gives are no image: left out, not sent to SQL.
+    return list(dict.fromkeys(int(t) for t in texts if int(t) <= MAX_ID))
 
 
 def image_state(row: ImageRow, suspects: Suspects) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from catalog.api.handle import Catalog
 from catalog.similarity.projection import MAP_POINTS
-from catalog.web.params import parse_int, parse_selection, query_string
+from catalog.web.params import ParameterError, parse_int, parse_selection, query_string
 from catalog.web.render import is_api, render
 from catalog.web.suspects import suspects_of
 
@@ -30,7 +30,8 @@ def map_page(request: Request) -> Response:
     cap = parse_int(params, "points", MAP_POINTS, 1, MAP_POINTS)
     colour = params.get("color") or "label"
     if colour not in COLOURS:
-        colour = "label"
+        msg = f"Parameter color={colour[:40]!r}: expected label or score"
+        raise ParameterError(msg)
     catalog: Catalog = request.app.state.catalog
     found = catalog.map_points(selection, cap=cap, seed=selection.seed)
     scores = _scores(catalog, found.ids)
