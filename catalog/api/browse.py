@@ -7,7 +7,8 @@ script asks about single images: each method opens one read-only session.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -18,8 +19,17 @@ if TYPE_CHECKING:  # numpy and the similarity index load on first use: not for a
     import numpy.typing as npt
 
     from catalog.select.details import ImageDetails
+    from catalog.select.facets import Facets
     from catalog.select.records import ImageRow
+    from catalog.selection import Selection
     from catalog.similarity.lookalikes import Neighbour, NeighbourCache
+    from catalog.similarity.projection import MapPoints
+
+
+#: Maps a catalog object keeps (the newest), and the lock around them.
+MAPS_KEPT = 8
+_MAPS_LOCK = threading.Lock()
+_MAP_BUILD_LOCK = threading.Lock()
 
 
 class BrowseMixin:
@@ -27,6 +37,7 @@ class BrowseMixin:
 
     engine: Engine
     _lookalikes: NeighbourCache | None = None
+    _maps: dict[Any, Any] | None = None  # maps and id lists, by what and catalog version
 
     def image(
         self, split: str, index: int, *, dataset: str | None = None
@@ -67,6 +78,104 @@ class BrowseMixin:
     def warm_lookalikes(self, datasets: list[str]) -> threading.Thread:
         """Build the look-alike indexes of ``datasets`` in a background thread."""
         return self._cache().warm(datasets)
+
+    def facets(self, selection: Selection) -> Facets:
+        """How ``selection``'s images spread over split, label, tag, decision state and
+        each metadata key (see :mod:`catalog.select.facets`)."""
+        from catalog.select.facets import count_facets
+
+        with session_scope(self.engine) as session:
+            return count_facets(session, selection)
+
+    def selection_ids(self, selection: Selection) -> npt.NDArray[np.int64]:
+        """The ids of ``selection``, in its order; the last few are kept until an image or
+        a decision is added (a grid in random order pages through them)."""
+        from catalog.select.ids import select_ids
+        from catalog.similarity.projection import catalog_version
+
+        with session_scope(self.engine) as session:
+            key = ("ids", selection, catalog_version(session))
+            with _MAPS_LOCK:
+                kept = self._maps.get(key) if self._maps is not None else None
+            if kept is not None:
+                ids: npt.NDArray[np.int64] = kept
+                return ids
+            ids = select_ids(session, selection)
+        self._keep(key, ids)
+        return ids
+
+    def keep_selected(self, selection: Selection, ids: Sequence[int]) -> list[int]:
+        """Those of ``ids`` that ``selection`` holds, in their order."""
+        from catalog.select.facets import keep_selected
+
+        with session_scope(self.engine) as session:
+            return keep_selected(session, selection, ids)
+
+    def rows_of(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> list[ImageRow]:
+        """The rows of images by catalog id, in that order (unknown ids left out)."""
+        import numpy as np
+
+        from catalog.select.listings import rows_of_ids
+
+        with session_scope(self.engine) as session:
+            return list(rows_of_ids(session, np.asarray(ids, dtype=np.int64)))
+
+    def pixels_of(self, ids: Sequence[int] | npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The pixels of images by catalog id, in that order, as one ``(n, H, W)`` array."""
+        import numpy as np
+
+        from catalog.select.reads import pixels_of
+
+        with session_scope(self.engine) as session:
+            return pixels_of(session, np.asarray(ids, dtype=np.int64))
+
+    def image_ids(
+        self, refs: Sequence[tuple[str, int]], *, dataset: str | None = None
+    ) -> list[int]:
+        """The catalog ids of images ``(split, index)`` of ``dataset``, in that order."""
+        from catalog.curation.decisions import resolve
+
+        with session_scope(self.engine) as session:
+            return resolve(session, dataset, refs)
+
+    def map_points(self, selection: Selection, *, cap: int = 20_000, seed: int = 0) -> MapPoints:
+        """``selection``'s images on a 2-D map (their embeddings' principal plane), at most
+        ``cap`` of them (a seeded sample of a larger selection). The last few maps are
+        kept until an image or a decision is added."""
+        from catalog.similarity.projection import catalog_version, map_points
+
+        with session_scope(self.engine) as session:
+            key = (selection, cap, seed, catalog_version(session))
+            with _MAP_BUILD_LOCK:  # one map drawn at a time: a request waits for a warm-up
+                with _MAPS_LOCK:
+                    kept = self._maps.get(key) if self._maps is not None else None
+                if kept is not None:
+                    drawn: MapPoints = kept
+                    return drawn
+                found = map_points(session, selection, cap=cap, seed=seed)
+                self._keep(key, found)
+        return found
+
+    def warm_maps(self, datasets: list[str]) -> threading.Thread:
+        """Draw the map of each of ``datasets`` in a background thread (a large catalog's
+        first map reads every id and may embed the drawn images)."""
+        from catalog.selection import Selection
+
+        def build() -> None:
+            for name in datasets:
+                self.map_points(Selection(dataset=name))
+
+        thread = threading.Thread(target=build, name="map-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _keep(self, key: Any, value: Any) -> None:
+        with _MAPS_LOCK:
+            if self._maps is None:
+                self._maps = {}
+            self._maps[key] = value
+            while len(self._maps) > MAPS_KEPT:
+                del self._maps[next(iter(self._maps))]
 
     def _cache(self) -> NeighbourCache:
         if self._lookalikes is None:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from catalog.curation import decisions
 from catalog.curation import log as decision_log
+from catalog.curation import sets as decision_sets
 from catalog.curation.decisions import Change, Summary
 from catalog.curation.log import DecisionRecord
 from catalog.db.engine import session_scope
@@ -103,6 +104,33 @@ class CurationMixin:
             decisions.lock(session)
             change = decision_log.undo_change(session, decision, note)
             return decisions.record(session, [change], author=by)
+
+    def decide_set(
+        self, action: str, images: Sequence[str], *, dataset: str | None = None,
+        label: int | str | None = None, tag: str | None = None, note: str | None = None,
+        by: str | None = None,
+    ) -> Summary:  # fmt: skip
+        """Record ``action`` (tag, untag, exclude, include, relabel) on every image named,
+        as one decision set; ``Summary.set_id`` names it for :meth:`undo_set`.
+
+        Images that already are so are left out (``Summary.unchanged``); the rest land
+        all or nothing.
+        """
+        refs = [decisions.parse_ref(text) for text in _names(images)]
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            ids = decisions.resolve(session, dataset, refs)
+            changes = decision_sets.set_changes(
+                session, ids, action, label=label, tag=tag, note=note
+            )
+            return decisions.record(session, changes, author=by, as_set=True)
+
+    def undo_set(self, set_id: int, *, note: str | None = None, by: str | None = None) -> Summary:
+        """Revert every decision of decision set ``set_id`` (new decisions, one new set)."""
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            changes = decision_sets.undo_set_changes(session, set_id, note)
+            return decisions.record(session, changes, author=by, as_set=True)
 
     def apply(
         self, path: str | Path, *, dataset: str | None = None, by: str | None = None,

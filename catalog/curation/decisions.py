@@ -84,6 +84,7 @@ class Summary:
     first_id: int | None = None
     last_id: int | None = None
     dry_run: bool = False
+    set_id: int | None = None  # the decision set the batch was recorded as (if one)
 
     def describe(self) -> str:
         """One line: what changes."""
@@ -287,8 +288,12 @@ def record(
     *,
     author: str | None = None,
     dry_run: bool = False,
+    as_set: bool = False,
 ) -> Summary:
     """Record ``changes`` in order, all or nothing; returns what changed.
+
+    With ``as_set`` the recorded decisions form one decision set: they share a
+    ``set_id`` (the id of the set's first decision), and undoing the set reverts all.
 
     A change that would leave its image as it is (tagging a tagged image,
     relabelling to the current label) is counted as unchanged and not recorded.
@@ -301,6 +306,7 @@ def record(
     next_id = int(session.scalar(select(func.coalesce(func.max(Decision.id), 0))) or 0) + 1
     summary = Summary(dry_run=dry_run)
     rows: list[dict[str, object]] = []
+    set_id = next_id if as_set else None
     touched: set[int] = set()
     now = utcnow()
     counter = {"relabel": "relabelled", "exclude": "excluded", "include": "included",
@@ -319,11 +325,13 @@ def record(
                 "id": decision, "image_id": change.image_id, "action": change.action,
                 "label": change.label, "tag": change.tag, "note": change.note,
                 "author": change.author or who, "created_at": now, "undoes": change.undoes,
+                "set_id": set_id,
             }
         )  # fmt: skip
     summary.recorded = len(rows)
     if rows:
         summary.first_id, summary.last_id = next_id, next_id + len(rows) - 1
+        summary.set_id = set_id
     if dry_run or not rows:
         return summary
     connection = session.connection()

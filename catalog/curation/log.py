@@ -64,6 +64,7 @@ class DecisionRecord:
     at: datetime
     undoes: int | None
     original_label: int
+    set_id: int | None = None  # the decision set it belongs to (None: recorded alone)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,7 +77,7 @@ def _records(session: Session, where: Sequence[ColumnElement[bool]]) -> Iterator
         select(
             Decision.id, Dataset.name, Image.split, Image.index, Decision.action, Decision.label,
             Decision.tag, Decision.note, Decision.author, Decision.created_at, Decision.undoes,
-            Image.label.label("original"),
+            Image.label.label("original"), Decision.set_id,
         )
         .join(Image, Image.id == Decision.image_id)
         .join(Dataset, Dataset.id == Image.dataset_id)
@@ -85,7 +86,7 @@ def _records(session: Session, where: Sequence[ColumnElement[bool]]) -> Iterator
     )  # fmt: skip
     for row in session.execute(query):
         at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-        yield DecisionRecord(*row[:9], at, row.undoes, row.original)
+        yield DecisionRecord(*row[:9], at, row.undoes, row.original, row.set_id)
 
 
 def image_history(

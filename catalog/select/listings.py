@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -26,7 +28,16 @@ from catalog.selection import Selection
 
 def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
     """Stream the selected images as rows (no pixels), with their exported paths."""
-    ids = select_ids(session, selection)
+    yield from rows_of_ids(session, select_ids(session, selection), selection)
+
+
+def rows_of_ids(
+    session: Session, ids: npt.NDArray[np.int64], selection: Selection | None = None
+) -> Iterator[ImageRow]:
+    """The rows of images ``ids`` (catalog ids), in that order, with their state, tags,
+    metadata and exported paths; ids not in the catalog are left out. ``selection``
+    says which label to report (the current one unless it asks for the source's)."""
+    columns = state_columns(selection or Selection())
     sets: dict[int, LabelSet] = {}
     for chunk in id_chunks(ids):
         id_list = chunk.tolist()
@@ -38,7 +49,7 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
                     Image.id,
                     Image.split,
                     POSITION,
-                    *state_columns(selection),
+                    *columns,
                     Image.sha256,
                 )
             )
@@ -60,6 +71,8 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
         for image_id, path in session.execute(file_query):
             paths.setdefault(image_id, []).append(path)
         for image_id in id_list:
+            if image_id not in rows:
+                continue
             row = rows[image_id]
             if row.dataset_id not in sets:
                 sets[row.dataset_id] = label_set(session, row.dataset_id)

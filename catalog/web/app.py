@@ -26,6 +26,8 @@ from starlette.templating import Jinja2Templates
 from catalog.api.handle import Catalog
 from catalog.errors import CatalogError, DatasetNotFoundError, ImageNotFoundError
 from catalog.web import pages, review
+from catalog.web.decide_set import decide_set
+from catalog.web.mapview import map_page
 from catalog.web.params import query_string
 from catalog.web.render import error_response
 from catalog.web.security import Access, WriteRefused
@@ -121,6 +123,8 @@ def create_app(
         *twin("/audit", review.audit_page, "audit"),
         *twin("/review", review.review_page, "review"),
         Route("/api/decide", review.decide, methods=["POST"], name="decide"),
+        *twin("/map", map_page, "map"),
+        Route("/api/decide-set", decide_set, methods=["POST"], name="decide-set"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

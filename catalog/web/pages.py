@@ -10,7 +10,11 @@ from starlette.responses import Response
 from catalog.api.handle import Catalog
 from catalog.errors import ImageNotFoundError
 from catalog.select.records import ImageRow
+from catalog.selection import Selection
+from catalog.web import gridview
+from catalog.web.gridview import sprite_of_ids
 from catalog.web.params import (
+    PAGE_SIZE,
     check_names,
     paged,
     parse_int,
@@ -18,7 +22,7 @@ from catalog.web.params import (
     parse_selection,
     query_string,
 )
-from catalog.web.pngs import SPRITE_COLUMNS, png_bytes, sprite_bytes
+from catalog.web.pngs import png_bytes, sprite_bytes
 from catalog.web.render import render
 
 #: Thumbnails never change for a digest: cache them for a year.
@@ -65,12 +69,26 @@ def overview(request: Request) -> Response:
             "labels": labels, "label_names": {str(k): v for k, v in names.items()},
             "counts": table, "sources": summary.sources,
         })  # fmt: skip
+    _warm_maps(
+        request, [str(d["name"]) for d in datasets if int(str(d["total"])) > WARM_MAPS_ABOVE]
+    )
     latest = catalog.latest_audit(findings=False)
     audit = None
     if latest is not None:
         audit = {"run": latest.id, "generated_at": latest.report.generated_at,
                  "datasets": latest.report.datasets, "counts": latest.counts}  # fmt: skip
     return render(request, "overview.html", {"datasets": datasets, "audit": audit})
+
+
+#: Datasets larger than this have their map drawn in the background when the overview
+#: is first shown (reading a million ids takes seconds; the map page then answers at once).
+WARM_MAPS_ABOVE = 200_000
+
+
+def _warm_maps(request: Request, names: list[str]) -> None:
+    if names and not getattr(request.app.state, "maps_warming", False):
+        request.app.state.maps_warming = True
+        catalog_of(request).warm_maps(names)
 
 
 #: The count table's column of images published without a label.
@@ -81,35 +99,20 @@ def _key(label: int | None) -> str:
     return UNLABELED if label is None else str(label)
 
 
-def grid(request: Request) -> Response:
-    selection = parse_selection(request.query_params, extra=("page", "size"))
-    page = parse_page(request.query_params)
-    catalog = catalog_of(request)
-    total = catalog.selected(selection).count()
-    rows = catalog.selected(paged(selection, page)).rows()
-    pages = page.pages(total)
-    data = {
-        "selection": selection.to_json(), "total": total, "page": page.number,
-        "pages": pages, "size": page.size, "images": [image_json(row) for row in rows],
-    }  # fmt: skip
-    return render(
-        request, "grid.html", data, selection=selection, columns=SPRITE_COLUMNS,
-        sprite=f"/sprite.png?{query_string(selection, page=page.number, size=page.size)}",
-        prev=_page_url(selection, page.number - 1, page.size) if page.number > 1 else None,
-        next=_page_url(selection, page.number + 1, page.size) if page.number < pages else None,
-    )  # fmt: skip
-
-
-def _page_url(selection: Any, number: int, size: int) -> str:
-    return f"/grid?{query_string(selection, page=number, size=size)}"
+#: The grid (with its badges, facets and sorts) lives in :mod:`catalog.web.gridview`.
+grid = gridview.grid
 
 
 def sprite(request: Request) -> Response:
     """One PNG holding a grid page's digits, :data:`SPRITE_COLUMNS` to a row."""
+    headers = {"Cache-Control": "no-cache"}
+    if "ids" in request.query_params:  # a grid of chosen images (a map's box, a ranking)
+        check_names(request.query_params, ("ids",))
+        png = sprite_of_ids(catalog_of(request), request.query_params["ids"])
+        return Response(png, media_type="image/png", headers=headers)
     selection = parse_selection(request.query_params, extra=("page", "size"))
     page = parse_page(request.query_params)
     pixels, _ = catalog_of(request).selected(paged(selection, page)).arrays()
-    headers = {"Cache-Control": "no-cache"}
     return Response(sprite_bytes(pixels), media_type="image/png", headers=headers)
 
 
@@ -137,8 +140,32 @@ def image(request: Request) -> Response:
         "thumb": f"/thumb/{details.row.sha256}.png",
         "history": history_of(catalog, details.row),
         "neighbours": [{**image_json(n.row), "distance": n.distance} for n in found],
+        **around(catalog, details.row),
     }
     return render(request, "image.html", data)
+
+
+def around(catalog: Catalog, row: ImageRow) -> dict[str, str | None]:
+    """The image page's previous and next image (by index in its split, excluded
+    images included) and the grid page of its split that shows it."""
+    here = f"/image/{row.dataset}/{row.split}/"
+
+    def exists(index: int) -> bool:
+        if index < 0:
+            return False
+        probe = Selection(
+            dataset=row.dataset, splits=(row.split,), index_range=(index, index + 1),
+            excluded="include",
+        )  # fmt: skip
+        return catalog.selected(probe).count() > 0
+
+    whole = Selection(dataset=row.dataset, splits=(row.split,), index_range=(0, row.index))
+    before = catalog.selected(whole).count()  # images the split's grid shows before this one
+    return {
+        "prev": f"{here}{row.index - 1}" if exists(row.index - 1) else None,
+        "next": f"{here}{row.index + 1}" if exists(row.index + 1) else None,
+        "grid": f"/grid?{query_string(Selection(dataset=row.dataset, splits=(row.split,)), page=before // PAGE_SIZE + 1)}",
+    }
 
 
 def history_of(catalog: Catalog, row: ImageRow) -> list[dict[str, Any]]:

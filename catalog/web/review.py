@@ -21,8 +21,10 @@ from catalog.api.handle import Catalog
 from catalog.audit import CHECKS
 from catalog.audit.runs import StoredRun
 from catalog.errors import CatalogError, ImageNotFoundError, SelectionError
+from catalog.web.findings import page_findings
 from catalog.web.pages import MAX_INDEX, catalog_of, history_of, image_json
 from catalog.web.params import ParameterError, check_names, parse_int
+from catalog.web.progress import review_progress
 from catalog.web.render import render
 from catalog.web.security import Access, reviewer
 
@@ -50,7 +52,7 @@ def latest(catalog: Catalog, dataset: str | None, *, findings: bool = True) -> S
 
 
 def audit_page(request: Request) -> Response:
-    check_names(request.query_params, ("dataset", "limit"))
+    check_names(request.query_params, ("dataset", "limit", "check", "page"))
     limit = parse_int(request.query_params, "limit", FINDINGS_SHOWN, 0, MAX_FINDINGS)
     run = catalog_of(request).latest_audit(request.query_params.get("dataset"))
     if run is None:
@@ -64,6 +66,7 @@ def audit_page(request: Request) -> Response:
             "findings": [asdict(f) for f in found[:limit]],
             "summary": report.summary.get(check, {}),
         }
+    checks = page_findings(request.query_params, report, checks, limit)  # web/findings.py
     data = {
         "run": run.id, "recorded_at": run.recorded_at, "generated_at": report.generated_at,
         "datasets": report.datasets, "splits": report.splits, "counts": report.counts(),
@@ -84,7 +87,7 @@ def _rankings(run: StoredRun) -> dict[str, dict[str, list[dict[str, Any]]]]:
 
 def review_page(request: Request) -> Response:
     params = request.query_params
-    check_names(params, ("dataset", "split", "n"))
+    check_names(params, ("dataset", "split", "n", "undecided"))
     catalog = catalog_of(request)
     run = latest(catalog, params.get("dataset"), findings=False)
     rankings = _rankings(run)
@@ -101,6 +104,8 @@ def review_page(request: Request) -> Response:
     n = parse_int(params, "n", 1, 1, max(1, len(suspects)))
     if not suspects:
         return render(request, "review.html", {"run": run.id, "total": 0, "suspect": None})
+    progress = review_progress(catalog, dataset, split, suspects, n, params)  # web/progress.py
+    n = progress["n"]
     ref = suspects[n - 1]
     details = catalog.image_details(split, int(ref["index"]), dataset=dataset)
     found = catalog.lookalikes(details.row.id, dataset, NEIGHBOURS)
@@ -118,6 +123,7 @@ def review_page(request: Request) -> Response:
         "prev": f"{base}{n - 1}" if n > 1 else None,
         "next": f"{base}{n + 1}" if n < len(suspects) else None,
     }  # fmt: skip
+    data.update(progress=progress, prev=progress["prev"], next=progress["next"])
     return render(request, "review.html", data)
 
 

@@ -37,6 +37,7 @@ class Decision(Base):
     __table_args__ = (
         Index("ix_decisions_image_id_id", "image_id", "id"),
         Index("ix_decisions_created_at", "created_at"),
+        Index("ix_decisions_set_id", "set_id"),
     )
 
     # Ids are given in order under the decision lock, so id order is the order
@@ -50,6 +51,9 @@ class Decision(Base):
     author: Mapped[str] = mapped_column(String(64))  # who (--by)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     undoes: Mapped[int | None] = mapped_column(Integer)  # the decision this one reverts
+    # Decisions recorded together as one set (a grid selection) share the id of the
+    # set's first decision; None for a decision recorded on its own.
+    set_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ImageState(Base):
