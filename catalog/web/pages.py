@@ -11,6 +11,7 @@ from catalog.api.handle import Catalog
 from catalog.errors import ImageNotFoundError
 from catalog.select.records import ImageRow
 from catalog.web.params import (
+    ParameterError,
     check_names,
     paged,
     parse_int,
@@ -86,8 +87,11 @@ def grid(request: Request) -> Response:
     page = parse_page(request.query_params)
     catalog = catalog_of(request)
     total = catalog.selected(selection).count()
-    rows = catalog.selected(paged(selection, page)).rows()
     pages = page.pages(total)
+    if page.number > pages:  # a page past the end is a wrong URL, not an empty page
+        msg = f"No page {page.number}: the selection has {pages} page(s) of {page.size}"
+        raise ParameterError(msg)
+    rows = catalog.selected(paged(selection, page)).rows()
     data = {
         "selection": selection.to_json(), "total": total, "page": page.number,
         "pages": pages, "size": page.size, "images": [image_json(row) for row in rows],
