@@ -32,6 +32,7 @@ from catalog.errors import (
 )
 from catalog.web import pages, review
 from catalog.web.bodies import BodyTooLargeError
+from catalog.web.neighbours import neighbours
 from catalog.web.params import query_string
 from catalog.web.render import error_response
 from catalog.web.security import Access, WriteRefused
@@ -131,6 +132,7 @@ def create_app(
         Route("/sprite.png", pages.sprite, name="sprite"),
         Route("/thumb/{sha256}.png", pages.thumbnail, name="thumb"),
         *twin("/image/{dataset}/{split}/{index}", pages.image, "image"),
+        Route("/api/neighbours/{dataset}/{split}/{index}", neighbours, name="neighbours"),
         *twin("/exports", pages.exports, "exports"),
         *twin("/audit", review.audit_page, "audit"),
         *twin("/review", review.review_page, "review"),

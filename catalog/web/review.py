@@ -31,7 +31,8 @@ from catalog.errors import (
     SelectionError,
 )
 from catalog.web.bodies import json_object
-from catalog.web.pages import MAX_INDEX, catalog_of, history_of, image_json
+from catalog.web.neighbours import neighbours_of, neighbours_url
+from catalog.web.pages import MAX_INDEX, catalog_of, history_of
 from catalog.web.params import ParameterError, check_names, parse_int
 from catalog.web.render import render
 from catalog.web.security import Access, reviewer
@@ -123,7 +124,6 @@ def review_page(request: Request) -> Response:
         return render(request, "review.html", {"run": run.id, "total": 0, "suspect": None})
     ref = suspects[n - 1]
     details = catalog.image_details(split, int(ref["index"]), dataset=dataset)
-    found = catalog.lookalikes(details.row.id, dataset, NEIGHBOURS)
     base = f"/review?dataset={dataset}&split={split}&n="
     data = {
         "run": run.id, "dataset": dataset, "split": split, "splits": list(splits),
@@ -134,7 +134,8 @@ def review_page(request: Request) -> Response:
             "thumb": f"/thumb/{details.row.sha256}.png",
         },
         "history": history_of(catalog, details.row),
-        "neighbours": [{**image_json(x.row), "distance": x.distance} for x in found],
+        "neighbours": neighbours_of(catalog, details.row, NEIGHBOURS),  # None: they follow
+        "neighbours_url": neighbours_url(details.row, NEIGHBOURS),
         "prev": f"{base}{n - 1}" if n > 1 else None,
         "next": f"{base}{n + 1}" if n < len(suspects) else None,
     }  # fmt: skip
