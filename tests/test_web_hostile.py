@@ -11,8 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
