@@ -178,7 +178,8 @@ def test_serve_off_loopback_warns_and_keeps_the_host_check(db_url: str) -> None:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert server.stderr is not None and server.stdout is not None
+        assert server.stderr is not None
+        assert server.stdout is not None
         warning = server.stderr.readline()
         assert warning.startswith("Warning: listening on 0.0.0.0: anyone who reaches")
         assert "127.0.0.1, localhost, catalog.lan" in warning
