@@ -45,6 +45,9 @@ class NeighbourCache:
         self._started: set[str] = set()  # datasets being built in the background
 
     def index(self, dataset: str) -> NeighbourIndex:
+        built = self._indexes.get(dataset)  # no lock: another dataset may be building
+        if built is not None:
+            return built
         with self._lock:
             if dataset not in self._indexes:
                 self._indexes[dataset] = self._build(dataset)
