@@ -157,12 +157,23 @@ def first_image(client: httpx.Client) -> None:
     follow = "neighbours follow" in page.text
     print(f"first image page after start: {first * 1000:.0f} ms "
           f"({'neighbours follow' if follow else 'neighbours in the page'})")  # fmt: skip
-    ready = 0
-    while not client.get("/api/neighbours/mnist/test/1530").json()["ready"]:
-        ready += 1
+    during: dict[str, list[float]] = {"neighbours poll": [], "overview": [], "grid": []}
+    urls = {"neighbours poll": "/api/neighbours/mnist/test/1530", "overview": "/",
+            "grid": "/grid?split=test&label=3&size=500"}  # fmt: skip
+    while True:
+        for name, path in urls.items():
+            asked = time.perf_counter()
+            response = client.get(path)
+            during[name].append((time.perf_counter() - asked) * 1000)
+        if response.status_code == 200 and client.get(urls["neighbours poll"]).json()["ready"]:
+            break
         time.sleep(0.1)
     waited = time.perf_counter() - started
-    print(f"  its neighbours ready {waited:.1f} s after it was asked ({ready} polls)")
+    print(f"  its neighbours ready {waited:.1f} s after it was asked; while the index was "
+          "built, pages answered in (median / max):")  # fmt: skip
+    for name, times in during.items():
+        print(f"    {name}: {statistics.median(times):.0f} / {max(times):.0f} ms "
+              f"({len(times)} requests)")  # fmt: skip
     started = time.perf_counter()
     client.get("/image/mnist/test/1531").raise_for_status()
     print(f"second image page (index built): {(time.perf_counter() - started) * 1000:.0f} ms")
