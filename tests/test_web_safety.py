@@ -115,6 +115,17 @@ def test_the_review_page_carries_the_latest_decision_it_shows(
     (made,) = web_catalog.history(f"test:{index}")
     assert f'data-seen="{made.id}"' in client.get("/review?split=test&n=1").text
     assert client.get(f"/api/image/digits/test/{index}").json()["decision"] == made.id
+    (cell,) = client.get(f"/api/grid?split=test&index={index}:{index + 1}").json()["images"]
+    assert cell["decision"] == made.id  # a grid's decisions carry seen as well
+    neighbour = web_catalog.lookalikes(made_id_of(client, index), "digits", 1)[0].row
+    web_catalog.tag("odd", f"{neighbour.split}:{neighbour.index}", by="ada")
+    again = web_catalog.lookalikes(made_id_of(client, index), "digits", 1)[0].row
+    assert again.decision == web_catalog.history(f"{neighbour.split}:{neighbour.index}")[-1].id
+
+
+def made_id_of(client: TestClient, index: int) -> int:
+    image_id: int = client.get(f"/api/image/digits/test/{index}").json()["id"]
+    return image_id
 
 
 def test_token_cookies_are_named_after_the_port(web_catalog: Catalog) -> None:
@@ -249,18 +260,22 @@ def test_serve_help_names_the_extra() -> None:
 
 
 def test_the_first_image_page_answers_before_the_neighbour_index_is_built(
-    web_catalog: Catalog, access: Access
+    web_catalog: Catalog, access: Access, db_url: str
 ) -> None:
     with TestClient(create_app(web_catalog, access=access, hosts=HOSTS)) as client:
-        first = client.get("/api/image/digits/test/4?k=5").json()
-        assert first["neighbours"] is None  # not built yet: the page does not wait
-        assert first["neighbours_url"] == "/api/neighbours/digits/test/4?k=5"
-        assert "neighbours follow" in client.get("/image/digits/test/4").text
+        page = client.get("/image/digits/test/4?k=5").text  # the first: nothing built yet
+        assert "neighbours follow" in page
+        assert 'data-follow="/api/neighbours/digits/test/4?k=5"' in page
         deadline = time.monotonic() + 60
-        while not (answer := client.get(first["neighbours_url"]).json())["ready"]:
+        while not (answer := client.get("/api/neighbours/digits/test/4?k=5").json())["ready"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert len(answer["neighbours"]) == 5
-        assert all(n["id"] != first["id"] for n in answer["neighbours"])
         later = client.get("/api/image/digits/test/4?k=5").json()
         assert later["neighbours"] == answer["neighbours"]  # built: in the page at once
+        assert later["id"] not in [n["id"] for n in answer["neighbours"]]
+    with Catalog.open(db_url) as fresh:  # a server of its own: its index is not built
+        with TestClient(create_app(fresh, access=access, hosts=HOSTS)) as client:
+            first = client.get("/api/image/digits/test/4?k=5").json()
+        assert first["neighbours"] is None
+        assert first["neighbours_url"] == "/api/neighbours/digits/test/4?k=5"

@@ -38,7 +38,7 @@ def image_json(row: ImageRow) -> dict[str, Any]:
     """One image as the JSON API lists it, with the URLs of its page and thumbnail."""
     return {
         "id": row.id, "dataset": row.dataset, "split": row.split, "index": row.index,
-        "label": row.label, "sha256": row.sha256,
+        "label": row.label, "sha256": row.sha256, "decision": row.decision,  # for "seen"
         "url": f"/image/{row.dataset}/{row.split}/{row.index}",
         "thumb": f"/thumb/{row.sha256}.png",
     }  # fmt: skip
