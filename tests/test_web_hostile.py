@@ -57,14 +57,37 @@ def sha_of(client: TestClient) -> str:
     return sha
 
 
+#: Values for the path parameters of the app's routes.
+PATH_VALUES = {"dataset": "digits", "split": "test", "index": "4"}
+
+
+def _routes(client: TestClient, method: str) -> list[str]:
+    """One URL of every route of the app answering ``method``, read from the app itself
+    (so a route added later is swept too): path parameters filled in, static files by
+    one of theirs."""
+    from starlette.routing import Mount, Route
+
+    values = {**PATH_VALUES, "sha256": sha_of(client)}
+    urls = []
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, Mount) and method == "GET":
+            urls.append(f"{route.path}/catalog.js")
+        elif isinstance(route, Route) and method in (route.methods or ()):
+            urls.append(route.path.format(**{k: values[k] for k in route.param_convertors}))
+    return urls
+
+
 def routes(client: TestClient) -> list[str]:
-    """One URL of every GET route: pages, their JSON twins, images, static files."""
-    pages = ["/", "/grid?split=test", "/image/digits/test/4", "/exports", "/audit", "/review"]
-    twins = ["/api/overview", *(f"/api{p}" for p in pages[1:])]
-    return [
-        *pages, *twins, "/sprite.png?split=test", f"/thumb/{sha_of(client)}.png",
-        "/api/neighbours/digits/test/4", "/favicon.ico", "/static/catalog.js",
-    ]  # fmt: skip
+    """One URL of every GET route (pages first), with a query the grid needs."""
+    urls = _routes(client, "GET")
+    assert {"/", "/grid", "/image/digits/test/4", "/api/decide"} - set(urls) == {"/api/decide"}
+    return [url + ("?split=test" if url.endswith(("/grid", "/sprite.png")) else "") for url in urls]
+
+
+def post_routes(client: TestClient) -> list[str]:
+    urls = _routes(client, "POST")
+    assert "/api/decide" in urls
+    return urls
 
 
 #: Tokens a client may send: not ASCII, NUL, huge, empty, almost right.
@@ -195,10 +218,11 @@ def test_hostile_decision_bodies_never_500_and_record_nothing(
     client: TestClient, access: Access, web_catalog: Catalog
 ) -> None:
     headers = writer_headers(client, access)
-    for body in BODIES:
-        response = client.post("/api/decide", content=body, headers=headers)
-        assert 400 <= response.status_code < 500, (body[:60], response.status_code, response.text)
-        assert response.json()["error"], body[:60]
+    for url in post_routes(client):  # /api/decide and any other write
+        for body in BODIES:
+            response = client.post(url, content=body, headers=headers)
+            assert 400 <= response.status_code < 500, (url, body[:60], response.status_code)
+            assert response.json()["error"], (url, body[:60])
     assert web_catalog.decisions() == []
     deep = client.post("/api/decide", content=b"[" * 2000, headers=headers)
     assert deep.json()["error"] == "The request body is nested over 32 levels deep"
