@@ -82,3 +82,28 @@ def test_two_tabs_deciding_one_image_the_second_sees_409(
         ("relabel", int(suggested)), ("exclude", None),
         ("relabel", int(digits[0])), ("relabel", int(digits[1])),
     ]  # fmt: skip
+
+
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+def test_a_read_only_review_says_so_and_asks_for_no_token(
+    catalog: Catalog, web_sources: tuple[Path, AuditReport]
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from catalog.web.app import create_app
+    from catalog.web.security import Access
+    from catalog.web.server import ThreadedServer
+
+    build_web_catalog(catalog, *web_sources)
+    app = create_app(catalog, access=Access(read_only=True))
+    with ThreadedServer(app) as server, chromium() as driver:
+        driver.get(f"{server.url}/review?split=test&token=anything")
+        assert "token=" not in driver.current_url  # dropped; reading goes on
+        driver.find_element(By.TAG_NAME, "body").send_keys("x")
+        status = driver.find_element(By.ID, "status")
+        WebDriverWait(driver, 20).until(lambda _: status.text)
+        assert status.text == (
+            "Read only: this server was started with --read-only, nothing can be decided here."
+        )
+    assert catalog.decisions() == []
