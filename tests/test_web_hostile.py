@@ -232,6 +232,33 @@ def test_hostile_decision_bodies_never_500_and_record_nothing(
     assert good.status_code == 200, good.text  # the same client still writes
 
 
+def test_an_endless_chunked_body_is_cut_off_after_4_kb() -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from catalog.web.bodies import MAX_BODY, BodyTooLargeError, read_body
+
+    chunks = []
+
+    async def receive() -> dict[str, object]:  # no Content-Length, never ends
+        chunks.append(1024)
+        return {"type": "http.request", "body": b" " * 1024, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(BodyTooLargeError, match="Request body over 4096 bytes"):
+        asyncio.run(read_body(request))
+    assert sum(chunks) == MAX_BODY + 1024  # read no further than the first chunk over
+    declared = Request(
+        {"type": "http", "method": "POST", "headers": [(b"content-length", b"999999999")]},
+        receive,
+    )
+    chunks.clear()
+    with pytest.raises(BodyTooLargeError):
+        asyncio.run(read_body(declared))
+    assert chunks == []  # refused by its Content-Length, nothing read
+
+
 def test_a_real_server_answers_a_1_mb_request_line_414_and_headers_431() -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse

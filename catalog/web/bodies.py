@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.requests import Request
+
 from catalog.web.params import ParameterError
 
 #: Largest request body a decision may have.
@@ -51,6 +53,22 @@ def _bounded_int(text: str) -> int:
         msg = f"A number in the request body is over {MAX_DIGITS} digits"
         raise ParameterError(msg)
     return int(text)
+
+
+async def read_body(request: Request, max_bytes: int = MAX_BODY) -> bytes:
+    """The request body, read no further than ``max_bytes`` (a larger ``Content-Length``
+    is refused before reading; a chunked body is cut off as soon as it is over)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        msg = f"Request body over {max_bytes} bytes"
+        raise BodyTooLargeError(msg)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            msg = f"Request body over {max_bytes} bytes"
+            raise BodyTooLargeError(msg)
+    return bytes(body)
 
 
 def json_object(body: bytes, *, max_bytes: int = MAX_BODY) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from catalog.errors import (
     ImageNotFoundError,
     SelectionError,
 )
-from catalog.web.bodies import json_object
+from catalog.web.bodies import json_object, read_body
 from catalog.web.neighbours import neighbours_of, neighbours_url
 from catalog.web.pages import MAX_INDEX, catalog_of, history_of
 from catalog.web.params import ParameterError, check_names, parse_int
@@ -146,7 +146,7 @@ async def decide(request: Request) -> Response:
     """Record one review decision (POST, JSON body) and answer the image's new state."""
     access: Access = request.app.state.access
     access.check_write(request)
-    asked = json_object(await request.body())
+    asked = json_object(await read_body(request))
     by = reviewer(request, asked.get("by"))
     if by is None:
         msg = "Who decides? Give your name (the page asks once; scripts send 'by')"
