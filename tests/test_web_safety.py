@@ -239,7 +239,7 @@ def test_unknown_datasets_answer_404(client: TestClient) -> None:
 def test_a_page_past_the_end_answers_400_with_a_message(client: TestClient) -> None:
     response = client.get("/api/grid?split=test&size=60&page=100000")
     assert response.status_code == 400
-    assert response.json()["error"] == "No page 100000: the selection has 2 page(s) of 60"
+    assert response.json()["error"] == "Parameter page=100000 is past the last page, 2"
     assert client.get("/grid?split=test&page=100000").status_code == 400
     assert client.get("/api/grid?split=test&size=60&page=2").status_code == 200
 
