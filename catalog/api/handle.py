@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from catalog.api.browse import BrowseMixin
 from catalog.api.curation import CurationMixin, _names
 from catalog.api.selection import CatalogSelection
+from catalog.api.versions import VersionsMixin
 from catalog.db.engine import READ_ONLY_OPTION, session_scope
 from catalog.selection import Selection
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test
 __all__ = ["Catalog", "CatalogSelection"]
 
 
-class Catalog(BrowseMixin, CurationMixin):
+class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
     """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
 
     def __init__(self, engine: Engine) -> None:
@@ -259,6 +260,7 @@ class Catalog(BrowseMixin, CurationMixin):
         where: Mapping[str, object] | None = None,
         group_by: str | None = None,
         per_group: int | None = None,
+        version: str | None = None,
     ) -> CatalogSelection:
         """A selection of images; nothing is read until you ask for rows, arrays or files.
 
@@ -268,7 +270,8 @@ class Catalog(BrowseMixin, CurationMixin):
         ``labels`` are numbers or class names (``"Trouser"``); ``unlabeled``
         selects the images published without a label; ``where`` filters on
         per-image metadata (``{"writer": 123}``); ``per_group`` images of each
-        ``group_by`` value are drawn at random.
+        ``group_by`` value are drawn at random; ``version`` selects within a frozen
+        version, with its frozen labels.
         """
         splits = (split,) if isinstance(split, str) else tuple(split or ())
         label_tuple = (labels,) if isinstance(labels, int | str) else tuple(labels or ())
@@ -279,6 +282,7 @@ class Catalog(BrowseMixin, CurationMixin):
             tags=_names(tag), without_tags=_names(without_tag), relabelled=relabelled,
             excluded=excluded, original_labels=original_labels,
             unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
+            version=version,
         )  # fmt: skip
         return CatalogSelection(self.engine, selection)
 

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from catalog.db.engine import make_engine, session_scope
 from catalog.errors import MissingExtraError
-from catalog.select.filters import dataset_id
+from catalog.select.filters import selection_dataset
 from catalog.select.ids import select_ids
 from catalog.select.reads import iter_pixel_blocks, load_by_ids
 from catalog.selection import Selection
@@ -132,7 +132,7 @@ def to_hf(engine: Engine, selection: Selection) -> Any:
     images: list[dict[str, Any]] = []
     labels: list[int] = []
     with session_scope(engine) as session:
-        names = label_set(session, dataset_id(session, selection.dataset)).by_position()
+        names = label_set(session, selection_dataset(session, selection)).by_position()
         for block in iter_pixel_blocks(session, selection):
             images += [{"bytes": png, "path": None} for png in encode_pngs(block.pixels)]
             labels += block.labels.tolist()

@@ -43,8 +43,8 @@ if TYPE_CHECKING:  # a count of plain filters starts without numpy
 
 def count_left_out(session: Session, selection: Selection) -> int:
     """How many images the filters match that the selection leaves out as excluded."""
-    if selection.excluded != "omit":
-        return 0
+    if selection.excluded != "omit" or selection.version is not None:
+        return 0  # a version leaves nothing out: its images are fixed
     return count_selected(session, replace(selection, excluded="only"))
 
 
@@ -74,7 +74,7 @@ def count_images(
     counts: dict[tuple[Any, ...], int] = {}
     for chunk in id_chunks(ids):
         query = (
-            with_state(select(*columns, func.count()))
+            with_state(select(*columns, func.count()), selection)
             .where(Image.id.in_(chunk.tolist()))
             .group_by(*columns)
         )
@@ -99,8 +99,8 @@ def count_filtered(
 ) -> list[tuple[tuple[Any, ...], int]]:
     """Count a selection without sampling or limits, grouped by ``split`` and/or
     ``label``; ``[((group values...), count), ...]`` sorted by group, empty groups left out."""
-    if selection.where or selection.unlabeled:
-        # Metadata and unlabeled filters are not mirrored in image_state: count
+    if selection.where or selection.unlabeled or selection.version is not None:
+        # Metadata, unlabeled and version filters are not mirrored in image_state: count
         # the whole joined selection in one grouped query instead.
         _, joined = selection_query(session, selection)
         label = label_column(selection)

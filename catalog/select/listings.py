@@ -40,7 +40,8 @@ def iter_rows(session: Session, selection: Selection) -> Iterator[ImageRow]:
                     POSITION,
                     *state_columns(selection),
                     Image.sha256,
-                )
+                ),
+                selection,
             )
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))

@@ -55,7 +55,9 @@ def iter_pixel_blocks(
     if ids is None:
         ids = select_ids(session, selection)
     for part in id_chunks(ids, chunk):
-        query = with_state(select(*pixel_columns(selection))).where(Image.id.in_(part.tolist()))
+        query = with_state(select(*pixel_columns(selection)), selection).where(
+            Image.id.in_(part.tolist())
+        )
         by_id = {row[0]: row for rows in stream_rows(connection, query, chunk) for row in rows}
         yield block_of([by_id[i] for i in part.tolist()])
 

@@ -6,7 +6,7 @@ they are declared as, so SQLite catalogs are left as they are (rebuilding ``imag
 would copy every pixel); the models say so (``catalog.db.types.LABEL``).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-09
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

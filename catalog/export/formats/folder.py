@@ -40,6 +40,7 @@ from catalog.select.ids import choose
 from catalog.select.reads import iter_pixel_blocks
 from catalog.select.records import PixelBlock
 from catalog.selection import Selection
+from catalog.versions.freeze import version_stamp
 
 Pending = tuple[PixelBlock, list[str], list[Future[WriteOutcome]]]
 
@@ -105,7 +106,7 @@ def write_folder(
         # Pixels stream through a session of their own: the writes below commit chunk
         # by chunk, which would end the stream's cursor on PostgreSQL.
         reader = stack.enter_context(Session(session.get_bind()))
-        listing = Lists(root, options.lists)
+        listing = Lists(root, options.lists, version_stamp(session, selection))
         stack.callback(listing.abort)  # removes the temporary lists unless committed
         # One block in flight while the previous one is recorded.
         pending: Pending | None = None

@@ -1,0 +1,140 @@
+"""What changed between two versions, or between a version and the selection as it stands.
+
+Images are matched by place (split, index) in the versions' dataset. An image in B
+only is *added*, in A only *removed*; one in both with another label is *relabelled*
+(old -> new). An image whose pixels differ (a place re-ingested with other pixels) is
+another image: removed from A and added in B.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from catalog.errors import VersionError
+from catalog.selection import Selection
+from catalog.versions.content import CURRENT
+from catalog.versions.freeze import FrozenImage, get_version, selected_images, version_images
+
+
+@dataclass(frozen=True)
+class DiffImage:
+    """One image that changed: its place, pixels and label (the old one too, if relabelled)."""
+
+    split: str
+    index: int
+    sha256: str
+    label: int | None  # in B (added, relabelled) or in A (removed)
+    old_label: int | None = None  # relabelled: the label in A
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "split": self.split, "index": self.index, "sha256": self.sha256, "label": self.label,
+        }  # fmt: skip
+        return data
+
+
+@dataclass
+class VersionDiff:
+    """The images added, removed and relabelled from ``a`` to ``b``."""
+
+    a: str
+    b: str
+    dataset: str
+    counts: dict[str, dict[str, int]]  # side ("a", "b") -> images per split
+    added: list[DiffImage] = field(default_factory=list)
+    removed: list[DiffImage] = field(default_factory=list)
+    relabelled: list[DiffImage] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return not (self.added or self.removed or self.relabelled)
+
+    def by(self, kind: str, key: str) -> dict[str, int]:
+        """How many images of ``kind`` (added, removed, relabelled) per ``split`` or
+        ``label`` (the new label; a removed image's old one)."""
+        images: list[DiffImage] = getattr(self, kind)
+        found = Counter(
+            str(image.split if key == "split" else "" if image.label is None else image.label)
+            for image in images
+        )
+        return dict(sorted(found.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        kinds = ("added", "removed", "relabelled")
+        data: dict[str, Any] = {"a": self.a, "b": self.b, "dataset": self.dataset,
+                                "splits": self.counts}  # fmt: skip
+        for kind in kinds:
+            data[kind] = {
+                "count": len(getattr(self, kind)),
+                "by_split": self.by(kind, "split"),
+                "by_label": self.by(kind, "label"),
+            }
+        data["images"] = {
+            "added": [image.to_json() for image in self.added],
+            "removed": [image.to_json() for image in self.removed],
+            "relabelled": [
+                {**image.to_json(), "old_label": image.old_label} for image in self.relabelled
+            ],
+        }
+        return data
+
+
+def _side(session: Session, name: str, other: str) -> tuple[str, list[FrozenImage]]:
+    """The dataset and images of one side: a version, or ``current``: the other
+    side's version's selection as it stands now."""
+    if name != CURRENT:
+        row = get_version(session, name)
+        return row.dataset, version_images(session, row)
+    if other == CURRENT:
+        msg = "diff needs at least one version: both sides are 'current'"
+        raise VersionError(msg)
+    row = get_version(session, other)
+    recorded = dict(row.selection)
+    if recorded.get("version") is None:
+        recorded["dataset"] = row.dataset
+    selection = Selection.from_json(recorded)
+    return row.dataset, selected_images(session, selection)
+
+
+def diff_versions(session: Session, a: str, b: str) -> VersionDiff:
+    """The images added, removed and relabelled from ``a`` to ``b`` (version names,
+    or ``"current"`` for the other's selection as it stands now).
+
+    Raises
+    ------
+    VersionError
+        If a name is unknown, both are ``current``, or the versions are of two datasets.
+    """
+    dataset_a, images_a = _side(session, a, b)
+    dataset_b, images_b = _side(session, b, a)
+    if dataset_a != dataset_b:
+        msg = f"Versions {a!r} and {b!r} are of two datasets ({dataset_a}, {dataset_b})"
+        raise VersionError(msg)
+    counts = {
+        "a": dict(sorted(Counter(i.split for i in images_a).items())),
+        "b": dict(sorted(Counter(i.split for i in images_b).items())),
+    }
+    result = VersionDiff(a, b, dataset_a, counts)
+    before = {(i.split, i.index): i for i in images_a}
+    seen: set[tuple[str, int]] = set()
+    for image in images_b:
+        key = (image.split, image.index)
+        old = before.get(key)
+        if old is not None and old.sha256 == image.sha256:
+            seen.add(key)
+            if old.label != image.label:
+                result.relabelled.append(
+                    DiffImage(image.split, image.index, image.sha256, image.label, old.label)
+                )
+        else:
+            result.added.append(DiffImage(image.split, image.index, image.sha256, image.label))
+    result.removed = [
+        DiffImage(i.split, i.index, i.sha256, i.label)
+        for i in images_a
+        if (i.split, i.index) not in seen
+    ]
+    return result
