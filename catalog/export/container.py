@@ -171,6 +171,7 @@ class ContainerExport:
             key[0]: n
             for key, n in count_images(session, selection, ("split",), ids=self.chosen.ids)
         }  # before the export's row, which start_export commits
+        self.stamp = version_stamp(session, selection)  # (version, content id) or None
         self.record, self.total, self.names = start_export(
             session, self.chosen, self.root, "", image_format, output=output
         )
@@ -179,7 +180,6 @@ class ContainerExport:
         self.recorder = FileRecorder(session, self.record.id, self.root, output_file_format(output))
         self.files: list[AtomicFile] = []
         self.stack = ExitStack()
-        self.stamp = version_stamp(session, selection)  # (version, content id) or None
         self.manifest = Lists(self.root, (), self.stamp)
         self.tails = ManifestTails(session)
         self.stack.callback(self.manifest.abort)

@@ -25,7 +25,7 @@ from starlette.templating import Jinja2Templates
 
 from catalog.api.handle import Catalog
 from catalog.errors import CatalogError, DatasetNotFoundError, ImageNotFoundError
-from catalog.web import pages, review
+from catalog.web import pages, review, versions
 from catalog.web.params import query_string
 from catalog.web.render import error_response
 from catalog.web.security import Access, WriteRefused
@@ -118,6 +118,8 @@ def create_app(
         Route("/thumb/{sha256}.png", pages.thumbnail, name="thumb"),
         *twin("/image/{dataset}/{split}/{index}", pages.image, "image"),
         *twin("/exports", pages.exports, "exports"),
+        *twin("/versions", versions.versions_page, "versions"),
+        *twin("/versions/diff", versions.diff_page, "version-diff"),
         *twin("/audit", review.audit_page, "audit"),
         *twin("/review", review.review_page, "review"),
         Route("/api/decide", review.decide, methods=["POST"], name="decide"),
