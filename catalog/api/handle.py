@@ -168,19 +168,21 @@ class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
         progress: Callable[[str, int, int], None] | None = None,
         memory: int = 1 << 30,
         full: bool = False,
+        version: str | None = None,
     ) -> AuditReport:
         """Audit one dataset or all (see :mod:`catalog.audit`).
 
         ``progress(check, done, total)`` is called as each check advances; ``memory`` is the
         budget in bytes that sets how many images are read and worked on at a time;
-        ``full`` searches and fits from scratch instead of building on the last audit.
+        ``full`` searches and fits from scratch instead of building on the last audit;
+        ``version`` audits only that version's images, with its frozen labels.
         """
         from catalog.audit import CHECKS, audit
 
         with session_scope(self.engine) as session:
             return audit(
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
-                progress=progress, memory=memory, full=full,
+                progress=progress, memory=memory, full=full, version=version,
             )  # fmt: skip
 
     def identify(
@@ -190,6 +192,7 @@ class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
         against: str = "mnist",
         store: bool = True,
         progress: Callable[[int], None] | None = None,
+        version: str | None = None,
     ) -> IdentityResult:
         """Say which image of ``against`` each image of ``dataset`` is (see
         :func:`catalog.identity.identify`).
@@ -198,12 +201,17 @@ class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
         ``canonical_dataset``, ``canonical_split``, ``canonical_index``,
         ``max_error``), replacing what an earlier identify stored for them, so
         ``select(where={"canonical_split": "test"})`` and export manifests use it.
+        With ``version``, only that version's images (with its frozen labels).
         """
         from catalog.identity.as_metadata import store_identity
+        from catalog.identity.columns import version_columns
         from catalog.identity.match import identify_session
 
         with session_scope(self.engine, write=store) as session:
-            result = identify_session(session, dataset, against, progress)
+            images = None
+            if version is not None:
+                dataset, images = version_columns(session, dataset, version)
+            result = identify_session(session, dataset, against, progress, images=images)
             if store:
                 store_identity(session, result)
             return result

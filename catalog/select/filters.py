@@ -77,7 +77,7 @@ def selection_dataset(session: Session, selection: Selection) -> int:
         select(Version.dataset_id, Version.dataset).where(Version.name == selection.version)
     ).one_or_none()
     if row is None:
-        names = ", ".join(sorted(session.scalars(select(Version.name)))) or "none"
+        names = ", ".join(session.scalars(select(Version.name).order_by(Version.id))) or "none"
         msg = f"No version named {selection.version!r} in the catalog (versions: {names})"
         raise VersionError(msg)
     if selection.dataset is not None and selection.dataset != row.dataset:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from catalog.errors import VersionError
 
@@ -41,16 +42,17 @@ def check_version_name(name: str) -> str:
     return name
 
 
-def content_lines(dataset: str, rows: Iterable[tuple[str, int, str, int | None]]) -> bytes:
-    """The bytes the content id hashes, for ``(split, index, sha256, label)`` rows."""
+def content_lines(dataset: str, rows: Iterable[Sequence[Any]]) -> bytes:
+    """The bytes the content id hashes, for ``(split, index, sha256, label)`` rows (any
+    further fields are ignored)."""
     ordered = sorted(rows, key=lambda row: (row[0].encode(), row[1]))
     return "".join(
-        f"{dataset}\t{split}\t{index}\t{sha256}\t{'' if label is None else label}\n"
-        for split, index, sha256, label in ordered
+        f"{dataset}\t{row[0]}\t{row[1]}\t{row[2]}\t{'' if row[3] is None else row[3]}\n"
+        for row in ordered
     ).encode()
 
 
-def content_id(dataset: str, rows: Iterable[tuple[str, int, str, int | None]]) -> str:
+def content_id(dataset: str, rows: Iterable[Sequence[Any]]) -> str:
     """The content id of a version of ``dataset`` holding ``(split, index, sha256, label)``.
 
     >>> content_id("mnist", [("train", 0, "ab" * 32, 5)])[:12]

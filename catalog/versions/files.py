@@ -28,7 +28,6 @@ from catalog.db.models.versions import Version
 from catalog.errors import VersionError
 from catalog.versions.content import check_version_name, content_id
 from catalog.versions.freeze import (
-    FrozenImage,
     VersionInfo,
     check_free,
     get_version,
@@ -49,7 +48,7 @@ def write_version_file(session: Session, name: str, path: Path) -> int:
         "created_at": row.created_at.isoformat(), "label_names": row.label_names,
         "selection": row.selection,
     }  # fmt: skip
-    images = [[i.split, i.index, i.sha256, i.label] for i in version_images(session, row)]
+    images = [list(image) for image in version_images(session, row)]
     temp = path.with_name(f".{path.name}.part-{os.getpid()}")
     try:
         with temp.open("w", encoding="utf-8") as out:
@@ -144,9 +143,9 @@ def read_version_file(session: Session, path: Path) -> VersionInfo:
             )
             raise VersionError(msg)
         assert image_id is not None
-        images.append(FrozenImage(split, index, sha256, label, image_id, None))
+        images.append((split, index, image_id, sha256, label, None))
     version = Version(
-        name=name, dataset_id=ds, dataset=dataset, content_id=found,
+        name=name, dataset_id=ds, dataset=dataset, content_id=found,  # checked again
         label_names=header.get("label_names") or {}, selection=header.get("selection") or {},
         decision_id=None, note=header.get("note"), author=str(header.get("by") or ""),
         imported=True,
