@@ -25,6 +25,7 @@ from catalog.db.models.decisions import Decision, ImageState
 from catalog.db.models.exports import Export
 from catalog.db.models.images import Image
 from catalog.db.models.label_counts import LabelCount
+from catalog.db.models.versions import VersionImage
 from catalog.errors import DatasetNotFoundError, SelectionError
 from catalog.select.filters import (
     decision_filters,
@@ -32,6 +33,7 @@ from catalog.select.filters import (
     label_column,
     resolve_labels,
     selection_query,
+    version_key,
     with_state,
 )
 from catalog.selection import Selection
@@ -99,6 +101,8 @@ def count_filtered(
 ) -> list[tuple[tuple[Any, ...], int]]:
     """Count a selection without sampling or limits, grouped by ``split`` and/or
     ``label``; ``[((group values...), count), ...]`` sorted by group, empty groups left out."""
+    if reads_version(selection):
+        return count_version(session, selection, by)
     if selection.where or selection.unlabeled or selection.version is not None:
         # Metadata, unlabeled and version filters are not mirrored in image_state: count
         # the whole joined selection in one grouped query instead.
@@ -180,6 +184,39 @@ def decisions_since(session: Session, export: Export) -> int:
         Decision.image_id.in_(ids.with_only_columns(Image.id).order_by(None)),
     )
     return int(session.scalar(newer) or 0)
+
+
+def reads_version(selection: Selection) -> bool:
+    """Whether the selection's count is its version's rows alone: within a version, by
+    split, label and index range (no metadata, tag or source-label filter)."""
+    return selection.version is not None and not (
+        selection.where or selection.tags or selection.without_tags or selection.relabelled
+        or selection.original_labels
+    )  # fmt: skip
+
+
+def count_version(
+    session: Session, selection: Selection, by: Sequence[str] = ()
+) -> list[tuple[tuple[Any, ...], int]]:
+    """Count a selection within a version from the version's own rows (``version_images``,
+    no pixels), once :func:`selection_query` has checked its pixels are all there."""
+    ds, _ = selection_query(session, selection)  # checks the version, splits and pixels
+    vi = VersionImage
+    columns = [vi.split if key == "split" else vi.label for key in by]
+    query: Any = select(*columns, func.count()).where(
+        vi.version_id == version_key(str(selection.version))
+    )
+    if selection.splits:
+        query = query.where(vi.split.in_(selection.splits))
+    if selection.labels:
+        query = query.where(vi.label.in_(resolve_labels(session, ds, selection.labels)))
+    if selection.unlabeled:
+        query = query.where(vi.label.is_(None))
+    if selection.index_range is not None:
+        start, stop = selection.index_range
+        query = query.where(vi.index >= start, vi.index < stop)
+    found = [(tuple(row[:-1]), int(row[-1])) for row in session.execute(query.group_by(*columns))]
+    return sorted(((group, n) for group, n in found if n > 0), key=group_order)
 
 
 def reads_summary(selection: Selection) -> bool:

@@ -98,8 +98,17 @@ def version_key(name: str) -> ColumnElement[int]:
 
 def check_pinned(session: Session, selection: Selection, ds: int) -> None:
     """Refuse a version whose images (within the selection's split and index filters)
-    are no longer in the catalog with the pixels it froze, naming the first."""
+    are no longer in the catalog with the pixels it froze, naming the first.
+
+    Checked once per session and version (an export compiles its selection several
+    times); the join itself (:func:`with_state`) also matches pixels by digest, so an
+    image replaced after the check is left out, never read with other pixels.
+    """
     assert selection.version is not None
+    done: set[tuple[Any, ...]] = session.info.setdefault("catalog_pinned", set())
+    key = (selection.version, ds, selection.splits, selection.index_range)
+    if key in done:
+        return
     vi = VersionImage
     query = (
         select(vi.split, vi.index, vi.sha256, Image.sha256.label("now"))
@@ -124,6 +133,7 @@ def check_pinned(session: Session, selection: Selection, ds: int) -> None:
             "(replaced by ingest --replace): the version cannot give its pixels back"
         )
         raise VersionError(msg)
+    done.add(key)
 
 
 def selection_query(
@@ -201,6 +211,7 @@ def with_state(query: AnySelect, selection: Selection | None = None) -> AnySelec
                 vi.version_id == version_key(selection.version),
                 vi.split == Image.split,
                 vi.index == Image.index,
+                vi.sha256 == Image.sha256,
             ),
         )
     return query
