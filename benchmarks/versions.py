@@ -1,9 +1,9 @@
 """Versions on the real MNIST (70,000 images): freeze, diff, and export with --version.
 
-    python benchmarks/versions.py [--mnist DIR] [--db URL] [--repeat 3] [--jobs 2]
+    python benchmarks/versions.py [--mnist DIR] [--pg URL] [--repeat 3] [--jobs 2]
 
-Measured in one run on one catalog (SQLite in a temporary folder, or ``--db`` a
-PostgreSQL URL of an empty schema):
+Measured in one run on one catalog (SQLite in a temporary folder, or with ``--pg`` in
+a new schema of that PostgreSQL database, dropped at the end):
 
 - ``freeze``: ``Catalog.freeze("v1")`` of all 70,000 images (the read of their places,
   digests and labels, the content id, the bulk insert, the commit);
@@ -21,10 +21,13 @@ adds a join on ``version_images`` and a check that no pixel changed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +48,14 @@ def timed(work):  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
-    parser.add_argument("--db", default=None, help="catalog URL (default: a new SQLite file)")
+    parser.add_argument("--pg", default=None, help="PostgreSQL URL (default: a SQLite file)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp, pg_schema(args.pg) as url:
         root = Path(tmp)
-        with Catalog.open(args.db or root / "catalog.db") as catalog:
+        with Catalog.open(url or root / "catalog.db") as catalog:
             seconds, _ = timed(lambda: catalog.ingest(args.mnist, dataset="mnist"))
             print(f"ingest: {seconds:.2f} s ({catalog.engine.dialect.name})")
             seconds, v1 = timed(lambda: catalog.freeze("v1", note="as published"))
@@ -117,6 +121,31 @@ def main() -> None:
                 root / "after" / "mnist.npz"
             ).read_bytes()
             print(f"  same npz bytes: {same_bytes}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+@contextmanager
+def pg_schema(url: str | None) -> Iterator[str | None]:
+    """A URL of a new schema of the PostgreSQL database at ``url``, dropped afterwards."""
+    if url is None:
+        yield None
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    schema = f"bench_versions_{os.getpid()}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 if __name__ == "__main__":

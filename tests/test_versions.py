@@ -190,10 +190,12 @@ def test_two_catalogs_that_ingested_the_same_files_give_the_same_content_id(
 
 
 def test_a_version_refuses_an_image_whose_pixels_were_replaced(
-    digits: Catalog, tmp_path: Path, db_url: str
+    digits: Catalog, sources: Path, tmp_path: Path, db_url: str
 ) -> None:
     digits.freeze("v1")
     digits.freeze("tests", digits.select(split="test"))
+    digits.ingest(sources, dataset="digits", replace=True)  # new rows, the same pixels
+    assert len(digits.version("v1").export(tmp_path / "same", output="npz").files) == 1
     digits.ingest(write_sources(tmp_path / "new", changed=6), dataset="digits", replace=True)
     with pytest.raises(VersionError, match=re.escape("holds image train/6 with pixels")):
         digits.version("v1").export(tmp_path / "out", output="npz")

@@ -79,7 +79,8 @@ from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
 from catalog.db.models.images import Dataset, Image
 from catalog.db.types import bytewise
 from catalog.errors import SelectionError
-from catalog.select.filters import check_pinned, dataset_id, selection_dataset
+from catalog.select.filters import dataset_id, selection_dataset
+from catalog.select.versioned import check_pinned
 from catalog.selection import Selection
 
 __all__ = [

@@ -12,13 +12,8 @@ from sqlalchemy.orm import Session
 from catalog.db.models.images import Dataset, Image
 from catalog.identity.registry import LABEL
 from catalog.identity.signature import digests_from_hex
-from catalog.select.filters import (
-    POSITION,
-    check_pinned,
-    label_column,
-    selection_dataset,
-    with_state,
-)
+from catalog.select.filters import POSITION, label_column, selection_dataset, with_state
+from catalog.select.versioned import check_pinned
 from catalog.selection import Selection
 from catalog.sources import UNLABELED
 

@@ -33,9 +33,9 @@ from catalog.select.filters import (
     label_column,
     resolve_labels,
     selection_query,
-    version_key,
     with_state,
 )
+from catalog.select.versioned import version_key
 from catalog.selection import Selection
 
 if TYPE_CHECKING:  # a count of plain filters starts without numpy

@@ -22,6 +22,7 @@ from catalog.db.types import bytewise
 from catalog.errors import DatasetNotFoundError, SelectionError, VersionError
 from catalog.facts.label_sets import label_set
 from catalog.select.groups import filter_metadata
+from catalog.select.versioned import check_pinned, version_key
 from catalog.selection import Selection
 
 __all__ = [
@@ -89,51 +90,6 @@ def selection_dataset(session: Session, selection: Selection) -> int:
         )
         raise VersionError(msg)
     return int(row.dataset_id)
-
-
-def version_key(name: str) -> ColumnElement[int]:
-    """The id of version ``name``, as a subquery run once per statement."""
-    return select(Version.id).where(Version.name == name).scalar_subquery()
-
-
-def check_pinned(session: Session, selection: Selection, ds: int) -> None:
-    """Refuse a version whose images (within the selection's split and index filters)
-    are no longer in the catalog with the pixels it froze, naming the first.
-
-    Checked once per session and version (an export compiles its selection several
-    times); the join itself (:func:`with_state`) also matches pixels by digest, so an
-    image replaced after the check is left out, never read with other pixels.
-    """
-    assert selection.version is not None
-    done: set[tuple[Any, ...]] = session.info.setdefault("catalog_pinned", set())
-    key = (selection.version, ds, selection.splits, selection.index_range)
-    if key in done:
-        return
-    vi = VersionImage
-    query = (
-        select(vi.split, vi.index, vi.sha256, Image.sha256.label("now"))
-        .outerjoin(
-            Image, and_(Image.dataset_id == ds, Image.split == vi.split, Image.index == vi.index)
-        )
-        .where(vi.version_id == version_key(selection.version))
-        .where(or_(Image.id.is_(None), Image.sha256 != vi.sha256))
-    )
-    if selection.splits:
-        query = query.where(vi.split.in_(selection.splits))
-    if selection.index_range is not None:
-        start, stop = selection.index_range
-        query = query.where(vi.index >= start, vi.index < stop)
-    changed = session.execute(query.order_by(bytewise(vi.split), vi.index).limit(1)).first()
-    if changed is not None:
-        where = f"{changed.split}/{changed.index}"
-        found = "is gone" if changed.now is None else f"now has pixels {changed.now[:12]}"
-        msg = (
-            f"Version {selection.version!r} holds image {where} with pixels "
-            f"{changed.sha256[:12]}, but the catalog's image {where} {found} "
-            "(replaced by ingest --replace): the version cannot give its pixels back"
-        )
-        raise VersionError(msg)
-    done.add(key)
 
 
 def selection_query(

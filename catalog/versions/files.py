@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from catalog.db.models.images import Dataset, Image
 from catalog.db.models.versions import Version
 from catalog.errors import VersionError
+from catalog.select.versioned import sources_key
 from catalog.versions.content import check_version_name, content_id
 from catalog.versions.freeze import (
     VersionInfo,
@@ -148,7 +149,7 @@ def read_version_file(session: Session, path: Path) -> VersionInfo:
         name=name, dataset_id=ds, dataset=dataset, content_id=found,  # checked again
         label_names=header.get("label_names") or {}, selection=header.get("selection") or {},
         decision_id=None, note=header.get("note"), author=str(header.get("by") or ""),
-        imported=True,
+        imported=True, sources_key=sources_key(session, ds),
     )  # fmt: skip
     created = header.get("created_at")
     try:

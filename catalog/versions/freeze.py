@@ -33,6 +33,7 @@ from catalog.select.filters import (
     with_state,
 )
 from catalog.select.ids import id_chunks, select_ids
+from catalog.select.versioned import sources_key
 from catalog.selection import Selection
 from catalog.versions.content import check_version_name, content_id
 
@@ -196,7 +197,7 @@ def freeze_version(
         name=name, dataset_id=ds, dataset=dataset.name, content_id="", count=0, splits={},
         label_names={},
         selection=selection.to_json(), decision_id=latest_decision(session), note=note,
-        author=author or default_author(), imported=False,
+        author=author or default_author(), imported=False, sources_key=sources_key(session, ds),
     )  # fmt: skip
     session.add(version)
     session.flush()

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("author", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("imported", sa.Boolean(), nullable=False),
+        sa.Column("sources_key", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_versions")),
         sa.UniqueConstraint("name", name=op.f("uq_versions_name")),
     )

@@ -39,6 +39,9 @@ class Version(Base):
     author: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     imported: Mapped[bool] = mapped_column(default=False)  # read from a file, not frozen here
+    # The dataset's sources then (catalog.select.versioned.sources_key): while they are
+    # the same, no image can have changed, and reading the version checks no pixels.
+    sources_key: Mapped[str] = mapped_column(String(64))
 
 
 class VersionImage(Base):
