@@ -40,12 +40,17 @@ class VersionsMixin:
         """Freeze ``selection`` (default: the only dataset, as it stands) as version
         ``name``: its images, their labels now, who and when; never edited after.
         Returns the version, with its ``content_id``."""
+        from catalog.curation.decisions import default_author
+        from catalog.curation.log import latest_decision
         from catalog.versions.freeze import freeze_version
 
         if isinstance(selection, CatalogSelection):
             selection = selection.selection
         with session_scope(self.engine, write=True) as session:
-            return freeze_version(session, selection or Selection(), name, note=note, author=by)
+            return freeze_version(
+                session, selection or Selection(), name, note=note,
+                author=by or default_author(), decision_id=latest_decision(session),
+            )  # fmt: skip
 
     def versions(self) -> list[VersionInfo]:
         """Every version, oldest first."""

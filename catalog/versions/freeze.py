@@ -17,8 +17,6 @@ from typing import Any, TypeAlias, cast
 from sqlalchemy import Select, Table, insert, literal, select
 from sqlalchemy.orm import Session
 
-from catalog.curation.decisions import default_author
-from catalog.curation.log import latest_decision
 from catalog.db.bulk import bulk_inserter
 from catalog.db.models.images import Dataset, Image
 from catalog.db.models.versions import Version, VersionImage
@@ -177,9 +175,12 @@ def freeze_version(
     name: str,
     *,
     note: str | None = None,
-    author: str | None = None,
+    author: str,
+    decision_id: int | None,
 ) -> VersionInfo:
-    """Freeze the selection's images, with their labels now, as version ``name``.
+    """Freeze the selection's images, with their labels now, as version ``name``, by
+    ``author``; ``decision_id`` is the latest decision in the log (read in ``session``,
+    :func:`catalog.curation.log.latest_decision`: the position the version saw).
 
     A selection of filters alone is copied by one ``INSERT ... SELECT`` in the
     database; a sampled one by its ids, in one bulk insert.
@@ -196,8 +197,8 @@ def freeze_version(
     version = Version(
         name=name, dataset_id=ds, dataset=dataset.name, content_id="", count=0, splits={},
         label_names={},
-        selection=selection.to_json(), decision_id=latest_decision(session), note=note,
-        author=author or default_author(), imported=False, sources_key=sources_key(session, ds),
+        selection=selection.to_json(), decision_id=decision_id, note=note, author=author,
+        imported=False, sources_key=sources_key(session, ds),
     )  # fmt: skip
     session.add(version)
     session.flush()
