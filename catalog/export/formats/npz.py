@@ -5,6 +5,7 @@ holding ``x_<split>`` (uint8, ``(n, height, width)``) and ``y_<split>`` (uint8,
 ``(n,)``) for each split: ``x_train``, ``y_train``, ``x_test``, ``y_test`` for
 MNIST, what ``keras.datasets.mnist.load_data`` opens with ``numpy.load``.
 Images are in selection order; the manifest's ``path`` is ``<file>#x_<split>/<row>``.
+An export of a version adds ``version``: its name and content id, as text.
 
 A zip member is written in one go, and the selection may interleave splits, so
 each split's pixels stream into a temporary ``.npy`` file beside the export and

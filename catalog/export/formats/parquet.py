@@ -8,7 +8,8 @@ schema's ``huggingface`` metadata names the features (``Image`` and a
 ``ClassLabel`` with the dataset's class names), so
 ``datasets.load_dataset("parquet", data_files=...)`` gives images and named
 classes. Row groups hold :data:`ROW_GROUP` images, so a streaming reader holds
-one small group at a time. The manifest's ``path`` is ``<file>#<row>``.
+one small group at a time. The manifest's ``path`` is ``<file>#<row>``. An export of a
+version adds the schema metadata key ``mnist_catalog``: ``{"version", "content_id"}``.
 
 A file already there whose PNGs another deflate wrote (same pixels, other
 bytes) and whose other columns and metadata are equal is replaced without
