@@ -147,7 +147,9 @@ def test_diff_names_exactly_the_changed_images(digits: Catalog, db_url: str) -> 
     assert digits.diff("v2", "v2").same
 
 
-def test_versions_list_and_narrowing_within_a_version(digits: Catalog, db_url: str) -> None:
+def test_versions_list_and_narrowing_within_a_version(
+    digits: Catalog, db_url: str, tmp_path: Path
+) -> None:
     digits.freeze("v1", note="all forty", by="ada")
     digits.relabel("train:3", 7)
     code, out, _ = cli(db_url, "versions", "--json")
@@ -167,6 +169,17 @@ def test_versions_list_and_narrowing_within_a_version(digits: Catalog, db_url: s
     x, y = digits.version("v1").arrays()
     assert x.shape == (40, 28, 28)
     assert y[10 + 3] == 3
+    data = digits.version("v1").dataset()
+    assert len(data) == 40
+    assert data[13][1] == 3  # the frozen label
+    assert np.array_equal(data[13][0], x[13])
+    assert digits.select(version="v1", labels=3).dataset()[1][1] == 3
+    hf = digits.version("v1").to_hf()
+    assert hf.num_rows == 40
+    assert hf[13]["label"] == 3
+    sheet = tmp_path / "threes.png"
+    code, out, _ = cli(db_url, "sheet", "-o", str(sheet), "--version", "v1", "-l", "3")
+    assert (code, out) == (0, f"Wrote 4 digits to {sheet}\n")
     code, out, _ = cli(db_url, "query", "--version", "v1", "-s", "train", "-l", "3", "-f", "ids")
     assert code == 0
     assert len(out.split()) == 3
