@@ -65,6 +65,8 @@ def test_export_of_a_version_after_relabel_and_exclude_is_byte_identical(
     digits.exclude(["train:4", "test:0"], reason="smudged")
     assert digits.select().count() == 38  # the catalog moved on ...
     after = digits.version("v1").export(tmp_path / "after", output=output, jobs=1)
+    (record,) = [e for e in digits.exports() if e["id"] == before.export_id]
+    assert record["decisions_since"] == 0  # decisions do not change a version
     assert after.count == before.count == 40  # ... the version did not
     old, new = files_of(tmp_path / "before"), files_of(tmp_path / "after")
     assert old.keys() == new.keys()

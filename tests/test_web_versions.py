@@ -33,9 +33,12 @@ def client(catalog: Catalog, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_versions_page_lists_versions_and_its_twin(client: TestClient) -> None:
+    grid = client.get("/api/grid?version=v1&label=3").json()
+    assert grid["total"] == 2  # train:3 and train:13, by v1's frozen labels
+    assert 'name="version" value="v1"' in client.get("/grid?version=v1").text
     page = client.get("/versions")
     assert page.status_code == 200
-    assert "<b>v1</b>" in page.text
+    assert '<a href="/grid?version=v1"><b>v1</b></a>' in page.text
     assert "first" in page.text
     assert "train 20" in page.text
     assert '<a href="/versions">Versions</a>' in page.text

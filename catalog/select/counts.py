@@ -170,7 +170,10 @@ def _decided(
 
 def decisions_since(session: Session, export: Export) -> int:
     """Decisions recorded after ``export`` ran about images its selection matches
-    (excluded ones too): non-zero means the export is out of date."""
+    (excluded ones too): non-zero means the export is out of date. An export of a version
+    is never out of date: decisions since do not change a version."""
+    if export.selection.get("version") is not None:
+        return 0
     whole = replace(
         Selection.from_json(export.selection), excluded="include", sample=None,
         per_label=None, per_group=None, holdout_part=None, limit=None, offset=0, order="index",
