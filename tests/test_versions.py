@@ -233,6 +233,7 @@ def test_a_version_refuses_an_image_whose_pixels_were_replaced(
         (("diff", "v1", "nope"), "Error: No version named 'nope' in the catalog (versions: v1)\n"),
         (("export", "OUT", "--version", "nope"), "Error: No version named 'nope' in the catalog (versions: v1)\n"),
         (("versions", "export", "../x", "f.json"), "Error: Bad version name '../x': use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.', and not 'current'\n"),
+        (("freeze", "v2", "-l", "3", "--index", "0:1"), "Error: The selection holds no images: version 'v2' would be empty\n"),
         (("diff", "current", "current"), "Error: diff needs at least one version: both sides are 'current'\n"),
     ],
 )  # fmt: skip
