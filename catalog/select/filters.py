@@ -71,11 +71,12 @@ def dataset_id(session: Session, name: str | None) -> int:
 
 
 def selection_dataset(session: Session, selection: Selection) -> int:
-    """The id of the selection's dataset: a version's own, or :func:`dataset_id`'s."""
+    """The id of the selection's dataset: a version's own (by name: a dataset deleted and
+    ingested again is found, and its pixels checked), or :func:`dataset_id`'s."""
     if selection.version is None:
         return dataset_id(session, selection.dataset)
     row = session.execute(
-        select(Version.dataset_id, Version.dataset).where(Version.name == selection.version)
+        select(Version.dataset).where(Version.name == selection.version)
     ).one_or_none()
     if row is None:
         names = ", ".join(session.scalars(select(Version.name).order_by(Version.id))) or "none"
@@ -84,12 +85,11 @@ def selection_dataset(session: Session, selection: Selection) -> int:
     if selection.dataset is not None and selection.dataset != row.dataset:
         msg = f"Version {selection.version!r} is of dataset {row.dataset!r}, not {selection.dataset!r}"
         raise SelectionError(msg)
-    if session.get(Dataset, row.dataset_id) is None:
-        msg = (
-            f"Version {selection.version!r} is of dataset {row.dataset!r}, no longer in the catalog"
-        )
+    found = session.scalar(select(Dataset.id).where(Dataset.name == row.dataset))
+    if found is None:
+        msg = f"Version {selection.version!r} is of dataset {row.dataset!r}, not in the catalog"
         raise VersionError(msg)
-    return int(row.dataset_id)
+    return int(found)
 
 
 def selection_query(
