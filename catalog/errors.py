@@ -107,3 +107,7 @@ class EmptySourceError(SourceFormatError):
 
 class BackupError(CatalogError):
     """A backup could not be written where it was asked to, or not on this backend."""
+
+
+class VersionError(CatalogError):
+    """A version name that is bad, taken or unknown; a version that cannot be given back."""

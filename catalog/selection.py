@@ -44,6 +44,7 @@ class Selection:
     holdout_by: str | None = None  # metadata key of a group-disjoint split ...
     holdout: float | None = None  # ... holding out this fraction of the groups
     holdout_part: str | None = None  # "train" (the rest) or "val" (the held-out groups)
+    version: str | None = None  # within this frozen version, with its frozen labels
 
     def __post_init__(self) -> None:
         bad = [label for label in self.labels if isinstance(label, int) and label < 0]
@@ -78,6 +79,9 @@ class Selection:
             msg = f"Unknown order {self.order!r}: expected one of {', '.join(ORDERS)}"
             raise SelectionError(msg)
         self._check_family()
+        if self.version is not None and self.excluded == "only":
+            msg = "--excluded and --version cannot be combined: a version's images are fixed"
+            raise SelectionError(msg)
 
     def _check_family(self) -> None:
         if (self.per_group is None) != (self.group_by is None):

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from catalog.api.browse import BrowseMixin
 from catalog.api.curation import CurationMixin, _names
 from catalog.api.selection import CatalogSelection
+from catalog.api.versions import VersionsMixin
 from catalog.db.engine import READ_ONLY_OPTION, session_scope
 from catalog.selection import Selection
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test
 __all__ = ["Catalog", "CatalogSelection"]
 
 
-class Catalog(BrowseMixin, CurationMixin):
+class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
     """A catalog opened by path or SQLAlchemy URL, upgraded to the newest schema."""
 
     def __init__(self, engine: Engine) -> None:
@@ -167,19 +168,21 @@ class Catalog(BrowseMixin, CurationMixin):
         progress: Callable[[str, int, int], None] | None = None,
         memory: int = 1 << 30,
         full: bool = False,
+        version: str | None = None,
     ) -> AuditReport:
         """Audit one dataset or all (see :mod:`catalog.audit`).
 
         ``progress(check, done, total)`` is called as each check advances; ``memory`` is the
         budget in bytes that sets how many images are read and worked on at a time;
-        ``full`` searches and fits from scratch instead of building on the last audit.
+        ``full`` searches and fits from scratch instead of building on the last audit;
+        ``version`` audits only that version's images, with its frozen labels.
         """
         from catalog.audit import CHECKS, audit
 
         with session_scope(self.engine) as session:
             return audit(
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
-                progress=progress, memory=memory, full=full,
+                progress=progress, memory=memory, full=full, version=version,
             )  # fmt: skip
 
     def identify(
@@ -189,6 +192,7 @@ class Catalog(BrowseMixin, CurationMixin):
         against: str = "mnist",
         store: bool = True,
         progress: Callable[[int], None] | None = None,
+        version: str | None = None,
     ) -> IdentityResult:
         """Say which image of ``against`` each image of ``dataset`` is (see
         :func:`catalog.identity.identify`).
@@ -197,12 +201,17 @@ class Catalog(BrowseMixin, CurationMixin):
         ``canonical_dataset``, ``canonical_split``, ``canonical_index``,
         ``max_error``), replacing what an earlier identify stored for them, so
         ``select(where={"canonical_split": "test"})`` and export manifests use it.
+        With ``version``, only that version's images (with its frozen labels).
         """
         from catalog.identity.as_metadata import store_identity
+        from catalog.identity.columns import version_columns
         from catalog.identity.match import identify_session
 
         with session_scope(self.engine, write=store) as session:
-            result = identify_session(session, dataset, against, progress)
+            images = None
+            if version is not None:
+                dataset, images = version_columns(session, dataset, version)
+            result = identify_session(session, dataset, against, progress, images=images)
             if store:
                 store_identity(session, result)
             return result
@@ -259,6 +268,7 @@ class Catalog(BrowseMixin, CurationMixin):
         where: Mapping[str, object] | None = None,
         group_by: str | None = None,
         per_group: int | None = None,
+        version: str | None = None,
     ) -> CatalogSelection:
         """A selection of images; nothing is read until you ask for rows, arrays or files.
 
@@ -268,7 +278,8 @@ class Catalog(BrowseMixin, CurationMixin):
         ``labels`` are numbers or class names (``"Trouser"``); ``unlabeled``
         selects the images published without a label; ``where`` filters on
         per-image metadata (``{"writer": 123}``); ``per_group`` images of each
-        ``group_by`` value are drawn at random.
+        ``group_by`` value are drawn at random; ``version`` selects within a frozen
+        version, with its frozen labels.
         """
         splits = (split,) if isinstance(split, str) else tuple(split or ())
         label_tuple = (labels,) if isinstance(labels, int | str) else tuple(labels or ())
@@ -279,6 +290,7 @@ class Catalog(BrowseMixin, CurationMixin):
             tags=_names(tag), without_tags=_names(without_tag), relabelled=relabelled,
             excluded=excluded, original_labels=original_labels,
             unlabeled=unlabeled, where=pairs, group_by=group_by, per_group=per_group,
+            version=version,
         )  # fmt: skip
         return CatalogSelection(self.engine, selection)
 

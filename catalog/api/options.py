@@ -205,6 +205,8 @@ SELECTION_OPTIONS = (
                     show=_show_excluded_as("include")),
     SelectionOption("original_labels", "original_labels", "flag",
                     "Use the source's labels, not decisions.", default=False),
+    SelectionOption("version", "version", "text",
+                    "Only images of this frozen version, with its frozen labels.", metavar="NAME"),
 )  # fmt: skip
 
 OPTION_NAMES = frozenset(option.name for option in SELECTION_OPTIONS)

@@ -16,7 +16,7 @@ from catalog.curation.decisions import Change, Summary
 from catalog.db.engine import check_writable, session_scope
 from catalog.facts.label_sets import LabelSet, label_set
 from catalog.select.counts import count_images, count_left_out, count_selected
-from catalog.select.filters import dataset_id
+from catalog.select.filters import selection_dataset
 from catalog.selection import Selection
 
 if TYPE_CHECKING:  # Pillow and the writers are imported where used: not for a count
@@ -165,7 +165,7 @@ class CatalogSelection:
     def label_set(self) -> LabelSet:
         """The label set of the selection's dataset: numbers, names, ``parse``."""
         with session_scope(self.engine) as session:
-            return label_set(session, dataset_id(session, self.selection.dataset))
+            return label_set(session, selection_dataset(session, self.selection))
 
     def sheet(
         self, path: str | Path | None = None, *, cols: int = 20, scale: int = 2

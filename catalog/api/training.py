@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from catalog.db.engine import make_engine, session_scope
 from catalog.errors import MissingExtraError
-from catalog.select.filters import dataset_id
+from catalog.select.filters import selection_dataset
 from catalog.select.ids import select_ids
 from catalog.select.reads import iter_pixel_blocks, load_by_ids
 from catalog.selection import Selection
@@ -46,6 +46,8 @@ class SelectionDataset:
         Applied to each image (a uint8 ``(H, W)`` array, or a PIL image with ``pil``).
     pil
         Give images as PIL ``L`` images, as torchvision's MNIST does.
+    version
+        The version the ids were selected in: its frozen labels are the labels.
     """
 
     def __init__(
@@ -55,8 +57,10 @@ class SelectionDataset:
         transform: Transform | None = None,
         *,
         pil: bool = False,
+        version: str | None = None,
     ) -> None:
         self.url = url
+        self.version = version
         self.ids = ids
         self.transform = transform
         self.pil = pil
@@ -76,7 +80,7 @@ class SelectionDataset:
         """Several items in one query (DataLoader calls this for a batch)."""
         ids = self.ids[np.asarray(positions, dtype=np.intp)].tolist()
         with session_scope(self.connect()) as session:
-            block = load_by_ids(session, ids)
+            block = load_by_ids(session, ids, Selection(version=self.version))
         items = []
         for pixels, label in zip(block.pixels, block.labels.tolist(), strict=True):
             image: Any = pixels.copy()  # writable, as torch.from_numpy wants
@@ -115,7 +119,7 @@ def make_dataset(
     with session_scope(engine) as session:
         ids = select_ids(session, selection)
     url = engine.url.render_as_string(hide_password=False)
-    return SelectionDataset(url, ids, transform, pil=pil)
+    return SelectionDataset(url, ids, transform, pil=pil, version=selection.version)
 
 
 def to_hf(engine: Engine, selection: Selection) -> Any:
@@ -132,7 +136,7 @@ def to_hf(engine: Engine, selection: Selection) -> Any:
     images: list[dict[str, Any]] = []
     labels: list[int] = []
     with session_scope(engine) as session:
-        names = label_set(session, dataset_id(session, selection.dataset)).by_position()
+        names = label_set(session, selection_dataset(session, selection)).by_position()
         for block in iter_pixel_blocks(session, selection):
             images += [{"bytes": png, "path": None} for png in encode_pngs(block.pixels)]
             labels += block.labels.tolist()

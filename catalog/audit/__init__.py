@@ -79,7 +79,8 @@ from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
 from catalog.db.models.images import Dataset, Image
 from catalog.db.types import bytewise
 from catalog.errors import SelectionError
-from catalog.select.filters import dataset_id
+from catalog.select.filters import dataset_id, selection_dataset
+from catalog.select.versioned import check_pinned
 from catalog.selection import Selection
 
 __all__ = [
@@ -152,6 +153,7 @@ def audit(
     progress: Progress | None = None,
     memory: int = DEFAULT_MEMORY,
     full: bool = False,
+    version: str | None = None,
 ) -> AuditReport:
     """Run the ``checks`` on one dataset (or every dataset) and return the report.
 
@@ -176,12 +178,20 @@ def audit(
     full
         Search every image for near duplicates and fit the label model again, instead of
         building on what the last audit kept (which the new result then replaces).
+    version
+        Audit only this version's images, with the labels it froze (its dataset; refused
+        if a pixel it froze changed since).
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         msg = f"Unknown check {unknown[0]!r}: expected any of {', '.join(CHECKS)}"
         raise SelectionError(msg)
-    if dataset is not None:
+    if version is not None:
+        within = Selection(dataset=dataset, version=version)
+        ds = selection_dataset(session, within)
+        check_pinned(session, within, ds)
+        names = [session.scalar(select(Dataset.name).where(Dataset.id == ds))]
+    elif dataset is not None:
         names = [
             session.scalar(select(Dataset.name).where(Dataset.id == dataset_id(session, dataset)))
         ]
@@ -207,6 +217,7 @@ def audit(
             shared,
             memory,
             full,
+            version,
         )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]
@@ -222,6 +233,7 @@ def audit(
             shared,
             memory,
             full,
+            version,
         )
         findings, summary = REGISTRY[check](context)
         report.findings += findings

@@ -61,6 +61,7 @@ class AuditContext:
     shared: dict[str, Any] = field(default_factory=dict)
     memory: int = DEFAULT_MEMORY
     full: bool = False
+    version: str | None = None  # only this version's images, with its frozen labels
 
     @cached_property
     def data(self) -> DatasetImages:
@@ -79,7 +80,7 @@ class AuditContext:
 
     def _load(self, splits: tuple[str, ...]) -> DatasetImages:
         assert self.dataset is not None
-        data = load_images(self.session, self.dataset, splits)
+        data = load_images(self.session, self.dataset, splits, version=self.version)
         height, width = data.shape or (28, 28)
         data.chunk = chunk_for(self.memory, height, width)
         return data

@@ -28,8 +28,9 @@ from catalog.db.models.images import Image
 from catalog.db.types import bytewise
 from catalog.facts.label_sets import label_set
 from catalog.identity.signature import digests_from_hex_array
-from catalog.select.filters import CURRENT_LABEL, dataset_id, with_state
+from catalog.select.filters import dataset_id, label_column, with_state
 from catalog.select.reads import pixels_of
+from catalog.selection import Selection
 from catalog.sources import UNLABELED
 
 __all__ = [
@@ -101,6 +102,7 @@ class DatasetImages:
     label_numbers: tuple[int, ...] = ()  # the dataset's label set
     streamable: bool = True  # all images of the query, in order (not a subset)
     ink_work: InkWork | None = None  # how :attr:`ink` was had, once it was
+    version: str | None = None  # only this version's images, with its frozen labels
 
     def __post_init__(self) -> None:
         if len(self.original_labels) != len(self.ids):
@@ -163,6 +165,7 @@ class DatasetImages:
             self.sha256[keep], self.shapes[keep], self.session,
             None if self.pixels is None else self.pixels[keep], self.chunk, self.selected_splits,
             self.original_labels[keep], self.reviewed[keep], self.label_numbers, streamable=False,
+            version=self.version,
         )  # fmt: skip
 
     def refs(self, positions: Iterable[int]) -> list[ImageRef]:
@@ -201,7 +204,9 @@ class DatasetImages:
         """All images in order, by one streaming query (no id lists)."""
         assert self.session is not None
         assert self.shape is not None
-        statement, _ = _selected(self.session, self.name, self.selected_splits, Image.pixels)
+        statement, _ = _selected(
+            self.session, self.name, self.selected_splits, Image.pixels, version=self.version
+        )
         result = self.session.connection().execute(
             statement.execution_options(yield_per=self.chunk)
         )
@@ -223,13 +228,13 @@ class DatasetImages:
 
 
 def _selected(
-    session: Session, name: str, splits: Sequence[str], *columns: Any
+    session: Session, name: str, splits: Sequence[str], *columns: Any, version: str | None = None
 ) -> tuple[AnySelect, int]:
-    """The audit's one query: the images of ``splits``, their decision state joined, in
-    (split, index) order; and the dataset's id."""
+    """The audit's one query: the images of ``splits`` (of ``version`` only, if given),
+    their decision state joined, in (split, index) order; and the dataset's id."""
     ds = dataset_id(session, name)
     query: AnySelect = (
-        with_state(select(*columns))
+        with_state(select(*columns), Selection(version=version))
         .where(Image.dataset_id == ds)
         .order_by(bytewise(Image.split), Image.index)
     )
@@ -239,13 +244,20 @@ def _selected(
 
 
 def load_images(
-    session: Session, name: str, splits: Sequence[str], *, chunk: int = 4096
+    session: Session,
+    name: str,
+    splits: Sequence[str],
+    *,
+    chunk: int = 4096,
+    version: str | None = None,
 ) -> DatasetImages:
-    """Read one dataset's image metadata (all, or of ``splits``); pixels stay in the catalog."""
+    """Read one dataset's image metadata (all, or of ``splits``; of ``version`` only, with
+    its frozen labels, if given); pixels stay in the catalog."""
+    label = label_column(Selection(version=version))  # the current label, or the frozen one
     statement, ds = _selected(
         session, name, splits, Image.id, Image.split, Image.index,
-        func.coalesce(CURRENT_LABEL, UNLABELED), Image.sha256, Image.height, Image.width,
-        func.coalesce(Image.label, UNLABELED),
+        func.coalesce(label, UNLABELED), Image.sha256, Image.height, Image.width,
+        func.coalesce(Image.label, UNLABELED), version=version,
     )  # fmt: skip
     result = session.connection().execute(statement.execution_options(yield_per=_META_CHUNK))
     columns: list[list[npt.NDArray[Any]]] = [[] for _ in range(8)]
@@ -263,4 +275,5 @@ def load_images(
         shapes=np.stack([heights, widths], axis=1), session=session, chunk=chunk,
         selected_splits=tuple(splits), original_labels=originals,
         reviewed=np.isin(ids, reviewed_ids(session)), label_numbers=label_set(session, ds).numbers,
+        version=version,
     )  # fmt: skip

@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from catalog.cli import audit, browse, curation, dbcmd, export, identify, ingest, serve, sheet
+from catalog.cli import versions as version_commands
 from catalog.cli.options import DbOpt
 from catalog.cli.state import State
 from catalog.errors import CatalogError
@@ -92,6 +93,8 @@ db_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
+versions_app = typer.Typer(cls=CatalogGroup, rich_markup_mode=None)
+app.add_typer(versions_app, name="versions")
 
 
 DebugOpt = Annotated[
@@ -122,6 +125,11 @@ for command in (
 ):  # fmt: skip
     app.command()(command)
 app.command()(identify.identify)
+app.command()(version_commands.freeze)
+app.command()(version_commands.diff)
+versions_app.callback(invoke_without_command=True)(version_commands.versions)
+versions_app.command("export")(version_commands.export_version)
+versions_app.command("import")(version_commands.import_version)
 db_app.command("upgrade")(dbcmd.db_upgrade)
 db_app.command("current")(dbcmd.db_current)
 db_app.command("check")(dbcmd.db_check)

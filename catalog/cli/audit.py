@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.options import JsonOpt, MemoryOpt, SeedOpt, SplitOpt
+from catalog.cli.options import JsonOpt, MemoryOpt, SeedOpt, SplitOpt, VersionOpt
 from catalog.cli.output import echo_json, named_bars
 from catalog.cli.state import open_catalog
 
@@ -49,6 +49,7 @@ def audit(
             "instead of building on what the last audit kept.",
         ),
     ] = False,
+    version: VersionOpt = None,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
@@ -60,7 +61,7 @@ def audit(
     with named_bars("count", "elapsed") as on_progress:
         report = catalog.audit(
             dataset=dataset, splits=tuple(split or ()), checks=check or None, seed=seed,
-            progress=on_progress, memory=memory, full=full,
+            progress=on_progress, memory=memory, full=full, version=version,
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(catalog.audit_html(report), encoding="utf-8")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli.options import DatasetOpt, JsonOpt
+from catalog.cli.options import DatasetOpt, JsonOpt, VersionOpt
 from catalog.cli.output import echo_json, progress_bar
 from catalog.cli.state import open_catalog
 
@@ -25,6 +25,7 @@ def identify(
         bool, typer.Option("--images", help="With --json: every image's identity too.")
     ] = False,
     as_json: JsonOpt = False,
+    version: VersionOpt = None,
 ) -> None:
     """Say which reference image each image is: exact, lossy (with its error) or none.
 
@@ -33,9 +34,9 @@ def identify(
     `query --where canonical_split=test` selects by it, and export manifests carry it.
     """
     catalog = open_catalog(ctx)
-    total = catalog.select(dataset=dataset).count()
+    total = catalog.select(dataset=dataset, version=version).count()
     with progress_bar(f"Identifying against {against}", total) as advance:
-        result = catalog.identify(dataset, against=against, progress=advance)
+        result = catalog.identify(dataset, against=against, progress=advance, version=version)
     from catalog.identity.leaks import describe_leak, find_leakage
 
     leaks = find_leakage([result])

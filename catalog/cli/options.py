@@ -63,6 +63,7 @@ def _annotation(option: SelectionOption) -> Any:
 _BY_NAME = {option.name: option for option in SELECTION_OPTIONS}
 DatasetOpt = _annotation(_BY_NAME["dataset"])
 SplitOpt = _annotation(_BY_NAME["split"])
+VersionOpt = _annotation(_BY_NAME["version"])
 SeedOpt = Annotated[int, typer.Option("--seed", help=_BY_NAME["seed"].help, metavar="N")]
 
 

@@ -44,6 +44,7 @@ from catalog.select.ids import choose
 from catalog.select.reads import iter_pixel_blocks
 from catalog.select.records import PixelBlock
 from catalog.selection import Selection
+from catalog.versions.freeze import version_stamp
 
 #: Whether the file at the first path holds the same images as the one at the
 #: second (a format's own comparison, for files whose bytes differ).
@@ -170,6 +171,7 @@ class ContainerExport:
             key[0]: n
             for key, n in count_images(session, selection, ("split",), ids=self.chosen.ids)
         }  # before the export's row, which start_export commits
+        self.stamp = version_stamp(session, selection)  # (version, content id) or None
         self.record, self.total, self.names = start_export(
             session, self.chosen, self.root, "", image_format, output=output
         )
@@ -178,7 +180,7 @@ class ContainerExport:
         self.recorder = FileRecorder(session, self.record.id, self.root, output_file_format(output))
         self.files: list[AtomicFile] = []
         self.stack = ExitStack()
-        self.manifest = Lists(self.root, ())
+        self.manifest = Lists(self.root, (), self.stamp)
         self.tails = ManifestTails(session)
         self.stack.callback(self.manifest.abort)
         self.stack.callback(self._abort_files)
@@ -233,10 +235,11 @@ class ContainerExport:
         sha256 = block.sha256 if whole else [block.sha256[i] for i in picked]
         names = [self.names[ds] for ds in datasets]
         tails = self.tails.tails(datasets, labels, ids)
+        suffix = self.manifest.suffix
         self.manifest.add_lines(
             "".join(
                 f"{p},{d},{s},{i},{lb if lb >= 0 else ''},{h},{fh},{ol if ol >= 0 else ''},"
-                f"{dc or ''},{tail}\n"
+                f"{dc or ''},{tail}{suffix}\n"
                 for p, d, s, i, lb, h, fh, ol, dc, tail in zip(
                     paths, names, splits, indices, labels, sha256, digests, originals,
                     decisions, tails, strict=True,

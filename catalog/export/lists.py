@@ -3,7 +3,8 @@
 ``manifest.csv`` (``path,dataset,split,index,label,sha256,file_sha256,
 original_label,decision,name,metadata``: ``label`` is the current one,
 ``decision`` the latest decision about the image, empty for none, ``name`` the
-class name and ``metadata`` the per-image metadata as ``key=value;...``) is always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
+class name and ``metadata`` the per-image metadata as ``key=value;...``; an export of a
+version adds ``version,content_id``) is always written; the lists are any of ``caffe`` (``<split>.txt``: ``path label``),
 ``mxnet`` (``<split>.lst``: ``index<TAB>label<TAB>path``) and ``csv``
 (``<split>.csv``). They share one writer because they share one life: all are
 written under temporary names as the export goes and renamed into place
@@ -33,15 +34,19 @@ LISTS = ("caffe", "mxnet", "csv")
 class Lists:
     """Manifest and list files, written under temporary names, renamed at the end."""
 
-    def __init__(self, root: Path, kinds: Sequence[str]) -> None:
+    def __init__(
+        self, root: Path, kinds: Sequence[str], stamp: tuple[str, str] | None = None
+    ) -> None:
         self.root = root
+        #: ``,<version>,<content id>`` at the end of each line of a version's manifest.
+        self.suffix = "" if stamp is None else f",{stamp[0]},{stamp[1]}"
         self.kinds = kinds
         self.handles: list[TextIO] = []
         self.final: list[tuple[Path, Path]] = []
         self.manifest = self._open("manifest.csv")
         self.manifest.write(
             "path,dataset,split,index,label,sha256,file_sha256,original_label,decision,"
-            "name,metadata\n"
+            "name,metadata" + (",version,content_id" if stamp else "") + "\n"
         )
         self.per_split: dict[tuple[str, str], TextIO] = {}
 
@@ -71,7 +76,8 @@ class Lists:
         self.manifest.write(
             "".join(
                 f"{f.path},{f.dataset},{f.split},{f.split_index},{_label(f.label)},{f.sha256},"
-                f"{f.file_sha256},{_label(f.original_label)},{f.decision or ''},{tail}\n"
+                f"{f.file_sha256},{_label(f.original_label)},{f.decision or ''},{tail}"
+                f"{self.suffix}\n"
                 for f, tail in zip(files, tails, strict=True)
             )
         )

@@ -24,6 +24,7 @@ from catalog.errors import ExportError
 from catalog.export.file_rows import SKIPPED, WRITTEN, FileOutcome
 from catalog.select.counts import count_selected
 from catalog.select.ids import Chosen, select_ids
+from catalog.versions.freeze import version_stamp
 
 FILE_COLUMNS = ("export_id", "image_id", "path", "format", "size", "sha256", "written_at")
 
@@ -55,6 +56,9 @@ def start_export(
     }
     state = latest_decision(session)  # the decisions this export reflects
     recorded = selection.to_json()
+    stamp = version_stamp(session, selection)
+    if stamp is not None:
+        recorded["content_id"] = stamp[1]
     if selection.is_random:
         # The ids a sample picked, so the export can be repeated exactly even if
         # the sampler (or numpy's generator) ever changes.

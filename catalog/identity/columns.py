@@ -6,13 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.db.models.images import Dataset, Image
 from catalog.identity.registry import LABEL
 from catalog.identity.signature import digests_from_hex
-from catalog.select.filters import POSITION, with_state
+from catalog.select.filters import POSITION, label_column, selection_dataset, with_state
+from catalog.select.versioned import check_pinned
+from catalog.selection import Selection
+from catalog.sources import UNLABELED
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,15 @@ class ImageColumns:
     widths: npt.NDArray[np.int64]
 
 
-def image_columns(session: Session, ds: int) -> ImageColumns:
-    """The columns identify reads of every image of dataset ``ds``, in (split, index) order."""
+def image_columns(session: Session, ds: int, within: Selection | None = None) -> ImageColumns:
+    """The columns identify reads of every image of dataset ``ds`` (of ``within``'s version
+    only, with its frozen labels, if it names one), in (split, index) order."""
+    label = LABEL
+    if within is not None and within.version is not None:
+        label = func.coalesce(label_column(within), UNLABELED)
     rows = session.connection().execute(
-        with_state(select(Image.id, Image.split, POSITION, LABEL, Image.sha256, Image.height,
-                          Image.width))
+        with_state(select(Image.id, Image.split, POSITION, label, Image.sha256, Image.height,
+                          Image.width), within)
         .where(Image.dataset_id == ds)
         .order_by(Image.split, Image.index)
     ).all()  # fmt: skip
@@ -48,6 +55,17 @@ def image_columns(session: Session, ds: int) -> ImageColumns:
         np.asarray(columns[5], dtype=np.int64).reshape(n),
         np.asarray(columns[6], dtype=np.int64).reshape(n),
     )
+
+
+def version_columns(
+    session: Session, dataset: str | None, version: str
+) -> tuple[str, ImageColumns]:
+    """The name of ``version``'s dataset and the columns of its images (refused if a pixel
+    it froze changed since: :func:`catalog.select.filters.check_pinned`)."""
+    within = Selection(dataset=dataset, version=version)
+    ds = selection_dataset(session, within)
+    check_pinned(session, within, ds)
+    return dataset_name(session, ds), image_columns(session, ds, within)
 
 
 def dataset_name(session: Session, ds: int) -> str:

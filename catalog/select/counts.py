@@ -25,6 +25,7 @@ from catalog.db.models.decisions import Decision, ImageState
 from catalog.db.models.exports import Export, ExportedFile
 from catalog.db.models.images import Image
 from catalog.db.models.label_counts import LabelCount
+from catalog.db.models.versions import VersionImage
 from catalog.errors import DatasetNotFoundError, SelectionError
 from catalog.select.filters import (
     decision_filters,
@@ -34,6 +35,7 @@ from catalog.select.filters import (
     selection_query,
     with_state,
 )
+from catalog.select.versioned import version_key
 from catalog.selection import Selection
 
 if TYPE_CHECKING:  # a count of plain filters starts without numpy
@@ -43,8 +45,8 @@ if TYPE_CHECKING:  # a count of plain filters starts without numpy
 
 def count_left_out(session: Session, selection: Selection) -> int:
     """How many images the filters match that the selection leaves out as excluded."""
-    if selection.excluded != "omit":
-        return 0
+    if selection.excluded != "omit" or selection.version is not None:
+        return 0  # a version leaves nothing out: its images are fixed
     return count_selected(session, replace(selection, excluded="only"))
 
 
@@ -74,7 +76,7 @@ def count_images(
     counts: dict[tuple[Any, ...], int] = {}
     for chunk in id_chunks(ids):
         query = (
-            with_state(select(*columns, func.count()))
+            with_state(select(*columns, func.count()), selection)
             .where(Image.id.in_(chunk.tolist()))
             .group_by(*columns)
         )
@@ -99,8 +101,10 @@ def count_filtered(
 ) -> list[tuple[tuple[Any, ...], int]]:
     """Count a selection without sampling or limits, grouped by ``split`` and/or
     ``label``; ``[((group values...), count), ...]`` sorted by group, empty groups left out."""
-    if selection.where or selection.unlabeled:
-        # Metadata and unlabeled filters are not mirrored in image_state: count
+    if reads_version(selection):
+        return count_version(session, selection, by)
+    if selection.where or selection.unlabeled or selection.version is not None:
+        # Metadata, unlabeled and version filters are not mirrored in image_state: count
         # the whole joined selection in one grouped query instead.
         _, joined = selection_query(session, selection)
         label = label_column(selection)
@@ -172,8 +176,11 @@ def decisions_since(session: Session, export: Export) -> int:
     an image relabelled out of the selection is no longer matched, but its file,
     written under the old label, is now wrong. A container file (IDX, npz, a shard)
     records its first image only; for those, images the selection matches by their
-    source labels count too.
+    source labels count too. An export of a version is never out of date: decisions
+    since do not change a version.
     """
+    if export.selection.get("version") is not None:
+        return 0
     whole = replace(
         Selection.from_json(export.selection), excluded="include", sample=None,
         per_label=None, per_group=None, holdout_part=None, limit=None, offset=0, order="index",
@@ -192,6 +199,39 @@ def decisions_since(session: Session, export: Export) -> int:
         after, or_(*(Decision.image_id.in_(query) for query in held))
     )
     return int(session.scalar(newer) or 0)
+
+
+def reads_version(selection: Selection) -> bool:
+    """Whether the selection's count is its version's rows alone: within a version, by
+    split, label and index range (no metadata, tag or source-label filter)."""
+    return selection.version is not None and not (
+        selection.where or selection.tags or selection.without_tags or selection.relabelled
+        or selection.original_labels
+    )  # fmt: skip
+
+
+def count_version(
+    session: Session, selection: Selection, by: Sequence[str] = ()
+) -> list[tuple[tuple[Any, ...], int]]:
+    """Count a selection within a version from the version's own rows (``version_images``,
+    no pixels), once :func:`selection_query` has checked its pixels are all there."""
+    ds, _ = selection_query(session, selection)  # checks the version, splits and pixels
+    vi = VersionImage
+    columns = [vi.split if key == "split" else vi.label for key in by]
+    query: Any = select(*columns, func.count()).where(
+        vi.version_id == version_key(str(selection.version))
+    )
+    if selection.splits:
+        query = query.where(vi.split.in_(selection.splits))
+    if selection.labels:
+        query = query.where(vi.label.in_(resolve_labels(session, ds, selection.labels)))
+    if selection.unlabeled:
+        query = query.where(vi.label.is_(None))
+    if selection.index_range is not None:
+        start, stop = selection.index_range
+        query = query.where(vi.index >= start, vi.index < stop)
+    found = [(tuple(row[:-1]), int(row[-1])) for row in session.execute(query.group_by(*columns))]
+    return sorted(((group, n) for group, n in found if n > 0), key=group_order)
 
 
 def reads_summary(selection: Selection) -> bool:

@@ -51,7 +51,8 @@ def rows_of_ids(
                     POSITION,
                     *columns,
                     Image.sha256,
-                )
+                ),
+                selection,
             )
             .join(Dataset, Dataset.id == Image.dataset_id)
             .where(Image.id.in_(id_list))

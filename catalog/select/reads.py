@@ -55,7 +55,9 @@ def iter_pixel_blocks(
     if ids is None:
         ids = select_ids(session, selection)
     for part in id_chunks(ids, chunk):
-        query = with_state(select(*pixel_columns(selection))).where(Image.id.in_(part.tolist()))
+        query = with_state(select(*pixel_columns(selection)), selection).where(
+            Image.id.in_(part.tolist())
+        )
         by_id = {row[0]: row for rows in stream_rows(connection, query, chunk) for row in rows}
         yield block_of([by_id[i] for i in part.tolist()])
 
@@ -86,11 +88,14 @@ def load_arrays(
     )
 
 
-def load_by_ids(session: Session, ids: Sequence[int]) -> PixelBlock:
-    """The images with these ids, with pixels and current labels, in the order
-    given (ids may repeat)."""
+def load_by_ids(
+    session: Session, ids: Sequence[int], within: Selection | None = None
+) -> PixelBlock:
+    """The images with these ids, with pixels and current labels (those of ``within``'s
+    version, if it names one), in the order given (ids may repeat)."""
     wanted = list(ids)
-    query = with_state(select(*pixel_columns(Selection()))).where(Image.id.in_(set(wanted)))
+    within = within or Selection()
+    query = with_state(select(*pixel_columns(within)), within).where(Image.id.in_(set(wanted)))
     by_id = {row.id: row for row in session.connection().execute(query)}
     missing = [i for i in wanted if i not in by_id]
     if missing:

@@ -30,7 +30,7 @@ from catalog.errors import (
     ImageNotFoundError,
     StaleDecisionError,
 )
-from catalog.web import pages, review
+from catalog.web import pages, review, versions
 from catalog.web.bodies import BodyTooLargeError
 from catalog.web.decide_set import decide_set
 from catalog.web.mapview import map_page
@@ -136,6 +136,8 @@ def create_app(
         *twin("/image/{dataset}/{split}/{index}", pages.image, "image"),
         Route("/api/neighbours/{dataset}/{split}/{index}", neighbours, name="neighbours"),
         *twin("/exports", pages.exports, "exports"),
+        *twin("/versions", versions.versions_page, "versions"),
+        *twin("/versions/diff", versions.diff_page, "version-diff"),
         *twin("/audit", review.audit_page, "audit"),
         *twin("/review", review.review_page, "review"),
         Route("/api/decide", review.decide, methods=["POST"], name="decide"),

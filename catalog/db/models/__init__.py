@@ -18,4 +18,5 @@ from catalog.db.models import (  # noqa: F401  (registers every table on Base.me
     kept_states,
     label_counts,
     measures,
+    versions,
 )

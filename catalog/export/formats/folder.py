@@ -40,6 +40,7 @@ from catalog.select.ids import choose
 from catalog.select.reads import iter_pixel_blocks
 from catalog.select.records import PixelBlock
 from catalog.selection import Selection
+from catalog.versions.freeze import version_stamp
 
 Pending = tuple[PixelBlock, list[str], list[Future[WriteOutcome]]]
 
@@ -76,6 +77,7 @@ def write_folder(
     label_dir = label_folders(session, options.folder_names)
     root = prepare_root(out_dir, options.fsync)
     chosen = choose(session, selection)  # a sample's ids, drawn once for every use below
+    stamp = version_stamp(session, selection)  # read before start_export commits
     record, total, names = start_export(session, chosen, root, layout, fmt)
     if options.on_total is not None:
         options.on_total(total)
@@ -105,7 +107,7 @@ def write_folder(
         # Pixels stream through a session of their own: the writes below commit chunk
         # by chunk, which would end the stream's cursor on PostgreSQL.
         reader = stack.enter_context(Session(session.get_bind()))
-        listing = Lists(root, options.lists)
+        listing = Lists(root, options.lists, stamp)
         stack.callback(listing.abort)  # removes the temporary lists unless committed
         # One block in flight while the previous one is recorded.
         pending: Pending | None = None

@@ -5,6 +5,7 @@ holding ``x_<split>`` (uint8, ``(n, height, width)``) and ``y_<split>`` (uint8,
 ``(n,)``) for each split: ``x_train``, ``y_train``, ``x_test``, ``y_test`` for
 MNIST, what ``keras.datasets.mnist.load_data`` opens with ``numpy.load``.
 Images are in selection order; the manifest's ``path`` is ``<file>#x_<split>/<row>``.
+An export of a version adds ``version``: its name and content id, as text.
 
 A zip member is written in one go, and the selection may interleave splits, so
 each split's pixels stream into a temporary ``.npy`` file beside the export and
@@ -99,7 +100,7 @@ def write_npz(
                     [block.sha256[i] for i in rows.tolist()],
                 )  # fmt: skip
         if target is not None:
-            _zip(target.handle, spools)
+            _zip(target.handle, spools, export.stamp)
             target.images = sum(spool.written for spool in spools.values())
         return export.finish()
 
@@ -109,9 +110,14 @@ def _remove_all(spools: dict[str, Spool]) -> None:
         spool.remove()
 
 
-def _zip(handle: BinaryIO, spools: dict[str, Spool]) -> None:
+def _zip(handle: BinaryIO, spools: dict[str, Spool], stamp: tuple[str, str] | None) -> None:
     try:
         with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
+            if stamp is not None:  # ``version``: the version's name and content id, as text
+                buffer = io.BytesIO()
+                npy.write_array(buffer, np.array(stamp), allow_pickle=False)
+                with _member(zf, "version.npy") as member:
+                    member.write(buffer.getvalue())
             for split in sorted(spools):
                 spool = spools[split]
                 spool.handle.close()

@@ -8,7 +8,8 @@ schema's ``huggingface`` metadata names the features (``Image`` and a
 ``ClassLabel`` with the dataset's class names), so
 ``datasets.load_dataset("parquet", data_files=...)`` gives images and named
 classes. Row groups hold :data:`ROW_GROUP` images, so a streaming reader holds
-one small group at a time. The manifest's ``path`` is ``<file>#<row>``.
+one small group at a time. The manifest's ``path`` is ``<file>#<row>``. An export of a
+version adds the schema metadata key ``mnist_catalog``: ``{"version", "content_id"}``.
 
 A file already there whose PNGs another deflate wrote (same pixels, other
 bytes) and whose other columns and metadata are equal is replaced without
@@ -39,8 +40,9 @@ from catalog.export.pngs import encoded_blocks
 from catalog.export.pool import default_jobs
 from catalog.export.samepixels import same_pngs
 from catalog.facts.label_sets import label_set
-from catalog.select.filters import dataset_id
+from catalog.select.filters import selection_dataset
 from catalog.selection import Selection
+from catalog.versions.freeze import version_stamp
 
 #: Images per row group: about 250 KB of MNIST PNGs. (``datasets`` caps image
 #: sets at 100 rows a group, sized for photographs; 1,000 digits are smaller
@@ -96,8 +98,11 @@ def write_parquet(
     :class:`~catalog.export.formats.OutputWriter`)."""
     refuse_folder_options(options, "parquet")
     pa, pq = import_pyarrow()
-    labels = label_set(session, dataset_id(session, selection.dataset))
+    labels = label_set(session, selection_dataset(session, selection))
     metadata = {"huggingface": json.dumps(hf_features(labels.by_position()))}
+    stamp = version_stamp(session, selection)
+    if stamp is not None:  # the version this file holds, as the manifest names it
+        metadata["mnist_catalog"] = json.dumps({"version": stamp[0], "content_id": stamp[1]})
     schema = pa.schema(
         [
             ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),

@@ -5,7 +5,8 @@ Per split, ``OUT/<split>-000000.tar``, ``OUT/<split>-000001.tar`` ... of
 share a key, ``<split>_<index:06d>``: ``<key>.png`` (8-bit grayscale, exactly
 the catalog's pixels), ``<key>.cls`` (the label as decimal text) and
 ``<key>.json`` (``dataset``, ``split``, ``index``, ``label``, ``sha256`` of the
-pixels). An unlabeled image has no ``.cls`` and a null ``label``. ``manifest.csv`` is the index of which image is in which shard: its
+pixels; an export of a version adds ``version`` and ``content_id``). An unlabeled
+image has no ``.cls`` and a null ``label``. ``manifest.csv`` is the index of which image is in which shard: its
 ``path`` is ``<shard>#<key>``.
 
 The tar headers are POSIX ustar, built a block of members at a time
@@ -114,6 +115,11 @@ def write_webdataset(
         Background() as writer,
     ):
         shards: dict[str, Shards] = {}
+        # Version names are checked and content ids hex: no JSON escaping needed.
+        stamp = (
+            "" if export.stamp is None
+            else f', "version": "{export.stamp[0]}", "content_id": "{export.stamp[1]}"'
+        )  # fmt: skip
         for block, pngs, digests in encoded_blocks(export, options.jobs or default_jobs()):
             ids, indices, labels = block.ids.tolist(), block.indices.tolist(), block.labels.tolist()
             datasets = [export.names[ds] for ds in block.dataset_ids.tolist()]
@@ -135,7 +141,7 @@ def write_webdataset(
                         meta = (
                             f'{{"dataset": "{datasets[i]}", "split": "{split}", '
                             f'"index": {indices[i]}, "label": {label if label >= 0 else "null"}, '
-                            f'"sha256": "{block.sha256[i]}"}}'
+                            f'"sha256": "{block.sha256[i]}"{stamp}}}'
                         )
                         if label >= 0:  # an unlabeled image has no .cls
                             names += (f"{key}.png".encode(), f"{key}.cls".encode(),
