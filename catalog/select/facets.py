@@ -138,7 +138,8 @@ def count_facets(session: Session, selection: Selection) -> Facets:
             )
             for key, value, n in session.execute(meta_query):
                 meta[(key, value)] = meta.get((key, value), 0) + int(n)
-    if selection.excluded == "omit" and drawn is None:  # a sample leaves none out
+    # A sample leaves none out; a version holds its images whatever was decided since.
+    if selection.excluded == "omit" and drawn is None and selection.version is None:
         excluded += count_selected(session, replace(selection, excluded="only"))
     state_counts = {
         "relabelled": relabelled, "excluded": excluded, "tagged": tagged,

@@ -188,8 +188,8 @@ def narrow(selection: Selection, **extra: Any) -> str:
         selection = replace(selection, tags=tuple(dict.fromkeys((*selection.tags, extra["tag"]))))
     if extra.get("state") == "relabelled":
         selection = replace(selection, relabelled=True)
-    if extra.get("state") == "excluded":
-        selection = replace(selection, excluded="only")
+    if extra.get("state") == "excluded" and selection.version is None:
+        selection = replace(selection, excluded="only")  # a version holds its images
     if "where" in extra:
         key, value = extra["where"]
         kept = tuple(pair for pair in selection.where if pair[0] != key)
