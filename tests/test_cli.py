@@ -229,7 +229,7 @@ def test_sheet_says_how_many_excluded_digits_it_left_out(db_url: str, tmp_path: 
     assert run(db_url, "exclude", "train:0", "--reason", "smudge")[0] == 0
     code, out, err = run(db_url, "sheet", "-o", str(tmp_path / "s.png"))
     assert (code, out) == (0, f"Wrote 4 digits to {tmp_path / 's.png'}\n")
-    assert err == "Left out 1 excluded images (--include-excluded keeps them)\n"
+    assert err == "Left out 1 excluded image (--include-excluded keeps them)\n"
     code, out, err = run(db_url, "sheet", "-o", str(tmp_path / "s.png"), "--include-excluded")
     assert (code, out, err) == (0, f"Wrote 5 digits to {tmp_path / 's.png'}\n", "")
 

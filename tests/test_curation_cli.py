@@ -47,7 +47,7 @@ def test_relabel_exclude_tag_and_what_every_command_then_says(db_url: str) -> No
     code, out, err = run(db_url, "query", "--json", "--split", "train")
     rows = json.loads(out)
     assert [(r["index"], r["tags"]) for r in rows] == [(0, ["reviewed"]), (2, ["reviewed"])]
-    assert err == "Left out 1 excluded images (--include-excluded keeps them)\n"
+    assert err == "Left out 1 excluded image (--include-excluded keeps them)\n"
     assert json.loads(run(db_url, "count", "--json")[1]) == {"count": 4, "left_out": 1}
     assert run(db_url, "count", "--include-excluded")[1] == "5\n"
     assert run(db_url, "count", "--excluded")[1] == "1\n"

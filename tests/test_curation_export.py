@@ -78,7 +78,7 @@ def test_the_issue_session_on_real_mnist(mnist_catalog: Catalog, tmp_path: Path)
                               "--jobs", "1")  # fmt: skip
         assert code == 0, err
         assert said.startswith("Exported 9,999 images")
-        assert err.endswith("Left out 1 excluded images (--include-excluded keeps them)\n")
+        assert err.endswith("Left out 1 excluded image (--include-excluded keeps them)\n")
         assert (out / "test" / "001530_7.png").exists()
         assert not (out / "test" / "001530_8.png").exists()
         rows = manifest(out)

@@ -155,4 +155,7 @@ def write_rows(rows: Iterable[ImageRow], output: str) -> None:
 def say_left_out(n: int) -> None:
     """Tell stderr how many excluded images a command left out (nothing when none)."""
     if n:
-        typer.echo(f"Left out {n:,} excluded images (--include-excluded keeps them)", err=True)
+        typer.echo(
+            f"Left out {n:,} excluded image{'' if n == 1 else 's'} (--include-excluded keeps them)",
+            err=True,
+        )

@@ -56,12 +56,12 @@ def versions(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo("No versions yet: mnist-catalog freeze NAME [filters]")
         return
     for info in found:
-        splits = " ".join(f"{split}={n}" for split, n in info.splits.items())
+        splits = ", ".join(f"{split} {n:,}" for split, n in info.splits.items())
         note = f"  {info.note}" if info.note else ""
-        when = info.created_at.isoformat(timespec="seconds")
+        when = info.created_at.strftime("%Y-%m-%d %H:%M:%S")  # UTC, as history prints it
         typer.echo(
-            f"{info.name}  {info.content_id[:16]}  {info.dataset} {splits}  "
-            f"{info.author} {when}{note}"
+            f"{info.name}  {info.content_id[:16]}  {when}  {info.author}  "
+            f"{info.dataset}: {splits}{note}"
         )
 
 
