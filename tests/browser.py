@@ -6,6 +6,7 @@ Debian's ``chromium`` and ``chromium-driver`` are found on the ``PATH``;
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,17 @@ def missing() -> str | None:
         if shutil.which(name) is None:
             return f"{name} is not on PATH (Debian: apt-get install chromium chromium-driver)"
     return None
+
+
+def required() -> str | None:
+    """:func:`missing`, except that where a browser was promised
+    (``MNIST_CATALOG_REQUIRE_BROWSER=1``, as CI sets it) its absence fails the module."""
+    reason = missing()
+    if reason and os.environ.get("MNIST_CATALOG_REQUIRE_BROWSER") == "1":
+        import pytest
+
+        pytest.fail(reason, pytrace=False)
+    return reason
 
 
 @contextmanager

@@ -192,3 +192,42 @@ def old_recipe(mnist_arrays: Arrays, tmp_path_factory: pytest.TempPathFactory) -
         "train": (x[:1400], train_y), "val": (x[50_000:50_300], y[50_000:50_300]),
         "test": (test_x, test_y),
     })  # fmt: skip
+
+
+# The web view's tests share one small audited catalog (tests/web_fixtures.py); the
+# audit runs once per session, each test's catalog records its report.
+
+
+@pytest.fixture(scope="session")
+def web_sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    from web_fixtures import audit_sources, write_sources
+
+    folder = write_sources(tmp_path_factory.mktemp("web") / "src")
+    return folder, audit_sources(folder)
+
+
+@pytest.fixture
+def web_catalog(catalog: Catalog, web_sources: tuple[Path, object]) -> Catalog:
+    from web_fixtures import build_web_catalog
+
+    folder, report = web_sources
+    return build_web_catalog(catalog, folder, report)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def access() -> object:
+    from catalog.web.security import Access
+
+    return Access()
+
+
+@pytest.fixture
+def client(web_catalog: Catalog, access: object) -> Iterator[object]:
+    """A Starlette test client on the web view of ``web_catalog`` (host ``testserver``)."""
+    from starlette.testclient import TestClient
+
+    from catalog.web.app import create_app
+
+    app = create_app(web_catalog, access=access, hosts=("testserver",))  # type: ignore[arg-type]
+    with TestClient(app) as opened:
+        yield opened

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,36 +12,13 @@ pytest.importorskip("jinja2")
 pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient
-from web_fixtures import PLANTED, audit_sources, build_web_catalog, write_sources
+from web_fixtures import PLANTED
 
 from catalog import Catalog
-from catalog.audit import AuditReport
 from catalog.web.app import create_app
 from catalog.web.security import Access
 
 HOSTS = ("testserver",)
-
-
-@pytest.fixture(scope="session")
-def web_sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AuditReport]:
-    folder = write_sources(tmp_path_factory.mktemp("web") / "src")
-    return folder, audit_sources(folder)
-
-
-@pytest.fixture
-def web_catalog(catalog: Catalog, web_sources: tuple[Path, AuditReport]) -> Catalog:
-    return build_web_catalog(catalog, *web_sources)
-
-
-@pytest.fixture
-def access() -> Access:
-    return Access()
-
-
-@pytest.fixture
-def client(web_catalog: Catalog, access: Access) -> Iterator[TestClient]:
-    with TestClient(create_app(web_catalog, access=access, hosts=HOSTS)) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -4,27 +4,18 @@ Then two quick keys apply in order (the queue), in the page and in the catalog."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from browser import chromium, missing
-from web_fixtures import audit_sources, build_web_catalog, write_sources
+from browser import chromium, required
+from web_fixtures import build_web_catalog
 
 from catalog import Catalog
 from catalog.audit import AuditReport
 
 pytestmark = pytest.mark.slow
 
-REASON = missing()
-if REASON and os.environ.get("MNIST_CATALOG_REQUIRE_BROWSER") == "1":  # CI installs Chromium
-    pytest.fail(REASON, pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def web_sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AuditReport]:
-    folder = write_sources(tmp_path_factory.mktemp("web") / "src")
-    return folder, audit_sources(folder)
+REASON = required()  # None, a reason to skip, or a failure where CI promised a browser
 
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")

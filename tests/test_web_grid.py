@@ -5,7 +5,6 @@ from the page (and their undo) on both backends."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +14,11 @@ pytest.importorskip("starlette")
 pytest.importorskip("jinja2")
 
 from starlette.testclient import TestClient
-from web_fixtures import PLANTED, audit_sources, build_web_catalog, write_sources
+from web_fixtures import PLANTED
 
 from catalog import Catalog
 from catalog.audit import AuditReport
-from catalog.web.app import create_app
 from catalog.web.security import Access
-
-
-@pytest.fixture(scope="module")
-def web_sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AuditReport]:
-    folder = write_sources(tmp_path_factory.mktemp("grid") / "src")
-    return folder, audit_sources(folder)
-
-
-@pytest.fixture
-def web_catalog(catalog: Catalog, web_sources: tuple[Path, AuditReport]) -> Catalog:
-    return build_web_catalog(catalog, *web_sources)
-
-
-@pytest.fixture
-def access() -> Access:
-    return Access()
-
-
-@pytest.fixture
-def client(web_catalog: Catalog, access: Access) -> Iterator[TestClient]:
-    with TestClient(create_app(web_catalog, access=access, hosts=("testserver",))) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ that follow the page, and the small answers (404, 400, favicon, help)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,38 +13,14 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
-from web_fixtures import audit_sources, build_web_catalog, write_sources
 
 from catalog import Catalog
-from catalog.audit import AuditReport
 from catalog.cli import app as cli_app
 from catalog.web.app import create_app
 from catalog.web.security import Access
 from catalog.web.server import LOCAL_HOSTS, allowed_hosts
 
 HOSTS = ("testserver",)
-
-
-@pytest.fixture(scope="module")
-def web_sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AuditReport]:
-    folder = write_sources(tmp_path_factory.mktemp("web") / "src")
-    return folder, audit_sources(folder)
-
-
-@pytest.fixture
-def web_catalog(catalog: Catalog, web_sources: tuple[Path, AuditReport]) -> Catalog:
-    return build_web_catalog(catalog, *web_sources)
-
-
-@pytest.fixture
-def access() -> Access:
-    return Access()
-
-
-@pytest.fixture
-def client(web_catalog: Catalog, access: Access) -> Iterator[TestClient]:
-    with TestClient(create_app(web_catalog, access=access, hosts=HOSTS)) as opened:
-        yield opened
 
 
 def writer(web_catalog: Catalog, access: Access, name: str) -> TestClient:

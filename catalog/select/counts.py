@@ -148,13 +148,29 @@ def _decided(
 ) -> dict[tuple[Any, ...], int]:
     """Counts over the decided images: as the source has them (no curation
     filters), or as the decisions leave them."""
-    state = ImageState
+    label = state_label(selection, as_source=as_source)
+    columns = [ImageState.split if key == "split" else label for key in by]
+    query = state_filters(select(*columns, func.count()), session, ds, selection, label)
+    if not as_source:
+        query = decision_filters(query, selection, ImageState.image_id)
+    query = query.group_by(*columns)
+    return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query)}
+
+
+def state_label(selection: Selection, *, as_source: bool = False) -> Any:
+    """The label of an ``image_state`` row: the source's (``as_source`` or
+    ``--original-labels``) or the current one, as the decisions leave it."""
     if as_source or selection.original_labels:
-        label: Any = state.source_label
-    else:
-        label = func.coalesce(state.label, state.source_label)  # the current label
-    columns = [state.split if key == "split" else label for key in by]
-    query: Any = select(*columns, func.count()).where(state.dataset_id == ds)
+        return ImageState.source_label
+    return func.coalesce(ImageState.label, ImageState.source_label)
+
+
+def state_filters(query: Any, session: Session, ds: int, selection: Selection, label: Any) -> Any:
+    """``query`` over ``image_state`` narrowed to dataset ``ds`` and ``selection``'s
+    splits, labels (read as ``label``) and index range: decided images only, no scan
+    of the images."""
+    state = ImageState
+    query = query.where(state.dataset_id == ds)
     if selection.splits:
         query = query.where(state.split.in_(selection.splits))
     if selection.labels:
@@ -162,10 +178,7 @@ def _decided(
     if selection.index_range is not None:
         start, stop = selection.index_range
         query = query.where(state.index >= start, state.index < stop)
-    if not as_source:
-        query = decision_filters(query, selection, state.image_id)
-    query = query.group_by(*columns)
-    return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query)}
+    return query
 
 
 def decisions_since(session: Session, export: Export) -> int:

@@ -20,12 +20,11 @@ from catalog.db.models.decisions import ImageState, ImageTag
 from catalog.db.models.family import ImageMetadata
 from catalog.db.models.images import Image
 from catalog.facts.metadata import any_metadata
-from catalog.select.counts import count_images, count_selected
+from catalog.select.counts import count_images, count_selected, state_filters, state_label
 from catalog.select.filters import (
     dataset_id,
     decision_filters,
     is_contiguous,
-    resolve_labels,
     selection_query,
     with_state,
 )
@@ -58,21 +57,10 @@ def _id_queries(
     if is_contiguous(selection) and not (selection.where or selection.unlabeled):
         # Read from image_state alone, which repeats where each decided image is and
         # its source label (as counts do): no scan of the images.
-        state = ImageState
         ds = dataset_id(session, selection.dataset)
-        if selection.original_labels:
-            label: Any = state.source_label
-        else:
-            label = func.coalesce(state.label, state.source_label)
-        query: Any = select(state.image_id).where(state.dataset_id == ds)
-        if selection.splits:
-            query = query.where(state.split.in_(selection.splits))
-        if selection.labels:
-            query = query.where(label.in_(resolve_labels(session, ds, selection.labels)))
-        if selection.index_range is not None:
-            start, stop = selection.index_range
-            query = query.where(state.index >= start, state.index < stop)
-        yield decision_filters(query, selection, state.image_id)
+        label = state_label(selection)
+        query = state_filters(select(ImageState.image_id), session, ds, selection, label)
+        yield decision_filters(query, selection, ImageState.image_id)
         return
     if is_contiguous(selection):
         _, query = selection_query(session, selection)
