@@ -66,8 +66,8 @@ class Network:
 def one_blas_thread() -> Iterator[None]:
     """Run BLAS on one thread while training: its mini-batch products are too small to gain
     from more, and on a busy machine threads that wait for each other by spinning made a
-    fit hundreds of times slower. Uses threadpoolctl when installed (the ``ann`` extra
-    brings it); without it, BLAS keeps its own setting."""
+    fit hundreds of times slower. Uses threadpoolctl (a core dependency); where it cannot
+    be imported, BLAS keeps its own setting."""
     try:
         from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
             threadpool_limits,
