@@ -193,7 +193,7 @@ def test_without_faiss_every_method_searches_exactly(monkeypatch: pytest.MonkeyP
     expected = ExactIndex(vectors).query_all(5)
     monkeypatch.setitem(sys.modules, "faiss", None)  # a broken install: faiss not importable
     for method in ("faiss", "auto"):
-        index = build_index(vectors, method=method)  # type: ignore[arg-type]
+        index = build_index(vectors, method=method)
         assert isinstance(index, ExactIndex)
         found = index.query_all(5)
         assert np.array_equal(found[0], expected[0])

@@ -22,6 +22,7 @@ from catalog.selection import Selection
 
 if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test_cli_startup.py)
     from catalog.audit import AuditReport
+    from catalog.audit.label_model import Method
     from catalog.audit.runs import StoredRun
     from catalog.budget import ReadBudget
     from catalog.db.backup import Backup
@@ -167,12 +168,15 @@ class Catalog(BrowseMixin, CurationMixin):
         progress: Callable[[str, int, int], None] | None = None,
         memory: int = 1 << 30,
         full: bool = False,
+        method: Method = "deskew-mlp",
     ) -> AuditReport:
         """Audit one dataset or all (see :mod:`catalog.audit`).
 
         ``progress(check, done, total)`` is called as each check advances; ``memory`` is the
         budget in bytes that sets how many images are read and worked on at a time;
-        ``full`` searches and fits from scratch instead of building on the last audit.
+        ``full`` searches and fits from scratch instead of building on the last audit;
+        ``method`` is the label-error scorer (``deskew-mlp``, ``mlp``, ``knn``, ``softmax``,
+        or ``cnn``: the thorough one, which needs ``pip install "mnist-catalog[thorough]"``).
         """
         from catalog.audit import CHECKS, audit
 
@@ -180,6 +184,7 @@ class Catalog(BrowseMixin, CurationMixin):
             return audit(
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
                 progress=progress, memory=memory, full=full,
+                method=method,
             )  # fmt: skip
 
     def identify(

@@ -68,12 +68,14 @@ from catalog.audit.files import LIST_FILES, check_files
 from catalog.audit.findings import REPORT_VERSION, SEVERITIES, AuditReport, Finding, ImageRef
 from catalog.audit.identity import check_identity
 from catalog.audit.images import DEFAULT_MEMORY, DatasetImages, load_images
+from catalog.audit.label_cnn import import_torch
 from catalog.audit.label_errors import (
     LABEL_ERROR_LIST,
     LABEL_ERROR_METHOD,
     LABEL_ERROR_SCORE,
     check_label_errors,
 )
+from catalog.audit.label_model import DEFAULT_METHOD, METHODS, Method
 from catalog.audit.near_duplicates import check_near_duplicates
 from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
 from catalog.db.models.images import Dataset, Image
@@ -152,6 +154,7 @@ def audit(
     progress: Progress | None = None,
     memory: int = DEFAULT_MEMORY,
     full: bool = False,
+    method: Method = DEFAULT_METHOD,
 ) -> AuditReport:
     """Run the ``checks`` on one dataset (or every dataset) and return the report.
 
@@ -176,11 +179,26 @@ def audit(
     full
         Search every image for near duplicates and fit the label model again, instead of
         building on what the last audit kept (which the new result then replaces).
+    method
+        The label-error scorer, one of :data:`catalog.audit.label_model.METHODS` (default
+        ``deskew-mlp``; ``cnn`` is ``audit --thorough`` and needs the ``thorough`` extra).
+
+    Raises
+    ------
+    SelectionError
+        If a check, split or method is unknown.
+    MissingExtraError
+        If ``method`` is ``cnn`` and PyTorch is not installed.
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         msg = f"Unknown check {unknown[0]!r}: expected any of {', '.join(CHECKS)}"
         raise SelectionError(msg)
+    if method not in METHODS:
+        msg = f"Unknown label-error method {method!r}: expected one of {', '.join(METHODS)}"
+        raise SelectionError(msg)
+    if method == "cnn" and "label-errors" in checks:
+        import_torch()  # a missing extra is an error now, not after the other checks
     if dataset is not None:
         names = [
             session.scalar(select(Dataset.name).where(Dataset.id == dataset_id(session, dataset)))
@@ -207,6 +225,7 @@ def audit(
             shared,
             memory,
             full,
+            method,
         )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]
