@@ -5,8 +5,7 @@ MNIST_DIR defaults to ``../shared/data/mnist`` beside the repository. Prints the
 tables of ``docs/audit-methods.md``. Label errors: for each noise model of
 ``label_noise.py`` (confusable and uniform flips, planted in train and test), each scorer
 judges all 70,000 images (test by a model fitted on train, train cross-fitted) in a fresh
-process, which gives its time and peak RSS; numpy scorers fit one after the other here
-(the audit runs two at once), the ``cnn`` on PyTorch's threads. Results are kept in
+process, which gives its time and peak RSS; two fits run at once, as in the audit. Results are kept in
 ``--work`` so an interrupted run resumes. About 5 minutes per scorer without ``cnn``,
 15 more with it, on 2 shared cores.
 """

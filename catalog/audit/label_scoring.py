@@ -19,8 +19,8 @@ Time is the fits on the sample (folds + 1, times the seeds averaged: a constant,
 at 70,000 images as at a million) plus one streamed pass that projects and scores the rest
 (linear). The numpy fits are independent and seeded each, so they run :data:`FIT_THREADS`
 at a time, each with one BLAS thread (its mini-batch products are too small to share):
-the same result, in about half the time on two cores. The network of ``cnn`` threads on
-its own, one fit at a time.
+the same result, in about half the time on two cores; so do the ``cnn`` fits, each on one
+PyTorch thread.
 
 Labels need not be dense (``{3, 1000}`` is two classes): the model sees each label's
 position among the distinct labels (:func:`catalog.audit.label_model.sparse_labels`), and
@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,9 +142,8 @@ def score_label_errors(
     fit_y = labels[fitted]
     shape = data.shape or ()
     # One BLAS thread for all the fits at once: per fit, threadpoolctl would restore the
-    # setting while another fit still runs. The network threads on its own.
-    blas = one_blas_thread() if spec.threads > 1 else nullcontext()
-    with blas, ThreadPoolExecutor(min(FIT_THREADS, spec.threads)) as fits:
+    # setting while another fit still runs.
+    with one_blas_thread(), ThreadPoolExecutor(min(FIT_THREADS, spec.threads)) as fits:
         # The model of the whole sample, for the images outside it (if any).
         whole = (
             [fits.submit(fit_predictor, method, variants, fit_y, classes,
