@@ -25,7 +25,9 @@ from catalog.errors import MissingExtraError
 __all__ = ["CNN_SETTINGS", "EPOCHS", "MAX_SHIFT", "CnnModel", "fit_cnn", "import_torch"]
 
 EPOCHS = 3
-"""Passes over the fitting set."""
+"""Passes over the fitting set (more for small sets, see :data:`MIN_STEPS`)."""
+MIN_STEPS = 400
+"""Fewest Adam steps of a fit: a small set gets smaller batches and more passes."""
 MAX_SHIFT = 2
 """Largest random shift (pixels, each direction) of a training image."""
 BATCH = 128
@@ -35,7 +37,7 @@ CHANNELS = (16, 32)
 """Channels of the two convolutions: 32 and 64 cost three times the CPU per mini-batch."""
 _PREDICT_BLOCK = 2048
 #: The settings a fit depends on, as named in a kept fit's key.
-CNN_SETTINGS = f"cnn={EPOCHS},{MAX_SHIFT},{BATCH},{LEARNING_RATE},{HIDDEN},{CHANNELS}"
+CNN_SETTINGS = f"cnn={EPOCHS},{MIN_STEPS},{MAX_SHIFT},{BATCH},{LEARNING_RATE},{HIDDEN},{CHANNELS}"
 
 
 def import_torch() -> Any:
@@ -92,17 +94,19 @@ def fit_cnn(
     x = torch.from_numpy(np.ascontiguousarray(fit_x, np.float32)).reshape(-1, 1, h, w)
     y = torch.from_numpy(np.asarray(fit_y, np.int64))
     n = len(x)
-    steps = EPOCHS * -(-n // BATCH)
+    size = min(BATCH, max(16, n // 10))
+    epochs = max(EPOCHS, -(-MIN_STEPS // -(-n // size)))
+    steps = epochs * -(-n // size)
     optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, LEARNING_RATE, total_steps=steps)
     padded = nn.functional.pad(x, (MAX_SHIFT,) * 4)
     rows = torch.arange(h)
     cols = torch.arange(w)
     model.train()
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
-        for start in range(0, n, BATCH):
-            batch = order[start : start + BATCH]
+        for start in range(0, n, size):
+            batch = order[start : start + size]
             dy, dx = torch.randint(0, 2 * MAX_SHIFT + 1, (2, len(batch)), generator=generator)
             moved = padded[
                 batch[:, None, None],
