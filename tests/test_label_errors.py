@@ -104,7 +104,7 @@ def test_progress_counts_every_image() -> None:
 def test_bad_inputs_raise() -> None:
     pixels, labels = synthetic_digits(30, seed=8)
     is_test = np.zeros(30, bool)
-    msg = "method must be one of deskew-mlp, mlp, knn, softmax, cnn, got 'forest'"
+    msg = "method must be one of deskew-mlp, mlp, knn, softmax, cnn, deskew-cnn, got 'forest'"
     with pytest.raises(ValueError, match=re.escape(msg)):
         rank_label_errors(pixels, labels, is_test, method="forest")  # type: ignore[arg-type]
     msg = (

@@ -197,7 +197,7 @@ def audit(
     if method not in METHODS:
         msg = f"Unknown label-error method {method!r}: expected one of {', '.join(METHODS)}"
         raise SelectionError(msg)
-    if method == "cnn" and "label-errors" in checks:
+    if method in ("cnn", "deskew-cnn") and "label-errors" in checks:
         import_torch()  # a missing extra is an error now, not after the other checks
     if dataset is not None:
         names = [

@@ -26,6 +26,8 @@ Scorers (``method=``, :data:`SCORERS` has their settings):
 ``"cnn"`` (``audit --thorough``; needs the ``thorough`` extra, PyTorch)
     A small convolutional network on the pixels (:mod:`catalog.audit.label_cnn`), two seeds
     averaged, 2 folds.
+``"deskew-cnn"``
+    The same network on moment-deskewed pixels.
 
 ``benchmarks/evaluate_audit.py`` plants label flips (uniform, and to the class a separate
 model confuses an image with) in real MNIST images and measures how many land in the top of
@@ -74,8 +76,8 @@ __all__ = [
     "sparse_labels",
 ]
 
-Method = Literal["deskew-mlp", "mlp", "knn", "softmax", "cnn"]
-METHODS: tuple[Method, ...] = ("deskew-mlp", "mlp", "knn", "softmax", "cnn")
+Method = Literal["deskew-mlp", "mlp", "knn", "softmax", "cnn", "deskew-cnn"]
+METHODS: tuple[Method, ...] = ("deskew-mlp", "mlp", "knn", "softmax", "cnn", "deskew-cnn")
 DEFAULT_METHOD: Method = "deskew-mlp"
 """The scorer a plain audit uses (chosen by ``benchmarks/evaluate_audit.py``)."""
 THOROUGH_METHOD: Method = "cnn"
@@ -100,6 +102,7 @@ SCORERS: dict[Method, Scorer] = {
     "knn": Scorer(deskew=False, components=50, shifts=False, seeds=1, folds=5, threads=2),
     "softmax": Scorer(deskew=False, components=50, shifts=False, seeds=1, folds=5, threads=2),
     "cnn": Scorer(deskew=False, components=0, shifts=False, seeds=2, folds=2, threads=2),
+    "deskew-cnn": Scorer(deskew=True, components=0, shifts=False, seeds=2, folds=2, threads=2),
 }
 #: The settings a fit depends on (a kept fit is reused only under the same ones).
 SETTINGS = f"{SCORER_SETTINGS} {CNN_SETTINGS}"
@@ -325,12 +328,12 @@ def fit_predictor(
 ) -> Predictor:
     """Fit one seed of the ``method`` scorer on ``fit_x`` (``(n, D)`` or ``(V, n, D)``) and
     ``fit_y``; the result predicts any ``(m, D)`` block of features."""
-    if fit_x.ndim == 3 and (method in ("knn", "cnn") or len(fit_x) == 1):
+    if fit_x.ndim == 3 and (method in ("knn", "cnn", "deskew-cnn") or len(fit_x) == 1):
         fit_x = fit_x[0]  # these see the images only, not shifted copies
     if method == "knn":
         x_knn = fit_x
         return lambda x: knn_probabilities(x_knn, fit_y, x, n_classes)
-    if method == "cnn":
+    if method in ("cnn", "deskew-cnn"):
         height, width = (int(v) for v in shape)
         return fit_cnn(fit_x, fit_y, n_classes, seed, (height, width))
     hidden = HIDDEN if method in ("mlp", "deskew-mlp") else 0
