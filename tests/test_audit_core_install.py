@@ -52,7 +52,7 @@ def test_audit_of_12000_images_runs_every_check_without_faiss_or_extras(
     assert "ModuleNotFoundError" in probe.stderr or "ImportError" in probe.stderr
     result = subprocess.run(
         [sys.executable, "-m", "catalog", "--db", url, "audit", "--json", "--no-store"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode in (0, 1), result.stderr  # 1: findings that are errors
