@@ -176,7 +176,8 @@ class Catalog(BrowseMixin, CurationMixin):
         budget in bytes that sets how many images are read and worked on at a time;
         ``full`` searches and fits from scratch instead of building on the last audit;
         ``method`` is the label-error scorer (``deskew-mlp``, ``mlp``, ``knn``, ``softmax``,
-        or ``cnn``: the thorough one, which needs ``pip install "mnist-catalog[thorough]"``).
+        or ``deskew-cnn`` / ``cnn``: ``audit --thorough``'s, which need
+        ``pip install "mnist-catalog[thorough]"``).
         """
         from catalog.audit import CHECKS, audit
 

@@ -181,14 +181,15 @@ def audit(
         building on what the last audit kept (which the new result then replaces).
     method
         The label-error scorer, one of :data:`catalog.audit.label_model.METHODS` (default
-        ``deskew-mlp``; ``cnn`` is ``audit --thorough`` and needs the ``thorough`` extra).
+        ``deskew-mlp``; ``deskew-cnn`` is ``audit --thorough``: it and ``cnn`` need the
+        ``thorough`` extra).
 
     Raises
     ------
     SelectionError
         If a check, split or method is unknown.
     MissingExtraError
-        If ``method`` is ``cnn`` and PyTorch is not installed.
+        If ``method`` is a network (``cnn``, ``deskew-cnn``) and PyTorch is not installed.
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:

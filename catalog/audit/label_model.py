@@ -23,11 +23,11 @@ Scorers (``method=``, :data:`SCORERS` has their settings):
     Distance-weighted vote of the 10 nearest neighbours in that PCA space (weights ``1/d``).
 ``"softmax"``
     Multinomial logistic regression on those features.
-``"cnn"`` (``audit --thorough``; needs the ``thorough`` extra, PyTorch)
-    A small convolutional network on the pixels (:mod:`catalog.audit.label_cnn`), two seeds
-    averaged, 2 folds.
-``"deskew-cnn"``
-    The same network on moment-deskewed pixels.
+``"deskew-cnn"`` (``audit --thorough``; needs the ``thorough`` extra, PyTorch)
+    A small convolutional network (:mod:`catalog.audit.label_cnn`) on moment-deskewed
+    pixels, two seeds averaged, 2 folds.
+``"cnn"`` (the same extra)
+    The same network on the plain pixels.
 
 ``benchmarks/evaluate_audit.py`` plants label flips (uniform, and to the class a separate
 model confuses an image with) in real MNIST images and measures how many land in the top of
@@ -80,7 +80,7 @@ Method = Literal["deskew-mlp", "mlp", "knn", "softmax", "cnn", "deskew-cnn"]
 METHODS: tuple[Method, ...] = ("deskew-mlp", "mlp", "knn", "softmax", "cnn", "deskew-cnn")
 DEFAULT_METHOD: Method = "deskew-mlp"
 """The scorer a plain audit uses (chosen by ``benchmarks/evaluate_audit.py``)."""
-THOROUGH_METHOD: Method = "cnn"
+THOROUGH_METHOD: Method = "deskew-cnn"
 """The scorer of ``audit --thorough``."""
 
 

@@ -56,7 +56,7 @@ def audit(
         str | None,
         typer.Option(
             "--method",
-            help="Label-error scorer: deskew-mlp (default), mlp, knn, softmax or cnn.",
+            help="Label-error scorer: deskew-mlp (default), mlp, knn, softmax, cnn or deskew-cnn.",
         ),
     ] = None,
     thorough: Annotated[
@@ -74,10 +74,10 @@ def audit(
     The label-error check skips images already relabelled, tagged reviewed or
     excluded, and says how many.
     """
-    if thorough and method not in (None, "cnn"):
-        msg = f"--thorough is --method cnn; it cannot be combined with --method {method}"
+    if thorough and method not in (None, "deskew-cnn"):
+        msg = f"--thorough is --method deskew-cnn; it cannot be combined with --method {method}"
         raise typer.BadParameter(msg)
-    scorer = cast("Method", "cnn" if thorough else (method or "deskew-mlp"))  # audit() checks
+    scorer = cast("Method", "deskew-cnn" if thorough else (method or "deskew-mlp"))  # checked
     catalog = open_catalog(ctx)
     with named_bars("count", "elapsed") as on_progress:
         report = catalog.audit(
