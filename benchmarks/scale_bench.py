@@ -220,13 +220,13 @@ def step_export(work: Path) -> dict[str, object]:
     return out
 
 
-def _audit(work: Path) -> dict[str, object]:
+def _audit(work: Path, method: str | None = None) -> dict[str, object]:
     from catalog import Catalog
     from catalog.audit import CHECKS, REGISTRY
 
     leave_out = [c for c in os.environ.get("SCALE_AUDIT_SKIP", "").split(",") if c]
     checks = [c for c in CHECKS if c not in leave_out]
-    full = os.environ.get("SCALE_AUDIT_FULL") == "1"
+    full = os.environ.get("SCALE_AUDIT_FULL") == "1" or method is not None
     cpu: dict[str, float] = {}
     for name, check in list(REGISTRY.items()):  # each check's CPU time (all its threads)
 
@@ -242,12 +242,14 @@ def _audit(work: Path) -> dict[str, object]:
         REGISTRY[name] = timed  # type: ignore[assignment]
     catalog = Catalog.open(work / "catalog.db")
     started = time.perf_counter()
-    report = catalog.audit(dataset="scaled", checks=checks, full=full)
+    scorer = method or "deskew-mlp"
+    report = catalog.audit(dataset="scaled", checks=checks, full=full, method=scorer)  # type: ignore[arg-type]
     summary = report.summary
     return {
         "seconds": time.perf_counter() - started,
         "checks": checks,
         "full": full,
+        "method": scorer,
         "findings": report.counts(),
         "per_check": report.seconds,
         "per_check_cpu": cpu,
@@ -282,6 +284,10 @@ STEPS: dict[str, Callable[[Path], dict[str, object]]] = {
     "arrays": step_arrays,
     "export": step_export,
     "audit": step_audit,
+    # the label-error scorers side by side, each a full audit (nothing kept reused):
+    # the default and the one before it (steps audit-deskew-mlp,audit-mlp)
+    "audit-deskew-mlp": lambda work: _audit(work, "deskew-mlp"),
+    "audit-mlp": lambda work: _audit(work, "mlp"),
     "incremental": step_incremental,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def noisy_digits() -> tuple[
     return pixels, noisy, np.arange(400) >= 300, where
 
 
-@pytest.mark.parametrize("method", ["mlp", "knn"])
+@pytest.mark.parametrize("method", ["deskew-mlp", "mlp", "knn"])
 def test_planted_flips_rank_first(
     noisy_digits: tuple[
         npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
@@ -103,7 +104,7 @@ def test_progress_counts_every_image() -> None:
 def test_bad_inputs_raise() -> None:
     pixels, labels = synthetic_digits(30, seed=8)
     is_test = np.zeros(30, bool)
-    msg = "method must be one of mlp, knn, softmax, got 'forest'"
+    msg = "method must be one of deskew-mlp, mlp, knn, softmax, cnn, deskew-cnn, got 'forest'"
     with pytest.raises(ValueError, match=re.escape(msg)):
         rank_label_errors(pixels, labels, is_test, method="forest")  # type: ignore[arg-type]
     msg = (
@@ -146,3 +147,54 @@ def test_fits_side_by_side_give_the_same_scores(monkeypatch: pytest.MonkeyPatch)
     assert 140 <= one.sampled.sum() <= 160
     assert not one.sampled[200:].any()  # test images are never in the sample
     assert (one.score != 0).all()  # and all images were scored
+
+
+def test_sparse_label_values_are_scored_as_classes() -> None:
+    """Labels {3, 1000} are two classes (not 1001): suggestions come back as label values,
+    and the scores are those of the same labels written 0 and 1."""
+    from catalog.audit.images import DatasetImages
+    from catalog.audit.label_scoring import score_label_errors
+
+    pixels, labels = synthetic_digits(300, seed=10, classes=2)
+    noisy, where = flipped(labels, 6, seed=11)
+    noisy = noisy % 2  # flipped() draws among 10 labels; keep two
+    where = where[noisy[where] != labels[where]]
+    splits = np.where(np.arange(300) < 220, "train", "test")
+    dense = score_label_errors(DatasetImages.from_arrays(pixels, noisy, splits, chunk=64))
+    sparse_labels = np.where(noisy == 0, 3, 1000).astype(np.int64)
+    sparse = score_label_errors(DatasetImages.from_arrays(pixels, sparse_labels, splits, chunk=64))
+    np.testing.assert_allclose(sparse.score, dense.score)
+    assert set(np.unique(sparse.suggested).tolist()) <= {3, 1000}
+    np.testing.assert_array_equal(sparse.suggested, np.where(dense.suggested == 0, 3, 1000))
+    assert (sparse.suggested != sparse_labels).all()
+    assert np.isin(sparse.ranked()[: 2 * len(where)], where).sum() >= len(where) - 1
+
+
+@pytest.mark.slow
+def test_cnn_scorer_ranks_planted_flips_first(
+    noisy_digits: tuple[
+        npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]
+    ],
+) -> None:
+    pytest.importorskip("torch")
+    pixels, noisy, is_test, where = noisy_digits
+    scores = rank_label_errors(pixels, noisy, is_test, method="cnn")
+    assert np.isin(scores.ranked(16), where).sum() >= 6
+    np.testing.assert_allclose(scores.probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_thorough_without_torch_is_one_line_naming_the_extra(
+    tiny_catalog: object, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from catalog.cli import app
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    result = CliRunner().invoke(app, ["--db", db_url, "audit", "--thorough", "--no-store"])
+    assert result.exit_code == 1
+    assert result.output == (
+        'Error: audit --thorough needs PyTorch: pip install "mnist-catalog[thorough]"\n'
+    )
+    both = CliRunner().invoke(app, ["--db", db_url, "audit", "--thorough", "--method", "knn"])
+    assert both.exit_code == 2

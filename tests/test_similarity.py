@@ -20,7 +20,6 @@ from catalog.db.engine import session_scope
 from catalog.db.models.embeddings import Embedding
 from catalog.db.models.images import Dataset
 from catalog.db.models.images import Image as ImageRow
-from catalog.errors import MissingExtraError
 from catalog.select.ids import select_ids
 from catalog.similarity import embed as embed_module
 from catalog.similarity.embed import DIMENSIONS, KIND, embed_pixels, from_bytes, to_bytes
@@ -189,13 +188,16 @@ def test_faiss_index_gives_the_same_answers_every_time() -> None:
     assert np.array_equal(first[1], again[1])
 
 
-def test_missing_faiss_is_a_one_line_error_naming_the_extra(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "faiss", None)
-    with pytest.raises(MissingExtraError, match=re.escape('pip install "mnist-catalog[ann]"')):
-        build_index(np.zeros((5, 3), np.float32), method="faiss")
-    assert len(build_index(np.zeros((5, 3), np.float32))) == 5  # small sets need no faiss
+def test_without_faiss_every_method_searches_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    vectors = embed_pixels(synthetic_digits(300, seed=5))
+    expected = ExactIndex(vectors).query_all(5)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # a broken install: faiss not importable
+    for method in ("faiss", "auto"):
+        index = build_index(vectors, method=method)
+        assert isinstance(index, ExactIndex)
+        found = index.query_all(5)
+        assert np.array_equal(found[0], expected[0])
+        assert np.array_equal(found[1], expected[1])
 
 
 def test_bad_index_input_is_rejected() -> None:

@@ -23,6 +23,7 @@ from catalog.selection import Selection
 
 if TYPE_CHECKING:  # imported where used: a count needs none of them (tests/test_cli_startup.py)
     from catalog.audit import AuditReport
+    from catalog.audit.label_model import Method
     from catalog.audit.runs import StoredRun
     from catalog.budget import ReadBudget
     from catalog.db.backup import Backup
@@ -169,6 +170,7 @@ class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
         memory: int = 1 << 30,
         full: bool = False,
         version: str | None = None,
+        method: Method = "deskew-mlp",
     ) -> AuditReport:
         """Audit one dataset or all (see :mod:`catalog.audit`).
 
@@ -176,6 +178,9 @@ class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
         budget in bytes that sets how many images are read and worked on at a time;
         ``full`` searches and fits from scratch instead of building on the last audit;
         ``version`` audits only that version's images, with its frozen labels.
+        ``method`` is the label-error scorer (``deskew-mlp``, ``mlp``, ``knn``, ``softmax``,
+        or ``deskew-cnn`` / ``cnn``: ``audit --thorough``'s, which need
+        ``pip install "mnist-catalog[thorough]"``).
         """
         from catalog.audit import CHECKS, audit
 
@@ -183,6 +188,7 @@ class Catalog(BrowseMixin, CurationMixin, VersionsMixin):
             return audit(
                 session, dataset=dataset, splits=splits, checks=checks or CHECKS, seed=seed,
                 progress=progress, memory=memory, full=full, version=version,
+                method=method,
             )  # fmt: skip
 
     def identify(

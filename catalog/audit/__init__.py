@@ -68,12 +68,14 @@ from catalog.audit.files import LIST_FILES, check_files
 from catalog.audit.findings import REPORT_VERSION, SEVERITIES, AuditReport, Finding, ImageRef
 from catalog.audit.identity import check_identity
 from catalog.audit.images import DEFAULT_MEMORY, DatasetImages, load_images
+from catalog.audit.label_cnn import import_torch
 from catalog.audit.label_errors import (
     LABEL_ERROR_LIST,
     LABEL_ERROR_METHOD,
     LABEL_ERROR_SCORE,
     check_label_errors,
 )
+from catalog.audit.label_model import DEFAULT_METHOD, METHODS, Method
 from catalog.audit.near_duplicates import check_near_duplicates
 from catalog.audit.odd_images import ROBUST_Z, check_odd_images, robust_z
 from catalog.db.models.images import Dataset, Image
@@ -154,6 +156,7 @@ def audit(
     memory: int = DEFAULT_MEMORY,
     full: bool = False,
     version: str | None = None,
+    method: Method = DEFAULT_METHOD,
 ) -> AuditReport:
     """Run the ``checks`` on one dataset (or every dataset) and return the report.
 
@@ -181,11 +184,27 @@ def audit(
     version
         Audit only this version's images, with the labels it froze (its dataset; refused
         if a pixel it froze changed since).
+    method
+        The label-error scorer, one of :data:`catalog.audit.label_model.METHODS` (default
+        ``deskew-mlp``; ``deskew-cnn`` is ``audit --thorough``: it and ``cnn`` need the
+        ``thorough`` extra).
+
+    Raises
+    ------
+    SelectionError
+        If a check, split or method is unknown.
+    MissingExtraError
+        If ``method`` is a network (``cnn``, ``deskew-cnn``) and PyTorch is not installed.
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         msg = f"Unknown check {unknown[0]!r}: expected any of {', '.join(CHECKS)}"
         raise SelectionError(msg)
+    if method not in METHODS:
+        msg = f"Unknown label-error method {method!r}: expected one of {', '.join(METHODS)}"
+        raise SelectionError(msg)
+    if method in ("cnn", "deskew-cnn") and "label-errors" in checks:
+        import_torch()  # a missing extra is an error now, not after the other checks
     if version is not None:
         within = Selection(dataset=dataset, version=version)
         ds = selection_dataset(session, within)
@@ -218,6 +237,7 @@ def audit(
             memory,
             full,
             version,
+            method,
         )
         _audit_one(context, per_dataset, "label-errors" in checks, report)
     catalog_wide = [c for c in REGISTRY if c in checks and c in CATALOG_WIDE]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from catalog.audit.findings import Finding
 from catalog.audit.images import DEFAULT_MEMORY, DatasetImages, chunk_for, load_images
+from catalog.audit.label_model import DEFAULT_METHOD, Method
 
 Progress = Callable[[str, int, int], None]  # (check, done, total)
 Outcome = tuple[list[Finding], dict[str, Any]]  # findings, and numbers for the summary
@@ -50,6 +51,8 @@ class AuditContext:
     full
         Work from scratch, even where an earlier audit kept what a check could build on
         (the near-duplicate search, the label-error fit); what this run finds is kept.
+    method
+        The label-error scorer (:data:`catalog.audit.label_model.METHODS`).
     """
 
     session: Session
@@ -62,6 +65,7 @@ class AuditContext:
     memory: int = DEFAULT_MEMORY
     full: bool = False
     version: str | None = None  # only this version's images, with its frozen labels
+    method: Method = DEFAULT_METHOD
 
     @cached_property
     def data(self) -> DatasetImages:

@@ -101,15 +101,19 @@ class PcaFit:
     scale: float
 
 
-def fit_pca(pixels: npt.NDArray[np.uint8]) -> PcaFit:
-    """Fit the first principal components of ``pixels`` on the 0-1 scale.
+def fit_pca(pixels: npt.NDArray[np.uint8], components: int = _LABEL_COMPONENTS) -> PcaFit:
+    """Fit the first ``components`` principal components of ``pixels`` on the 0-1 scale.
 
     The scale makes the projected features' mean variance 1 on the fitted images.
     """
-    return fit_pca_blocks(lambda: (pixels[s : s + _CHUNK] for s in range(0, len(pixels), _CHUNK)))
+    return fit_pca_blocks(
+        lambda: (pixels[s : s + _CHUNK] for s in range(0, len(pixels), _CHUNK)), components
+    )
 
 
-def fit_pca_blocks(read: Callable[[], Iterable[npt.NDArray[np.uint8]]]) -> PcaFit:
+def fit_pca_blocks(
+    read: Callable[[], Iterable[npt.NDArray[np.uint8]]], components: int = _LABEL_COMPONENTS
+) -> PcaFit:
     """:func:`fit_pca` of images read in blocks: ``read()`` yields them, and is called twice
     (the mean, then the covariance about it), so they are never held whole."""
     total: npt.NDArray[np.float64] | None = None
@@ -129,7 +133,7 @@ def fit_pca_blocks(read: Callable[[], Iterable[npt.NDArray[np.uint8]]]) -> PcaFi
         for start in range(0, len(flat), _CHUNK):
             centred = flat[start : start + _CHUNK].astype(np.float32) / 255 - mean
             cov += centred.T @ centred
-    k = min(_LABEL_COMPONENTS, len(mean), max(n - 1, 1))
+    k = min(components, len(mean), max(n - 1, 1))
     values, basis = principal_basis(cov, k)
     scale = float(np.sqrt(max(values.sum() / max(n, 1) / k, 1e-12)))
     return PcaFit(mean, basis, scale)

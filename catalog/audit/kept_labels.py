@@ -38,17 +38,18 @@ from catalog.audit.kept_state import (
     unpack_ids,
     write_state,
 )
-from catalog.audit.label_model import SETTINGS, Method, Network
+from catalog.audit.label_features import FeatureFit
+from catalog.audit.label_model import SCORERS, SETTINGS, Ensemble, Method, Network
 from catalog.audit.label_scoring import SAMPLE, StreamedScores, score_images, score_label_errors
 from catalog.select.filters import dataset_id
 
 CHECK = "label-errors"
-VERSION = 2
+VERSION = 3
 
 
 def state_key(method: Method, seed: int) -> str:
     """What the kept fit depends on besides the images and their labels."""
-    return f"v{VERSION} {method} seed={seed} sample={SAMPLE} {SETTINGS}"
+    return f"v{VERSION} {method} {SCORERS[method]} seed={seed} sample={SAMPLE} {SETTINGS}"
 
 
 @dataclass
@@ -95,26 +96,37 @@ def _pool(data: DatasetImages) -> npt.NDArray[np.int64]:
     return train if len(train) else np.arange(len(data), dtype=np.int64)
 
 
-def _classes(data: DatasetImages) -> int:
-    return int(data.labels.max()) + 1 if len(data) else 1
+def _values(data: DatasetImages) -> npt.NDArray[np.int64]:
+    return np.unique(data.labels).astype(np.int64)
 
 
 def _keep(
     session: Session, dataset: int, key: str, data: DatasetImages, scores: StreamedScores
 ) -> bool:
-    if scores.pca is None or not isinstance(scores.predict, Network):
-        return True  # nothing outside the sample to score later: nothing to keep
+    features, predict = scores.features, scores.predict
+    if (
+        features is None
+        or features.pca is None
+        or not isinstance(predict, Ensemble)
+        or not all(isinstance(m, Network) for m in predict.members)
+    ):
+        return True  # nothing outside the sample to score later (or a network): not kept
     pool = _pool(data)
     token = secrets.randbits(62)  # names the fit the scores kept beside it came from
-    weights = {f"weight{i}": w for i, w in enumerate(scores.predict.params)}
+    weights = {
+        f"m{j}_weight{i}": w
+        for j, member in enumerate(predict.members)
+        for i, w in enumerate(member.params)  # type: ignore[attr-defined]
+    }
+    pca = features.pca
     blobs = {
-        "model": pack(mean=scores.pca.mean, basis=scores.pca.basis,
-                      scale=np.array(scores.pca.scale), classes=np.array(_classes(data)),
+        "model": pack(mean=pca.mean, basis=pca.basis, deskew=np.array(features.deskew),
+                      scale=np.array(pca.scale), values=_values(data),
                       when=np.array(datetime.now(UTC).isoformat(timespec="seconds")),
                       sampled=np.array(int(scores.sampled.sum())), token=np.array(token),
                       **weights),
         "pool": pack_ids(data.ids[pool]),
-        "pool_labels": pack(labels=data.labels[pool].astype(np.int16),
+        "pool_labels": pack(labels=data.labels[pool].astype(np.int64),
                             digests=data.digests[pool]),
         "ids": pack_ids(data.ids),
         "scores": _packed_scores(data, scores, token),
@@ -126,8 +138,8 @@ def _keep(
 class _KeptFit:
     """A kept fit that can be built on, and the scores kept beside it."""
 
-    pca: PcaFit
-    predict: Network
+    features: FeatureFit
+    predict: Ensemble
     scores: dict[str, npt.NDArray[np.generic]]  # ids, labels, digests, suggested, score, ...
     note: str  # for the summary
     fitted_on: int
@@ -142,7 +154,7 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _KeptFit | s
     scores = unpack(blobs["scores"]) | {"ids": unpack_ids(blobs["ids"])}
     if int(scores["token"]) != int(model["token"]):
         return "the kept fit and scores disagree (two audits at once?)"
-    if int(model["classes"]) != _classes(data):
+    if not np.array_equal(model["values"], _values(data)):
         return "the labels are not those the model was fitted on"
     kept_pool = unpack_ids(blobs["pool"])
     kept_labels = unpack(blobs["pool_labels"])
@@ -156,10 +168,15 @@ def _usable(data: DatasetImages, blobs: dict[str, bytes] | None) -> _KeptFit | s
         return "train images were removed, replaced or relabelled since the fit"
     if len(pool) != len(kept_pool):
         return f"{len(pool) - len(kept_pool):,} train images added since the fit"
-    weights = [model[f"weight{i}"] for i in range(sum(k.startswith("weight") for k in model))]
+    members = sorted({k.split("_")[0] for k in model if k.startswith("m") and "_weight" in k})
+    predict = Ensemble(tuple(
+        Network([model[f"{m}_weight{i}"] for i in range(sum(k.startswith(f"{m}_") for k in model))])
+        for m in members
+    ))  # fmt: skip
     pca = PcaFit(model["mean"], model["basis"], float(model["scale"]))
+    features = FeatureFit(bool(model["deskew"]), pca)
     note = f"fit of {model['when']} reused"
-    return _KeptFit(pca, Network(weights), scores, note, int(model["sampled"]), int(model["token"]))
+    return _KeptFit(features, predict, scores, note, int(model["sampled"]), int(model["token"]))
 
 
 def _score_new(
@@ -184,10 +201,11 @@ def _score_new(
     sampled[at[same]] = kept["sampled"][same]
     todo = np.ones(n, bool)
     todo[at[same]] = False
-    score_images(data, todo, fit.pca, fit.predict, suggested, score, progress)
+    score_images(data, todo, fit.features, fit.predict, suggested, score, progress)
+    suggested[todo] = _values(data)[suggested[todo]]  # positions among the labels: values
     if progress is not None:
         progress(n - int(todo.sum()))
-    scores = StreamedScores(suggested, score, sampled, fit.pca, fit.predict)
+    scores = StreamedScores(suggested, score, sampled, fit.features, fit.predict)
     reuse = f"{fit.note}; {int(todo.sum()):,} new images scored, {n - int(todo.sum()):,} reused"
     if todo.any():  # the scores kept grow by the new ones; the fit and its pool stay
         assert data.session is not None
@@ -199,6 +217,6 @@ def _score_new(
 
 
 def _packed_scores(data: DatasetImages, scores: StreamedScores, token: int) -> bytes:
-    return pack(labels=data.labels.astype(np.int16), suggested=scores.suggested.astype(np.int16),
+    return pack(labels=data.labels.astype(np.int64), suggested=scores.suggested.astype(np.int64),
                 score=scores.score, sampled=scores.sampled, token=np.array(token),
                 digests=data.digests)  # fmt: skip

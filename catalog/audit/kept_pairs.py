@@ -134,6 +134,8 @@ def read_kept(
     if (at < 0).any() or (digests[at] != meta["digests"]).any():
         return None, "images searched before are gone (removed or ingested again)"
     added = len(representatives) - kept.base
+    if kept.index is not None and not ivf.faiss_available():
+        return None, "the kept index needs faiss, which cannot be imported"
     if kept.index is None and len(representatives) > ivf.EXACT_LIMIT:
         return None, "the kept search was exact; the images are now too many for it"
     if kept.index is not None and added > REBUILD_FRACTION * kept.base:

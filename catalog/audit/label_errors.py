@@ -13,13 +13,14 @@ from catalog.audit.context import AuditContext, Outcome
 from catalog.audit.findings import Finding
 from catalog.audit.images import DatasetImages
 from catalog.audit.kept_labels import label_scores
-from catalog.audit.label_model import Method
+from catalog.audit.label_model import DEFAULT_METHOD, Method
 
 #: Label-error suspects reported as warnings: score, p(suggested) - p(given), at
 #: or above this.
 LABEL_ERROR_SCORE = 0.8
-#: The scorer that found the most planted flips (docs/audit-methods.md).
-LABEL_ERROR_METHOD: Method = "mlp"
+#: The default scorer: the best ranking of planted flips within the plain audit's time
+#: (docs/audit-methods.md); ``audit --method`` and ``--thorough`` choose another.
+LABEL_ERROR_METHOD: Method = DEFAULT_METHOD
 #: How many suspects the report lists for review, whatever their score.
 LABEL_ERROR_LIST = 100
 
@@ -27,7 +28,8 @@ LABEL_ERROR_LIST = 100
 def run(context: AuditContext) -> Outcome:
     whole = context.whole
     tick = context.ticker("label-errors", len(whole.ids))
-    return check_label_errors(whole, context.seed, tick, context.splits, full=context.full)
+    return check_label_errors(whole, context.seed, tick, context.splits, full=context.full,
+                              method=context.method)  # fmt: skip
 
 
 def check_label_errors(
@@ -37,6 +39,7 @@ def check_label_errors(
     splits: Sequence[str] = (),
     *,
     full: bool = False,
+    method: Method = LABEL_ERROR_METHOD,
 ) -> Outcome:
     """Rank likely label errors; report those of ``splits`` (default all).
 
@@ -51,7 +54,7 @@ def check_label_errors(
     if data.shape is None or len(data) < 50 or len(np.unique(data.labels)) < 2:
         return [], {"skipped": "too few images or labels to judge"}
     # Fitted on a stratified sample of train, every image scored out of sample, streamed.
-    scored = label_scores(data, LABEL_ERROR_METHOD, seed, progress, full=full)
+    scored = label_scores(data, method, seed, progress, full=full)
     scores = scored.scores
     order = scores.ranked()
     # A blank or inverted image has no label to judge: odd-images reports it.
@@ -81,7 +84,7 @@ def check_label_errors(
             for i in top.tolist()
         ]  # fmt: skip
     summary = {
-        "method": LABEL_ERROR_METHOD,
+        "method": method,
         "fitted_on": scored.fitted_on,
         "reuse": scored.reuse,
         "threshold": LABEL_ERROR_SCORE,

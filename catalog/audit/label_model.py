@@ -2,44 +2,55 @@
 
 In the spirit of confident learning (Northcutt, Jiang and Chuang, 2021, "Confident Learning:
 Estimating Uncertainty in Dataset Labels"), every image is judged by a model that never saw
-its label: test images by a model fitted on all train images, train images by 5-fold
+its label: test images by a model fitted on all train images, train images by k-fold
 cross-fitting (folds drawn from ``seed``). Each model gives out-of-sample probabilities
 ``p(label | image)``; the score of an image is the *normalized margin*
 
     ``score = p(suggested) - p(given)``,  ``suggested = argmax over labels other than given``
 
 (cleanlab's ``rank_by="normalized_margin"``), in ``[-1, 1]``: positive when the model prefers
-another label, higher when it prefers it more. Images are described by their first 50
-principal components on the 0-1 pixel scale (:func:`catalog.audit.features.pca_features`);
-the PCA sees pixels only, never labels.
+another label, higher when it prefers it more. The features never see labels.
 
-Scorers (``method=``):
+Scorers (``method=``, :data:`SCORERS` has their settings):
 
-``"mlp"`` (default)
-    A one-hidden-layer network (256 ReLU units) trained by Adam with weight decay on the PCA
-    features, in numpy.
+``"deskew-mlp"`` (default)
+    Moment-deskewed pixels (:func:`catalog.audit.label_features.deskew`), their first 80
+    principal components, a one-hidden-layer network (256 ReLU units, Adam, numpy) trained
+    on each image and its four one-pixel shifts; two seeds averaged, 5 folds.
+``"mlp"`` (the default before)
+    The same network on 50 principal components of the plain pixels, one seed.
 ``"knn"``
-    Distance-weighted vote of the 10 nearest neighbours in PCA space (weights ``1/d``).
+    Distance-weighted vote of the 10 nearest neighbours in that PCA space (weights ``1/d``).
 ``"softmax"``
-    Multinomial logistic regression on the PCA features.
+    Multinomial logistic regression on those features.
+``"deskew-cnn"`` (``audit --thorough``; needs the ``thorough`` extra, PyTorch)
+    A small convolutional network (:mod:`catalog.audit.label_cnn`) on moment-deskewed
+    pixels, two seeds averaged, 2 folds.
+``"cnn"`` (the same extra)
+    The same network on the plain pixels.
 
-``benchmarks/evaluate_audit.py`` plants 1% label flips in real MNIST images and measures how
-many land in the top of the ranking; ``docs/audit-methods.md`` has the figures.
+``benchmarks/evaluate_audit.py`` plants label flips (uniform, and to the class a separate
+model confuses an image with) in real MNIST images and measures how many land in the top of
+each ranking; ``docs/audit-methods.md`` has the figures and why the default is the default.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from catalog.audit.features import pca_features
+from catalog.audit.label_cnn import CNN_SETTINGS, fit_cnn
+from catalog.audit.label_features import fit_features
 from catalog.audit.label_scorers import (
     HIDDEN,
     SCORER_SETTINGS,
+    Ensemble,
     Network,
     knn_probabilities,
     one_blas_thread,
@@ -47,25 +58,70 @@ from catalog.audit.label_scorers import (
 )
 
 __all__ = [
+    "DEFAULT_METHOD",
     "METHODS",
+    "SCORERS",
     "SETTINGS",
+    "THOROUGH_METHOD",
+    "Ensemble",
     "LabelErrorScores",
     "Method",
     "Network",
     "Predictor",
+    "Scorer",
     "fit_predictor",
     "one_blas_thread",
     "out_of_sample_probabilities",
     "rank_label_errors",
+    "sparse_labels",
 ]
 
-Method = Literal["mlp", "knn", "softmax"]
-METHODS: tuple[Method, ...] = ("mlp", "knn", "softmax")
+Method = Literal["deskew-mlp", "mlp", "knn", "softmax", "cnn", "deskew-cnn"]
+METHODS: tuple[Method, ...] = ("deskew-mlp", "mlp", "knn", "softmax", "cnn", "deskew-cnn")
+DEFAULT_METHOD: Method = "deskew-mlp"
+"""The scorer a plain audit uses (chosen by ``benchmarks/evaluate_audit.py``)."""
+THOROUGH_METHOD: Method = "deskew-cnn"
+"""The scorer of ``audit --thorough``."""
 
-FOLDS = 5
-"""Folds of the cross-fitting: each image is judged by a model fitted on the other four."""
+
+@dataclass(frozen=True)
+class Scorer:
+    """How a scorer sees images and how it is fitted."""
+
+    deskew: bool  # features of moment-deskewed pixels
+    components: int  # principal components (0: the 0-1 pixels themselves)
+    shifts: bool  # trained on each image's one-pixel shifts too
+    seeds: int  # fits averaged
+    folds: int  # of the cross-fitting
+    threads: int  # fits at once
+
+
+SCORERS: dict[Method, Scorer] = {
+    "deskew-mlp": Scorer(deskew=True, components=80, shifts=True, seeds=2, folds=5, threads=2),
+    "mlp": Scorer(deskew=False, components=50, shifts=False, seeds=1, folds=5, threads=2),
+    "knn": Scorer(deskew=False, components=50, shifts=False, seeds=1, folds=5, threads=2),
+    "softmax": Scorer(deskew=False, components=50, shifts=False, seeds=1, folds=5, threads=2),
+    "cnn": Scorer(deskew=False, components=0, shifts=False, seeds=2, folds=2, threads=2),
+    "deskew-cnn": Scorer(deskew=True, components=0, shifts=False, seeds=2, folds=2, threads=2),
+}
 #: The settings a fit depends on (a kept fit is reused only under the same ones).
-SETTINGS = f"folds={FOLDS} {SCORER_SETTINGS}"
+SETTINGS = f"{SCORER_SETTINGS} {CNN_SETTINGS}"
+
+Predictor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
+"""Class probabilities ``(m, C)`` of features ``(m, D)`` from a fitted model."""
+
+
+def sparse_labels(
+    labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct labels, and each label's position among them (labels need not be dense).
+
+    >>> values, dense = sparse_labels(np.array([1000, 3, 3, 1000]))
+    >>> values.tolist(), dense.tolist()
+    ([3, 1000], [1, 0, 0, 1])
+    """
+    values, dense = np.unique(labels, return_inverse=True)
+    return values.astype(np.int64), dense.reshape(-1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -111,7 +167,7 @@ def rank_label_errors(
     labels: npt.NDArray[np.int64],
     is_test: npt.NDArray[np.bool_],
     *,
-    method: Method = "mlp",
+    method: Method = DEFAULT_METHOD,
     seed: int = 0,
     n_classes: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -126,7 +182,7 @@ def rank_label_errors(
         ``(N,)`` integer labels in ``0 .. n_classes - 1``.
     is_test
         ``(N,)`` bool; test images are judged by a model fitted on all train images, train
-        images by 5-fold cross-fitting among the train images.
+        images by k-fold cross-fitting among the train images.
     method
         Scorer, one of :data:`METHODS` (see the module docstring).
     seed
@@ -146,7 +202,7 @@ def rank_label_errors(
     ------
     ValueError
         If shapes disagree, a label is out of range, ``method`` is unknown, or there are
-        fewer than ``2 * 5`` train images.
+        fewer than two train images per fold.
     """
     pixels = np.asarray(pixels)
     given = np.asarray(labels).astype(np.int64)
@@ -164,9 +220,16 @@ def rank_label_errors(
     if method not in METHODS:
         msg = f"method must be one of {', '.join(METHODS)}, got {method!r}"
         raise ValueError(msg)
-    probabilities = out_of_sample_probabilities(
-        pca_features(pixels), given, test, classes, method=method, seed=seed, progress=progress
-    )
+    spec = SCORERS[method]
+    blocks = lambda: (pixels[s : s + 8192] for s in range(0, len(pixels), 8192))
+    features = fit_features(blocks, deskewed=spec.deskew, components=spec.components)
+    variants = features.variants(pixels, spec.shifts)
+    # The fits are seeded each: run side by side (one BLAS thread each), the same result.
+    with one_blas_thread(), ThreadPoolExecutor(min(spec.threads, os.cpu_count() or 1)) as fits:
+        probabilities = out_of_sample_probabilities(
+            variants, given, test, classes, method=method, seed=seed, progress=progress,
+            shape=pixels.shape[1:], mapper=fits.map,
+        )  # fmt: skip
     rows = np.arange(len(given))
     p_given = probabilities[rows, given]
     others = probabilities.copy()
@@ -182,19 +245,21 @@ def out_of_sample_probabilities(
     is_test: npt.NDArray[np.bool_],
     n_classes: int,
     *,
-    method: Method = "mlp",
+    method: Method = DEFAULT_METHOD,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
-    mapper: Callable[..., Iterator[npt.NDArray[np.float64]]] = map,
+    mapper: Callable[..., Iterator[Predictor]] = map,
+    shape: tuple[int, ...] = (),
 ) -> npt.NDArray[np.float64]:
-    """Cross-fit class probabilities: train by 5 folds, test by a model of all train images.
+    """Cross-fit class probabilities: train by k folds, test by a model of all train images.
 
     Parameters
     ----------
     features
-        ``(N, D)`` float32 features.
+        ``(N, D)`` float32 features, or ``(V, N, D)``: ``V`` variants of each image (the
+        first the image itself, the others shifted copies to train on).
     labels
-        ``(N,)`` int64 labels.
+        ``(N,)`` int64 labels in ``0 .. n_classes - 1``.
     is_test
         ``(N,)`` bool test mask.
     n_classes
@@ -208,6 +273,8 @@ def out_of_sample_probabilities(
     mapper
         Runs the fits: ``map`` (one after the other) or an executor's ``map`` (at once,
         each fit with its own seed, so the result is the same).
+    shape
+        ``(H, W)`` of the images (needed by ``cnn``, whose features are the pixels).
 
     Returns
     -------
@@ -217,35 +284,38 @@ def out_of_sample_probabilities(
     Raises
     ------
     ValueError
-        If there are fewer than ``2 * 5`` train images.
+        If there are fewer than ``2 * folds`` train images.
     """
+    spec = SCORERS[method]
+    folds = spec.folds
+    variants = features if features.ndim == 3 else features[None]
     train = np.flatnonzero(~is_test)
-    if len(train) < 2 * FOLDS:
-        msg = f"need at least {2 * FOLDS} train images for {FOLDS}-fold scoring, got {len(train)}"
+    if len(train) < 2 * folds:
+        msg = f"need at least {2 * folds} train images for {folds}-fold scoring, got {len(train)}"
         raise ValueError(msg)
     rng = np.random.default_rng(seed)
     fold = np.empty(len(train), np.int64)
-    fold[rng.permutation(len(train))] = np.arange(len(train)) % FOLDS
-    jobs = [(train[fold != f], train[fold == f]) for f in range(FOLDS)]
+    fold[rng.permutation(len(train))] = np.arange(len(train)) % folds
+    jobs = [(train[fold != f], train[fold == f]) for f in range(folds)]
     test = np.flatnonzero(is_test)
     if len(test):
         jobs.append((train, test))
     out = np.zeros((len(labels), n_classes), np.float64)
+    fits = [(number, member) for number in range(len(jobs)) for member in range(spec.seeds)]
 
-    def predict(number: int) -> npt.NDArray[np.float64]:
-        fit, judge = jobs[number]
-        x, y = features[fit], labels[fit]
-        return _predict(method, x, y, features[judge], n_classes, (seed, number))
+    def fit(job: tuple[int, int]) -> Predictor:
+        number, member = job
+        chosen = jobs[number][0]
+        return fit_predictor(method, variants[:, chosen], labels[chosen], n_classes,
+                             (seed, number, member), shape)  # fmt: skip
 
-    for (_, judge), probabilities in zip(jobs, mapper(predict, range(len(jobs))), strict=True):
-        out[judge] = probabilities
+    fitted = list(mapper(fit, fits))
+    for number, (_, judge) in enumerate(jobs):
+        members = tuple(fitted[number * spec.seeds : (number + 1) * spec.seeds])
+        out[judge] = Ensemble(members)(variants[0, judge])
         if progress is not None:
             progress(len(judge))
     return out
-
-
-Predictor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
-"""Class probabilities ``(m, C)`` of features ``(m, D)`` from a fitted model."""
 
 
 def fit_predictor(
@@ -253,23 +323,20 @@ def fit_predictor(
     fit_x: npt.NDArray[np.float32],
     fit_y: npt.NDArray[np.int64],
     n_classes: int,
-    seed: tuple[int, int],
+    seed: tuple[int, ...],
+    shape: tuple[int, ...] = (),
 ) -> Predictor:
-    """Fit the ``method`` scorer on ``fit_x, fit_y``; the result predicts any block of features."""
+    """Fit one seed of the ``method`` scorer on ``fit_x`` (``(n, D)`` or ``(V, n, D)``) and
+    ``fit_y``; the result predicts any ``(m, D)`` block of features."""
+    if fit_x.ndim == 3 and (method in ("knn", "cnn", "deskew-cnn") or len(fit_x) == 1):
+        fit_x = fit_x[0]  # these see the images only, not shifted copies
     if method == "knn":
-        return lambda x: knn_probabilities(fit_x, fit_y, x, n_classes)
-    hidden = HIDDEN if method == "mlp" else 0
+        x_knn = fit_x
+        return lambda x: knn_probabilities(x_knn, fit_y, x, n_classes)
+    if method in ("cnn", "deskew-cnn"):
+        height, width = (int(v) for v in shape)
+        return fit_cnn(fit_x, fit_y, n_classes, seed, (height, width))
+    hidden = HIDDEN if method in ("mlp", "deskew-mlp") else 0
     with one_blas_thread():
         params = train_network(fit_x, fit_y, n_classes, hidden, seed)
     return Network(params)
-
-
-def _predict(
-    method: Method,
-    fit_x: npt.NDArray[np.float32],
-    fit_y: npt.NDArray[np.int64],
-    x: npt.NDArray[np.float32],
-    n_classes: int,
-    seed: tuple[int, int],
-) -> npt.NDArray[np.float64]:
-    return fit_predictor(method, fit_x, fit_y, n_classes, seed)(x)

@@ -1,14 +1,16 @@
-"""The label-error scorers, fitted on PCA features (:mod:`catalog.audit.label_model` uses them).
+"""The numpy label-error scorers, fitted on features (:mod:`catalog.audit.label_model`).
 
-``mlp``: a one-hidden-layer ReLU network, and ``softmax``: multinomial logistic regression,
-both trained by Adam with weight decay in numpy (:func:`train_network`, applied by
-:class:`Network`); ``knn``: a distance-weighted vote of the nearest fitted images
-(:func:`knn_probabilities`).
+``mlp`` and ``deskew-mlp``: a one-hidden-layer ReLU network, and ``softmax``: multinomial
+logistic regression, both trained by Adam with weight decay in numpy (:func:`train_network`,
+applied by :class:`Network`), on one set of features or, with shift augmentation, on a
+random one of several variants of each image per epoch; ``knn``: a distance-weighted vote
+of the nearest fitted images (:func:`knn_probabilities`). :class:`Ensemble` averages the
+probabilities of fits from several seeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AUGMENTED_EPOCHS",
     "BATCH",
     "EPOCHS",
     "HIDDEN",
@@ -24,6 +27,7 @@ __all__ = [
     "NEIGHBOURS",
     "SCORER_SETTINGS",
     "WEIGHT_DECAY",
+    "Ensemble",
     "Network",
     "knn_probabilities",
     "one_blas_thread",
@@ -36,6 +40,8 @@ HIDDEN = 256
 """Hidden units of the ``mlp`` scorer."""
 EPOCHS = 8
 """Passes over the fitting set (more for small sets, see :data:`MIN_STEPS`)."""
+AUGMENTED_EPOCHS = 12
+"""Passes when every image has shifted variants (each pass sees one of each image's)."""
 MIN_STEPS = 1200
 """Fewest Adam steps of a fit."""
 BATCH = 512
@@ -48,7 +54,7 @@ _KNN_BLOCK = 1024  # query rows per block of the knn vote
 
 #: The scorers' settings, as named in a kept fit's key.
 SCORER_SETTINGS = f"hidden={HIDDEN} steps={EPOCHS},{MIN_STEPS},{BATCH} " + (
-    f"lr={LEARNING_RATE},{WEIGHT_DECAY} knn={NEIGHBOURS}"
+    f"lr={LEARNING_RATE},{WEIGHT_DECAY} knn={NEIGHBOURS} augmented={AUGMENTED_EPOCHS}"
 )
 
 
@@ -62,12 +68,25 @@ class Network:
         return _apply_network(self.params, x)
 
 
+@dataclass(frozen=True)
+class Ensemble:
+    """Fits from several seeds: their class probabilities averaged."""
+
+    members: tuple[Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]], ...]
+
+    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        total = self.members[0](x)
+        for member in self.members[1:]:
+            total = total + member(x)
+        return total / len(self.members)
+
+
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Run BLAS on one thread while training: its mini-batch products are too small to gain
     from more, and on a busy machine threads that wait for each other by spinning made a
-    fit hundreds of times slower. Uses threadpoolctl when installed (the ``ann`` extra
-    brings it); without it, BLAS keeps its own setting."""
+    fit hundreds of times slower. Uses threadpoolctl (a core dependency); where it cannot
+    be imported, BLAS keeps its own setting."""
     try:
         from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
             threadpool_limits,
@@ -91,11 +110,16 @@ def train_network(
     fit_y: npt.NDArray[np.int64],
     n_classes: int,
     hidden: int,
-    seed: tuple[int, int],
+    seed: tuple[int, ...],
 ) -> list[npt.NDArray[np.float32]]:
-    """Fit softmax regression (``hidden == 0``) or a one-hidden-layer ReLU network by Adam."""
+    """Fit softmax regression (``hidden == 0``) or a one-hidden-layer ReLU network by Adam.
+
+    ``fit_x`` is ``(n, D)``, or ``(V, n, D)``: ``V`` variants of each image (shifted copies),
+    of which every epoch trains on one drawn at random per image.
+    """
     rng = np.random.default_rng(seed)
-    d = fit_x.shape[1]
+    variants = fit_x if fit_x.ndim == 3 else fit_x[None]
+    d = variants.shape[2]
     shapes = [(d, hidden), (hidden,), (hidden, n_classes), (n_classes,)]
     shapes = shapes if hidden else [(d, n_classes), (n_classes,)]
     params = [
@@ -107,19 +131,24 @@ def train_network(
     first = [np.zeros_like(p) for p in params]
     second = [np.zeros_like(p) for p in params]
     onehot = np.eye(n_classes, dtype=np.float32)
-    n = len(fit_x)
+    n = variants.shape[1]
     # Small sets get smaller batches and more epochs, so every fit takes enough steps.
     size = min(BATCH, max(32, n // 20))
     per_epoch = -(-n // size)
-    epochs = max(EPOCHS, -(-MIN_STEPS // per_epoch))
+    epochs = max(EPOCHS if len(variants) == 1 else AUGMENTED_EPOCHS, -(-MIN_STEPS // per_epoch))
     step = 0
     beta1, beta2 = 0.9, 0.999
     for epoch in range(epochs):
         rate = LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
         order = rng.permutation(n)
+        variant: npt.NDArray[np.int64] = (
+            rng.integers(0, len(variants), size=(n,), dtype=np.int64)
+            if len(variants) > 1
+            else np.zeros(n, np.int64)
+        )
         for start in range(0, n, size):
             batch = order[start : start + size]
-            xb, yb = fit_x[batch], onehot[fit_y[batch]]
+            xb, yb = variants[variant[batch], batch], onehot[fit_y[batch]]
             if hidden:
                 pre = xb @ params[0] + params[1]
                 act = np.maximum(pre, 0)

@@ -4,21 +4,27 @@ The model (:mod:`catalog.audit.label_model`) is fitted on a stratified random sa
 most :data:`SAMPLE` train images (all of them when there are fewer; every image when there
 is no train split), drawn per label in proportion from ``seed``:
 
-* the principal components are fitted on the sample's pixels;
-* sample images are judged by 5-fold cross-fitting within the sample;
+* the features (:mod:`catalog.audit.label_features`: deskewed or plain pixels, principal
+  components or raw) are fitted on the sample's pixels;
+* sample images are judged by k-fold cross-fitting within the sample;
 * every other image is judged by the model fitted on the whole sample, its pixels streamed
   from the catalog block by block, so it never saw them either.
 
-So every image is judged out of sample, and memory is the sample's features (60,000 x 50
-float32: 12 MB) and a block of pixels at a time, plus a few numbers per image, whatever
-the size of the dataset. On MNIST (60,000 train images) this is exactly cross-fitting on all
+So every image is judged out of sample, and memory is the sample's features (60,000 x 80
+float32 for each of the five shifted variants: 96 MB) and a block of pixels at a time,
+plus a few numbers per image, whatever the size of the dataset. On MNIST (60,000 train images) this is exactly cross-fitting on all
 of train and a model of all of train for test, as before.
 
-Time is the six fits on the sample (a constant: they take the same time at 70,000 images as
-at a million) plus one streamed pass that projects and scores the rest (linear). The six
-fits are independent and seeded each, so they run :data:`FIT_THREADS` at a time, each with
-one BLAS thread (its mini-batch products are too small to share): the same result, in
-about half the time on two cores.
+Time is the fits on the sample (folds + 1, times the seeds averaged: a constant, the same
+at 70,000 images as at a million) plus one streamed pass that projects and scores the rest
+(linear). The numpy fits are independent and seeded each, so they run :data:`FIT_THREADS`
+at a time, each with one BLAS thread (its mini-batch products are too small to share):
+the same result, in about half the time on two cores; so do the ``cnn`` fits, each on one
+PyTorch thread.
+
+Labels need not be dense (``{3, 1000}`` is two classes): the model sees each label's
+position among the distinct labels (:func:`catalog.audit.label_model.sparse_labels`), and
+suggestions are given back as label values.
 """
 
 from __future__ import annotations
@@ -31,15 +37,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from catalog.audit.features import PcaFit, fit_pca_blocks, project
 from catalog.audit.images import DatasetImages
+from catalog.audit.label_features import FeatureFit, fit_features
 from catalog.audit.label_model import (
-    FOLDS,
+    DEFAULT_METHOD,
+    SCORERS,
+    Ensemble,
     Method,
     Predictor,
     fit_predictor,
     one_blas_thread,
     out_of_sample_probabilities,
+    sparse_labels,
 )
 
 __all__ = [
@@ -65,7 +74,7 @@ class StreamedScores:
     Attributes
     ----------
     suggested
-        ``(N,)`` most probable label other than the given one.
+        ``(N,)`` most probable label other than the given one (a label value).
     score
         ``(N,)`` ``p(suggested) - p(given)`` out of sample; higher is more suspicious.
     sampled
@@ -75,7 +84,7 @@ class StreamedScores:
     suggested: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
     sampled: npt.NDArray[np.bool_]
-    pca: PcaFit | None = None  # the features the model sees
+    features: FeatureFit | None = None  # what the model sees
     predict: Predictor | None = None  # the model of the whole sample (None: nothing outside)
 
     def ranked(self) -> npt.NDArray[np.int64]:
@@ -106,7 +115,7 @@ def stratified_sample(
 def score_label_errors(
     data: DatasetImages,
     *,
-    method: Method = "mlp",
+    method: Method = DEFAULT_METHOD,
     seed: int = 0,
     sample: int = SAMPLE,
     progress: Callable[[int], None] | None = None,
@@ -118,55 +127,66 @@ def score_label_errors(
     ValueError
         If the images have different sizes or the sample has fewer than 10 images.
     """
-    labels = data.labels
-    classes = int(labels.max()) + 1 if len(labels) else 1
+    values, labels = sparse_labels(data.labels)
+    classes = max(len(values), 1)
+    spec = SCORERS[method]
     train = np.flatnonzero(data.splits == "train")
     pool = train if len(train) else np.arange(len(labels))
     fitted = stratified_sample(labels, pool, sample, seed)
     # The sample's pixels are read in blocks (three times) rather than held.
-    pca = fit_pca_blocks(lambda: (block for _, block in data.blocks(fitted)))
-    features = np.concatenate([project(pca, block) for _, block in data.blocks(fitted)])
+    features = fit_features(lambda: (block for _, block in data.blocks(fitted)),
+                            deskewed=spec.deskew, components=spec.components)  # fmt: skip
+    variants = np.concatenate(
+        [features.variants(block, spec.shifts) for _, block in data.blocks(fitted)], axis=1
+    )
     fit_y = labels[fitted]
+    shape = data.shape or ()
     # One BLAS thread for all the fits at once: per fit, threadpoolctl would restore the
     # setting while another fit still runs.
-    with one_blas_thread(), ThreadPoolExecutor(FIT_THREADS) as fits:
+    with one_blas_thread(), ThreadPoolExecutor(min(FIT_THREADS, spec.threads)) as fits:
         # The model of the whole sample, for the images outside it (if any).
         whole = (
-            fits.submit(fit_predictor, method, features, fit_y, classes, (seed, FOLDS))
+            [fits.submit(fit_predictor, method, variants, fit_y, classes,
+                         (seed, spec.folds, member), shape) for member in range(spec.seeds)]
             if len(fitted) < len(labels)
-            else None
-        )
-        probabilities = out_of_sample_probabilities(
-            features, fit_y, np.zeros(len(fitted), bool), classes, method=method, seed=seed,
-            progress=progress, mapper=fits.map,
+            else []
         )  # fmt: skip
-        predict = None if whole is None else whole.result()
+        probabilities = out_of_sample_probabilities(
+            variants, fit_y, np.zeros(len(fitted), bool), classes, method=method, seed=seed,
+            progress=progress, mapper=fits.map, shape=shape,
+        )  # fmt: skip
+        predict = Ensemble(tuple(f.result() for f in whole)) if whole else None
     suggested = np.zeros(len(labels), np.int64)
     score = np.zeros(len(labels), np.float64)
     suggested[fitted], score[fitted] = _margins(probabilities, fit_y)
     sampled = np.zeros(len(labels), bool)
     sampled[fitted] = True
-    if predict is None:
-        return StreamedScores(suggested, score, sampled, pca)
-    del features
-    score_images(data, ~sampled, pca, predict, suggested, score, progress)
-    return StreamedScores(suggested, score, sampled, pca, predict)
+    if predict is not None:
+        del variants
+        score_images(data, ~sampled, features, predict, suggested, score, progress, labels)
+    if len(values):
+        suggested = values[suggested]
+    return StreamedScores(suggested, score, sampled, features, predict)
 
 
 def score_images(
     data: DatasetImages,
     todo: npt.NDArray[np.bool_],
-    pca: PcaFit,
+    features: FeatureFit,
     predict: Predictor,
     suggested: npt.NDArray[np.int64],
     score: npt.NDArray[np.float64],
     progress: Callable[[int], None] | None = None,
+    dense: npt.NDArray[np.int64] | None = None,
 ) -> None:
-    """Score the images where ``todo`` with a fitted model, into ``suggested`` and ``score``.
+    """Score the images where ``todo`` with a fitted model, into ``suggested`` and ``score``
+    (positions among the distinct labels; ``dense`` is each image's, by default
+    ``sparse_labels(data.labels)``).
 
     Most of the images are streamed in order; a few (a sampled train split's rest, an
     ingest's new images) are read by id.
     """
+    labels = sparse_labels(data.labels)[1] if dense is None else dense
     rest = np.flatnonzero(todo)
     source = data.blocks() if len(rest) > len(todo) // 2 else data.blocks(rest)
     for positions, block in source:
@@ -174,8 +194,8 @@ def score_images(
         if not wanted.any():
             continue
         at = positions[wanted]
-        probs = predict(project(pca, block[wanted]))
-        suggested[at], score[at] = _margins(probs, data.labels[at])
+        probs = predict(features.transform(block[wanted]))
+        suggested[at], score[at] = _margins(probs, labels[at])
         if progress is not None:
             progress(len(at))
 

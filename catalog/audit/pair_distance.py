@@ -29,7 +29,7 @@ Comparing all n^2 / 2 pairs with that measure is far too slow, so candidates com
 each image gets its embedding (:mod:`catalog.similarity.embed`: centred, blurred low
 DCT frequencies, unchanged by a shift and barely moved by JPEG or a few repainted pixels),
 a nearest-neighbour index (:mod:`catalog.similarity.index`: exact up to 10,000 images,
-faiss above) gives each image's close neighbours (:func:`catalog.similarity.candidate_pairs`,
+faiss above, exact again if faiss cannot be imported) gives each image's close neighbours (:func:`catalog.similarity.candidate_pairs`,
 about 1.6 pairs per image on MNIST) and only those pairs get the exact measure, in
 vectorised blocks (:func:`verify_pairs`). In the audit the embeddings come from the catalog
 (:mod:`catalog.audit.near_duplicates`); :func:`find_near_duplicates` does the same for
@@ -171,8 +171,6 @@ def find_near_duplicates(
     ------
     ValueError
         If ``pixels`` is not a 3-D array of images at least 3 x 3, or ``threshold`` is negative.
-    MissingExtraError
-        If there are more than 10,000 images and faiss-cpu is not installed.
 
     Examples
     --------

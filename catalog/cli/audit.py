@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from catalog.cli.options import JsonOpt, MemoryOpt, SeedOpt, SplitOpt, VersionOpt
 from catalog.cli.output import echo_json, named_bars
 from catalog.cli.state import open_catalog
+
+if TYPE_CHECKING:  # typing only: --help imports no numpy
+    from catalog.audit.label_model import Method
 
 
 def audit(
@@ -50,6 +53,21 @@ def audit(
         ),
     ] = False,
     version: VersionOpt = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            help="Label-error scorer: deskew-mlp (default), mlp, knn, softmax, cnn or deskew-cnn.",
+        ),
+    ] = None,
+    thorough: Annotated[
+        bool,
+        typer.Option(
+            "--thorough",
+            help="Rank label errors with a small convolutional network (several minutes; "
+            'pip install "mnist-catalog[thorough]").',
+        ),
+    ] = False,
 ) -> None:
     """Audit datasets: identity, balance, duplicates, odd images, label errors, files.
 
@@ -57,11 +75,16 @@ def audit(
     The label-error check skips images already relabelled, tagged reviewed or
     excluded, and says how many.
     """
+    if thorough and method not in (None, "deskew-cnn"):
+        msg = f"--thorough is --method deskew-cnn; it cannot be combined with --method {method}"
+        raise typer.BadParameter(msg)
+    scorer = cast("Method", "deskew-cnn" if thorough else (method or "deskew-mlp"))  # checked
     catalog = open_catalog(ctx)
     with named_bars("count", "elapsed") as on_progress:
         report = catalog.audit(
             dataset=dataset, splits=tuple(split or ()), checks=check or None, seed=seed,
             progress=on_progress, memory=memory, full=full, version=version,
+            method=scorer,
         )  # fmt: skip
         if html_path is not None:
             html_path.write_text(catalog.audit_html(report), encoding="utf-8")

@@ -1,6 +1,6 @@
 """Nearest-neighbour search on signatures, behind one function that can be swapped.
 
-:func:`nearest` uses faiss when it is installed (``pip install "mnist-catalog[ann]"``)
+:func:`nearest` uses faiss (a core dependency) when it can be imported
 and a blocked numpy search otherwise. ``exact=True`` gives the true nearest
 neighbours (faiss' flat index, or numpy); ``exact=False`` lets faiss probe an
 inverted-file index (:data:`PROBES` of :data:`LISTS` cells), about twenty times

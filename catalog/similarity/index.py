@@ -13,8 +13,9 @@ library chosen in ``docs/ann-choice.md``, imported only when it is used: small c
 query found by a small HNSW graph over the centres, so building and querying all points
 grow about as ``n log n`` (a flat list of ``4 sqrt(n)`` k-means centres, as before, grows
 as ``n^1.5``; at 300,000 digits it took 35 s of CPU where this takes 19 s). ``method="auto"``
-uses the exact search up to :data:`EXACT_LIMIT` points and faiss above; without faiss-cpu
-installed a large set is a :class:`MissingExtraError` naming the ``ann`` extra.
+uses the exact search up to :data:`EXACT_LIMIT` points and faiss above. faiss-cpu is a core
+dependency; where it cannot be imported all the same (a broken wheel, a platform without
+one), every method falls back to the exact search: slower at large sizes, never refused.
 
 Rows of a result are sorted by distance, ties by position; where fewer than ``k`` points
 exist the row is padded with position ``-1`` at distance ``inf``.
@@ -29,17 +30,15 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from catalog.errors import MissingExtraError
-
 __all__ = [
     "EXACT_LIMIT",
     "ExactIndex",
     "FaissIndex",
     "Method",
-    "MissingExtraError",
     "NeighbourSearch",
     "Neighbours",
     "build_index",
+    "faiss_available",
 ]
 
 Method = Literal["auto", "exact", "faiss"]
@@ -85,7 +84,8 @@ def build_index(
     vectors
         ``(n, d)`` float array (float16 is widened to float32).
     method
-        ``"exact"``, ``"faiss"`` or ``"auto"`` (exact up to :data:`EXACT_LIMIT` points).
+        ``"exact"``, ``"faiss"`` or ``"auto"`` (exact up to :data:`EXACT_LIMIT` points);
+        ``"faiss"`` and ``"auto"`` search exactly when faiss cannot be imported.
     threads
         Threads faiss may use (default: its own default, all cores).
 
@@ -96,8 +96,6 @@ def build_index(
 
     Raises
     ------
-    MissingExtraError
-        If faiss is needed and not installed.
     ValueError
         If ``vectors`` is not 2-D or ``method`` is unknown.
 
@@ -113,7 +111,7 @@ def build_index(
     if method == "exact" or (method == "auto" and len(data) <= EXACT_LIMIT):
         return ExactIndex(data)
     if method in ("faiss", "auto"):
-        return FaissIndex(data, threads=threads)
+        return FaissIndex(data, threads=threads) if faiss_available() else ExactIndex(data)
     msg = f"unknown nearest-neighbour method {method!r}: expected auto, exact or faiss"
     raise ValueError(msg)
 
@@ -299,6 +297,15 @@ class FaissIndex:
         return _sorted(positions, distances)
 
 
+def faiss_available() -> bool:
+    """Whether faiss can be imported (a core dependency; False only on a broken install)."""
+    try:
+        _import_faiss()
+    except ImportError:
+        return False
+    return True
+
+
 def _import_faiss() -> Any:
     # faiss's OpenMP threads spin while they wait for work by default; on a machine whose
     # cores other work shares, that spinning took the cores from the threads with work
@@ -306,14 +313,8 @@ def _import_faiss() -> Any:
     # passive, 12-15 s of CPU either way; docs/scale.md). OpenMP reads this once, when faiss first
     # loads it; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        import faiss  # type: ignore[import-not-found, import-untyped, unused-ignore]
-    except ImportError:
-        msg = (
-            f"Nearest-neighbour search of more than {EXACT_LIMIT:,} images needs faiss-cpu: "
-            'pip install "mnist-catalog[ann]"'
-        )
-        raise MissingExtraError(msg) from None
+    import faiss  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
     return faiss
 
 

@@ -127,8 +127,6 @@ def build_neighbour_index(
     ------
     DatasetNotFoundError, SelectionError
         If the selection names no dataset of the catalog or an unknown split.
-    MissingExtraError
-        If the selection is large and faiss-cpu is not installed.
     """
     compute_embeddings(session, selection, progress=progress)
     stored = load_embeddings(session, selection)
