@@ -15,10 +15,17 @@ Steps, each through the real programs:
    suspects with the arrow key; screenshots of overview, grid and review go to ``docs/``;
 5. ``mnist-catalog history`` of the relabelled image shows the browser's decision.
 
+The first image page after ``serve`` starts is timed on its own, before any other
+request (its neighbours follow from ``/api/neighbours/...`` once the index built in
+the background is ready; the time to that is printed too), then the audit page.
+
     python benchmarks/web_pages.py [--mnist DIR] [--screenshots DIR] [--db CATALOG]
+    python benchmarks/web_pages.py --scale 1000000 --no-browser   # no audit run: as the issue
 
 ``--db`` reuses a catalog that already holds MNIST as ``mnist`` and a stored
 label-error audit (steps 1 is skipped); the browser's relabel is then undone at the end.
+``--scale N`` ingests N images synthesized from MNIST (``benchmarks/scale_bench.py``:
+warped train digits and the real test split) as dataset ``mnist``, without an audit run.
 """
 
 from __future__ import annotations
@@ -100,12 +107,23 @@ def main() -> None:
     parser.add_argument("--screenshots", type=Path, default=HERE.parent / "docs")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--db", type=Path, help="reuse this catalog (MNIST + a stored audit)")
+    parser.add_argument("--scale", type=int, help="N synthesized images, no audit run")
+    parser.add_argument("--no-browser", action="store_true", help="HTTP timings only")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {load:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "mnist.db"
-        if args.db is None:
+        if args.scale:
+            from scale_bench import synthesize
+
+            started = time.perf_counter()
+            synthesize(args.mnist, Path(tmp), args.scale)
+            print(f"synthesized {args.scale:,} images: {time.perf_counter() - started:.1f} s")
+            started = time.perf_counter()
+            cli(db, "ingest", str(Path(tmp) / "src"), "--dataset", "mnist")
+            print(f"ingest: {time.perf_counter() - started:.1f} s")
+        elif args.db is None:
             started = time.perf_counter()
             cli(db, "ingest", str(args.mnist), "--dataset", "mnist")
             print(f"ingest: {time.perf_counter() - started:.1f} s")
@@ -116,7 +134,9 @@ def main() -> None:
         server, url = start_server(db, args.port)
         try:
             base = url.split("/?token=")[0]
-            timings(base)
+            timings(base, audited=not args.scale)
+            if args.no_browser:
+                return
             relabelled = in_browser(url, base, args.screenshots)
         finally:
             server.terminate()
@@ -128,22 +148,54 @@ def main() -> None:
             cli(db, "undo", last.split()[0].lstrip("#"))
 
 
-def timings(base: str) -> None:
+def first_image(client: httpx.Client) -> None:
+    """The first image page after start, then the time until its neighbours are ready."""
+    started = time.perf_counter()
+    page = client.get("/image/mnist/test/1530")
+    page.raise_for_status()
+    first = time.perf_counter() - started
+    follow = "neighbours follow" in page.text
+    print(f"first image page after start: {first * 1000:.0f} ms "
+          f"({'neighbours follow' if follow else 'neighbours in the page'})")  # fmt: skip
+    during: dict[str, list[float]] = {"neighbours poll": [], "overview": [], "grid": []}
+    urls = {"neighbours poll": "/api/neighbours/mnist/test/1530", "overview": "/",
+            "grid": "/grid?split=test&label=3&size=500"}  # fmt: skip
+    while True:
+        for name, path in urls.items():
+            asked = time.perf_counter()
+            response = client.get(path)
+            during[name].append((time.perf_counter() - asked) * 1000)
+        if response.status_code == 200 and client.get(urls["neighbours poll"]).json()["ready"]:
+            break
+        time.sleep(0.1)
+    waited = time.perf_counter() - started
+    print(f"  its neighbours ready {waited:.1f} s after it was asked; while the index was "
+          "built, pages answered in (median / max):")  # fmt: skip
+    for name, times in during.items():
+        print(f"    {name}: {statistics.median(times):.0f} / {max(times):.0f} ms "
+              f"({len(times)} requests)")  # fmt: skip
+    started = time.perf_counter()
+    client.get("/image/mnist/test/1531").raise_for_status()
+    print(f"second image page (index built): {(time.perf_counter() - started) * 1000:.0f} ms")
+
+
+def timings(base: str, *, audited: bool = True) -> None:
     pages = {
         "overview": "/",
         "grid, test label 3, 500 thumbnails (HTML)": "/grid?split=test&label=3&size=500",
         "grid's sprite sheet (500 digits, PNG)": "/sprite.png?split=test&label=3&page=1&size=500",
         "image page (with 12 neighbours)": "/image/mnist/test/1530",
         "review page (suspect 1 + neighbours)": "/review?split=test&n=1",
+        "audit page": "/audit",
         "thumbnail by sha256 (PNG)": None,
         "JSON: /api/overview": "/api/overview",
         "JSON: /api/grid, 500 images": "/api/grid?split=test&label=3&size=500",
         "JSON: /api/image": "/api/image/mnist/test/1530",
     }
+    if not audited:  # the review page needs an audit run; the audit page says there is none
+        del pages["review page (suspect 1 + neighbours)"]
     with httpx.Client(base_url=base, timeout=60) as client:
-        started = time.perf_counter()
-        client.get("/image/mnist/test/1530").raise_for_status()  # builds the neighbour index
-        print(f"first image page (neighbour index warm-up): {time.perf_counter() - started:.1f} s")
+        first_image(client)
         thumb = client.get("/api/image/mnist/test/1530").json()["thumb"]
         pages["thumbnail by sha256 (PNG)"] = thumb
         print("\n| page | median of 20, warm | bytes |\n|---|---:|---:|")

@@ -1,5 +1,9 @@
 """Errors a user can fix. The CLI prints their message on one line and exits 1."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class CatalogError(Exception):
     """Base class for errors a user can fix."""
@@ -55,6 +59,18 @@ class DatasetConflictError(CatalogError):
 
 class DecisionError(CatalogError):
     """A curation decision names an image, label, tag or row that cannot be applied."""
+
+
+class StaleDecisionError(DecisionError):
+    """A decision was made after the one its author saw: nothing is recorded.
+
+    ``latest`` holds the newer decision (id, action, label, tag, by, at ...), so a
+    face can say who decided what and when.
+    """
+
+    def __init__(self, message: str, latest: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.latest = latest
 
 
 class UnknownTagError(DecisionError):

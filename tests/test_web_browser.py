@@ -54,7 +54,7 @@ def test_browse_then_review_three_suspects_with_the_keyboard(
         cells[0].click()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".image-page")))
         assert "test:" in driver.find_element(By.TAG_NAME, "h1").text
-        assert len(driver.find_elements(By.CSS_SELECTOR, ".neighbours img")) == 12
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".neighbours img")) == 12)
 
         driver.get(f"{server.url}/review?split=test")
         first = _suspect(driver)

@@ -76,6 +76,11 @@ class BrowseMixin:
         dataset's index is built on the first call and kept by this catalog object."""
         return self._cache().nearest(image_id, dataset, k)
 
+    def lookalikes_if_ready(self, image_id: int, dataset: str, k: int) -> list[Neighbour] | None:
+        """:meth:`lookalikes` if the dataset's index is built, else None at once (the
+        index is then built in a background thread)."""
+        return self._cache().nearest_if_ready(image_id, dataset, k)
+
     def warm_lookalikes(self, datasets: list[str]) -> threading.Thread:
         """Build the look-alike indexes of ``datasets`` in a background thread."""
         return self._cache().warm(datasets)

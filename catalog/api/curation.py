@@ -18,7 +18,9 @@ from catalog.curation import log as decision_log
 from catalog.curation import sets as decision_sets
 from catalog.curation.decisions import Change, Summary
 from catalog.curation.log import DecisionRecord
+from catalog.curation.seen import UNCHECKED, Seen, check_seen, latest_open_by
 from catalog.db.engine import session_scope
+from catalog.errors import DecisionError
 
 if TYPE_CHECKING:  # the audit package loads every check: not for a count
     from catalog.audit.findings import AuditReport
@@ -37,18 +39,25 @@ class CurationMixin:
         dataset: str | None = None,
         by: str | None = None,
         dry_run: bool = False,
+        seen: Seen = UNCHECKED,
     ) -> Summary:
-        """Record the changes ``make(session, image_id)`` returns for each image named."""
+        """Record the changes ``make(session, image_id)`` returns for each image named.
+
+        With ``seen`` (the latest decision id the author saw about these images, None
+        for none), a newer decision raises :class:`~catalog.errors.StaleDecisionError`
+        and nothing is recorded.
+        """
         refs = [decisions.parse_ref(text) for text in _names(images)]
         with session_scope(self.engine, write=True) as session:
             decisions.lock(session)
             ids = decisions.resolve(session, dataset, refs)
+            check_seen(session, ids, seen)
             changes = [change for image in ids for change in make(session, image)]
             return decisions.record(session, changes, author=by, dry_run=dry_run)
 
     def relabel(
         self, image: str, label: int | str, *, dataset: str | None = None,
-        note: str | None = None, by: str | None = None,
+        note: str | None = None, by: str | None = None, seen: Seen = UNCHECKED,
     ) -> Summary:  # fmt: skip
         """Record that image ``SPLIT:INDEX`` is really ``label`` (a number or class name)."""
 
@@ -56,16 +65,17 @@ class CurationMixin:
             number = decisions.check_label(session, image_id, label)
             return [Change(image_id, "relabel", label=number, note=note)]
 
-        return self.decide(image, make, dataset=dataset, by=by)
+        return self.decide(image, make, dataset=dataset, by=by, seen=seen)
 
     def exclude(
         self, images: str | Sequence[str], *, reason: str, dataset: str | None = None,
-        by: str | None = None,
+        by: str | None = None, seen: Seen = UNCHECKED,
     ) -> Summary:  # fmt: skip
         """Leave images out of every selection, export and array from now on."""
         return self.decide(
-            images, lambda _s, i: [Change(i, "exclude", note=reason)], dataset=dataset, by=by
-        )
+            images, lambda _s, i: [Change(i, "exclude", note=reason)], dataset=dataset, by=by,
+            seen=seen,
+        )  # fmt: skip
 
     def include(
         self, images: str | Sequence[str], *, note: str | None = None,
@@ -78,13 +88,14 @@ class CurationMixin:
 
     def tag(
         self, name: str, images: str | Sequence[str], *, note: str | None = None,
-        dataset: str | None = None, by: str | None = None,
+        dataset: str | None = None, by: str | None = None, seen: Seen = UNCHECKED,
     ) -> Summary:  # fmt: skip
         """Put tag ``name`` on images ``SPLIT:INDEX``."""
         decisions.check_tag(name)
         return self.decide(
-            images, lambda _s, i: [Change(i, "tag", tag=name, note=note)], dataset=dataset, by=by
-        )
+            images, lambda _s, i: [Change(i, "tag", tag=name, note=note)], dataset=dataset, by=by,
+            seen=seen,
+        )  # fmt: skip
 
     def untag(
         self, name: str, images: str | Sequence[str], *, note: str | None = None,
@@ -131,6 +142,32 @@ class CurationMixin:
             decisions.lock(session)
             changes = decision_sets.undo_set_changes(session, set_id, note)
             return decisions.record(session, changes, author=by, as_set=True)
+
+    def undo_latest(
+        self, image: str, *, by: str, dataset: str | None = None, note: str | None = None,
+        seen: Seen = UNCHECKED,
+    ) -> Summary:  # fmt: skip
+        """Undo ``by``'s latest decision about image ``SPLIT:INDEX`` that is not undone
+        yet (another author's decisions are left alone).
+
+        Raises
+        ------
+        DecisionError
+            If ``by`` has no such decision about the image.
+        StaleDecisionError
+            With ``seen``, if a decision newer than ``seen`` exists.
+        """
+        ref = decisions.parse_ref(image)
+        with session_scope(self.engine, write=True) as session:
+            decisions.lock(session)
+            (image_id,) = decisions.resolve(session, dataset, [ref])
+            check_seen(session, [image_id], seen)
+            target = latest_open_by(session, image_id, by)
+            if target is None:
+                msg = f"Nothing of yours to undo on {ref[0]}:{ref[1]}: {by} has no decision about it that is not undone"
+                raise DecisionError(msg)
+            change = decision_log.undo_change(session, target, note)
+            return decisions.record(session, [change], author=by)
 
     def apply(
         self, path: str | Path, *, dataset: str | None = None, by: str | None = None,

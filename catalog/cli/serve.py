@@ -23,6 +23,15 @@ def serve(
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the page in a web browser.")
     ] = False,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="A host name the server answers to besides 127.0.0.1 and localhost "
+            "(repeat for more; needed with --host 0.0.0.0: the Host check stays on).",
+        ),
+    ] = None,
 ) -> None:
     """Browse the catalog and review the audit's suspects in a web page.
 
@@ -34,14 +43,16 @@ def serve(
     check_serve_extra()
     import uvicorn
 
-    from catalog.web.app import LOCAL_HOSTS, create_app
+    from catalog.web.app import create_app
     from catalog.web.security import Access
-    from catalog.web.server import check_port, start_url
+    from catalog.web.server import allowed_hosts, check_port, server_config, start_url
 
     check_port(host, port)
+    hosts, warning = allowed_hosts(host, allow_host or [])
+    if warning:
+        typer.echo(f"Warning: {warning}", err=True)
     catalog = open_catalog(ctx)
     access = Access(read_only=read_only)
-    hosts = ["*"] if host in ("0.0.0.0", "::") else [*LOCAL_HOSTS, host]
     catalog.warm_lookalikes([summary.name for summary in catalog.datasets(counts=False)])
     app = create_app(catalog, access=access, hosts=hosts)
     url = start_url(host, port, None if read_only else access.token)
@@ -53,4 +64,4 @@ def serve(
         import webbrowser
 
         webbrowser.open(url)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(app, host, port)).run()

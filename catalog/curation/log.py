@@ -89,6 +89,11 @@ def _records(session: Session, where: Sequence[ColumnElement[bool]]) -> Iterator
         yield DecisionRecord(*row[:9], at, row.undoes, row.original, row.set_id)
 
 
+def records_where(session: Session, where: Sequence[ColumnElement[bool]]) -> list[DecisionRecord]:
+    """The decisions matching ``where`` (conditions on :class:`Decision`), oldest first."""
+    return list(_records(session, where))
+
+
 def image_history(
     session: Session, dataset: str | None, split: str, index: int
 ) -> list[DecisionRecord]:

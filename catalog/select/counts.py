@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.db.models.decisions import Decision, ImageState
-from catalog.db.models.exports import Export
+from catalog.db.models.exports import Export, ExportedFile
 from catalog.db.models.images import Image
 from catalog.db.models.label_counts import LabelCount
 from catalog.errors import DatasetNotFoundError, SelectionError
@@ -165,19 +165,31 @@ def _decided(
 
 
 def decisions_since(session: Session, export: Export) -> int:
-    """Decisions recorded after ``export`` ran about images its selection matches
-    (excluded ones too): non-zero means the export is out of date."""
+    """Decisions recorded after ``export`` ran about images it holds or its selection
+    matches today (excluded ones too): non-zero means the export is out of date.
+
+    The images it holds are its recorded files' (one per image for a folder export):
+    an image relabelled out of the selection is no longer matched, but its file,
+    written under the old label, is now wrong. A container file (IDX, npz, a shard)
+    records its first image only; for those, images the selection matches by their
+    source labels count too.
+    """
     whole = replace(
         Selection.from_json(export.selection), excluded="include", sample=None,
         per_label=None, per_group=None, holdout_part=None, limit=None, offset=0, order="index",
     )  # fmt: skip
+    held: list[Any] = [select(ExportedFile.image_id).where(ExportedFile.export_id == export.id)]
     try:
         _, ids = selection_query(session, whole)
+        held.append(ids.with_only_columns(Image.id).order_by(None))
+        if export.output != "folder" and not whole.original_labels:
+            _, source = selection_query(session, replace(whole, original_labels=True))
+            held.append(source.with_only_columns(Image.id).order_by(None))
     except (SelectionError, DatasetNotFoundError):
-        return 0  # the dataset or split is gone
+        pass  # the dataset or split is gone: only the recorded files count
+    after = Decision.id > (export.decision_id or 0)
     newer = select(func.count(Decision.id)).where(
-        Decision.id > (export.decision_id or 0),
-        Decision.image_id.in_(ids.with_only_columns(Image.id).order_by(None)),
+        after, or_(*(Decision.image_id.in_(query) for query in held))
     )
     return int(session.scalar(newer) or 0)
 

@@ -153,7 +153,8 @@ def rows_by_id(session: Session, image_ids: list[int]) -> dict[int, ImageRow]:
     (ids not in the catalog are left out)."""
     query = with_state(
         select(Dataset.name, Image.id, Image.split, POSITION, CURRENT_LABEL.label("label"),
-               Image.label.label("original"), Image.sha256, ImageState.excluded)
+               Image.label.label("original"), Image.sha256, ImageState.excluded,
+               ImageState.decision_id)
         .join(Dataset, Dataset.id == Image.dataset_id)
         .where(Image.id.in_(image_ids))
     )  # fmt: skip
@@ -168,6 +169,7 @@ def rows_by_id(session: Session, image_ids: list[int]) -> dict[int, ImageRow]:
             (),
             row.original,
             bool(row.excluded),
+            decision=row.decision_id,
         )
         for row in session.execute(query)
     }

@@ -42,8 +42,12 @@ class NeighbourCache:
         self.engine = engine
         self._indexes: dict[str, NeighbourIndex] = {}
         self._lock = threading.Lock()
+        self._started: set[str] = set()  # datasets being built in the background
 
     def index(self, dataset: str) -> NeighbourIndex:
+        built = self._indexes.get(dataset)  # no lock: another dataset may be building
+        if built is not None:
+            return built
         with self._lock:
             if dataset not in self._indexes:
                 self._indexes[dataset] = self._build(dataset)
@@ -77,12 +81,27 @@ class NeighbourCache:
             if i in rows
         ]
 
+    def nearest_if_ready(self, image_id: int, dataset: str, k: int) -> list[Neighbour] | None:
+        """:meth:`nearest` if ``dataset``'s index is built, else None at once (and the
+        index is built in the background, if it is not under way already): a page
+        answers without waiting seconds for a million embeddings."""
+        if dataset not in self._indexes:
+            if dataset not in self._started:
+                self.warm([dataset])
+            return None
+        return self.nearest(image_id, dataset, k)
+
     def warm(self, datasets: list[str]) -> threading.Thread:
         """Build the indexes of ``datasets`` in a background thread."""
+        self._started.update(datasets)
 
         def build() -> None:
             for name in datasets:
-                self.index(name)
+                try:
+                    self.index(name)
+                except Exception:  # a failed build is retried by the next lookup
+                    self._started.discard(name)
+                    raise
 
         thread = threading.Thread(target=build, name="neighbour-index", daemon=True)
         thread.start()

@@ -24,17 +24,23 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from catalog.api.handle import Catalog
-from catalog.errors import CatalogError, DatasetNotFoundError, ImageNotFoundError
+from catalog.errors import (
+    CatalogError,
+    DatasetNotFoundError,
+    ImageNotFoundError,
+    StaleDecisionError,
+)
 from catalog.web import pages, review
+from catalog.web.bodies import BodyTooLargeError
 from catalog.web.decide_set import decide_set
 from catalog.web.mapview import map_page
+from catalog.web.neighbours import neighbours
 from catalog.web.params import query_string
 from catalog.web.render import error_response
 from catalog.web.security import Access, WriteRefused
+from catalog.web.server import LOCAL_HOSTS
 
 HERE = Path(__file__).resolve().parent
-#: Hosts a server bound to the loopback interface answers to (DNS rebinding guard).
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 #: Security headers on every response: no framing, no sniffing, no outside scripts.
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -50,7 +56,10 @@ Handler = Callable[[Request], Awaitable[Response] | Response]
 
 
 async def on_catalog_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StaleDecisionError):  # someone decided since: who, what, when
+        return error_response(request, 409, str(exc), {"latest": exc.latest})
     status = 404 if isinstance(exc, ImageNotFoundError | DatasetNotFoundError) else 400
+    status = 413 if isinstance(exc, BodyTooLargeError) else status
     return error_response(request, status, str(exc))
 
 
@@ -63,6 +72,12 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if exc.status_code != 404 else f"No page at {request.url.path}"
     return error_response(request, exc.status_code, message)
+
+
+async def favicon(request: Request) -> Response:
+    """The tab's icon (browsers ask for ``/favicon.ico`` whatever the page says)."""
+    data = (HERE / "static" / "favicon.ico").read_bytes()
+    return Response(data, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
 
 def twin(path: str, endpoint: Handler, name: str) -> list[BaseRoute]:
@@ -119,10 +134,12 @@ def create_app(
         Route("/sprite.png", pages.sprite, name="sprite"),
         Route("/thumb/{sha256}.png", pages.thumbnail, name="thumb"),
         *twin("/image/{dataset}/{split}/{index}", pages.image, "image"),
+        Route("/api/neighbours/{dataset}/{split}/{index}", neighbours, name="neighbours"),
         *twin("/exports", pages.exports, "exports"),
         *twin("/audit", review.audit_page, "audit"),
         *twin("/review", review.review_page, "review"),
         Route("/api/decide", review.decide, methods=["POST"], name="decide"),
+        Route("/favicon.ico", favicon, name="favicon"),
         *twin("/map", map_page, "map"),
         Route("/api/decide-set", decide_set, methods=["POST"], name="decide-set"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -41,7 +41,7 @@ def image_json(row: ImageRow) -> dict[str, Any]:
     """One image as the JSON API lists it, with the URLs of its page and thumbnail."""
     return {
         "id": row.id, "dataset": row.dataset, "split": row.split, "index": row.index,
-        "label": row.label, "sha256": row.sha256,
+        "label": row.label, "sha256": row.sha256, "decision": row.decision,  # for "seen"
         "url": f"/image/{row.dataset}/{row.split}/{row.index}",
         "thumb": f"/thumb/{row.sha256}.png",
     }  # fmt: skip
@@ -134,12 +134,15 @@ def image(request: Request) -> Response:
     k = parse_int(request.query_params, "k", 12, 1, MAX_NEIGHBOURS)
     catalog = catalog_of(request)
     details = catalog.image_details(split, int(text), dataset=dataset)
-    found = catalog.lookalikes(details.row.id, details.row.dataset, k)
+    found = catalog.lookalikes_if_ready(details.row.id, details.row.dataset, k)
     data = {
         **details.to_json(),
         "thumb": f"/thumb/{details.row.sha256}.png",
         "history": history_of(catalog, details.row),
-        "neighbours": [{**image_json(n.row), "distance": n.distance} for n in found],
+        "neighbours": None  # the index is being built: they follow (catalog/web/neighbours.py)
+        if found is None
+        else [{**image_json(n.row), "distance": n.distance} for n in found],
+        "neighbours_url": f"/api/neighbours/{dataset}/{split}/{text}?k={k}",
         **around(catalog, details.row),
     }
     return render(request, "image.html", data)

@@ -30,7 +30,10 @@ def render(
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
-def error_response(request: Request, status: int, message: str) -> Response:
+def error_response(
+    request: Request, status: int, message: str, extra: dict[str, Any] | None = None
+) -> Response:
     if is_api(request) or request.url.path.endswith(".png"):
-        return JSONResponse({"error": message, "status": status}, status_code=status)
+        data = {"error": message, "status": status, **(extra or {})}
+        return JSONResponse(data, status_code=status)
     return render(request, "error.html", {"error": message, "status": status}, status=status)

@@ -3,13 +3,16 @@
 Suspects are the latest stored audit run's label-error ranking (``mnist-catalog
 audit`` records it). Each key in review mode is one POST to ``/api/decide``, a
 curation decision by the reviewer: ``keep`` tags the image ``reviewed``,
-``relabel`` relabels it, ``exclude`` excludes it, ``undo`` reverts the latest
-decision about it that is not already undone.
+``relabel`` relabels it, ``exclude`` excludes it, ``undo`` reverts the reviewer's
+own latest decision about it that is not already undone.
+
+A decision carries ``seen``, the latest decision id about the image the page
+showed (``null``: none). If another one came since, the answer is 409 with that
+decision, and nothing is recorded (see :mod:`catalog.curation.seen`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -20,9 +23,17 @@ from starlette.responses import JSONResponse, Response
 from catalog.api.handle import Catalog
 from catalog.audit import CHECKS
 from catalog.audit.runs import StoredRun
-from catalog.errors import CatalogError, ImageNotFoundError, SelectionError
+from catalog.curation.seen import UNCHECKED, Seen
+from catalog.errors import (
+    CatalogError,
+    DatasetNotFoundError,
+    ImageNotFoundError,
+    SelectionError,
+)
+from catalog.web.bodies import json_object, read_body
 from catalog.web.findings import page_findings
-from catalog.web.pages import MAX_INDEX, catalog_of, history_of, image_json
+from catalog.web.neighbours import neighbours_of, neighbours_url
+from catalog.web.pages import MAX_INDEX, catalog_of, history_of
 from catalog.web.params import ParameterError, check_names, parse_int
 from catalog.web.progress import review_progress
 from catalog.web.render import render
@@ -31,8 +42,6 @@ from catalog.web.security import Access, reviewer
 #: Findings listed per check on the audit page unless ``limit`` says otherwise, and the most.
 FINDINGS_SHOWN = 60
 MAX_FINDINGS = 1000
-#: Largest request body a decision may have.
-MAX_BODY = 4096
 ACTIONS = ("keep", "relabel", "exclude", "undo")
 REVIEWED_TAG = "reviewed"
 NEIGHBOURS = 12
@@ -40,6 +49,16 @@ NEIGHBOURS = 12
 
 class NoAuditError(CatalogError):
     """The catalog holds no stored audit run to show."""
+
+
+def known_dataset(catalog: Catalog, dataset: str | None) -> None:
+    """Raise :class:`DatasetNotFoundError` (404) if ``dataset`` is given and unknown."""
+    if dataset is None:
+        return
+    names = [summary.name for summary in catalog.datasets(counts=False)]
+    if dataset not in names:
+        msg = f"No dataset {dataset[:64]!r} in the catalog: expected one of {', '.join(names) or 'none'}"
+        raise DatasetNotFoundError(msg)
 
 
 def latest(catalog: Catalog, dataset: str | None, *, findings: bool = True) -> StoredRun:
@@ -54,6 +73,7 @@ def latest(catalog: Catalog, dataset: str | None, *, findings: bool = True) -> S
 def audit_page(request: Request) -> Response:
     check_names(request.query_params, ("dataset", "limit", "check", "page"))
     limit = parse_int(request.query_params, "limit", FINDINGS_SHOWN, 0, MAX_FINDINGS)
+    known_dataset(catalog_of(request), request.query_params.get("dataset"))
     run = catalog_of(request).latest_audit(request.query_params.get("dataset"))
     if run is None:
         return render(request, "audit.html", {"run": None, "checks": {}})
@@ -89,6 +109,7 @@ def review_page(request: Request) -> Response:
     params = request.query_params
     check_names(params, ("dataset", "split", "n", "undecided"))
     catalog = catalog_of(request)
+    known_dataset(catalog, params.get("dataset"))
     run = latest(catalog, params.get("dataset"), findings=False)
     rankings = _rankings(run)
     if not rankings:
@@ -108,7 +129,6 @@ def review_page(request: Request) -> Response:
     n = progress["n"]
     ref = suspects[n - 1]
     details = catalog.image_details(split, int(ref["index"]), dataset=dataset)
-    found = catalog.lookalikes(details.row.id, dataset, NEIGHBOURS)
     base = f"/review?dataset={dataset}&split={split}&n="
     data = {
         "run": run.id, "dataset": dataset, "split": split, "splits": list(splits),
@@ -119,7 +139,8 @@ def review_page(request: Request) -> Response:
             "thumb": f"/thumb/{details.row.sha256}.png",
         },
         "history": history_of(catalog, details.row),
-        "neighbours": [{**image_json(x.row), "distance": x.distance} for x in found],
+        "neighbours": neighbours_of(catalog, details.row, NEIGHBOURS),  # None: they follow
+        "neighbours_url": neighbours_url(details.row, NEIGHBOURS),
         "prev": f"{base}{n - 1}" if n > 1 else None,
         "next": f"{base}{n + 1}" if n < len(suspects) else None,
     }  # fmt: skip
@@ -131,17 +152,7 @@ async def decide(request: Request) -> Response:
     """Record one review decision (POST, JSON body) and answer the image's new state."""
     access: Access = request.app.state.access
     access.check_write(request)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        return JSONResponse({"error": f"Request body over {MAX_BODY} bytes"}, status_code=413)
-    try:
-        asked = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        msg = "The request body is not JSON"
-        raise ParameterError(msg) from None
-    if not isinstance(asked, dict):
-        msg = "The request body is not a JSON object"
-        raise ParameterError(msg)
+    asked = json_object(await read_body(request))
     by = reviewer(request, asked.get("by"))
     if by is None:
         msg = "Who decides? Give your name (the page asks once; scripts send 'by')"
@@ -167,27 +178,39 @@ def _decide(catalog: Catalog, asked: dict[str, Any], by: str) -> Response:
     if not all(t.isprintable() for t in (split, dataset or "", str(asked.get("label", "")))):
         msg = "The decision holds control characters: refused"
         raise ParameterError(msg)
+    seen = _seen(asked)
     ref = f"{split}:{index}"
     if action == "keep":
-        summary = catalog.tag(REVIEWED_TAG, ref, dataset=dataset, by=by, note="kept in review")
+        summary = catalog.tag(
+            REVIEWED_TAG, ref, dataset=dataset, by=by, note="kept in review", seen=seen
+        )
     elif action == "relabel":
         label = asked.get("label")
         if not isinstance(label, int | str) or isinstance(label, bool):
             msg = "relabel needs a label"
             raise ParameterError(msg)
-        summary = catalog.relabel(ref, label, dataset=dataset, by=by, note="review")
+        summary = catalog.relabel(ref, label, dataset=dataset, by=by, note="review", seen=seen)
     elif action == "exclude":
-        summary = catalog.exclude(ref, reason="excluded in review", dataset=dataset, by=by)
+        summary = catalog.exclude(
+            ref, reason="excluded in review", dataset=dataset, by=by, seen=seen
+        )
     else:
-        history = catalog.history(ref, dataset=dataset)
-        undone = {record.undoes for record in history}
-        open_ = [r for r in history if r.undoes is None and r.id not in undone]
-        if not open_:
-            msg = f"Nothing to undo for {ref}: no decision about it that is not undone"
-            raise CatalogError(msg)
-        summary = catalog.undo(open_[-1].id, by=by)
+        summary = catalog.undo_latest(ref, by=by, dataset=dataset, seen=seen)
     details = catalog.image_details(split, index, dataset=dataset)
     return JSONResponse({
         "summary": summary.describe(), "recorded": summary.recorded, "image": details.to_json(),
         "history": history_of(catalog, details.row),
     })  # fmt: skip
+
+
+def _seen(asked: dict[str, Any]) -> Seen:
+    """The body's ``seen``: a decision id, null (none seen), or absent (not checked)."""
+    if "seen" not in asked:
+        return UNCHECKED
+    seen = asked["seen"]
+    if seen is None:
+        return None
+    if not isinstance(seen, int) or isinstance(seen, bool) or not 0 <= seen <= MAX_INDEX:
+        msg = "seen is the id of the latest decision the page showed (a whole number) or null"
+        raise ParameterError(msg)
+    return seen

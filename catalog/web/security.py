@@ -8,6 +8,10 @@
 - A write is a POST. From a page it also carries the CSRF token the page holds
   (header ``X-CSRF-Token``), and a cross-site ``Origin`` is refused. A GET never writes.
 - ``--read-only`` turns writing off whatever the token.
+- The token cookie is named after the port (``catalog_token_8000``): cookies are
+  shared by every port of a host, so two servers on one machine each keep their own.
+- Every token the client sends is compared as bytes (:func:`same_secret`): text
+  that is not ASCII, or holds NUL, simply does not match (no error, no 500).
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ class Access:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def has_token(self, request: Request) -> bool:
-        given = request.cookies.get(TOKEN_COOKIE, "")
+        given = request.cookies.get(token_cookie(request), "")
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             given = header[7:].strip()
-        return bool(given) and hmac.compare_digest(given, self.token)
+        return same_secret(given, self.token)
 
     def can_write(self, request: Request) -> bool:
         return not self.read_only and self.has_token(request)
@@ -68,21 +72,44 @@ class Access:
         if origin is not None and origin != _origin(request):
             raise WriteRefused(403, f"Cross-site request from {origin} refused")
         given = request.headers.get(CSRF_HEADER, "")
-        if not given or not hmac.compare_digest(given, self.csrf):
+        if not same_secret(given, self.csrf):
             raise WriteRefused(403, "Missing or wrong CSRF token: reload the page")
 
     def token_redirect(self, request: Request) -> Response | None:
-        """For ``?token=...``: keep it in a cookie and redirect to the URL without it."""
+        """For ``?token=...``: keep it in a cookie and redirect to the URL without it.
+
+        A wrong token is dropped from the URL too, without a cookie: reading is open
+        to everyone, the page then simply cannot write (and says so).
+        """
         given = request.query_params.get("token")
         if given is None or request.method != "GET":
             return None
-        if not hmac.compare_digest(given, self.token):
-            raise WriteRefused(403, "Wrong token: use the URL the server printed at start-up")
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
         url = request.url.replace(query=urlencode(rest))
         response = RedirectResponse(str(url), status_code=303)
-        response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+        if same_secret(given, self.token) and not self.read_only:
+            response.set_cookie(token_cookie(request), self.token, httponly=True, samesite="strict")
         return response
+
+
+def same_secret(given: str, secret: str) -> bool:
+    """Whether ``given`` (client text) is ``secret``, in constant time.
+
+    ``hmac.compare_digest`` raises TypeError on text that is not ASCII: compare the
+    UTF-8 bytes instead (``surrogatepass``: a lone surrogate is not an error either).
+    """
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), secret.encode())
+
+
+def token_cookie(request: Request) -> str:
+    """The token cookie's name for the port this request was sent to (``catalog_token_8000``)."""
+    try:
+        port = request.url.port
+    except ValueError:  # "Host: 127.0.0.1:abc" passes the host check; not a port
+        port = None
+    return f"{TOKEN_COOKIE}_{port}" if port else TOKEN_COOKIE
 
 
 def _origin(request: Request) -> str:

@@ -21,11 +21,36 @@
   const who = document.getElementById("who");
   if (who) who.textContent = reviewer(false) || "(name asked at the first decision)";
 
+  // Neighbours that follow: the page answered before the neighbour index was built.
+  function follow(box) {
+    fetch(box.dataset.follow, {credentials: "same-origin"})
+      .then((response) => response.json())
+      .then((answer) => {
+        if (!answer.ready) { window.setTimeout(() => follow(box), 1000); return; }
+        box.textContent = "";
+        for (const n of answer.neighbours) {
+          const link = document.createElement("a");
+          link.href = n.url;
+          link.title = n.split + ":" + n.index + " distance " + n.distance;
+          const img = document.createElement("img");
+          img.className = "pixelated";
+          img.src = n.thumb; img.width = 84; img.height = 84; img.alt = "";
+          const label = document.createElement("span");
+          label.textContent = n.label;
+          link.append(img, label);
+          box.appendChild(link);
+        }
+        delete box.dataset.follow;
+      })
+      .catch(() => window.setTimeout(() => follow(box), 2000));
+  }
+  document.querySelectorAll(".neighbours[data-follow]").forEach(follow);
+
   const review = document.getElementById("review");
   if (!review) return;
   const status = document.getElementById("status");
 
-  function show(image, history, message) {
+  function show(image, history, message, kind) {
     document.getElementById("current").textContent = image.label_name;
     document.getElementById("excluded").hidden = !image.excluded;
     document.getElementById("tags").innerHTML = image.tags
@@ -40,34 +65,65 @@
       list.appendChild(li);
     }
     status.textContent = message;
-    status.className = "status done";
+    status.className = "status " + (kind || "done");
   }
 
-  async function decide(action, label) {
-    if (!csrf) {
-      status.textContent = "Read only: open the URL with the token the server printed to decide.";
-      status.className = "status refused";
-      return;
-    }
-    const by = reviewer(true);
-    if (!by) return;
-    status.textContent = "…";
-    status.className = "status";
+  function refused(message) {
+    status.textContent = message;
+    status.className = "status refused";
+  }
+
+  // The latest decision about the image this page shows: sent with every decision
+  // as "seen", so one made meanwhile by someone else is answered 409, not overwritten.
+  function seen() {
+    return review.dataset.seen === "" ? null : Number(review.dataset.seen);
+  }
+
+  async function refresh() {
+    const response = await fetch(review.dataset.imageUrl, {credentials: "same-origin"});
+    if (!response.ok) return;
+    const image = await response.json();
+    review.dataset.seen = image.decision === null ? "" : String(image.decision);
+    show(image, image.history, status.textContent, "refused");
+  }
+
+  async function send(action, label, by) {
     const body = {action: action, dataset: review.dataset.dataset, split: review.dataset.split,
-                  index: Number(review.dataset.index), by: by};
+                  index: Number(review.dataset.index), by: by, seen: seen()};
     if (label !== undefined) body.label = label;
     const response = await fetch("/api/decide", {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
       body: JSON.stringify(body),
     });
-    const answer = await response.json();
-    if (!response.ok) {
-      status.textContent = answer.error;
-      status.className = "status refused";
+    let answer;
+    try { answer = await response.json(); } catch (e) { answer = {error: "HTTP " + response.status}; }
+    if (response.status === 409) {  // decided meanwhile by someone else: show theirs
+      refused(answer.error);
+      await refresh();
       return;
     }
+    if (!response.ok) { refused(answer.error); return; }
+    review.dataset.seen = answer.image.decision === null ? "" : String(answer.image.decision);
     show(answer.image, answer.history, answer.summary);
+  }
+
+  // Keys are queued: each decision is sent when the one before it is answered, so
+  // answers apply in the order of the keys (a slow answer never overwrites a newer one)
+  // and each carries the "seen" its predecessor's answer left.
+  let queue = Promise.resolve();
+  function decide(action, label) {
+    if (!csrf) {
+      refused(review.dataset.readOnly
+        ? "Read only: this server was started with --read-only, nothing can be decided here."
+        : "Read only here: open the URL with the token the server printed to decide.");
+      return;
+    }
+    const by = reviewer(true);
+    if (!by) return;
+    status.textContent = "…";
+    status.className = "status";
+    queue = queue.then(() => send(action, label, by)).catch((e) => refused(String(e)));
   }
 
   document.addEventListener("keydown", (event) => {
