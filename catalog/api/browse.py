@@ -175,9 +175,12 @@ class BrowseMixin:
             return kept
         if wait:
             return self._lay_out(key, inputs, seed)
-        threading.Thread(
-            target=self._lay_out, args=(key, inputs, seed), name="map-layout", daemon=True
-        ).start()
+
+        def background() -> None:
+            _lower_priority()  # pages stay quick while t-SNE runs
+            self._lay_out(key, inputs, seed)
+
+        threading.Thread(target=background, name="map-layout", daemon=True).start()
         return kept
 
     def _lay_out(self, key: Any, inputs: Any, seed: int) -> MapPoints:
@@ -227,3 +230,13 @@ class BrowseMixin:
 
             self._lookalikes = NeighbourCache(self.engine)
         return self._lookalikes
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (niceness 10; the threads it starts inherit it),
+    where the system allows: on Linux a thread's niceness is its own."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(AttributeError, OSError):  # not Linux-like, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
