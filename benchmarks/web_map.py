@@ -9,11 +9,13 @@ Steps, through the real programs:
 3. time pages with an HTTP client, warm, median of 10 (after 2 warm-ups): overview, the
    grid with its facets (whole catalog; test split; sorted by suspect score; seeded
    random), the map of all 70,000 (20,000 drawn) and of the test split, their JSON twins;
-   the map's first answer (nothing kept yet) is timed apart;
+   the map's first answer (nothing kept yet, the quick LDA layout) is timed apart, and
+   how long until its t-SNE layout, computed in the background, is ready;
 4. in headless Chromium, on a copy of the catalog: five test suspects relabelled to their
    suggestion as one decision set, three images tagged ``blurry``, one excluded, two
    review decisions; screenshots of the grid sorted by suspect score, the map coloured by
-   label, and the review page with its progress go to ``docs/``.
+   label (once its t-SNE layout is ready, in a taller window), and the review page with
+   its progress go to ``docs/``.
 
     python benchmarks/web_map.py [--mnist DIR] [--db CATALOG] [--screenshots DIR]
                                  [--million CATALOG]
