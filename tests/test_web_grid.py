@@ -5,6 +5,7 @@ from the page (and their undo) on both backends."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,9 @@ def test_map_json_draws_the_selection_quick_layout_first_then_tsne(
     opened = client.get(f"/api/grid?ids={','.join(map(str, points['id'][:7]))}").json()
     assert [im["id"] for im in opened["images"]] == points["id"][:7]
     assert client.get("/api/grid?ids=1,x").status_code == 400
+    for thread in threading.enumerate():  # the other maps' t-SNE layouts: let them end
+        if thread.name == "map-layout":
+            thread.join(timeout=120)
 
 
 def test_a_decision_set_from_the_grid_and_its_undo(
