@@ -5,6 +5,7 @@ from the page (and their undo) on both backends."""
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from web_fixtures import PLANTED
 
 from catalog import Catalog
 from catalog.audit import AuditReport
+from catalog.selection import Selection
+from catalog.similarity.layout import tsne_available
 from catalog.web.security import Access
 
 
@@ -174,7 +177,7 @@ def test_review_counts_done_and_left_and_skips_decided_suspects(
     assert "1 done · " in writer.get("/review?split=test").text
 
 
-def test_map_json_draws_the_selection_on_the_principal_plane(
+def test_map_json_draws_the_selection_quick_layout_first_then_tsne(
     client: TestClient, web_catalog: Catalog, web_sources: tuple[Path, AuditReport]
 ) -> None:
     data = client.get("/api/map?dataset=digits").json()
@@ -189,7 +192,15 @@ def test_map_json_draws_the_selection_on_the_principal_plane(
     assert points["label"] == [labels[i] for i in points["id"]]
     suspected = sum(1 for s in points["score"] if s > 0)
     assert suspected == len(suspects_in(web_sources[1]))
-    assert data["embedded_now"] == 500  # no stored embeddings: embedded for the map
+    assert data["layout"] == "fisher"  # the quick layout first ...
+    assert data["pending"] is tsne_available()  # ... while t-SNE is computed
+    if tsne_available():
+        assert 'id="map-pending"' in client.get("/map?dataset=digits").text
+        web_catalog.map_points(Selection(dataset="digits"), wait=True)
+        later = client.get("/api/map?dataset=digits").json()
+        assert (later["layout"], later["pending"]) == ("tsne", False)
+        assert later["points"]["id"] == points["id"]
+        assert 'id="map-pending"' not in client.get("/map?dataset=digits").text
     sample = client.get("/api/map?dataset=digits&points=50&seed=4").json()
     assert (sample["total"], sample["drawn"]) == (500, 50)
     assert sample == client.get("/api/map?dataset=digits&points=50&seed=4").json()
@@ -199,6 +210,9 @@ def test_map_json_draws_the_selection_on_the_principal_plane(
     opened = client.get(f"/api/grid?ids={','.join(map(str, points['id'][:7]))}").json()
     assert [im["id"] for im in opened["images"]] == points["id"][:7]
     assert client.get("/api/grid?ids=1,x").status_code == 400
+    for thread in threading.enumerate():  # the other maps' t-SNE layouts: let them end
+        if thread.name == "map-layout":
+            thread.join(timeout=120)
 
 
 def test_a_decision_set_from_the_grid_and_its_undo(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # numpy and the similarity index load on first use: not for a
 MAPS_KEPT = 8
 _MAPS_LOCK = threading.Lock()
 _MAP_BUILD_LOCK = threading.Lock()
+_LAYOUT_LOCK = threading.Lock()
 
 
 class BrowseMixin:
@@ -143,23 +144,64 @@ class BrowseMixin:
         with session_scope(self.engine) as session:
             return resolve(session, dataset, refs)
 
-    def map_points(self, selection: Selection, *, cap: int = 20_000, seed: int = 0) -> MapPoints:
-        """``selection``'s images on a 2-D map (their embeddings' principal plane), at most
-        ``cap`` of them (a seeded sample of a larger selection). The last few maps are
-        kept until an image or a decision is added."""
-        from catalog.similarity.projection import catalog_version, map_points
+    def map_points(
+        self, selection: Selection, *, cap: int = 20_000, seed: int = 0, wait: bool = False
+    ) -> MapPoints:
+        """``selection``'s images on a 2-D map, at most ``cap`` of them (a seeded sample of
+        a larger selection). The first answer is the quick layout (Fisher's discriminant,
+        ``pending`` set) while a t-SNE layout is computed in a background thread; later
+        answers give the t-SNE one once done. ``wait`` waits for it instead. The last few
+        maps are kept until an image or a decision is added."""
+        from catalog.similarity.projection import (
+            catalog_version,
+            map_inputs,
+            quick_map,
+            wants_tsne,
+        )
 
         with session_scope(self.engine) as session:
             key = (selection, cap, seed, catalog_version(session))
-            with _MAP_BUILD_LOCK:  # one map drawn at a time: a request waits for a warm-up
+            with _MAP_BUILD_LOCK:  # one map read at a time: a request waits for a warm-up
                 with _MAPS_LOCK:
                     kept = self._maps.get(key) if self._maps is not None else None
-                if kept is not None:
+                if kept is not None and not (wait and kept.pending):
                     drawn: MapPoints = kept
                     return drawn
-                found = map_points(session, selection, cap=cap, seed=seed)
-                self._keep(key, found)
-        return found
+                inputs = map_inputs(session, selection, cap=cap, seed=seed)
+                if kept is None:
+                    kept = quick_map(inputs, pending=wants_tsne(inputs))
+                    self._keep(key, kept)
+        if not kept.pending:
+            return kept
+        if wait:
+            return self._lay_out(key, inputs, seed)
+
+        def background() -> None:
+            _lower_priority()  # pages stay quick while t-SNE runs
+            self._lay_out(key, inputs, seed)
+
+        threading.Thread(target=background, name="map-layout", daemon=True).start()
+        return kept
+
+    def _lay_out(self, key: Any, inputs: Any, seed: int) -> MapPoints:
+        """The t-SNE map of ``inputs``, kept under ``key`` (one t-SNE at a time: the
+        machine has few cores). A failure keeps the quick map, no longer pending."""
+        from dataclasses import replace
+
+        from catalog.similarity.projection import quick_map, tsne_map
+
+        with _LAYOUT_LOCK:
+            with _MAPS_LOCK:
+                kept = self._maps.get(key) if self._maps is not None else None
+            if kept is not None and not kept.pending:
+                done: MapPoints = kept
+                return done
+            try:
+                found = tsne_map(inputs, seed=seed)
+            except Exception:  # noqa: BLE001 - a layout library's failure: keep the quick map
+                found = replace(kept or quick_map(inputs), pending=False)
+            self._keep(key, found)
+            return found
 
     def warm_maps(self, datasets: list[str]) -> threading.Thread:
         """Draw the map of each of ``datasets`` in a background thread (a large catalog's
@@ -188,3 +230,13 @@ class BrowseMixin:
 
             self._lookalikes = NeighbourCache(self.engine)
         return self._lookalikes
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (niceness 10; the threads it starts inherit it),
+    where the system allows: on Linux a thread's niceness is its own."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(AttributeError, OSError):  # not Linux-like, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

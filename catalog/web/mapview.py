@@ -1,4 +1,5 @@
-"""The map: a selection's images on the principal plane of their embeddings, drawn by
+"""The map: a selection's images laid out in 2-D (t-SNE of their pooled pixels, Fisher's
+discriminant until the t-SNE layout is ready: :mod:`catalog.similarity.projection`), drawn by
 ``static/map.js`` on a canvas, coloured by label or by suspect score; a box drawn on it
 opens the images inside in the grid (``/grid?ids=...``).
 
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from catalog.api.handle import Catalog
-from catalog.similarity.projection import MAP_POINTS
+from catalog.similarity.projection import MAP_POINTS, METHODS
 from catalog.web.params import ParameterError, parse_int, parse_selection, query_string
 from catalog.web.render import is_api, render
 from catalog.web.suspects import suspects_of
@@ -38,8 +39,7 @@ def map_page(request: Request) -> Response:
     names = catalog.label_names(selection.dataset) if len(found.ids) else {}
     data: dict[str, Any] = {
         "selection": selection.to_json(), "total": found.total, "drawn": len(found.ids),
-        "embedded_now": found.embedded, "explained": list(found.explained),
-        "method": "PCA of the stored embeddings (first two principal axes)",
+        "layout": found.method, "method": METHODS[found.method], "pending": found.pending,
         "label_names": {str(k): v for k, v in names.items()},
         "points": {
             "id": found.ids.tolist(),
@@ -53,7 +53,7 @@ def map_page(request: Request) -> Response:
         return render(request, "map.html", data)
     return render(
         request, "map.html", data, colour=colour, points_json=_script_safe(json.dumps(data)),
-        grid=f"/grid?{query_string(selection)}",
+        grid=f"/grid?{query_string(selection)}", query=request.url.query,
         colour_url=lambda c: f"/map?{query_string(selection, color=c if c != 'label' else None)}",
     )  # fmt: skip
 

@@ -82,4 +82,13 @@
     status.textContent = inside.length + " images chosen" + (inside.length > 1000 ? ", opening the first 1,000" : "") + "…";
     window.location.href = "/grid?ids=" + ids.join(",");
   });
+  // A better layout is being computed: ask every 5 s, reload once it is ready.
+  const pending = document.getElementById("map-pending");
+  if (pending) {
+    const poll = () => fetch(pending.dataset.poll, { credentials: "same-origin" })
+      .then((r) => r.json())
+      .then((d) => { if (d.pending) setTimeout(poll, 5000); else window.location.reload(); })
+      .catch(() => setTimeout(poll, 15000));
+    setTimeout(poll, 5000);
+  }
 })();
