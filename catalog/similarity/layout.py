@@ -38,6 +38,8 @@ TSNE_MIN_POINTS = 50
 def pooled_pixels(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """``(N, H, W)`` images averaged over square blocks, flattened, on the 0-1 scale."""
     n, h, w = pixels.shape
+    if n == 0 or h == 0 or w == 0:  # nothing drawn: no features
+        return np.zeros((n, h * w), np.float32)
     block = max(1, -(-max(h, w) // POOLED_SIDE))  # ceil: at most POOLED_SIDE per side
     rows, cols = max(h // block, 1), max(w // block, 1)
     cropped = pixels[:, : rows * block, : cols * block]
