@@ -65,6 +65,16 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
             driver.quit()
 
 
+@contextmanager
+def served(app: Any, width: int = 1280, height: int = 900) -> Iterator[tuple[Any, Any]]:
+    """The web ``app`` on a free port of 127.0.0.1 and a headless Chromium to drive it:
+    ``(server, driver)``, both stopped afterwards."""
+    from catalog.web.server import ThreadedServer
+
+    with ThreadedServer(app) as server, chromium(width, height) as driver:
+        yield server, driver
+
+
 def screenshot(driver: Any, path: Path, width: int = 960) -> Path:
     """Save the visible page as a small PNG: scaled to ``width`` pixels, in a 256-colour
     palette (text stays crisp at a fraction of the size)."""

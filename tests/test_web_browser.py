@@ -3,14 +3,10 @@ with the keyboard; the decisions must be in the catalog."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from browser import chromium, required
-from web_fixtures import build_web_catalog
+from browser import required, served
 
 from catalog import Catalog
-from catalog.audit import AuditReport
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +15,7 @@ REASON = required()  # None, a reason to skip, or a failure where CI promised a 
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
 def test_browse_then_review_three_suspects_with_the_keyboard(
-    catalog: Catalog, web_sources: tuple[Path, AuditReport]
+    catalog: Catalog, web_catalog: Catalog
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -28,11 +24,10 @@ def test_browse_then_review_three_suspects_with_the_keyboard(
 
     from catalog.web.app import create_app
     from catalog.web.security import Access
-    from catalog.web.server import ThreadedServer
 
-    build_web_catalog(catalog, *web_sources)
+    assert web_catalog is catalog  # ingested and audited (tests/conftest.py)
     access = Access()
-    with ThreadedServer(create_app(catalog, access=access)) as server, chromium() as driver:
+    with served(create_app(catalog, access=access)) as (server, driver):
         wait = WebDriverWait(driver, 20)
         driver.get(f"{server.url}/?token={access.token}")
         assert "token=" not in driver.current_url  # kept in a cookie instead

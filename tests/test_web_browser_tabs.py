@@ -4,14 +4,10 @@ Then two quick keys apply in order (the queue), in the page and in the catalog."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from browser import chromium, required
-from web_fixtures import build_web_catalog
+from browser import required, served
 
 from catalog import Catalog
-from catalog.audit import AuditReport
 
 pytestmark = pytest.mark.slow
 
@@ -20,18 +16,17 @@ REASON = required()  # None, a reason to skip, or a failure where CI promised a 
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
 def test_two_tabs_deciding_one_image_the_second_sees_409(
-    catalog: Catalog, web_sources: tuple[Path, AuditReport]
+    catalog: Catalog, web_catalog: Catalog
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from catalog.web.app import create_app
     from catalog.web.security import Access
-    from catalog.web.server import ThreadedServer
 
-    build_web_catalog(catalog, *web_sources)
+    assert web_catalog is catalog  # ingested and audited (tests/conftest.py)
     access = Access()
-    with ThreadedServer(create_app(catalog, access=access)) as server, chromium() as driver:
+    with served(create_app(catalog, access=access)) as (server, driver):
         wait = WebDriverWait(driver, 20)
         driver.get(f"{server.url}/?token={access.token}")
         driver.add_cookie({"name": "catalog_reviewer", "value": "rita", "path": "/"})
@@ -77,18 +72,17 @@ def test_two_tabs_deciding_one_image_the_second_sees_409(
 
 @pytest.mark.skipif(REASON is not None, reason=REASON or "")
 def test_a_read_only_review_says_so_and_asks_for_no_token(
-    catalog: Catalog, web_sources: tuple[Path, AuditReport]
+    catalog: Catalog, web_catalog: Catalog
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from catalog.web.app import create_app
     from catalog.web.security import Access
-    from catalog.web.server import ThreadedServer
 
-    build_web_catalog(catalog, *web_sources)
+    assert web_catalog is catalog  # ingested and audited (tests/conftest.py)
     app = create_app(catalog, access=Access(read_only=True))
-    with ThreadedServer(app) as server, chromium() as driver:
+    with served(app) as (server, driver):
         driver.get(f"{server.url}/review?split=test&token=anything")
         assert "token=" not in driver.current_url  # dropped; reading goes on
         driver.find_element(By.TAG_NAME, "body").send_keys("x")

@@ -11,7 +11,6 @@ the set's summary and the new state of each image named.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from catalog.api.handle import Catalog
 from catalog.curation.sets import SET_ACTIONS
+from catalog.web.bodies import json_object, read_body
 from catalog.web.gridview import image_state
 from catalog.web.pages import MAX_INDEX
 from catalog.web.params import MAX_PAGE_SIZE, ParameterError
@@ -28,18 +28,6 @@ from catalog.web.suspects import suspects_of
 
 #: Largest body: a thousand image names and the rest.
 MAX_BODY = 64 * 1024
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        asked = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        msg = "The request body is not JSON (or is nested too deep)"
-        raise ParameterError(msg) from None
-    if not isinstance(asked, dict):
-        msg = "The request body is not a JSON object"
-        raise ParameterError(msg)
-    return asked
 
 
 def _refs(asked: dict[str, Any]) -> list[str]:
@@ -71,10 +59,7 @@ async def decide_set(request: Request) -> Response:
     """Record one decision set (or undo one) and answer the images' new state."""
     access: Access = request.app.state.access
     access.check_write(request)
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        return JSONResponse({"error": f"Request body over {MAX_BODY} bytes"}, status_code=413)
-    asked = _body(raw)
+    asked = json_object(await read_body(request, MAX_BODY), max_bytes=MAX_BODY)
     by = reviewer(request, asked.get("by"))
     if by is None:
         msg = "Who decides? Give your name (the page asks once; scripts send 'by')"

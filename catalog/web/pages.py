@@ -124,25 +124,41 @@ def thumbnail(request: Request) -> Response:
     return Response(png_bytes(pixels), media_type="image/png", headers={"Cache-Control": IMMUTABLE})
 
 
-def image(request: Request) -> Response:
+def image_place(request: Request) -> tuple[str, str, int, int]:
+    """An image's ``(dataset, split, index)`` from its path and ``?k=`` neighbours:
+    the image page's and the neighbours endpoint's one reading of them."""
     check_names(request.query_params, ("k",))
     dataset, split = request.path_params["dataset"], request.path_params["split"]
     text = request.path_params["index"]
     if not text.isdigit() or int(text) > MAX_INDEX:
-        msg = f"No image {split}:{text[:20]}: the index is a whole number 0 or more"
+        msg = f"No image {split[:32]}:{text[:20]}: the index is a whole number 0 or more"
         raise ImageNotFoundError(msg)
-    k = parse_int(request.query_params, "k", 12, 1, MAX_NEIGHBOURS)
+    return dataset, split, int(text), parse_int(request.query_params, "k", 12, 1, MAX_NEIGHBOURS)
+
+
+def neighbours_url(row: ImageRow, k: int) -> str:
+    return f"/api/neighbours/{row.dataset}/{row.split}/{row.index}?k={k}"
+
+
+def neighbours_of(catalog: Catalog, row: ImageRow, k: int) -> list[dict[str, Any]] | None:
+    """The ``k`` look-alikes of ``row`` as the pages list them, None while the index
+    builds (they follow: catalog/web/neighbours.py)."""
+    found = catalog.lookalikes_if_ready(row.id, row.dataset, k)
+    if found is None:
+        return None
+    return [{**image_json(n.row), "distance": n.distance} for n in found]
+
+
+def image(request: Request) -> Response:
+    dataset, split, index, k = image_place(request)
     catalog = catalog_of(request)
-    details = catalog.image_details(split, int(text), dataset=dataset)
-    found = catalog.lookalikes_if_ready(details.row.id, details.row.dataset, k)
+    details = catalog.image_details(split, index, dataset=dataset)
     data = {
         **details.to_json(),
         "thumb": f"/thumb/{details.row.sha256}.png",
         "history": history_of(catalog, details.row),
-        "neighbours": None  # the index is being built: they follow (catalog/web/neighbours.py)
-        if found is None
-        else [{**image_json(n.row), "distance": n.distance} for n in found],
-        "neighbours_url": f"/api/neighbours/{dataset}/{split}/{text}?k={k}",
+        "neighbours": neighbours_of(catalog, details.row, k),
+        "neighbours_url": neighbours_url(details.row, k),
         **around(catalog, details.row),
     }
     return render(request, "image.html", data)

@@ -32,8 +32,7 @@ from catalog.errors import (
 )
 from catalog.web.bodies import json_object, read_body
 from catalog.web.findings import page_findings
-from catalog.web.neighbours import neighbours_of, neighbours_url
-from catalog.web.pages import MAX_INDEX, catalog_of, history_of
+from catalog.web.pages import MAX_INDEX, catalog_of, history_of, neighbours_of, neighbours_url
 from catalog.web.params import ParameterError, check_names, parse_int
 from catalog.web.progress import review_progress
 from catalog.web.render import render
