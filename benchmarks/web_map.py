@@ -42,23 +42,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from browser import chromium, missing, screenshot
-from web_pages import DEFAULT_MNIST, cli, start_server
+from web_pages import DEFAULT_MNIST, cli, median_ms, start_server
 
 REPEAT = 10
-
-
-def median_ms(client: httpx.Client, url: str) -> tuple[float, int]:
-    import statistics
-
-    for _ in range(2):
-        client.get(url).raise_for_status()
-    times = []
-    for _ in range(REPEAT):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    return statistics.median(times), len(response.content)
 
 
 def timings(base: str, dataset: str, split: str = "test", *, wait: bool = True) -> None:
@@ -90,7 +76,7 @@ def timings(base: str, dataset: str, split: str = "test", *, wait: bool = True) 
             laid_out(client, url, time.perf_counter())  # warm pages: t-SNE maps kept
         print(f"\n| page | median of {REPEAT}, warm | bytes |\n|---|---:|---:|")
         for name, path in pages.items():
-            ms, size = median_ms(client, path)
+            ms, size = median_ms(client, path, REPEAT)
             print(f"| {name} | {ms:.1f} ms | {size:,} |")
 
 
